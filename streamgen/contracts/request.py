@@ -1,0 +1,50 @@
+"""The request contract as a Python value (mirrors schemas/GenerationRequest.avsc)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+Task = Literal["txt2img", "img2img"]
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationRequest:
+    """One image-generation request, as decoded from the requests topic.
+
+    Times are timezone-aware ``datetime``s (Avro ``timestamp-millis``).
+    """
+
+    request_id: str
+    prompt: str
+    negative_prompt: str = ""
+    model: str = "default"
+    task: Task = "txt2img"
+    init_image_uri: str | None = None
+    strength: float = 0.8
+    width: int = 512
+    height: int = 512
+    steps: int = 30
+    guidance_scale: float = 7.5
+    seed: int | None = None
+    num_images: int = 1
+    scheduler: str | None = None
+    deadline: datetime | None = None
+    priority: int = 0
+    metadata: dict[str, str] = field(default_factory=dict)
+    created_at: datetime | None = None
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> GenerationRequest:
+        """Build from a decoded Avro record (unknown keys are ignored: newer writers)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in record.items() if k in names})
+
+    def to_record(self) -> dict[str, Any]:
+        """The Avro record for this request (all fields of the current schema)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def replace(self, **changes: Any) -> GenerationRequest:
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,87 @@
+"""The result contract as Python values (mirrors schemas/GenerationResult.avsc)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+Status = Literal["SUCCEEDED", "FAILED"]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredImage:
+    """Where one generated image lives, and how to check it."""
+
+    index: int
+    uri: str
+    bucket: str
+    key: str
+    content_type: str
+    sha256: str
+    size_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class ResultError:
+    code: str
+    message: str
+    stage: str
+
+
+@dataclass(frozen=True, slots=True)
+class Timings:
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    queue_wait_seconds: float = 0.0
+    gpu_seconds: float = 0.0
+    batch_size: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerIdentity:
+    worker_id: str
+    host: str
+    device: str = ""
+    group_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationResult:
+    request_id: str
+    status: Status
+    worker: WorkerIdentity
+    timings: Timings = field(default_factory=Timings)
+    images: tuple[StoredImage, ...] = ()
+    width: int = 0
+    height: int = 0
+    seed: int | None = None
+    model: str = ""
+    error: ResultError | None = None
+    attempt: int = 1
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    def to_record(self) -> dict[str, Any]:
+        record = dataclasses.asdict(self)
+        record["images"] = list(record["images"])
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> GenerationResult:
+        error = record.get("error")
+        return cls(
+            request_id=record["request_id"],
+            status=record["status"],
+            worker=WorkerIdentity(**record["worker"]),
+            timings=Timings(**record["timings"]),
+            images=tuple(StoredImage(**image) for image in record.get("images", [])),
+            width=record.get("width", 0),
+            height=record.get("height", 0),
+            seed=record.get("seed"),
+            model=record.get("model", ""),
+            error=ResultError(**error) if error else None,
+            attempt=record.get("attempt", 1),
+            metadata=dict(record.get("metadata", {})),
+        )

@@ -1,0 +1,80 @@
+"""What the worker hands the engine and gets back. No Kafka, no storage here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from PIL.Image import Image
+
+from streamgen.contracts.request import GenerationRequest, Task
+from streamgen.errors import GenerationFailed
+
+__all__ = ["Engine", "GenerationOutcome", "Shape", "shape_of"]
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """Requests of one shape can share a forward pass (they differ only in prompt, seed, CFG)."""
+
+    model: str
+    task: Task
+    width: int
+    height: int
+    steps: int
+    scheduler: str
+
+
+def shape_of(request: GenerationRequest, default_scheduler: str) -> Shape:
+    return Shape(
+        model=request.model,
+        task=request.task,
+        width=request.width,
+        height=request.height,
+        steps=request.steps,
+        scheduler=request.scheduler or default_scheduler,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationOutcome:
+    """The result for one request of a batch: images (on success) or a per-request error.
+
+    ``seed`` is the seed actually used (image ``i`` used ``seed + i``).
+    """
+
+    request: GenerationRequest
+    seed: int
+    images: tuple[Image, ...] = ()
+    error: GenerationFailed | None = None
+    gpu_seconds: float = 0.0
+    batch_size: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+# Called between denoising steps with a request id: True drops the request from the batch.
+CancelCheck = Callable[[GenerationRequest], bool]
+
+
+class Engine(Protocol):
+    """Turns one batch of same-shape requests into images.
+
+    ``generate`` returns one outcome per request, in order. Per-request failures (bisected
+    out of the batch, NaN latents, black images, OOM alone, cancellation) are outcomes with an
+    ``error``; a fatal device error raises :class:`streamgen.errors.DeviceLost`.
+    """
+
+    def shape_of(self, request: GenerationRequest) -> Shape: ...
+
+    def max_batch_size(self, shape: Shape) -> int: ...
+
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        *,
+        cancelled: CancelCheck | None = None,
+    ) -> list[GenerationOutcome]: ...

@@ -1,0 +1,137 @@
+"""Everything that can go wrong in streamgen, and what the worker does about it.
+
+::
+
+    StreamgenError
+    ├── ConfigError                 a setting is invalid; start-up stops and names it
+    ├── InvalidRecord               → dead letter at once (+ FAILED result if the id is known)
+    │   ├── DecodeError             bytes are not a request we can read (stage "decode")
+    │   └── InvalidRequest          a field is out of range or inconsistent (stage "validate")
+    │       └── DeadlineExpired     the request's deadline passed before it was generated
+    ├── GenerationFailed            one request failed in the engine; retried, then dead letter
+    │   └── RequestCancelled        dropped between denoising steps (cancelled or expired)
+    ├── TransientError              infrastructure hiccup; retried with backoff, never dead-lettered
+    │   ├── StoreUnavailable        object store down, slow or refusing
+    │   └── BrokerUnavailable       produce failed or timed out
+    └── FatalError                  the process must exit without committing what is in flight
+        └── DeviceLost              CUDA illegal memory access, device lost, ECC …
+
+Each error carries a ``stage`` and a stable ``code`` so that dead-letter headers, result events
+and log lines say the same thing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "BrokerUnavailable",
+    "ConfigError",
+    "DeadlineExpired",
+    "DecodeError",
+    "DeviceLost",
+    "FatalError",
+    "GenerationFailed",
+    "InvalidRecord",
+    "InvalidRequest",
+    "RequestCancelled",
+    "StoreUnavailable",
+    "StreamgenError",
+    "TransientError",
+]
+
+
+class StreamgenError(Exception):
+    """Root of every error streamgen raises on purpose."""
+
+    code: str = "STREAMGEN_ERROR"
+    stage: str = ""
+    retryable: bool = False
+
+
+class ConfigError(StreamgenError):
+    """A setting is missing or invalid. ``setting`` names it (flag / env var / file key)."""
+
+    code = "CONFIG_ERROR"
+
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(f"setting {setting!r}: {message}")
+        self.setting = setting
+
+
+class InvalidRecord(StreamgenError):
+    """The record can never succeed as it is; it goes to the dead-letter topic."""
+
+    code = "INVALID_RECORD"
+
+
+class DecodeError(InvalidRecord):
+    """The value bytes could not be decoded into a request."""
+
+    code = "DECODE_ERROR"
+    stage = "decode"
+
+
+class InvalidRequest(InvalidRecord):
+    """A decoded request has a field out of range; the message names field, value and range."""
+
+    code = "INVALID_REQUEST"
+    stage = "validate"
+
+    def __init__(self, field: str, value: Any, allowed: str) -> None:
+        super().__init__(f"{field}={value!r} is invalid: {allowed}")
+        self.field = field
+        self.value = value
+        self.allowed = allowed
+
+
+class DeadlineExpired(InvalidRequest):
+    code = "DEADLINE_EXPIRED"
+
+
+class GenerationFailed(StreamgenError):
+    """The engine failed for this one request (after bisection isolated it)."""
+
+    code = "GENERATION_FAILED"
+    stage = "generate"
+    retryable = True
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+
+class RequestCancelled(GenerationFailed):
+    """The request was dropped from its batch (deadline passed or cancelled); not retried."""
+
+    code = "CANCELLED"
+    retryable = False
+
+
+class TransientError(StreamgenError):
+    """Infrastructure failed; the same work will succeed later. Retried, never dead-lettered."""
+
+    code = "TRANSIENT"
+    retryable = True
+
+
+class StoreUnavailable(TransientError):
+    code = "STORE_UNAVAILABLE"
+    stage = "store"
+
+
+class BrokerUnavailable(TransientError):
+    code = "BROKER_UNAVAILABLE"
+    stage = "publish"
+
+
+class FatalError(StreamgenError):
+    """The process cannot go on safely; it exits non-zero without committing in-flight work."""
+
+    code = "FATAL"
+
+
+class DeviceLost(FatalError):
+    code = "DEVICE_LOST"
+    stage = "generate"
