@@ -1,0 +1,146 @@
+"""Micro-batching: group waiting requests by shape, close batches by size or by age.
+
+Pure logic (no clocks, no threads): callers pass ``now`` in seconds.
+
+Rules, in the order they are applied when the GPU asks for work:
+
+1. A shape's batch is *ready* when it holds its maximum batch size, or when its oldest item has
+   waited ``max_wait_s``, or when the batcher is flushing (shutdown drains everything).
+2. Among ready shapes, the one holding the highest-priority item goes first, unless another
+   ready shape has already been passed over ``fairness`` times: then the oldest waiting shape
+   goes first. Priority therefore reorders work but cannot starve any shape.
+3. Within a shape, items are taken by priority (higher first), then arrival order.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Hashable, Iterator
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+__all__ = ["Batch", "MicroBatcher"]
+
+T = TypeVar("T")
+S = TypeVar("S", bound=Hashable)
+
+
+@dataclass(slots=True)
+class _Waiting(Generic[T]):
+    item: T
+    priority: int
+    arrived: float
+    seq: int
+
+
+@dataclass(slots=True)
+class _ShapeQueue(Generic[T]):
+    items: list[_Waiting[T]] = field(default_factory=list)
+    passed_over: int = 0
+
+    def oldest(self) -> float:
+        return min(w.arrived for w in self.items)
+
+    def top_priority(self) -> int:
+        return max(w.priority for w in self.items)
+
+
+@dataclass(frozen=True, slots=True)
+class Batch(Generic[S, T]):
+    shape: S
+    items: tuple[T, ...]
+    oldest_arrival: float
+
+
+class MicroBatcher(Generic[S, T]):
+    def __init__(
+        self,
+        *,
+        max_wait_s: float,
+        max_batch_size: Callable[[S], int],
+        fairness: int = 4,
+    ) -> None:
+        if max_wait_s < 0:
+            raise ValueError(f"max_wait_s must be >= 0, got {max_wait_s}")
+        if fairness < 0:
+            raise ValueError(f"fairness must be >= 0, got {fairness}")
+        self._max_wait_s = max_wait_s
+        self._max_batch_size = max_batch_size
+        self._fairness = fairness
+        self._queues: dict[S, _ShapeQueue[T]] = {}
+        self._seq = itertools.count()
+        self._flushing = False
+
+    def __len__(self) -> int:
+        return sum(len(q.items) for q in self._queues.values())
+
+    def add(self, shape: S, item: T, *, now: float, priority: int = 0) -> None:
+        queue = self._queues.setdefault(shape, _ShapeQueue())
+        queue.items.append(_Waiting(item, priority, now, next(self._seq)))
+
+    def flush(self) -> None:
+        """From now on every waiting item is ready at once (used when draining)."""
+        self._flushing = True
+
+    def _limit(self, shape: S) -> int:
+        limit = self._max_batch_size(shape)
+        if limit < 1:
+            raise ValueError(f"max batch size for {shape!r} must be >= 1, got {limit}")
+        return limit
+
+    def _ready(self, shape: S, queue: _ShapeQueue[T], now: float) -> bool:
+        return (
+            self._flushing
+            or len(queue.items) >= self._limit(shape)
+            or now - queue.oldest() >= self._max_wait_s
+        )
+
+    def next_batch(self, now: float) -> Batch[S, T] | None:
+        """Close and return the batch to run next, or None if no shape is ready yet."""
+        ready = [(s, q) for s, q in self._queues.items() if self._ready(s, q, now)]
+        if not ready:
+            return None
+        starved = [(s, q) for s, q in ready if q.passed_over >= self._fairness]
+        pool = starved or ready
+        if starved:
+            shape, queue = min(pool, key=lambda sq: sq[1].oldest())
+        else:
+            shape, queue = min(pool, key=lambda sq: (-sq[1].top_priority(), sq[1].oldest()))
+        for other_shape, other in ready:
+            if other_shape != shape:
+                other.passed_over += 1
+        queue.items.sort(key=lambda w: (-w.priority, w.seq))
+        limit = self._limit(shape)
+        taken, queue.items = queue.items[:limit], queue.items[limit:]
+        queue.passed_over = 0
+        if not queue.items:
+            del self._queues[shape]
+        return Batch(shape, tuple(w.item for w in taken), min(w.arrived for w in taken))
+
+    def seconds_until_ready(self, now: float) -> float | None:
+        """How long until some shape becomes ready by age (0 if one is ready now)."""
+        if not self._queues:
+            return None
+        waits = []
+        for shape, queue in self._queues.items():
+            if self._ready(shape, queue, now):
+                return 0.0
+            waits.append(queue.oldest() + self._max_wait_s - now)
+        return max(0.0, min(waits))
+
+    def remove(self, predicate: Callable[[T], bool]) -> list[T]:
+        """Take out every waiting item matching ``predicate`` (e.g. of revoked partitions)."""
+        removed: list[T] = []
+        for shape in list(self._queues):
+            queue = self._queues[shape]
+            keep = [w for w in queue.items if not predicate(w.item)]
+            removed.extend(w.item for w in queue.items if predicate(w.item))
+            queue.items = keep
+            if not keep:
+                del self._queues[shape]
+        return removed
+
+    def __iter__(self) -> Iterator[T]:
+        for queue in self._queues.values():
+            for waiting in queue.items:
+                yield waiting.item

@@ -1,0 +1,144 @@
+"""Which offset may be committed: the contiguous low-water mark of durable work, per partition.
+
+An offset is *handed out* when its record is polled and *done* when its outputs are durable
+(images stored and result acknowledged, or dead letter acknowledged). Completion may be out of
+order; the commit point of a partition is the lowest offset still handed out but not done, or
+one past the highest offset seen when nothing is outstanding.
+
+Every assignment of a partition starts a new *generation*. Work is tagged with the generation
+it was handed out in, so a completion that arrives after the partition was revoked (and maybe
+re-assigned) is recognised as stale and never moves a commit point (DESIGN invariant 5).
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+
+__all__ = ["OffsetTracker", "Ticket", "TopicPartitionKey"]
+
+TopicPartitionKey = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """Proof that one record was handed out; presented again when its outputs are durable."""
+
+    topic: str
+    partition: int
+    offset: int
+    generation: int
+
+    @property
+    def tp(self) -> TopicPartitionKey:
+        return (self.topic, self.partition)
+
+
+@dataclass(slots=True)
+class _PartitionState:
+    generation: int
+    outstanding: set[int] = field(default_factory=set)
+    # Min-heap over outstanding offsets; lazily cleaned of offsets already done.
+    heap: list[int] = field(default_factory=list)
+    highest_seen: int = -1
+    committed: int = -1  # the last offset committed (the *next* offset to read), -1: none
+
+    def low_water_mark(self) -> int | None:
+        while self.heap and self.heap[0] not in self.outstanding:
+            heapq.heappop(self.heap)
+        if self.heap:
+            return self.heap[0]
+        if self.highest_seen >= 0:
+            return self.highest_seen + 1
+        return None
+
+
+class OffsetTracker:
+    """Offset bookkeeping for all partitions this consumer owns. Not thread-safe: the consumer
+    thread owns it; other threads report completions through a queue."""
+
+    def __init__(self) -> None:
+        self._partitions: dict[TopicPartitionKey, _PartitionState] = {}
+        self._next_generation = 1
+
+    # -- membership ------------------------------------------------------------------------
+    def assign(self, tp: TopicPartitionKey) -> int:
+        """Start tracking ``tp`` under a fresh generation (an earlier one becomes stale)."""
+        generation = self._next_generation
+        self._next_generation += 1
+        self._partitions[tp] = _PartitionState(generation=generation)
+        return generation
+
+    def revoke(self, tp: TopicPartitionKey) -> None:
+        """Forget ``tp``: its outstanding work can no longer complete or be committed."""
+        self._partitions.pop(tp, None)
+
+    def owns(self, tp: TopicPartitionKey) -> bool:
+        return tp in self._partitions
+
+    def is_current(self, ticket: Ticket) -> bool:
+        state = self._partitions.get(ticket.tp)
+        return state is not None and state.generation == ticket.generation
+
+    # -- work ------------------------------------------------------------------------------
+    def hand_out(self, tp: TopicPartitionKey, offset: int) -> Ticket:
+        """Record that ``offset`` was polled. Offsets of one generation only move forward."""
+        state = self._partitions.get(tp)
+        if state is None:
+            raise KeyError(f"partition {tp} is not assigned")
+        if offset <= state.highest_seen:
+            raise ValueError(
+                f"offset {offset} of {tp} handed out after {state.highest_seen}: "
+                "offsets within one assignment must increase"
+            )
+        state.highest_seen = offset
+        state.outstanding.add(offset)
+        heapq.heappush(state.heap, offset)
+        return Ticket(tp[0], tp[1], offset, state.generation)
+
+    def complete(self, ticket: Ticket) -> bool:
+        """Mark the ticket's outputs durable. False (and no effect) if the ticket is stale."""
+        state = self._partitions.get(ticket.tp)
+        if state is None or state.generation != ticket.generation:
+            return False
+        if ticket.offset not in state.outstanding:
+            raise ValueError(f"ticket {ticket} completed twice or never handed out")
+        state.outstanding.discard(ticket.offset)
+        return True
+
+    def outstanding(self, tp: TopicPartitionKey | None = None) -> int:
+        """How many handed-out offsets are not yet durable (one partition, or all)."""
+        if tp is not None:
+            state = self._partitions.get(tp)
+            return len(state.outstanding) if state else 0
+        return sum(len(s.outstanding) for s in self._partitions.values())
+
+    # -- commits ---------------------------------------------------------------------------
+    def commit_point(self, tp: TopicPartitionKey) -> int | None:
+        """The offset to commit for ``tp`` now, or None if there is nothing new to commit."""
+        state = self._partitions.get(tp)
+        if state is None:
+            return None
+        mark = state.low_water_mark()
+        if mark is None or mark <= state.committed:
+            return None
+        return mark
+
+    def commit_points(self) -> dict[TopicPartitionKey, int]:
+        points = {tp: self.commit_point(tp) for tp in self._partitions}
+        return {tp: off for tp, off in points.items() if off is not None}
+
+    def committed(self, tp: TopicPartitionKey, offset: int) -> None:
+        """Record a successful commit. Committed offsets only move forward."""
+        state = self._partitions.get(tp)
+        if state is None:
+            return
+        if offset < state.committed:
+            raise ValueError(f"commit of {tp} moved back from {state.committed} to {offset}")
+        mark = state.low_water_mark()
+        if mark is None or offset > mark:
+            raise ValueError(f"commit of {tp} at {offset} is past the durable mark {mark}")
+        state.committed = offset
+
+    def partitions(self) -> list[TopicPartitionKey]:
+        return list(self._partitions)
