@@ -28,7 +28,7 @@ class Backoff:
         if attempt < 0:
             raise ValueError(f"attempt must be >= 0, got {attempt}")
         # Cap the exponent: 2**1100 overflows a float long before max_s matters.
-        return min(self.max_s, self.initial_s * 2 ** min(attempt, 60))
+        return min(self.max_s, self.initial_s * 2.0 ** min(attempt, 60))
 
     def delay(self, attempt: int) -> float:
         return self.rng.uniform(0, self.ceiling(attempt))

@@ -1,0 +1,53 @@
+"""What to do with each kind of failure — decided here and nowhere else.
+
+=========================  ==============================================================
+failure                    disposition
+=========================  ==============================================================
+DecodeError                dead letter at once (no request id: the dead letter alone)
+InvalidRequest / expired   dead letter at once + FAILED result
+GenerationFailed           generate again until ``max_attempts``, then dead letter + FAILED
+RequestCancelled           partition moved away: drop silently (the new owner redoes it);
+                           deadline passed mid-batch: dead letter + FAILED
+TransientError             retried with backoff in place (store, publish); never reaches here
+                           unless its retry budget ran out, which is fatal
+FatalError, anything else  exit non-zero without committing the work in flight
+=========================  ==============================================================
+"""
+
+from __future__ import annotations
+
+import enum
+
+from streamgen.errors import (
+    DeadlineExpired,
+    FatalError,
+    GenerationFailed,
+    InvalidRecord,
+    RequestCancelled,
+    TransientError,
+)
+
+__all__ = ["Disposition", "classify"]
+
+
+class Disposition(enum.Enum):
+    DEAD_LETTER = "dead_letter"
+    RETRY = "retry"
+    DROP = "drop"
+    FATAL = "fatal"
+
+
+def classify(error: BaseException, *, attempt: int, max_attempts: int) -> Disposition:
+    if isinstance(error, InvalidRecord):
+        return Disposition.DEAD_LETTER
+    if isinstance(error, RequestCancelled):
+        # Dropped between denoising steps: expired requests still owe the caller an outcome.
+        return Disposition.DEAD_LETTER if error.code == DeadlineExpired.code else Disposition.DROP
+    if isinstance(error, GenerationFailed):
+        if error.retryable and attempt < max_attempts:
+            return Disposition.RETRY
+        return Disposition.DEAD_LETTER
+    if isinstance(error, (FatalError, TransientError)):
+        # A transient error that escaped its retry loop has exhausted its budget.
+        return Disposition.FATAL
+    return Disposition.FATAL

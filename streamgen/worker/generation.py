@@ -1,0 +1,179 @@
+"""The GPU thread: take a ready batch, generate, hand each outcome to the output pool.
+
+It never touches Kafka: the consumer thread keeps polling (and so keeps the group membership)
+however long a batch takes (DESIGN invariant 4).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from datetime import UTC, datetime
+
+from streamgen.contracts.request import GenerationRequest
+from streamgen.engine.types import Engine, GenerationOutcome
+from streamgen.errors import DeadlineExpired, StoreUnavailable, StreamgenError
+from streamgen.worker.failures import Disposition, classify
+from streamgen.worker.outputs import OutcomeSink
+from streamgen.worker.ownership import Ownership
+from streamgen.worker.storage import ImageWriter
+from streamgen.worker.work import WorkItem
+from streamgen.worker.work_queue import WorkQueue
+
+__all__ = ["GenerationStage"]
+
+log = logging.getLogger(__name__)
+
+OnFatal = Callable[[BaseException], None]
+OnBatch = Callable[[str, int, float], None]  # model, batch size, gpu seconds
+
+
+def _expired(request: GenerationRequest, now: datetime) -> bool:
+    return request.deadline is not None and request.deadline <= now
+
+
+class GenerationStage(threading.Thread):
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        queue: WorkQueue,
+        ownership: Ownership,
+        sink: OutcomeSink,
+        writer: ImageWriter,
+        output_pool: Executor,
+        max_attempts: int,
+        on_fatal: OnFatal,
+        on_batch: OnBatch | None = None,
+    ) -> None:
+        super().__init__(name="streamgen-gpu", daemon=True)
+        self._engine = engine
+        self._queue = queue
+        self._ownership = ownership
+        self._sink = sink
+        self._writer = writer
+        self._pool = output_pool
+        self._max_attempts = max_attempts
+        self._on_fatal = on_fatal
+        self._on_batch = on_batch
+        self._stop = threading.Event()
+        self.busy = threading.Event()  # set while a batch is on the GPU
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                batch = self._queue.take(timeout=0.1)
+                if batch is not None:
+                    self.busy.set()
+                    try:
+                        self._run_batch(list(batch.items))
+                    finally:
+                        self.busy.clear()
+        except BaseException as exc:  # the process must not go on with a broken GPU thread
+            log.exception("GPU thread failed")
+            self._on_fatal(exc)
+
+    def _run_batch(self, items: list[WorkItem]) -> None:
+        # 1. Drop work of partitions that moved away, and expire what waited too long.
+        now = datetime.now(UTC)
+        live = []
+        for item in items:
+            if not self._ownership.is_current(item.ticket):
+                continue
+            if _expired(item.request, now):
+                self._fail(
+                    item, DeadlineExpired("deadline", item.request.deadline, "passed while queued")
+                )
+                continue
+            live.append(item)
+        if not live:
+            return
+        # 2. Generate; the engine isolates per-request failures and raises only fatal ones.
+        by_id = {item.request.request_id: item for item in live}
+        started = time.time()
+        t0 = time.perf_counter()
+        outcomes = self._engine.generate(
+            [item.request for item in live],
+            cancelled=lambda request: (
+                not self._ownership.is_current(by_id[request.request_id].ticket)
+            ),
+        )
+        gpu_seconds = time.perf_counter() - t0
+        if self._on_batch:
+            self._on_batch(live[0].request.model, len(live), gpu_seconds)
+        # 3. Hand each outcome on: store + result on the output pool, or retry, or fail.
+        for item, outcome in zip(live, outcomes, strict=True):
+            self._dispatch(item, outcome, started, gpu_seconds, len(live))
+
+    def _dispatch(
+        self,
+        item: WorkItem,
+        outcome: GenerationOutcome,
+        started: float,
+        gpu_seconds: float,
+        batch_size: int,
+    ) -> None:
+        if outcome.error is None:
+            self._pool.submit(
+                self._store_and_publish, item, outcome, started, gpu_seconds, batch_size
+            )
+            return
+        disposition = classify(outcome.error, attempt=item.attempt, max_attempts=self._max_attempts)
+        if disposition is Disposition.RETRY:
+            log.warning(
+                "request %s failed (attempt %d): %s",
+                item.request.request_id,
+                item.attempt,
+                outcome.error,
+            )
+            item.attempt += 1
+            self._queue.put(self._engine.shape_of(item.request), item)
+        elif disposition is Disposition.DEAD_LETTER:
+            self._fail(item, outcome.error)
+        elif disposition is Disposition.FATAL:
+            raise outcome.error
+        # Disposition.DROP: the partition moved away; its new owner redoes the request.
+
+    def _fail(self, item: WorkItem, error: StreamgenError) -> None:
+        self._sink.failed(
+            item.ticket,
+            item.record,
+            error,
+            request=item.request,
+            attempt=item.attempt,
+            received_at=item.received_at,
+        )
+
+    def _store_and_publish(
+        self,
+        item: WorkItem,
+        outcome: GenerationOutcome,
+        started: float,
+        gpu_seconds: float,
+        batch_size: int,
+    ) -> None:
+        try:
+            if not self._ownership.is_current(item.ticket):
+                return
+            images = self._writer.write(item, outcome.images, outcome.seed)
+            self._sink.succeeded(
+                item,
+                seed=outcome.seed,
+                images=images,
+                started_at=started,
+                gpu_seconds=gpu_seconds,
+                batch_size=batch_size,
+            )
+        except StoreUnavailable:
+            # Only raised once the worker is stopping: the request stays uncommitted and is
+            # redone after the restart.
+            log.warning("abandoned storing %s: worker stopping", item.request.request_id)
+        except BaseException as exc:
+            log.exception("storing outputs of %s failed", item.request.request_id)
+            self._on_fatal(exc)

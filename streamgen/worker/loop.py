@@ -1,0 +1,244 @@
+"""The worker's consumer loop: short on purpose, each step numbered, the ordering rule here.
+
+THE RULE (DESIGN invariant 2): an offset is committed only when every offset below it on its
+partition has its images stored and its result or dead letter acknowledged by the broker. It is
+enforced in one place: tickets are completed (step 4) only from broker acknowledgements, and
+commits (step 6) only ever take the OffsetTracker's contiguous low-water mark.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from streamgen.engine.types import Engine
+from streamgen.errors import TransientError
+from streamgen.worker.backoff import Backoff
+from streamgen.worker.intake import Intake, Rejected
+from streamgen.worker.offsets import OffsetTracker, Ticket, TopicPartitionKey
+from streamgen.worker.outputs import OutcomeSink
+from streamgen.worker.publisher import Publisher
+from streamgen.worker.work import SourceRecord, WorkItem
+from streamgen.worker.work_queue import WorkQueue
+
+__all__ = ["ConsumerLoop", "LoopLimits"]
+
+log = logging.getLogger(__name__)
+
+POLL_TIMEOUT_S = 0.1  # short: the loop must also serve delivery reports and commits
+MAX_RECORDS_PER_POLL = 500
+
+
+@dataclass(frozen=True)
+class LoopLimits:
+    max_in_flight: int
+    commit_interval_s: float
+    drain_timeout_s: float
+
+
+@dataclass(frozen=True)
+class Durable:
+    ticket: Ticket
+    status: str
+
+
+@dataclass(frozen=True)
+class Fatal:
+    error: BaseException
+
+
+class ConsumerLoop:
+    """Runs on the main thread; owns the consumer and the OffsetTracker."""
+
+    def __init__(
+        self,
+        *,
+        consumer: Consumer,
+        publisher: Publisher,
+        tracker: OffsetTracker,
+        work: WorkQueue,
+        intake: Intake,
+        sink: OutcomeSink,
+        engine: Engine,
+        limits: LoopLimits,
+        events: queue.SimpleQueue[Durable | Fatal],
+        decode_backoff: Backoff,
+        hooks: Any = None,
+    ) -> None:
+        self.consumer = consumer
+        self.publisher = publisher
+        self.tracker = tracker
+        self.work = work
+        self.intake = intake
+        self.sink = sink
+        self.engine = engine
+        self.limits = limits
+        self.events = events
+        self.hooks = hooks
+        self._decode_backoff = decode_backoff
+        self._paused = False
+        self._blocked: dict[TopicPartitionKey, tuple[float, int]] = {}  # until, attempt
+        self._last_commit = time.monotonic()
+        self._stop = threading.Event()
+        self._force = threading.Event()
+        self.fatal: BaseException | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        """First call: drain and stop. Second call: stop now (still committing only safely)."""
+        if self._stop.is_set():
+            self._force.set()
+        self._stop.set()
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def run(self) -> None:
+        while not self._stop.is_set() and self.fatal is None:
+            self.step()
+
+    def step(self) -> None:
+        # 1. Poll. Keeps group membership alive while the GPU works and partitions are paused.
+        messages = self.consumer.consume(MAX_RECORDS_PER_POLL, POLL_TIMEOUT_S)
+        # 2. Admit each record: decode + validate; bad ones are dead-lettered at once.
+        for message in messages:
+            self._admit(message)
+        # 3. Serve the producer: delivery reports arrive here and become durable events.
+        # 4. Complete the tickets whose outputs the broker acknowledged.
+        self.serve_outputs(0.0)
+        # 5. Backpressure: pause every partition when in-flight work is full, resume at half.
+        self._apply_backpressure()
+        # 6. Commit the contiguous low-water mark of durable work (THE RULE above).
+        if time.monotonic() - self._last_commit >= self.limits.commit_interval_s:
+            self.commit()
+
+    def serve_outputs(self, timeout: float) -> None:
+        self.publisher.poll(timeout)
+        if self.publisher.fatal is not None:
+            self.fatal = self.publisher.fatal
+        while True:
+            try:
+                event = self.events.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(event, Fatal):
+                self.fatal = event.error
+            elif self.tracker.complete(event.ticket) and self.hooks:
+                self.hooks.durable(event.ticket, event.status)
+
+    # -- step 2 ----------------------------------------------------------------------------
+    def _admit(self, message: Any) -> None:
+        if message.error():
+            log.warning("consumer error: %s", message.error())
+            return
+        record = SourceRecord.from_message(message)
+        tp = (record.topic, record.partition)
+        if tp in self._blocked or not self.tracker.owns(tp):
+            return  # re-delivered after the seek below, or a partition no longer ours
+        try:
+            request = self.intake.admit(record)
+        except TransientError as exc:
+            self._block(tp, record.offset, exc)
+            return
+        except Rejected as rejected:
+            ticket = self.tracker.hand_out(tp, record.offset)
+            self.sink.failed(
+                ticket, record, rejected.error, request=rejected.request, received_at=time.time()
+            )
+            if self.hooks:
+                self.hooks.rejected(record, rejected.error)
+            return
+        ticket = self.tracker.hand_out(tp, record.offset)
+        item = WorkItem(ticket=ticket, record=record, request=request, received_at=time.time())
+        if self.hooks:
+            item.trace_context = self.hooks.admitted(item)
+        self.work.put(self.engine.shape_of(request), item)
+
+    def _block(self, tp: TopicPartitionKey, offset: int, exc: Exception) -> None:
+        """Transient decode failure: rewind the partition and retry it after a backoff."""
+        _, attempt = self._blocked.get(tp, (0.0, 0))
+        delay = self._decode_backoff.delay(attempt)
+        log.warning("cannot decode %s@%d yet (%s); retry in %.1fs", tp, offset, exc, delay)
+        partition = TopicPartition(tp[0], tp[1], offset)
+        self.consumer.pause([partition])
+        self.consumer.seek(partition)
+        self._blocked[tp] = (time.monotonic() + delay, attempt + 1)
+
+    # -- step 5 ----------------------------------------------------------------------------
+    def _apply_backpressure(self) -> None:
+        now = time.monotonic()
+        for tp, (until, _) in list(self._blocked.items()):
+            if now >= until and self.tracker.owns(tp):
+                del self._blocked[tp]
+                if not self._paused:
+                    self.consumer.resume([TopicPartition(*tp)])
+            elif not self.tracker.owns(tp):
+                del self._blocked[tp]
+        in_flight = self.tracker.outstanding()
+        if not self._paused and in_flight >= self.limits.max_in_flight:
+            self._set_paused(True)
+        elif self._paused and in_flight <= self.limits.max_in_flight // 2:
+            self._set_paused(False)
+
+    def _set_paused(self, paused: bool) -> None:
+        partitions = [TopicPartition(t, p) for t, p in self.tracker.partitions()]
+        if paused:
+            self.consumer.pause(partitions)
+        else:
+            self.consumer.resume(
+                [p for p in partitions if (p.topic, p.partition) not in self._blocked]
+            )
+        self._paused = paused
+        if self.hooks:
+            self.hooks.paused(len(partitions) if paused else 0)
+
+    # -- step 6 ----------------------------------------------------------------------------
+    def commit(self, only: list[TopicPartitionKey] | None = None) -> None:
+        self._last_commit = time.monotonic()
+        points = self.tracker.commit_points()
+        if only is not None:
+            points = {tp: off for tp, off in points.items() if tp in only}
+        if not points:
+            return
+        offsets = [TopicPartition(t, p, off) for (t, p), off in points.items()]
+        try:
+            answered = self.consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            log.warning("commit failed, will retry: %s", exc)
+            return
+        for tp in answered or []:
+            if tp.error:
+                log.warning("commit of %s[%d] failed: %s", tp.topic, tp.partition, tp.error)
+            else:
+                self.tracker.committed((tp.topic, tp.partition), tp.offset)
+        if self.hooks:
+            self.hooks.committed(points)
+
+    # -- shutdown --------------------------------------------------------------------------
+    def drain(self, stop_generation: Callable[[], None]) -> bool:
+        """Finish in-flight work within the drain timeout; True if everything became durable."""
+        self._set_paused(True)
+        self.work.flush()
+        deadline = time.monotonic() + self.limits.drain_timeout_s
+        while (
+            self.tracker.outstanding()
+            and time.monotonic() < deadline
+            and not self._force.is_set()
+            and self.fatal is None
+        ):
+            # Keep polling (paused) so the group does not evict us while the GPU finishes.
+            self.consumer.consume(MAX_RECORDS_PER_POLL, POLL_TIMEOUT_S)
+            self.serve_outputs(0.0)
+        stop_generation()
+        self.publisher.flush(0.5 if self._force.is_set() else 10.0)
+        self.serve_outputs(0.0)
+        self.commit()
+        return self.tracker.outstanding() == 0

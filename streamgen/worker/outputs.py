@@ -1,0 +1,177 @@
+"""Result events and dead letters: what each request ends with, and when that is durable.
+
+A request's outputs are durable when the broker has acknowledged every record it produced
+(its result event; or its dead letter and, when the request id is known, its FAILED result).
+Only then is its ticket reported done, and only then may its offset be committed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from streamgen.contracts.dead_letter import DeadLetterReason, dead_letter_headers
+from streamgen.contracts.request import GenerationRequest
+from streamgen.contracts.result import (
+    GenerationResult,
+    ResultError,
+    StoredImage,
+    Timings,
+    WorkerIdentity,
+)
+from streamgen.errors import StreamgenError
+from streamgen.worker.offsets import Ticket
+from streamgen.worker.publisher import Publisher
+from streamgen.worker.work import SourceRecord, WorkItem
+
+__all__ = ["OutcomeSink"]
+
+Encode = Callable[[GenerationResult], bytes]
+OnDurable = Callable[[Ticket, str], None]  # ticket, final status (SUCCEEDED | FAILED | DEAD)
+
+
+class _Join:
+    """Calls ``done`` once ``count`` acknowledgements have arrived (from any thread)."""
+
+    def __init__(self, count: int, done: Callable[[], None]) -> None:
+        self._left = count
+        self._done = done
+        self._lock = threading.Lock()
+
+    def ack(self) -> None:
+        with self._lock:
+            self._left -= 1
+            finished = self._left == 0
+        if finished:
+            self._done()
+
+
+def _ms(seconds: float | None) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, tz=UTC)
+
+
+class OutcomeSink:
+    def __init__(
+        self,
+        publisher: Publisher,
+        *,
+        results_topic: str,
+        dead_letter_topic: str,
+        group_id: str,
+        identity: WorkerIdentity,
+        encode_result: Encode,
+        on_durable: OnDurable,
+    ) -> None:
+        self._publisher = publisher
+        self._results = results_topic
+        self._dead = dead_letter_topic
+        self._group = group_id
+        self._identity = identity
+        self._encode = encode_result
+        self._on_durable = on_durable
+
+    def succeeded(
+        self,
+        item: WorkItem,
+        *,
+        seed: int,
+        images: Sequence[StoredImage],
+        started_at: float,
+        gpu_seconds: float,
+        batch_size: int,
+    ) -> None:
+        request = item.request
+        result = GenerationResult(
+            request_id=request.request_id,
+            status="SUCCEEDED",
+            worker=self._identity,
+            timings=self._timings(item, started_at, gpu_seconds, batch_size),
+            images=tuple(images),
+            width=request.width,
+            height=request.height,
+            seed=seed,
+            model=request.model,
+            attempt=item.attempt,
+            metadata=dict(request.metadata),
+        )
+        self._publisher.send(
+            self._results,
+            request.request_id.encode(),
+            self._encode(result),
+            (),
+            lambda: self._on_durable(item.ticket, "SUCCEEDED"),
+        )
+
+    def failed(
+        self,
+        ticket: Ticket,
+        record: SourceRecord,
+        error: StreamgenError,
+        *,
+        request: GenerationRequest | None,
+        attempt: int = 1,
+        received_at: float | None = None,
+    ) -> None:
+        """Dead-letter the original record and, if the request id is known, emit FAILED."""
+        now = time.time()
+        reason = DeadLetterReason(
+            stage=error.stage or "generate",
+            error_class=type(error).__name__,
+            code=error.code,
+            message=str(error),
+            retryable=error.retryable,
+            attempts=attempt,
+            request_id=request.request_id if request else "",
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            timestamp_ms=record.timestamp_ms,
+            group_id=self._group,
+            worker_id=self._identity.worker_id,
+            failed_at_ms=int(now * 1000),
+        )
+        join = _Join(2 if request else 1, lambda: self._on_durable(ticket, "FAILED"))
+        self._publisher.send(
+            self._dead,
+            record.key,
+            record.value,
+            dead_letter_headers(record.headers, reason),
+            join.ack,
+        )
+        if request is None:
+            return
+        result = GenerationResult(
+            request_id=request.request_id,
+            status="FAILED",
+            worker=self._identity,
+            timings=Timings(
+                created_at=request.created_at or _ms(record.timestamp_ms / 1000),
+                finished_at=_ms(now),
+                queue_wait_seconds=max(0.0, now - received_at) if received_at else 0.0,
+            ),
+            width=request.width,
+            height=request.height,
+            seed=request.seed,
+            model=request.model,
+            error=ResultError(code=error.code, message=str(error), stage=reason.stage),
+            attempt=attempt,
+            metadata=dict(request.metadata),
+        )
+        self._publisher.send(
+            self._results, request.request_id.encode(), self._encode(result), (), join.ack
+        )
+
+    def _timings(
+        self, item: WorkItem, started_at: float, gpu_seconds: float, batch_size: int
+    ) -> Timings:
+        created = item.request.created_at or _ms(item.record.timestamp_ms / 1000)
+        return Timings(
+            created_at=created,
+            started_at=_ms(started_at),
+            finished_at=_ms(time.time()),
+            queue_wait_seconds=max(0.0, started_at - item.received_at),
+            gpu_seconds=gpu_seconds,
+            batch_size=batch_size,
+        )

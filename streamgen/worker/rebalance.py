@@ -1,0 +1,98 @@
+"""Partition assignment changes (cooperative-sticky), kept safe (DESIGN invariant 5).
+
+* assigned: a fresh generation per partition; paused at once if the worker is full.
+* revoked:  waiting work of those partitions is dropped (the next owner redoes it), work
+            already on the GPU or in the outputs gets a short grace to become durable, then
+            the durable low-water mark is committed and the partitions are forgotten.
+* lost:     forgotten without committing anything (another member may own them already).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+
+from streamgen.worker.offsets import OffsetTracker, TopicPartitionKey
+from streamgen.worker.ownership import Ownership
+from streamgen.worker.work_queue import WorkQueue
+
+__all__ = ["RebalanceHandler"]
+
+log = logging.getLogger(__name__)
+
+
+class RebalanceHandler:
+    def __init__(
+        self,
+        *,
+        tracker: OffsetTracker,
+        ownership: Ownership,
+        queue: WorkQueue,
+        commit: Callable[[list[TopicPartitionKey]], None],
+        serve_outputs: Callable[[float], None],
+        is_paused: Callable[[], bool],
+        revoke_grace_s: float,
+        on_event: Callable[[str, int], None] | None = None,
+    ) -> None:
+        self._tracker = tracker
+        self._ownership = ownership
+        self._queue = queue
+        self._commit = commit
+        self._serve_outputs = serve_outputs
+        self._is_paused = is_paused
+        self._grace_s = revoke_grace_s
+        self._on_event = on_event
+
+    def on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            key = (tp.topic, tp.partition)
+            self._ownership.grant(key, self._tracker.assign(key))
+        consumer.incremental_assign(partitions)
+        if self._is_paused() and partitions:
+            consumer.pause(partitions)
+        log.info("assigned %s", _names(partitions))
+        self._event("assign", len(partitions))
+
+    def on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        keys = {(tp.topic, tp.partition) for tp in partitions}
+        # 1. Waiting work is simply dropped: nothing was produced for it yet.
+        dropped = self._queue.remove(lambda item: item.ticket.tp in keys)
+        # 2. Work already generating or storing gets a short grace to become durable, so the
+        #    next owner repeats as little as possible.
+        deadline = time.monotonic() + self._grace_s
+        waiting = len(dropped)
+        while time.monotonic() < deadline:
+            outstanding = sum(self._tracker.outstanding(k) for k in keys)
+            if outstanding <= waiting:
+                break
+            self._serve_outputs(0.05)
+        # 3. Commit what is durable while we still own the partitions, then forget them.
+        self._commit(sorted(keys))
+        for key in keys:
+            self._ownership.withdraw(key)
+            self._tracker.revoke(key)
+        consumer.incremental_unassign(partitions)
+        log.info("revoked %s (dropped %d waiting requests)", _names(partitions), len(dropped))
+        self._event("revoke", len(partitions))
+
+    def on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        keys = {(tp.topic, tp.partition) for tp in partitions}
+        for key in keys:
+            self._ownership.withdraw(key)
+            self._tracker.revoke(key)
+        self._queue.remove(lambda item: item.ticket.tp in keys)
+        consumer.incremental_unassign(partitions)
+        log.warning("lost %s: nothing committed for them", _names(partitions))
+        self._event("lost", len(partitions))
+
+    def _event(self, kind: str, count: int) -> None:
+        if self._on_event:
+            self._on_event(kind, count)
+
+
+def _names(partitions: list[Any]) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "nothing"

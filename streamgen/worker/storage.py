@@ -1,0 +1,83 @@
+"""Encoding images and writing them to the object store, retried until durable.
+
+Runs on the output thread pool, off the GPU thread, so the next batch starts while this one is
+encoded and uploaded. Keys are deterministic (``{request_id}/{index}.{ext}``): re-processing a
+request overwrites the same objects instead of leaving orphans (DESIGN invariant 3).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from PIL.Image import Image
+
+from streamgen.contracts.result import StoredImage
+from streamgen.errors import FatalError, StoreUnavailable
+from streamgen.store.base import ObjectStore
+from streamgen.worker.backoff import Backoff
+from streamgen.worker.work import WorkItem
+
+__all__ = ["ImageWriter", "object_key"]
+
+log = logging.getLogger(__name__)
+
+EncodeImage = Callable[[Image, str], tuple[bytes, str]]  # (image, format) -> (bytes, type)
+
+
+def object_key(request_id: str, index: int, image_format: str) -> str:
+    return f"{request_id}/{index}.{image_format}"
+
+
+@dataclass
+class ImageWriter:
+    store: ObjectStore
+    encode: EncodeImage
+    image_format: str
+    backoff: Backoff
+    retry_budget_s: float = 0.0  # 0: retry for ever (partitions stay paused meanwhile)
+    on_retry: Callable[[], None] | None = None
+    stopping: Callable[[], bool] = lambda: False
+
+    def write(self, item: WorkItem, images: tuple[Image, ...], seed: int) -> list[StoredImage]:
+        request = item.request
+        stored = []
+        for index, image in enumerate(images):
+            data, content_type = self.encode(image, self.image_format)
+            metadata = {
+                "request-id": request.request_id,
+                "seed": str(seed + index),
+                "model": request.model,
+            }
+            key = object_key(request.request_id, index, self.image_format)
+            stored.append(self._put_with_retry(key, data, index, content_type, metadata))
+        return stored
+
+    def _put_with_retry(
+        self, key: str, data: bytes, index: int, content_type: str, metadata: dict[str, str]
+    ) -> StoredImage:
+        first_failure: float | None = None
+        attempt = 0
+        while True:
+            try:
+                return self.store.put(
+                    key, data, index=index, content_type=content_type, metadata=metadata
+                )
+            except StoreUnavailable as exc:
+                now = time.monotonic()
+                first_failure = first_failure or now
+                if self.retry_budget_s and now - first_failure > self.retry_budget_s:
+                    raise FatalError(
+                        f"object store unavailable for {now - first_failure:.0f}s "
+                        f"(budget {self.retry_budget_s:.0f}s): {exc}"
+                    ) from exc
+                if self.stopping():
+                    raise
+                delay = self.backoff.delay(attempt)
+                log.warning("store of %s failed (%s); retry in %.2fs", key, exc, delay)
+                if self.on_retry:
+                    self.on_retry()
+                attempt += 1
+                time.sleep(delay)

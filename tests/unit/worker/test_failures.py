@@ -1,0 +1,34 @@
+import pytest
+
+from streamgen.errors import (
+    DeadlineExpired,
+    DecodeError,
+    DeviceLost,
+    GenerationFailed,
+    InvalidRequest,
+    RequestCancelled,
+    StoreUnavailable,
+)
+from streamgen.worker.failures import Disposition, classify
+
+
+@pytest.mark.parametrize(
+    ("error", "attempt", "expected"),
+    [
+        (DecodeError("garbage"), 1, Disposition.DEAD_LETTER),
+        (InvalidRequest("steps", 0, "1..150"), 1, Disposition.DEAD_LETTER),
+        (DeadlineExpired("deadline", 0, "passed"), 1, Disposition.DEAD_LETTER),
+        (GenerationFailed("nan latents"), 1, Disposition.RETRY),
+        (GenerationFailed("nan latents"), 2, Disposition.RETRY),
+        (GenerationFailed("nan latents"), 3, Disposition.DEAD_LETTER),
+        (RequestCancelled("partition revoked"), 1, Disposition.DROP),
+        (RequestCancelled("deadline passed", code="DEADLINE_EXPIRED"), 1, Disposition.DEAD_LETTER),
+        (StoreUnavailable("budget exhausted"), 1, Disposition.FATAL),
+        (DeviceLost("illegal memory access"), 1, Disposition.FATAL),
+        (RuntimeError("a bug"), 1, Disposition.FATAL),
+    ],
+)
+def test_each_failure_class_has_one_disposition(
+    error: BaseException, attempt: int, expected: Disposition
+) -> None:
+    assert classify(error, attempt=attempt, max_attempts=3) is expected
