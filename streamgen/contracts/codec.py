@@ -1,0 +1,325 @@
+"""Avro bytes on the wire ⇄ contract values, in the two framings Kafka producers use.
+
+::
+
+    Avro single-object   C3 01 | CRC-64-AVRO fingerprint (8 bytes, little-endian) | body
+    Schema Registry      00    | schema id (4 bytes, big-endian)                    | body
+
+Encoding uses the registry framing when ``kafka.schema_registry_url`` is set (the schema is
+registered under ``<topic>-value``, Confluent's TopicNameStrategy) and single-object
+otherwise. Decoding picks the framing by the first bytes, finds the writer schema (the
+fingerprint table of :mod:`streamgen.contracts.schemas`, or the registry) and resolves it into
+the current reader schema, so records from older producers decode with defaults filled in.
+
+For any byte string, :meth:`AvroCodec.decode` returns a value or raises
+:class:`~streamgen.errors.DecodeError` naming what was wrong; only an unreachable registry
+raises :class:`SchemaRegistryUnavailable`, a transient error, because the same bytes will
+decode once it is back.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, SchemaRegistryError
+from fastavro import schemaless_reader, schemaless_writer
+from fastavro.validation import validate as avro_validate
+
+from streamgen.contracts.request import GenerationRequest
+from streamgen.contracts.result import GenerationResult
+from streamgen.contracts.schemas import (
+    REQUEST_SCHEMA,
+    RESULT_SCHEMA,
+    SchemaCatalog,
+    WriterSchema,
+    load_catalog,
+    parse_writer_schema,
+)
+from streamgen.errors import ConfigError, DecodeError, TransientError
+from streamgen.settings import KafkaSettings
+
+__all__ = [
+    "REQUEST_CONTRACT",
+    "RESULT_CONTRACT",
+    "AvroCodec",
+    "Contract",
+    "EncodeError",
+    "SchemaRegistryUnavailable",
+    "registry_client",
+    "request_codec",
+    "result_codec",
+]
+
+T = TypeVar("T")
+
+SINGLE_OBJECT_MAGIC = b"\xc3\x01"
+SINGLE_OBJECT_HEADER = len(SINGLE_OBJECT_MAGIC) + 8
+REGISTRY_MAGIC = b"\x00"
+REGISTRY_HEADER = len(REGISTRY_MAGIC) + 4
+HTTP_NOT_FOUND = 404
+
+
+class SchemaRegistryUnavailable(TransientError):
+    """The schema registry could not be asked (down, timing out, 5xx, refusing credentials).
+
+    Transient: the record is fine, the lookup is retried with backoff, never dead-lettered.
+    """
+
+    code = "SCHEMA_REGISTRY_UNAVAILABLE"
+    stage = "decode"
+
+
+class EncodeError(ValueError):
+    """A value does not fit its Avro schema (a producer-side bug or bad input)."""
+
+
+@dataclass(frozen=True)
+class Contract(Generic[T]):
+    """How one record type maps between its Python value and its Avro record."""
+
+    schema_name: str
+    python_name: str
+    from_record: Callable[[dict[str, Any]], T]
+    to_record: Callable[[T], dict[str, Any]]
+
+
+REQUEST_CONTRACT: Contract[GenerationRequest] = Contract(
+    REQUEST_SCHEMA, "GenerationRequest", GenerationRequest.from_record, GenerationRequest.to_record
+)
+RESULT_CONTRACT: Contract[GenerationResult] = Contract(
+    RESULT_SCHEMA, "GenerationResult", GenerationResult.from_record, GenerationResult.to_record
+)
+
+
+class AvroCodec(Generic[T]):
+    """Encodes and decodes one record type; safe to share between threads."""
+
+    def __init__(
+        self,
+        contract: Contract[T],
+        *,
+        topic: str,
+        registry: SchemaRegistryClient | None = None,
+        catalog: SchemaCatalog | None = None,
+    ) -> None:
+        self._contract = contract
+        self._catalog = catalog or load_catalog()
+        self._reader = self._catalog.current(contract.schema_name)
+        self._registry = registry
+        self._subject = f"{topic}-value"
+        self._registered_id: int | None = None
+        self._by_schema_id: dict[int, WriterSchema] = {}
+
+    @property
+    def framing(self) -> str:
+        return "schema-registry" if self._registry is not None else "single-object"
+
+    # -- encode -----------------------------------------------------------------------------
+
+    def encode(self, value: T) -> bytes:
+        """The framed Avro bytes of ``value``, written with the current schema."""
+        body = self._write(self._contract.to_record(value))
+        if self._registry is None:
+            return SINGLE_OBJECT_MAGIC + self._reader.fingerprint + body
+        return REGISTRY_MAGIC + self._schema_id().to_bytes(4, "big") + body
+
+    def _write(self, record: dict[str, Any]) -> bytes:
+        naive = _naive_datetime_field(record)
+        if naive:
+            raise EncodeError(
+                f"{self._contract.python_name}.{naive} is a naive datetime; "
+                "Avro timestamps need a timezone (use datetime.now(UTC))"
+            )
+        try:
+            # fastavro's writer would silently write an int32 field out of range as a longer
+            # varint that other Avro readers reject; validating first keeps the bytes portable.
+            avro_validate(record, self._reader.parsed, raise_errors=True)
+            out = io.BytesIO()
+            schemaless_writer(out, self._reader.parsed, record, strict=True)
+        except Exception as exc:
+            raise EncodeError(
+                f"{self._contract.python_name} does not fit its schema: {exc}"
+            ) from exc
+        return out.getvalue()
+
+    def _schema_id(self) -> int:
+        if self._registered_id is None:
+            assert self._registry is not None
+            schema = Schema(self._reader.text, "AVRO")
+            try:
+                self._registered_id = int(self._registry.register_schema(self._subject, schema))
+            except SchemaRegistryError as exc:
+                if exc.http_status_code is not None and 400 <= exc.http_status_code < 500:
+                    # 409 incompatible / 422 invalid: a deployment problem, not a hiccup.
+                    raise ConfigError(
+                        "kafka.schema_registry_url",
+                        f"registry refused {self._reader.name} under subject {self._subject!r}: "
+                        f"{exc}",
+                    ) from exc
+                raise self._unavailable(f"registering subject {self._subject!r}", exc) from exc
+            except Exception as exc:
+                raise self._unavailable(f"registering subject {self._subject!r}", exc) from exc
+        return self._registered_id
+
+    # -- decode -----------------------------------------------------------------------------
+
+    def decode(self, data: bytes | bytearray | memoryview | None) -> T:
+        """The value framed in ``data``; DecodeError (or SchemaRegistryUnavailable) otherwise."""
+        if data is None:
+            raise DecodeError("no value: the record is a tombstone (null value)")
+        data = bytes(data)
+        if not data:
+            raise DecodeError(
+                "empty value: expected an Avro single-object (0xC3 0x01) "
+                "or schema-registry (0x00) header"
+            )
+        if data[0] == SINGLE_OBJECT_MAGIC[0]:
+            writer = self._single_object_writer(data)
+            body = data[SINGLE_OBJECT_HEADER:]
+        elif data[0] == REGISTRY_MAGIC[0]:
+            writer = self._registry_writer(data)
+            body = data[REGISTRY_HEADER:]
+        else:
+            raise DecodeError(
+                f"unknown magic byte 0x{data[0]:02x}: expected 0xc3 0x01 (Avro single-object) "
+                "or 0x00 (Confluent schema registry)"
+            )
+        return self._read(body, writer)
+
+    def _single_object_writer(self, data: bytes) -> WriterSchema:
+        if len(data) < SINGLE_OBJECT_HEADER:
+            raise DecodeError(
+                f"truncated: need {SINGLE_OBJECT_HEADER} bytes of single-object header, "
+                f"got {len(data)}"
+            )
+        if data[1] != SINGLE_OBJECT_MAGIC[1]:
+            raise DecodeError(f"bad single-object marker 0xc3 0x{data[1]:02x}: expected 0xc3 0x01")
+        fp = data[2:SINGLE_OBJECT_HEADER]
+        writer = self._catalog.by_fingerprint(fp)
+        if writer is None:
+            known = ", ".join(
+                f"{s.fingerprint_hex} ({s.source})"
+                for s in self._catalog.versions(self._contract.schema_name)
+            )
+            raise DecodeError(
+                f"unknown single-object fingerprint 0x{int.from_bytes(fp, 'little'):016x}; "
+                f"known {self._contract.python_name} schemas: {known}"
+            )
+        return self._check_name(writer)
+
+    def _registry_writer(self, data: bytes) -> WriterSchema:
+        if len(data) < REGISTRY_HEADER:
+            raise DecodeError(
+                f"truncated: need {REGISTRY_HEADER} bytes of schema-registry header, "
+                f"got {len(data)}"
+            )
+        schema_id = int.from_bytes(data[1:REGISTRY_HEADER], "big")
+        cached = self._by_schema_id.get(schema_id)
+        if cached is not None:
+            return self._check_name(cached)
+        if self._registry is None:
+            raise DecodeError(
+                f"schema-registry framing (schema id {schema_id}) but no schema registry is "
+                "configured (kafka.schema_registry_url)"
+            )
+        try:
+            schema = self._registry.get_schema(schema_id)
+        except SchemaRegistryError as exc:
+            if exc.http_status_code == HTTP_NOT_FOUND:
+                raise DecodeError(f"unknown schema-registry schema id {schema_id}") from exc
+            raise self._unavailable(f"looking up schema id {schema_id}", exc) from exc
+        except Exception as exc:
+            raise self._unavailable(f"looking up schema id {schema_id}", exc) from exc
+        if (schema.schema_type or "AVRO") != "AVRO":
+            raise DecodeError(f"schema id {schema_id} is a {schema.schema_type} schema, not Avro")
+        try:
+            writer = parse_writer_schema(
+                schema.schema_str, version=f"registry:{schema_id}", source=f"schema id {schema_id}"
+            )
+        except ValueError as exc:
+            raise DecodeError(str(exc)) from exc
+        self._by_schema_id[schema_id] = writer
+        return self._check_name(writer)
+
+    def _check_name(self, writer: WriterSchema) -> WriterSchema:
+        if writer.name != self._reader.name:
+            raise DecodeError(
+                f"wrong record type: {writer.source} is {writer.name}, expected {self._reader.name}"
+            )
+        return writer
+
+    def _read(self, body: bytes, writer: WriterSchema) -> T:
+        buffer = io.BytesIO(body)
+        reader = None if writer.fingerprint == self._reader.fingerprint else self._reader.parsed
+        try:
+            record = schemaless_reader(buffer, writer.parsed, reader)
+        except Exception as exc:
+            # EOFError, UnicodeDecodeError, IndexError (enum), OverflowError (timestamps) …:
+            # whatever fastavro trips on, the bytes are at fault, never the worker.
+            raise DecodeError(
+                f"truncated or corrupt {writer.name} body ({len(body)} bytes, "
+                f"writer {writer.source}): {type(exc).__name__}: {exc}"
+            ) from exc
+        if buffer.tell() != len(body):
+            raise DecodeError(
+                f"{len(body) - buffer.tell()} trailing bytes after the {writer.name} record "
+                f"(writer {writer.source})"
+            )
+        if not isinstance(record, dict):
+            raise DecodeError(f"{writer.source} decoded to {type(record).__name__}, not a record")
+        try:
+            return self._contract.from_record(record)
+        except Exception as exc:
+            raise DecodeError(
+                f"record does not fit {self._contract.python_name}: {type(exc).__name__}: {exc}"
+            ) from exc
+
+    def _unavailable(self, doing: str, exc: Exception) -> SchemaRegistryUnavailable:
+        return SchemaRegistryUnavailable(
+            f"schema registry unavailable while {doing}: {type(exc).__name__}: {exc}"
+        )
+
+
+def _naive_datetime_field(value: Any, path: str = "") -> str:
+    """The dotted path of the first timezone-less datetime inside ``value``, or ""."""
+    if isinstance(value, datetime):
+        return path if value.tzinfo is None else ""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _naive_datetime_field(item, f"{path}.{key}" if path else str(key))
+            if found:
+                return found
+    if isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            found = _naive_datetime_field(item, f"{path}[{i}]")
+            if found:
+                return found
+    return ""
+
+
+def registry_client(kafka: KafkaSettings) -> SchemaRegistryClient | None:
+    """The registry client for these settings (``mock://…`` gives an in-memory one), or None."""
+    if not kafka.schema_registry_url:
+        return None
+    client: SchemaRegistryClient = SchemaRegistryClient.new_client(
+        {"url": kafka.schema_registry_url}
+    )
+    return client
+
+
+def request_codec(
+    kafka: KafkaSettings, topic: str, *, registry: SchemaRegistryClient | None = None
+) -> AvroCodec[GenerationRequest]:
+    """The codec for requests on ``topic``; ``registry`` overrides the one from settings."""
+    return AvroCodec(REQUEST_CONTRACT, topic=topic, registry=registry or registry_client(kafka))
+
+
+def result_codec(
+    kafka: KafkaSettings, topic: str, *, registry: SchemaRegistryClient | None = None
+) -> AvroCodec[GenerationResult]:
+    """The codec for results on ``topic``; ``registry`` overrides the one from settings."""
+    return AvroCodec(RESULT_CONTRACT, topic=topic, registry=registry or registry_client(kafka))

@@ -1,0 +1,194 @@
+"""Is a decoded request something the fleet can generate? Pure: no I/O, the clock is a parameter.
+
+Every rule raises :class:`~streamgen.errors.InvalidRequest` (or its subclass
+:class:`~streamgen.errors.DeadlineExpired`) naming the field, the value and what is allowed;
+nothing is silently clamped or fixed. The worker runs this after decoding (a failure is a dead
+letter), and ``streamgen submit`` runs it before publishing, with the same default bounds.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Collection
+from datetime import datetime
+from typing import Any, get_args
+
+from streamgen.contracts.request import GenerationRequest, Task
+from streamgen.errors import DeadlineExpired, InvalidRequest
+from streamgen.settings import ValidationBounds
+
+__all__ = ["MAX_REQUEST_ID_CHARS", "MAX_SEED", "REQUEST_ID_PATTERN", "validate"]
+
+# Object keys derive from request_id: only characters that are safe in an S3 key and a file
+# name, and never "." or ".." alone (a file:// store would climb out of its directory).
+MAX_REQUEST_ID_CHARS = 128
+REQUEST_ID_PATTERN = re.compile(rf"[A-Za-z0-9._-]{{1,{MAX_REQUEST_ID_CHARS}}}")
+# The seed travels as an Avro long and image i uses seed + i; torch.Generator.manual_seed
+# takes up to 2**64-1, so the signed 64-bit range is the binding limit.
+MAX_SEED = 2**63 - 1
+TASKS: tuple[str, ...] = get_args(Task)
+
+
+def validate(
+    request: GenerationRequest,
+    bounds: ValidationBounds,
+    *,
+    models: Collection[str] | None,
+    schedulers: Collection[str] | None,
+    now: datetime,
+) -> GenerationRequest:
+    """Return ``request`` unchanged if every field is in range, else raise InvalidRequest.
+
+    ``models`` and ``schedulers`` are the names this fleet serves (the worker passes its
+    configured models, "default" included); ``None`` skips that check, for a producer that
+    does not know the fleet's configuration. ``now`` must be timezone-aware.
+    """
+    if now.tzinfo is None:
+        raise ValueError("validate(now=...) needs a timezone-aware datetime")
+    _check_request_id(request.request_id)
+    _check_text(request, bounds)
+    _check_model(request, models, schedulers)
+    _check_task(request)
+    _check_image(request, bounds)
+    _check_sampling(request, bounds)
+    _check_times(request, now)
+    _check_metadata(request, bounds)
+    return request
+
+
+def _check_request_id(request_id: Any) -> None:
+    allowed = f"1..{MAX_REQUEST_ID_CHARS} characters from A-Z a-z 0-9 . _ -, not only dots"
+    if (
+        not isinstance(request_id, str)
+        or not REQUEST_ID_PATTERN.fullmatch(request_id)
+        or set(request_id) == {"."}
+    ):
+        raise InvalidRequest("request_id", request_id, allowed)
+
+
+def _check_text(request: GenerationRequest, b: ValidationBounds) -> None:
+    if not isinstance(request.prompt, str) or not request.prompt.strip():
+        raise InvalidRequest("prompt", request.prompt, "must contain non-whitespace text")
+    for name in ("prompt", "negative_prompt"):
+        text = getattr(request, name)
+        if not isinstance(text, str):
+            raise InvalidRequest(name, text, "a string")
+        if len(text) > b.max_prompt_chars:
+            raise InvalidRequest(
+                name, _clip(text), f"at most {b.max_prompt_chars} characters (got {len(text)})"
+            )
+
+
+def _check_model(
+    request: GenerationRequest,
+    models: Collection[str] | None,
+    schedulers: Collection[str] | None,
+) -> None:
+    if models is not None and request.model not in models:
+        raise InvalidRequest("model", request.model, f"one of {_names(models)}")
+    if (
+        request.scheduler is not None
+        and schedulers is not None
+        and request.scheduler not in schedulers
+    ):
+        raise InvalidRequest(
+            "scheduler", request.scheduler, f"one of {_names(schedulers)}, or null"
+        )
+
+
+def _check_task(request: GenerationRequest) -> None:
+    if request.task not in TASKS:
+        raise InvalidRequest("task", request.task, f"one of {', '.join(TASKS)}")
+    uri = request.init_image_uri
+    if request.task == "img2img" and (not isinstance(uri, str) or not uri.strip()):
+        raise InvalidRequest("init_image_uri", uri, "required when task is img2img")
+    if request.task == "txt2img" and uri is not None:
+        raise InvalidRequest("init_image_uri", uri, "must be null when task is txt2img")
+    strength = _number("strength", request.strength)
+    if not 0.0 < strength <= 1.0:
+        raise InvalidRequest("strength", strength, "in (0, 1]")
+
+
+def _check_image(request: GenerationRequest, b: ValidationBounds) -> None:
+    for name in ("width", "height"):
+        value = _integer(name, getattr(request, name))
+        if not b.min_size <= value <= b.max_size or value % 8:
+            raise InvalidRequest(name, value, f"a multiple of 8 in [{b.min_size}, {b.max_size}]")
+    pixels = request.width * request.height
+    if pixels > b.max_pixels:
+        raise InvalidRequest(
+            "width*height",
+            f"{request.width}x{request.height}={pixels}",
+            f"at most {b.max_pixels} pixels",
+        )
+    num_images = _integer("num_images", request.num_images)
+    if not 1 <= num_images <= b.max_num_images:
+        raise InvalidRequest("num_images", num_images, f"in [1, {b.max_num_images}]")
+
+
+def _check_sampling(request: GenerationRequest, b: ValidationBounds) -> None:
+    steps = _integer("steps", request.steps)
+    if not b.min_steps <= steps <= b.max_steps:
+        raise InvalidRequest("steps", steps, f"in [{b.min_steps}, {b.max_steps}]")
+    guidance = _number("guidance_scale", request.guidance_scale)
+    if not b.min_guidance <= guidance <= b.max_guidance:
+        raise InvalidRequest("guidance_scale", guidance, f"in [{b.min_guidance}, {b.max_guidance}]")
+    if request.seed is not None:
+        seed = _integer("seed", request.seed)
+        # image i uses seed + i, and that seed must still fit the result's Avro long
+        last = MAX_SEED - (request.num_images - 1)
+        if not 0 <= seed <= last:
+            raise InvalidRequest(
+                "seed", seed, f"in [0, {last}] (2**63-1 minus num_images-1), or null"
+            )
+    _integer("priority", request.priority)
+
+
+def _check_times(request: GenerationRequest, now: datetime) -> None:
+    for name in ("deadline", "created_at"):
+        value = getattr(request, name)
+        if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
+            raise InvalidRequest(name, value, "a timezone-aware timestamp, or null")
+    if request.deadline is not None and request.deadline <= now:
+        raise DeadlineExpired(
+            "deadline",
+            request.deadline.isoformat(),
+            f"must be later than now ({now.isoformat()}): the request expired",
+        )
+
+
+def _check_metadata(request: GenerationRequest, b: ValidationBounds) -> None:
+    metadata = request.metadata
+    if not isinstance(metadata, dict):
+        raise InvalidRequest("metadata", metadata, "a map of string to string")
+    if len(metadata) > b.max_metadata_entries:
+        raise InvalidRequest(
+            "metadata", f"{len(metadata)} entries", f"at most {b.max_metadata_entries} entries"
+        )
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise InvalidRequest(f"metadata[{key!r}]", value, "string keys and string values")
+
+
+def _integer(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRequest(name, value, "an integer")
+    return value
+
+
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidRequest(name, value, "a number")
+    if not math.isfinite(value):
+        raise InvalidRequest(name, value, "a finite number")
+    return float(value)
+
+
+def _names(names: Collection[str]) -> str:
+    return ", ".join(sorted(names)) or "(none configured)"
+
+
+def _clip(text: str) -> str:
+    """Long values are shortened in messages: a dead-letter header has a size limit."""
+    return text if len(text) <= 80 else f"{text[:77]}..."
