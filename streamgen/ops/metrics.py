@@ -1,0 +1,343 @@
+"""Every Prometheus series streamgen exports, declared once, on an injectable registry.
+
+Which worker event feeds which series (the worker calls the methods; nothing else writes):
+
+=================================  ================================================================
+worker event                       method → series
+=================================  ================================================================
+record decoded/validated, or       ``request_consumed(model, pixel_steps)`` →
+rejected at intake                 ``streamgen_requests_consumed_total{model}``
+engine returned a batch            ``observe_batch(model, size, gpu_seconds, images, pixel_steps)``
+                                   → ``streamgen_batch_size``, ``streamgen_batch_gpu_seconds``,
+                                   ``streamgen_images_generated_total{model}``
+result acknowledged by the broker  ``request_finished(model, status, …)`` →
+                                   ``streamgen_requests_succeeded_total{model}`` or
+                                   ``streamgen_requests_failed_total{model,code,stage}``,
+                                   ``streamgen_queue_wait_seconds``,
+                                   ``streamgen_request_latency_seconds`` (created_at → result)
+dead letter acknowledged           ``dead_lettered(model, code, stage)`` →
+                                   ``streamgen_requests_dead_lettered_total{model,code,stage}``
+in-flight count changes            ``set_in_flight(n)`` → ``streamgen_in_flight_requests``
+partitions paused / resumed        ``set_paused_partitions(n)`` → ``streamgen_paused_partitions``
+assign / revoke / lost             ``rebalanced(kind, assigned)`` →
+                                   ``streamgen_rebalances_total{kind}``,
+                                   ``streamgen_assigned_partitions``; revoked and lost
+                                   partitions leave ``streamgen_commit_lag_messages``
+offsets committed                  ``committed(n)`` → ``streamgen_commits_total``
+watermarks read after a commit     ``set_commit_lag(topic, partition, log_end, committed)`` →
+                                   ``streamgen_commit_lag_messages{topic,partition}`` and
+                                   ``streamgen_backlog_gpu_seconds`` (lag x mean pixel-steps of
+                                   recent requests / measured pixel-steps per GPU-second)
+store / produce retried            ``store_retry()`` / ``produce_retry()`` →
+                                   ``streamgen_store_retries_total`` /
+                                   ``streamgen_produce_retries_total``
+start-up                           ``set_worker_info(...)`` → ``streamgen_worker_info``
+every scrape                       ``streamgen_gpu_memory_bytes``,
+                                   ``streamgen_gpu_memory_total_bytes``,
+                                   ``streamgen_gpu_utilization_ratio`` (see gpu_stats)
+=================================  ================================================================
+
+Images per second is ``rate(streamgen_images_generated_total[1m])``; GPU busy time from the
+worker's side is ``rate(streamgen_batch_gpu_seconds_sum[1m])``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterable
+from typing import Any, Literal
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
+
+from streamgen.ops.backlog import RollingMean, ThroughputWindow
+from streamgen.ops.gpu_stats import GpuCollector
+
+__all__ = ["REBALANCE_KINDS", "Metrics", "RebalanceKind"]
+
+RebalanceKind = Literal["assign", "revoke", "lost"]
+REBALANCE_KINDS: tuple[RebalanceKind, ...] = ("assign", "revoke", "lost")
+UNKNOWN_MODEL = "unknown"
+
+BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 128)
+GPU_SECONDS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 120)
+LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600)
+
+
+class Metrics:
+    """The worker's metrics. Pass a fresh ``CollectorRegistry`` in tests.
+
+    ``models``: the logical model names the worker serves. A request naming any other model is
+    counted as ``model="unknown"``, so a producer sending random model names cannot blow up the
+    number of series.
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        *,
+        models: Iterable[str] | None = None,
+        gpu: bool = True,
+    ) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self._models = frozenset(models) if models is not None else None
+        r = self.registry
+        self.requests_consumed = Counter(
+            "streamgen_requests_consumed",
+            "Records taken from the requests topic (decoded or rejected)",
+            ["model"],
+            registry=r,
+        )
+        self.requests_succeeded = Counter(
+            "streamgen_requests_succeeded",
+            "Requests whose SUCCEEDED result the broker acknowledged",
+            ["model"],
+            registry=r,
+        )
+        self.requests_failed = Counter(
+            "streamgen_requests_failed",
+            "Requests whose FAILED result the broker acknowledged",
+            ["model", "code", "stage"],
+            registry=r,
+        )
+        self.requests_dead_lettered = Counter(
+            "streamgen_requests_dead_lettered",
+            "Records whose dead letter the broker acknowledged",
+            ["model", "code", "stage"],
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "streamgen_batch_size",
+            "Requests per engine batch",
+            ["model"],
+            buckets=BATCH_SIZE_BUCKETS,
+            registry=r,
+        )
+        self.batch_gpu_seconds = Histogram(
+            "streamgen_batch_gpu_seconds",
+            "Engine time of one batch",
+            ["model"],
+            buckets=GPU_SECONDS_BUCKETS,
+            registry=r,
+        )
+        self.queue_wait_seconds = Histogram(
+            "streamgen_queue_wait_seconds",
+            "From the record's arrival at the worker to the start of its batch",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.request_latency_seconds = Histogram(
+            "streamgen_request_latency_seconds",
+            "End to end: the request's created_at to its result being acknowledged",
+            ["model", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.images_generated = Counter(
+            "streamgen_images_generated",
+            "Images produced by the engine",
+            ["model"],
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "streamgen_in_flight_requests",
+            "Records handed out and not yet durable",
+            registry=r,
+        )
+        self.paused_partitions = Gauge(
+            "streamgen_paused_partitions",
+            "Assigned partitions paused by backpressure",
+            registry=r,
+        )
+        self.assigned_partitions = Gauge(
+            "streamgen_assigned_partitions",
+            "Partitions this worker owns",
+            registry=r,
+        )
+        self.commit_lag = Gauge(
+            "streamgen_commit_lag_messages",
+            "Log end offset minus committed offset, per owned partition",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.backlog_gpu_seconds = Gauge(
+            "streamgen_backlog_gpu_seconds",
+            "Estimated GPU time to process this worker's commit lag",
+            registry=r,
+        )
+        self.rebalances = Counter(
+            "streamgen_rebalances",
+            "Partition assignment changes",
+            ["kind"],
+            registry=r,
+        )
+        self.store_retries = Counter(
+            "streamgen_store_retries", "Object-store writes retried", registry=r
+        )
+        self.produce_retries = Counter(
+            "streamgen_produce_retries", "Result or dead-letter produces retried", registry=r
+        )
+        self.commits = Counter("streamgen_commits", "Offset commits sent", registry=r)
+        self.worker_info = Info("streamgen_worker", "Identity of this worker", registry=r)
+        if gpu:
+            r.register(GpuCollector())
+        for kind in REBALANCE_KINDS:
+            self.rebalances.labels(kind)  # present at 0 so rate() sees the first rebalance
+        self._lock = threading.Lock()
+        self._lag: dict[tuple[str, int], int] = {}
+        self._throughput = ThroughputWindow()
+        self._request_cost = RollingMean()
+
+    # -- counters fed per request -----------------------------------------------------------
+    def model_label(self, model: str) -> str:
+        if not model or (self._models is not None and model not in self._models):
+            return UNKNOWN_MODEL
+        return model
+
+    def request_consumed(self, model: str, pixel_steps: int = 0) -> None:
+        """A record left the consumer: decoded (``model`` known) or rejected (``""``)."""
+        self.requests_consumed.labels(self.model_label(model)).inc()
+        if pixel_steps > 0:
+            self._request_cost.add(pixel_steps)
+
+    def observe_batch(
+        self, model: str, size: int, gpu_seconds: float, images: int, pixel_steps: int = 0
+    ) -> None:
+        """The engine returned a batch of ``size`` requests with ``images`` good images."""
+        label = self.model_label(model)
+        self.batch_size.labels(label).observe(size)
+        self.batch_gpu_seconds.labels(label).observe(gpu_seconds)
+        self.images_generated.labels(label).inc(images)
+        if pixel_steps > 0:
+            self._throughput.observe(pixel_steps, gpu_seconds)
+            self._update_backlog()
+
+    def request_finished(
+        self,
+        model: str,
+        status: Literal["SUCCEEDED", "FAILED"],
+        *,
+        error_code: str = "",
+        stage: str = "",
+        queue_wait_s: float | None = None,
+        e2e_s: float | None = None,
+    ) -> None:
+        """A result event was acknowledged by the broker."""
+        label = self.model_label(model)
+        if status == "SUCCEEDED":
+            self.requests_succeeded.labels(label).inc()
+        else:
+            self.requests_failed.labels(label, error_code or "UNKNOWN", stage or "unknown").inc()
+        if queue_wait_s is not None:
+            self.queue_wait_seconds.labels(label).observe(max(queue_wait_s, 0.0))
+        if e2e_s is not None:
+            # Producer and worker clocks differ; a negative latency is skew, not speed.
+            self.request_latency_seconds.labels(label, status).observe(max(e2e_s, 0.0))
+
+    def dead_lettered(self, model: str, code: str, stage: str) -> None:
+        """A dead letter was acknowledged by the broker (``model`` "" when undecodable)."""
+        self.requests_dead_lettered.labels(
+            self.model_label(model), code or "UNKNOWN", stage or "unknown"
+        ).inc()
+
+    # -- gauges and counters fed by the consumer loop ---------------------------------------
+    def set_in_flight(self, n: int) -> None:
+        self.in_flight.set(n)
+
+    def set_paused_partitions(self, n: int) -> None:
+        self.paused_partitions.set(n)
+
+    def rebalanced(
+        self,
+        kind: RebalanceKind,
+        assigned: int,
+        partitions: Iterable[tuple[str, int]] = (),
+    ) -> None:
+        """After an assign/revoke/lost callback: ``assigned`` is the count now owned,
+        ``partitions`` those that changed (revoked and lost ones stop exporting lag)."""
+        if kind not in REBALANCE_KINDS:
+            raise ValueError(f"rebalance kind {kind!r} not in {REBALANCE_KINDS}")
+        self.rebalances.labels(kind).inc()
+        self.assigned_partitions.set(assigned)
+        if kind != "assign":
+            for topic, partition in partitions:
+                self.forget_partition(topic, partition)
+
+    def committed(self, partitions: int = 1) -> None:
+        """One commit request covering ``partitions`` partitions was answered."""
+        if partitions > 0:
+            self.commits.inc()
+
+    def set_commit_lag(self, topic: str, partition: int, log_end: int, committed: int) -> None:
+        """``committed`` < 0 (nothing committed yet) counts the whole log as lag."""
+        lag = max(log_end - max(committed, 0), 0)
+        self.commit_lag.labels(topic, str(partition)).set(lag)
+        with self._lock:
+            self._lag[(topic, partition)] = lag
+        self._update_backlog()
+
+    def forget_partition(self, topic: str, partition: int) -> None:
+        with self._lock:
+            self._lag.pop((topic, partition), None)
+        with contextlib.suppress(KeyError):  # never reported for this partition
+            self.commit_lag.remove(topic, str(partition))
+        self._update_backlog()
+
+    def store_retry(self) -> None:
+        self.store_retries.inc()
+
+    def produce_retry(self) -> None:
+        self.produce_retries.inc()
+
+    def set_worker_info(
+        self, *, worker_id: str, host: str, device: str, group_id: str, version: str = ""
+    ) -> None:
+        self.worker_info.info(
+            {
+                "worker_id": worker_id,
+                "host": host,
+                "device": device,
+                "group_id": group_id,
+                "version": version,
+            }
+        )
+
+    # -- derived -----------------------------------------------------------------------------
+    def backlog_gpu_seconds_estimate(self) -> float | None:
+        """This worker's lag x recent mean request cost / recent throughput, if measured."""
+        throughput = self._throughput.throughput()
+        cost = self._request_cost.mean()
+        with self._lock:
+            messages = sum(self._lag.values())
+        if messages == 0:
+            return 0.0
+        if throughput is None or cost is None:
+            return None
+        return messages * cost / throughput
+
+    def _update_backlog(self) -> None:
+        estimate = self.backlog_gpu_seconds_estimate()
+        if estimate is not None:
+            self.backlog_gpu_seconds.set(estimate)
+
+    # -- exposition --------------------------------------------------------------------------
+    def serve(self, port: int, addr: str = "0.0.0.0") -> Any:
+        """Serve ``/metrics`` for this registry on a daemon thread; returns the HTTP server
+        (``server.shutdown()`` stops it). Port 0 picks a free port: ``server.server_port``."""
+        server, _thread = start_http_server(port, addr=addr, registry=self.registry)
+        return server
+
+    def series_names(self) -> set[str]:
+        """Every sample name this registry can expose (``_total``, ``_bucket`` … included)."""
+        names: set[str] = set()
+        for family in self.registry.collect():
+            names.add(family.name)
+            names.update(sample.name for sample in family.samples)
+            if family.type == "counter":
+                names.add(f"{family.name}_total")
+            elif family.type == "histogram":
+                names.update(f"{family.name}{s}" for s in ("_bucket", "_sum", "_count"))
+            elif family.type == "info":
+                names.add(f"{family.name}_info")
+        return names
