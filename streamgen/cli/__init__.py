@@ -1,4 +1,7 @@
-"""The ``streamgen`` command. Subcommands load lazily so ``streamgen submit`` never imports torch."""
+"""The ``streamgen`` command.
+
+Subcommands load lazily, so ``streamgen submit`` never imports torch.
+"""
 
 from __future__ import annotations
 

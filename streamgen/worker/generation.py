@@ -28,7 +28,7 @@ __all__ = ["GenerationStage"]
 log = logging.getLogger(__name__)
 
 OnFatal = Callable[[BaseException], None]
-OnBatch = Callable[[str, int, float], None]  # model, batch size, gpu seconds
+OnBatch = Callable[[list[WorkItem], list[GenerationOutcome], float], None]
 
 
 def _expired(request: GenerationRequest, now: datetime) -> bool:
@@ -106,7 +106,7 @@ class GenerationStage(threading.Thread):
         )
         gpu_seconds = time.perf_counter() - t0
         if self._on_batch:
-            self._on_batch(live[0].request.model, len(live), gpu_seconds)
+            self._on_batch(live, outcomes, gpu_seconds)
         # 3. Hand each outcome on: store + result on the output pool, or retry, or fail.
         for item, outcome in zip(live, outcomes, strict=True):
             self._dispatch(item, outcome, started, gpu_seconds, len(live))

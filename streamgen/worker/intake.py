@@ -65,4 +65,5 @@ def _request_named_by_key(record: SourceRecord) -> GenerationRequest | None:
         return None
     if not _REQUEST_ID_KEY.fullmatch(key):
         return None
-    return GenerationRequest(request_id=key, prompt="")
+    # model "": nothing about the request is known beyond its id.
+    return GenerationRequest(request_id=key, prompt="", model="")

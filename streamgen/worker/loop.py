@@ -23,7 +23,7 @@ from streamgen.errors import TransientError
 from streamgen.worker.backoff import Backoff
 from streamgen.worker.intake import Intake, Rejected
 from streamgen.worker.offsets import OffsetTracker, Ticket, TopicPartitionKey
-from streamgen.worker.outputs import OutcomeSink
+from streamgen.worker.outputs import OutcomeSink, OutcomeSummary
 from streamgen.worker.publisher import Publisher
 from streamgen.worker.work import SourceRecord, WorkItem
 from streamgen.worker.work_queue import WorkQueue
@@ -46,7 +46,7 @@ class LoopLimits:
 @dataclass(frozen=True)
 class Durable:
     ticket: Ticket
-    status: str
+    summary: OutcomeSummary
 
 
 @dataclass(frozen=True)
@@ -98,6 +98,10 @@ class ConsumerLoop:
         self._stop.set()
 
     @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    @property
     def paused(self) -> bool:
         return self._paused
 
@@ -116,6 +120,8 @@ class ConsumerLoop:
         self.serve_outputs(0.0)
         # 5. Backpressure: pause every partition when in-flight work is full, resume at half.
         self._apply_backpressure()
+        if self.hooks:
+            self.hooks.in_flight(self.tracker.outstanding())
         # 6. Commit the contiguous low-water mark of durable work (THE RULE above).
         if time.monotonic() - self._last_commit >= self.limits.commit_interval_s:
             self.commit()
@@ -132,7 +138,7 @@ class ConsumerLoop:
             if isinstance(event, Fatal):
                 self.fatal = event.error
             elif self.tracker.complete(event.ticket) and self.hooks:
-                self.hooks.durable(event.ticket, event.status)
+                self.hooks.durable(event.summary)
 
     # -- step 2 ----------------------------------------------------------------------------
     def _admit(self, message: Any) -> None:
@@ -220,7 +226,18 @@ class ConsumerLoop:
             else:
                 self.tracker.committed((tp.topic, tp.partition), tp.offset)
         if self.hooks:
-            self.hooks.committed(points)
+            self.hooks.committed(points, self._log_ends(points))
+
+    def _log_ends(self, points: dict[TopicPartitionKey, int]) -> dict[TopicPartitionKey, int]:
+        """High watermarks from the consumer's cache (no broker round trip) for lag metrics."""
+        ends = {}
+        for topic, partition in points:
+            _, high = self.consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), cached=True
+            )
+            if high >= 0:
+                ends[(topic, partition)] = high
+        return ends
 
     # -- shutdown --------------------------------------------------------------------------
     def drain(self, stop_generation: Callable[[], None]) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from streamgen.contracts.dead_letter import DeadLetterReason, dead_letter_headers
@@ -26,10 +27,26 @@ from streamgen.worker.offsets import Ticket
 from streamgen.worker.publisher import Publisher
 from streamgen.worker.work import SourceRecord, WorkItem
 
-__all__ = ["OutcomeSink"]
+__all__ = ["OutcomeSink", "OutcomeSummary"]
 
 Encode = Callable[[GenerationResult], bytes]
-OnDurable = Callable[[Ticket, str], None]  # ticket, final status (SUCCEEDED | FAILED | DEAD)
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeSummary:
+    """What became durable for one record: enough for metrics and logs."""
+
+    status: str  # SUCCEEDED | FAILED (FAILED with request_id "" is a dead letter alone)
+    request_id: str
+    model: str
+    error_code: str = ""
+    stage: str = ""
+    dead_lettered: bool = False
+    queue_wait_s: float | None = None
+    e2e_s: float | None = None
+
+
+OnDurable = Callable[[Ticket, OutcomeSummary], None]
 
 
 class _Join:
@@ -50,6 +67,10 @@ class _Join:
 
 def _ms(seconds: float | None) -> datetime | None:
     return None if seconds is None else datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def _seconds_between(start: datetime | None, end: datetime | None) -> float | None:
+    return None if start is None or end is None else (end - start).total_seconds()
 
 
 class OutcomeSink:
@@ -96,12 +117,19 @@ class OutcomeSink:
             attempt=item.attempt,
             metadata=dict(request.metadata),
         )
+        summary = OutcomeSummary(
+            status="SUCCEEDED",
+            request_id=request.request_id,
+            model=request.model,
+            queue_wait_s=result.timings.queue_wait_seconds,
+            e2e_s=_seconds_between(result.timings.created_at, result.timings.finished_at),
+        )
         self._publisher.send(
             self._results,
             request.request_id.encode(),
             self._encode(result),
             (),
-            lambda: self._on_durable(item.ticket, "SUCCEEDED"),
+            lambda: self._on_durable(item.ticket, summary),
         )
 
     def failed(
@@ -132,7 +160,19 @@ class OutcomeSink:
             worker_id=self._identity.worker_id,
             failed_at_ms=int(now * 1000),
         )
-        join = _Join(2 if request else 1, lambda: self._on_durable(ticket, "FAILED"))
+        created = request.created_at if request else None
+        created = created or _ms(record.timestamp_ms / 1000)
+        summary = OutcomeSummary(
+            status="FAILED",
+            request_id=request.request_id if request else "",
+            model=request.model if request else "",
+            error_code=error.code,
+            stage=reason.stage,
+            dead_lettered=True,
+            queue_wait_s=max(0.0, now - received_at) if received_at else None,
+            e2e_s=_seconds_between(created, _ms(now)),
+        )
+        join = _Join(2 if request else 1, lambda: self._on_durable(ticket, summary))
         self._publisher.send(
             self._dead,
             record.key,
@@ -147,9 +187,9 @@ class OutcomeSink:
             status="FAILED",
             worker=self._identity,
             timings=Timings(
-                created_at=request.created_at or _ms(record.timestamp_ms / 1000),
+                created_at=created,
                 finished_at=_ms(now),
-                queue_wait_seconds=max(0.0, now - received_at) if received_at else 0.0,
+                queue_wait_seconds=summary.queue_wait_s or 0.0,
             ),
             width=request.width,
             height=request.height,

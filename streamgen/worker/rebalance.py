@@ -16,6 +16,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
+from streamgen.ops.metrics import RebalanceKind
 from streamgen.worker.offsets import OffsetTracker, TopicPartitionKey
 from streamgen.worker.ownership import Ownership
 from streamgen.worker.work_queue import WorkQueue
@@ -36,7 +37,7 @@ class RebalanceHandler:
         serve_outputs: Callable[[float], None],
         is_paused: Callable[[], bool],
         revoke_grace_s: float,
-        on_event: Callable[[str, int], None] | None = None,
+        on_event: Callable[[RebalanceKind, list[TopicPartitionKey], int], None] | None = None,
     ) -> None:
         self._tracker = tracker
         self._ownership = ownership
@@ -55,7 +56,7 @@ class RebalanceHandler:
         if self._is_paused() and partitions:
             consumer.pause(partitions)
         log.info("assigned %s", _names(partitions))
-        self._event("assign", len(partitions))
+        self._event("assign", partitions)
 
     def on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         keys = {(tp.topic, tp.partition) for tp in partitions}
@@ -77,7 +78,7 @@ class RebalanceHandler:
             self._tracker.revoke(key)
         consumer.incremental_unassign(partitions)
         log.info("revoked %s (dropped %d waiting requests)", _names(partitions), len(dropped))
-        self._event("revoke", len(partitions))
+        self._event("revoke", partitions)
 
     def on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         keys = {(tp.topic, tp.partition) for tp in partitions}
@@ -87,11 +88,12 @@ class RebalanceHandler:
         self._queue.remove(lambda item: item.ticket.tp in keys)
         consumer.incremental_unassign(partitions)
         log.warning("lost %s: nothing committed for them", _names(partitions))
-        self._event("lost", len(partitions))
+        self._event("lost", partitions)
 
-    def _event(self, kind: str, count: int) -> None:
+    def _event(self, kind: RebalanceKind, partitions: list[TopicPartition]) -> None:
         if self._on_event:
-            self._on_event(kind, count)
+            changed = [(tp.topic, tp.partition) for tp in partitions]
+            self._on_event(kind, changed, len(self._tracker.partitions()))
 
 
 def _names(partitions: list[Any]) -> str:

@@ -1,0 +1,132 @@
+"""Where the worker reports what happens: Prometheus metrics and OpenTelemetry spans.
+
+The loop, the GPU thread and the rebalance handler call these methods at their events; the
+mapping to series lives in :mod:`streamgen.ops.metrics`, the spans in
+:mod:`streamgen.ops.tracing`. Kept out of the loop so the loop stays short.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from streamgen.engine.types import GenerationOutcome
+from streamgen.errors import StreamgenError
+from streamgen.ops.metrics import Metrics, RebalanceKind
+from streamgen.settings import Settings
+from streamgen.worker.offsets import TopicPartitionKey
+from streamgen.worker.outputs import OutcomeSummary
+from streamgen.worker.work import SourceRecord, WorkItem
+
+__all__ = ["WorkerHooks"]
+
+log = logging.getLogger(__name__)
+
+
+def _pixel_steps(item: WorkItem) -> int:
+    r = item.request
+    return r.width * r.height * r.steps * r.num_images
+
+
+class WorkerHooks:
+    def __init__(
+        self,
+        metrics: Metrics,
+        *,
+        worker_id: str,
+        host: str,
+        group_id: str,
+        device: str = "",
+        metrics_port: int = 0,
+    ) -> None:
+        self.metrics = metrics
+        self.worker_id = worker_id
+        self.host = host
+        self.group_id = group_id
+        self.device = device
+        self._metrics_port = metrics_port
+        self.server: Any = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, worker_id: str, host: str) -> WorkerHooks:
+        models = set(settings.engine.models) | {"default"}
+        return cls(
+            Metrics(models=models),
+            worker_id=worker_id,
+            host=host,
+            group_id=settings.worker.group_id,
+            device=settings.engine.device,
+            metrics_port=settings.worker.metrics_port,
+        )
+
+    def started(self) -> None:
+        self.metrics.set_worker_info(
+            worker_id=self.worker_id, host=self.host, device=self.device, group_id=self.group_id
+        )
+        if self._metrics_port:
+            self.server = self.metrics.serve(self._metrics_port)
+            log.info("metrics on :%d/metrics", self.server.server_port)
+
+    def stopped(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+
+    # -- consumer loop ----------------------------------------------------------------------
+    def admitted(self, item: WorkItem) -> Any:
+        self.metrics.request_consumed(item.request.model, _pixel_steps(item))
+        return None
+
+    def rejected(self, record: SourceRecord, error: StreamgenError) -> None:
+        self.metrics.request_consumed("")
+
+    def durable(self, summary: OutcomeSummary) -> None:
+        if summary.dead_lettered:
+            self.metrics.dead_lettered(summary.model, summary.error_code, summary.stage)
+        if summary.request_id:
+            self.metrics.request_finished(
+                summary.model,
+                "SUCCEEDED" if summary.status == "SUCCEEDED" else "FAILED",
+                error_code=summary.error_code,
+                stage=summary.stage,
+                queue_wait_s=summary.queue_wait_s,
+                e2e_s=summary.e2e_s,
+            )
+
+    def in_flight(self, n: int) -> None:
+        self.metrics.set_in_flight(n)
+
+    def paused(self, partitions: int) -> None:
+        self.metrics.set_paused_partitions(partitions)
+
+    def committed(
+        self, points: dict[TopicPartitionKey, int], log_ends: dict[TopicPartitionKey, int]
+    ) -> None:
+        self.metrics.committed(len(points))
+        for (topic, partition), offset in points.items():
+            if (topic, partition) in log_ends:
+                self.metrics.set_commit_lag(topic, partition, log_ends[(topic, partition)], offset)
+
+    def rebalance(
+        self, kind: RebalanceKind, changed: Iterable[TopicPartitionKey], assigned: int
+    ) -> None:
+        self.metrics.rebalanced(kind, assigned, list(changed))
+
+    # -- GPU thread and outputs --------------------------------------------------------------
+    def batch(
+        self, items: Sequence[WorkItem], outcomes: Sequence[GenerationOutcome], gpu_seconds: float
+    ) -> None:
+        images = sum(len(o.images) for o in outcomes if o.error is None)
+        self.metrics.observe_batch(
+            items[0].request.model,
+            len(items),
+            gpu_seconds,
+            images,
+            sum(_pixel_steps(i) for i in items),
+        )
+
+    def store_retry(self) -> None:
+        self.metrics.store_retry()
+
+    def produce_retry(self, _topic: str) -> None:
+        self.metrics.produce_retry()

@@ -1,0 +1,31 @@
+"""Engines for fault tests only: the real tiny engine, slowed down on purpose."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from streamgen.contracts.request import GenerationRequest
+from streamgen.engine.types import CancelCheck, Engine, GenerationOutcome, Shape
+
+
+class SlowEngine:
+    """Sleeps before every batch: longer than max.poll.interval.ms in the stall test."""
+
+    def __init__(self, inner: Engine, sleep_s: float) -> None:
+        self.inner = inner
+        self.sleep_s = sleep_s
+        self.batches: list[int] = []
+
+    def shape_of(self, request: GenerationRequest) -> Shape:
+        return self.inner.shape_of(request)
+
+    def max_batch_size(self, shape: Shape) -> int:
+        return self.inner.max_batch_size(shape)
+
+    def generate(
+        self, requests: Sequence[GenerationRequest], *, cancelled: CancelCheck | None = None
+    ) -> list[GenerationOutcome]:
+        self.batches.append(len(requests))
+        time.sleep(self.sleep_s)
+        return self.inner.generate(requests, cancelled=cancelled)
