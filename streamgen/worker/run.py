@@ -25,7 +25,6 @@ from streamgen.contracts.result import WorkerIdentity
 from streamgen.contracts.validation import validate
 from streamgen.engine.types import Engine
 from streamgen.settings import Settings
-from streamgen.store import open_store
 from streamgen.store.base import ObjectStore
 from streamgen.worker.backoff import Backoff
 from streamgen.worker.batcher import MicroBatcher
@@ -97,7 +96,10 @@ def run_worker(
     w = settings.worker
 
     # 1. Outputs first: the store must be reachable before we take any work.
-    store = store or open_store(settings.store)
+    if store is None:
+        from streamgen.store import open_store
+
+        store = open_store(settings.store)
     store.ensure_ready()
     if engine is None or encode is None:
         from streamgen.engine import DiffusionEngine, encode_image
