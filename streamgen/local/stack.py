@@ -1,0 +1,235 @@
+"""The local stack: one Kafka broker and one MinIO server under one state dir.
+
+::
+
+    STATE_DIR/
+      state.json                 ports, KRaft cluster id, MinIO credentials (fixed at first up)
+      kafka/  server.properties  log4j2.properties  kafka.pid  data/  logs/server.log
+      minio/  minio.pid  data/  logs/minio.log
+
+Ports and credentials are chosen once and kept in ``state.json``, so a stopped component comes
+back where clients expect it, with its data (that is what fault-injection tests rely on).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from streamgen.local.kafka import KafkaBroker, new_cluster_id, prepare_kafka
+from streamgen.local.minio import MinioServer, prepare_minio
+from streamgen.local.process import LocalStackError
+
+__all__ = ["ComponentStatus", "LocalStack", "StackState", "default_state_dir", "prepare"]
+
+DEFAULT_KAFKA_PORT = 9092
+DEFAULT_CONTROLLER_PORT = 9093
+DEFAULT_MINIO_PORT = 9000
+DEFAULT_MINIO_CONSOLE_PORT = 9001
+# Fixed and printed by `streamgen dev up`: the servers listen on 127.0.0.1 only, and
+# docker-compose.yml uses the same pair so one set of env vars works for both stacks.
+DEFAULT_ACCESS_KEY = "streamgen"
+DEFAULT_SECRET_KEY = "streamgen-secret"
+
+
+def default_state_dir() -> Path:
+    return Path(os.environ.get("STREAMGEN_STATE_DIR", ".state"))
+
+
+def prepare() -> None:
+    """Download and build everything the stack needs, so that ``up`` only starts processes."""
+    prepare_kafka()
+    prepare_minio()
+
+
+@dataclass(frozen=True)
+class StackState:
+    kafka_port: int = DEFAULT_KAFKA_PORT
+    controller_port: int = DEFAULT_CONTROLLER_PORT
+    minio_port: int = DEFAULT_MINIO_PORT
+    minio_console_port: int = DEFAULT_MINIO_CONSOLE_PORT
+    cluster_id: str = ""
+    minio_access_key: str = DEFAULT_ACCESS_KEY
+    minio_secret_key: str = DEFAULT_SECRET_KEY
+
+
+@dataclass(frozen=True)
+class ComponentStatus:
+    name: str
+    address: str
+    pid: int | None
+    ready: bool
+    log_file: Path
+
+
+class LocalStack:
+    """Start, inspect and stop the stack kept in ``state_dir``.
+
+    Ports given here apply to a new state dir; an existing one keeps the ports it was created
+    with, and asking for different ones is an error rather than a silent surprise.
+    """
+
+    def __init__(
+        self,
+        state_dir: str | os.PathLike[str] | None = None,
+        *,
+        kafka_port: int | None = None,
+        controller_port: int | None = None,
+        minio_port: int | None = None,
+        minio_console_port: int | None = None,
+    ) -> None:
+        self.state_dir = Path(state_dir if state_dir is not None else default_state_dir())
+        self.state_dir = self.state_dir.resolve()
+        ports = {
+            "kafka_port": kafka_port,
+            "controller_port": controller_port,
+            "minio_port": minio_port,
+            "minio_console_port": minio_console_port,
+        }
+        requested = {name: port for name, port in ports.items() if port is not None}
+        saved = self._load()
+        if saved is None:
+            self.state = StackState(
+                kafka_port=kafka_port or DEFAULT_KAFKA_PORT,
+                controller_port=controller_port or DEFAULT_CONTROLLER_PORT,
+                minio_port=minio_port or DEFAULT_MINIO_PORT,
+                minio_console_port=minio_console_port or DEFAULT_MINIO_CONSOLE_PORT,
+                cluster_id=new_cluster_id(),
+            )
+        else:
+            for name, port in requested.items():
+                if getattr(saved, name) != port:
+                    raise LocalStackError(
+                        f"{self.state_dir} was set up with {name}={getattr(saved, name)}, not "
+                        f"{port}; use another state dir or `streamgen dev down --purge` first"
+                    )
+            self.state = saved
+        self.kafka = KafkaBroker(
+            home=self.state_dir / "kafka",
+            port=self.state.kafka_port,
+            controller_port=self.state.controller_port,
+            cluster_id=self.state.cluster_id,
+        )
+        self.minio = MinioServer(
+            home=self.state_dir / "minio",
+            port=self.state.minio_port,
+            console_port=self.state.minio_console_port,
+            access_key=self.state.minio_access_key,
+            secret_key=self.state.minio_secret_key,
+        )
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.kafka.bootstrap_servers
+
+    @property
+    def minio_endpoint(self) -> str:
+        return self.minio.endpoint
+
+    @property
+    def minio_access_key(self) -> str:
+        return self.minio.access_key
+
+    @property
+    def minio_secret_key(self) -> str:
+        return self.minio.secret_key
+
+    def up(self) -> None:
+        """Start whatever is not running and wait until both servers answer. Idempotent."""
+        prepare()
+        self._save()
+        # Both servers take seconds to start; starting them side by side halves the wait.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            futures = [pool.submit(self.kafka.start), pool.submit(self.minio.start)]
+            errors = [f.exception() for f in futures]
+        failures = [str(e) for e in errors if e is not None]
+        if failures:
+            raise LocalStackError("; ".join(failures))
+
+    def down(self, *, purge: bool = False) -> list[str]:
+        """Stop the processes this state dir started; with ``purge`` also delete their data.
+
+        Returns the names of the components that were running.
+        """
+        stopped = []
+        for name, component in (("kafka", self.kafka), ("minio", self.minio)):
+            if component.stop():
+                stopped.append(name)
+        if purge:
+            # Remove only what the stack wrote: the state dir may be shared with other files.
+            for home in (self.kafka.home, self.minio.home):
+                shutil.rmtree(home, ignore_errors=True)
+            self._state_file.unlink(missing_ok=True)
+            if self.state_dir.is_dir() and not any(self.state_dir.iterdir()):
+                self.state_dir.rmdir()
+        return stopped
+
+    def status(self) -> list[ComponentStatus]:
+        kafka_pid, minio_pid = self.kafka.pid(), self.minio.pid()
+        return [
+            ComponentStatus(
+                name="kafka",
+                address=self.bootstrap_servers,
+                pid=kafka_pid,
+                ready=kafka_pid is not None and self.kafka.ready(),
+                log_file=self.kafka.log_file,
+            ),
+            ComponentStatus(
+                name="minio",
+                address=self.minio_endpoint,
+                pid=minio_pid,
+                ready=minio_pid is not None and self.minio.ready(),
+                log_file=self.minio.log_file,
+            ),
+        ]
+
+    # Fault injection: stop one component and bring it back on the same port with its data.
+    def stop_kafka(self) -> None:
+        self.kafka.stop()
+
+    def start_kafka(self) -> None:
+        self.kafka.start()
+
+    def stop_minio(self) -> None:
+        self.minio.stop()
+
+    def start_minio(self) -> None:
+        self.minio.start()
+
+    def env(self, bucket: str = "streamgen") -> dict[str, str]:
+        """The ``STREAMGEN_*`` variables that point streamgen's commands at this stack."""
+        return {
+            "STREAMGEN_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
+            "STREAMGEN_STORE_URL": f"s3://{bucket}",
+            "STREAMGEN_STORE_ENDPOINT": self.minio_endpoint,
+            "STREAMGEN_STORE_ACCESS_KEY": self.minio_access_key,
+            "STREAMGEN_STORE_SECRET_KEY": self.minio_secret_key,
+        }
+
+    @property
+    def _state_file(self) -> Path:
+        return self.state_dir / "state.json"
+
+    def _load(self) -> StackState | None:
+        try:
+            raw = json.loads(self._state_file.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise LocalStackError(f"cannot read {self._state_file}: {exc}") from None
+        try:
+            return StackState(**raw)
+        except TypeError as exc:
+            raise LocalStackError(
+                f"{self._state_file} is not a streamgen state file: {exc}"
+            ) from None
+
+    def _save(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        scratch = self._state_file.with_suffix(".tmp")
+        scratch.write_text(json.dumps(asdict(self.state), indent=2) + "\n")
+        scratch.replace(self._state_file)
