@@ -20,7 +20,7 @@ from pathlib import Path
 __all__ = [
     "LocalStackError",
     "ensure_port_free",
-    "free_port",
+    "free_ports",
     "is_alive",
     "port_accepts",
     "read_pid",
@@ -44,12 +44,19 @@ def require_tool(name: str, install_hint: str) -> str:
     return path
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now (for tests)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct TCP ports on 127.0.0.1 that nothing listens on right now (for tests).
+
+    All sockets stay bound until every port is chosen, so the kernel cannot hand one out twice.
+    """
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def port_accepts(port: int, host: str = "127.0.0.1") -> bool:

@@ -1,0 +1,164 @@
+"""Create streamgen's topics on a broker from settings, idempotently.
+
+Running it again converges: a missing topic is created, an existing one gains partitions up to
+the setting (Kafka cannot remove partitions, so more than asked is only reported) and gets the
+configured retention.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException
+
+# confluent_kafka.admin re-exports these without __all__, which mypy --strict cannot see.
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewPartitions,
+    NewTopic,
+)
+
+from streamgen.errors import BrokerUnavailable, ConfigError
+from streamgen.settings import TopicSettings
+
+__all__ = ["TopicSpec", "TopicState", "create_topics", "plan_topics"]
+
+log = logging.getLogger(__name__)
+
+_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    replication_factor: int
+    retention_ms: int
+
+
+@dataclass(frozen=True)
+class TopicState:
+    name: str
+    partitions: int
+    created: bool
+
+
+def plan_topics(settings: TopicSettings) -> list[TopicSpec]:
+    """The three topics and their shape.
+
+    Only the requests topic is spread over ``partitions``: its partition count bounds how many
+    GPU workers share the load. Results and dead letters arrive at GPU speed (tens per second);
+    one partition keeps them in a single order for downstream consumers and for replay.
+    """
+    return [
+        TopicSpec(name, partitions, settings.replication_factor, settings.retention_ms)
+        for name, partitions in (
+            (settings.requests, settings.partitions),
+            (settings.results, 1),
+            (settings.dead_letter, 1),
+        )
+    ]
+
+
+def create_topics(
+    bootstrap_servers: str,
+    specs: list[TopicSpec],
+    *,
+    client_config: dict[str, str] | None = None,
+) -> list[TopicState]:
+    admin = AdminClient({**(client_config or {}), "bootstrap.servers": bootstrap_servers})
+    try:
+        existing = admin.list_topics(timeout=_TIMEOUT_S).topics
+    except KafkaException as exc:
+        raise BrokerUnavailable(f"Kafka at {bootstrap_servers} did not answer: {exc}") from exc
+    missing = [spec for spec in specs if spec.name not in existing]
+    created = _create(admin, missing)
+    states = []
+    for spec in specs:
+        have = len(existing[spec.name].partitions) if spec.name in existing else spec.partitions
+        if spec.name in existing and have < spec.partitions:
+            _wait(admin.create_partitions([NewPartitions(spec.name, spec.partitions)]))
+            log.info("topic %s grown from %d to %d partitions", spec.name, have, spec.partitions)
+            have = spec.partitions
+        elif have > spec.partitions:
+            log.warning(
+                "topic %s has %d partitions, more than the %d asked for; Kafka cannot shrink it",
+                spec.name, have, spec.partitions,
+            )  # fmt: skip
+        states.append(TopicState(spec.name, have, spec.name in created))
+    _set_retention(admin, specs)
+    return states
+
+
+def _create(admin: AdminClient, specs: list[TopicSpec]) -> set[str]:
+    if not specs:
+        return set()
+    new = [
+        NewTopic(
+            spec.name,
+            num_partitions=spec.partitions,
+            replication_factor=spec.replication_factor,
+            config={"retention.ms": str(spec.retention_ms)},
+        )
+        for spec in specs
+    ]
+    created = set()
+    for name, future in admin.create_topics(new, request_timeout=_TIMEOUT_S).items():
+        try:
+            future.result()
+            created.add(name)
+        except KafkaException as exc:
+            # Someone else (another `topics create`, a test) created it first: that is success.
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise _explain(name, exc) from exc
+    return created
+
+
+def _set_retention(admin: AdminClient, specs: list[TopicSpec]) -> None:
+    resources = [
+        ConfigResource(
+            ConfigResource.Type.TOPIC,
+            spec.name,
+            incremental_configs=[
+                ConfigEntry(
+                    "retention.ms",
+                    str(spec.retention_ms),
+                    incremental_operation=AlterConfigOpType.SET,
+                )
+            ],
+        )
+        for spec in specs
+    ]
+    _wait(admin.incremental_alter_configs(resources))
+
+
+def _wait(futures: Mapping[Any, Any]) -> None:
+    for subject, future in futures.items():
+        try:
+            future.result()
+        except KafkaException as exc:
+            raise _explain(str(subject), exc) from exc
+
+
+# Broker answers that mean a setting is wrong, and the setting to fix.
+_SETTING_FOR_ERROR = {
+    KafkaError.INVALID_REPLICATION_FACTOR: "topics.replication_factor",
+    KafkaError.INVALID_PARTITIONS: "topics.partitions",
+    KafkaError.INVALID_CONFIG: "topics.retention_ms",
+    KafkaError.TOPIC_EXCEPTION: "topics",
+}
+
+
+def _explain(subject: str, exc: KafkaException) -> Exception:
+    error: KafkaError = exc.args[0]
+    if error.code() in _SETTING_FOR_ERROR:
+        return ConfigError(_SETTING_FOR_ERROR[error.code()], f"{subject}: {error.str()}")
+    if error.retriable() or error.code() in {KafkaError._TRANSPORT, KafkaError._TIMED_OUT}:
+        return BrokerUnavailable(f"{subject}: {error.str()}")
+    return RuntimeError(f"the broker refused {subject}: {error.str()}")

@@ -1,0 +1,140 @@
+"""An object store in a local directory, for a single host or where no object store is wanted.
+
+A write is durable once ``put`` returns: the bytes go to a temporary file in the same directory,
+which is fsynced, renamed over the final name and followed by an fsync of the directory. A crash
+at any instant leaves either the old object or the new one, never a torn image.
+
+The bytes are the truth: ``stat`` hashes the file itself. What the bytes cannot tell (content
+type, image index, caller metadata) is kept in a JSON sidecar under ``.streamgen-meta/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import mimetypes
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from streamgen.contracts.result import StoredImage
+from streamgen.errors import ConfigError, StoreUnavailable
+from streamgen.store.uri import check_key, file_uri_path
+
+__all__ = ["FileStore"]
+
+_SIDECARS = ".streamgen-meta"
+
+
+class FileStore:
+    """Objects as files under ``root``; URIs are ``file:///abs/root/key``."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).expanduser().absolute()
+
+    def ensure_ready(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise self._failure(f"cannot create {self.root}", exc) from exc
+
+    def put(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        index: int,
+        content_type: str,
+        metadata: Mapping[str, str],
+    ) -> StoredImage:
+        path = self._path(key)
+        sidecar = {"content_type": content_type, "index": index, "metadata": dict(metadata)}
+        try:
+            _write_durably(path, data)
+            _write_durably(self._sidecar(key), json.dumps(sidecar).encode())
+        except OSError as exc:
+            raise self._failure(f"cannot write {path}", exc) from exc
+        return self._describe(key, data, index, content_type)
+
+    def get(self, uri: str) -> bytes:
+        if uri.startswith("s3://"):
+            raise ValueError(f"{uri!r}: a file store cannot read s3:// URIs")
+        path = file_uri_path(uri) if uri.startswith("file:") else self._path(uri)
+        try:
+            return path.read_bytes()
+        except (FileNotFoundError, IsADirectoryError):
+            raise FileNotFoundError(f"no object at {path}") from None
+        except OSError as exc:
+            raise self._failure(f"cannot read {path}", exc) from exc
+
+    def stat(self, key: str) -> StoredImage | None:
+        path = self._path(key)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise self._failure(f"cannot read {path}", exc) from exc
+        sidecar = self.metadata(key)
+        guessed = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        content_type = str(sidecar.get("content_type") or guessed)
+        index = sidecar.get("index", 0)
+        return self._describe(key, data, index if isinstance(index, int) else 0, content_type)
+
+    def metadata(self, key: str) -> dict[str, object]:
+        """The sidecar of ``key`` (content type, index, caller metadata); {} if there is none."""
+        try:
+            loaded = json.loads(self._sidecar(key).read_text())
+        except (FileNotFoundError, ValueError):
+            # A crash between the object and its sidecar leaves no sidecar: the object is
+            # still whole, only its extras are missing, and the next put rewrites both.
+            return {}
+        return loaded if isinstance(loaded, dict) else {}
+
+    def _path(self, key: str) -> Path:
+        if check_key(key).split("/", 1)[0] == _SIDECARS:
+            raise ValueError(f"object key {key!r} is inside the reserved {_SIDECARS}/ directory")
+        return self.root / key
+
+    def _sidecar(self, key: str) -> Path:
+        return self.root / _SIDECARS / f"{check_key(key)}.json"
+
+    def _describe(self, key: str, data: bytes, index: int, content_type: str) -> StoredImage:
+        return StoredImage(
+            index=index,
+            uri=self._path(key).as_uri(),
+            bucket="",
+            key=key,
+            content_type=content_type,
+            sha256=hashlib.sha256(data).hexdigest(),
+            size_bytes=len(data),
+        )
+
+    def _failure(self, what: str, exc: OSError) -> Exception:
+        # Permissions do not fix themselves: that is a setting to correct, not a retry.
+        if isinstance(exc, PermissionError):
+            return ConfigError("store.url", f"{what}: {exc.strerror}")
+        return StoreUnavailable(f"file store {self.root}: {what}: {exc}")
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, scratch = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        # mkstemp creates the file private (0600); objects are meant to be read by others.
+        os.fchmod(fd, 0o644)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        Path(scratch).replace(path)
+    except BaseException:
+        Path(scratch).unlink(missing_ok=True)
+        raise
+    # The rename is durable only once the directory entry is on disk.
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)

@@ -1,0 +1,222 @@
+"""An object store on MinIO or any S3-compatible endpoint, through the ``minio`` client.
+
+Every failure that may pass on its own (connection refused, timeout, 5xx, throttling) becomes
+:class:`~streamgen.errors.StoreUnavailable` naming the endpoint, so the worker retries with
+backoff; credentials or bucket names the server rejects become a
+:class:`~streamgen.errors.ConfigError` naming the setting to fix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+from urllib.parse import quote, unquote
+
+import urllib3
+from minio import Minio
+from minio.error import InvalidResponseError, S3Error, ServerError
+
+from streamgen.contracts.result import StoredImage
+from streamgen.errors import ConfigError, FatalError, StoreUnavailable
+from streamgen.store.uri import check_key, split_s3_uri
+
+__all__ = ["MinioStore"]
+
+T = TypeVar("T")
+
+# The worker retries with its own backoff while partitions stay paused; a client that retried
+# and waited on its own would hide an outage for minutes. Fail fast, let the worker decide.
+_CONNECT_TIMEOUT_S = 3.0
+_READ_TIMEOUT_S = 30.0
+
+_CONFIG_CODES = {
+    "AccessDenied": "store.access_key",
+    "InvalidAccessKeyId": "store.access_key",
+    "SignatureDoesNotMatch": "store.secret_key",
+    "InvalidBucketName": "store.url",
+    "AuthorizationHeaderMalformed": "store.region",
+}
+_TRANSIENT_CODES = {
+    "InternalError",
+    "ServiceUnavailable",
+    "SlowDown",
+    "RequestTimeout",
+    "XMinioServerNotInitialized",
+    "XMinioStorageFull",
+}
+_NOT_FOUND_CODES = {"NoSuchKey", "NoSuchBucket", "NoSuchObject"}
+_META = "x-amz-meta-"
+# Header values must be visible ASCII; anything else is percent-encoded on the way in.
+_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
+
+
+class MinioStore:
+    """Objects under ``s3://bucket/prefix/``; keys are given by the caller."""
+
+    def __init__(
+        self,
+        *,
+        endpoint: str,
+        access_key: str,
+        secret_key: str,
+        bucket: str,
+        prefix: str = "",
+        secure: bool = False,
+        region: str = "",
+        connect_timeout: float = _CONNECT_TIMEOUT_S,
+        read_timeout: float = _READ_TIMEOUT_S,
+    ) -> None:
+        self.endpoint = endpoint
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        http = urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
+            retries=False,
+            maxsize=8,
+        )
+        self._client = Minio(
+            endpoint,
+            access_key=access_key,
+            secret_key=secret_key,
+            secure=secure,
+            # A fixed region spares a GetBucketLocation round trip before the first request.
+            region=region or "us-east-1",
+            http_client=http,
+        )
+
+    def ensure_ready(self) -> None:
+        def create() -> None:
+            if self._client.bucket_exists(self.bucket):
+                return
+            try:
+                self._client.make_bucket(self.bucket)
+            except S3Error as exc:
+                # Another worker created it between our check and our request.
+                if exc.code not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+                    raise
+
+        self._call(f"create bucket {self.bucket}", create)
+
+    def put(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        index: int,
+        content_type: str,
+        metadata: Mapping[str, str],
+    ) -> StoredImage:
+        name = self._object_name(key)
+        sha256 = hashlib.sha256(data).hexdigest()
+        headers = {**metadata, "sha256": sha256, "index": str(index)}
+        encoded: dict[str, str | list[str] | tuple[str]] = {
+            _check_meta_key(k): quote(v, safe=_SAFE) for k, v in headers.items()
+        }
+        self._call(
+            f"put {name}",
+            lambda: self._client.put_object(
+                self.bucket,
+                name,
+                io.BytesIO(data),
+                length=len(data),
+                content_type=content_type,
+                metadata=encoded,
+            ),
+        )
+        return self._describe(key, index, content_type, sha256, len(data))
+
+    def get(self, uri: str) -> bytes:
+        if uri.startswith("s3://"):
+            bucket, name = split_s3_uri(uri)
+        elif "://" in uri:
+            raise ValueError(f"{uri!r}: an S3 store reads s3:// URIs or bare keys")
+        else:
+            bucket, name = self.bucket, self._object_name(uri)
+
+        def read() -> bytes:
+            response = self._client.get_object(bucket, name)
+            try:
+                return bytes(response.read())
+            finally:
+                response.close()
+                response.release_conn()
+
+        return self._call(f"get {bucket}/{name}", read, missing=f"s3://{bucket}/{name}")
+
+    def stat(self, key: str) -> StoredImage | None:
+        name = self._object_name(key)
+        try:
+            info = self._call(f"stat {name}", lambda: self._client.stat_object(self.bucket, name))
+        except FileNotFoundError:
+            return None
+        meta = _user_metadata(info.metadata)
+        # An object written by another tool has no sha256 in its metadata: hash its bytes.
+        sha256 = meta.get("sha256") or hashlib.sha256(self.get(key)).hexdigest()
+        content_type = info.content_type or "application/octet-stream"
+        index = int(meta.get("index", "0"))
+        return self._describe(key, index, content_type, sha256, int(info.size or 0))
+
+    def metadata(self, key: str) -> dict[str, str]:
+        """The user metadata of an object (``x-amz-meta-*`` without the prefix, decoded)."""
+        name = self._object_name(key)
+        info = self._call(f"stat {name}", lambda: self._client.stat_object(self.bucket, name))
+        return _user_metadata(info.metadata)
+
+    def _object_name(self, key: str) -> str:
+        check_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _describe(
+        self, key: str, index: int, content_type: str, sha256: str, size: int
+    ) -> StoredImage:
+        name = self._object_name(key)
+        return StoredImage(
+            index=index,
+            uri=f"s3://{self.bucket}/{name}",
+            bucket=self.bucket,
+            key=name,
+            content_type=content_type,
+            sha256=sha256,
+            size_bytes=size,
+        )
+
+    def _call(self, what: str, operation: Callable[[], T], *, missing: str = "") -> T:
+        """Run one client call and translate its failures into streamgen's error classes."""
+        where = f"object store at {self.endpoint}"
+        try:
+            return operation()
+        except S3Error as exc:
+            if exc.code in _NOT_FOUND_CODES:
+                raise FileNotFoundError(f"{missing or what}: {exc.code}") from None
+            if exc.code in _CONFIG_CODES:
+                raise ConfigError(
+                    _CONFIG_CODES[exc.code], f"{where} refused to {what}: {exc.code}"
+                ) from exc
+            status = exc.response.status if exc.response is not None else 0
+            if exc.code in _TRANSIENT_CODES or status >= 500:
+                raise StoreUnavailable(f"{where} failed to {what}: {exc.code}") from exc
+            raise FatalError(f"{where} rejected {what}: {exc.code}: {exc.message}") from exc
+        except ServerError as exc:
+            raise StoreUnavailable(f"{where} failed to {what}: HTTP {exc.status_code}") from exc
+        except InvalidResponseError as exc:
+            raise StoreUnavailable(f"{where} gave a non-S3 answer to {what}: {exc}") from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise StoreUnavailable(f"{where} unreachable during {what}: {exc}") from exc
+
+
+def _user_metadata(headers: Mapping[str, Any] | None) -> dict[str, str]:
+    if headers is None:
+        return {}
+    return {
+        header.lower().removeprefix(_META): unquote(str(value))
+        for header, value in headers.items()
+        if header.lower().startswith(_META)
+    }
+
+
+def _check_meta_key(key: str) -> str:
+    if not key or not all(c.isascii() and (c.isalnum() or c == "-") for c in key):
+        raise ValueError(f"metadata key {key!r} must be ASCII letters, digits and '-'")
+    return key.lower()

@@ -1,0 +1,69 @@
+"""Session fixtures: a real Kafka broker and a real MinIO server, started only when a test asks.
+
+Unit tests never touch these, so ``pytest tests/unit`` starts nothing. The stack lives in a
+temporary state dir on free ports and is stopped when the session ends.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from streamgen.local.process import free_ports
+from streamgen.local.stack import LocalStack
+from streamgen.local.topics import create_topics, plan_topics
+from streamgen.settings import KafkaSettings, Settings, StoreSettings, TopicSettings
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    kafka_port, controller_port, minio_port, console_port = free_ports(4)
+    local = LocalStack(
+        tmp_path_factory.mktemp("stack"),
+        kafka_port=kafka_port,
+        controller_port=controller_port,
+        minio_port=minio_port,
+        minio_console_port=console_port,
+    )
+    try:
+        local.up()
+        yield local
+    finally:
+        local.down()
+
+
+@pytest.fixture
+def topics(stack: LocalStack) -> TopicSettings:
+    """Fresh topics for one test: requests with 3 partitions, results and dead-letter with 1."""
+    # A fault-injection test that failed half-way may have left a component stopped; bring it
+    # back so one failure does not cascade into every later test.
+    stack.up()
+    tag = uuid.uuid4().hex[:10]
+    settings = TopicSettings(
+        requests=f"test-{tag}.requests",
+        results=f"test-{tag}.results",
+        dead_letter=f"test-{tag}.dead-letter",
+        partitions=3,
+        replication_factor=1,
+        retention_ms=3_600_000,
+    )
+    create_topics(stack.bootstrap_servers, plan_topics(settings))
+    return settings
+
+
+@pytest.fixture
+def stack_settings(stack: LocalStack, topics: TopicSettings) -> Settings:
+    """Settings for the stack and this test's topics; ``store.url`` is a bucket of its own,
+    created by the store's ``ensure_ready()`` on first use."""
+    return Settings(
+        kafka=KafkaSettings(bootstrap_servers=stack.bootstrap_servers),
+        topics=topics,
+        store=StoreSettings(
+            url=f"s3://test-{uuid.uuid4().hex[:12]}",
+            endpoint=stack.minio_endpoint,
+            access_key=stack.minio_access_key,
+            secret_key=stack.minio_secret_key,
+        ),
+    )

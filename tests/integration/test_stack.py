@@ -1,0 +1,130 @@
+"""The local stack against its real processes: Kafka and MinIO started from the cache."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, ConfigResource  # type: ignore[attr-defined]
+
+from streamgen.local.process import LocalStackError, free_ports
+from streamgen.local.stack import LocalStack
+from streamgen.local.topics import create_topics, plan_topics
+from streamgen.settings import TopicSettings
+from tests.support.kafka import consume_all
+
+pytestmark = pytest.mark.integration
+
+
+def produce(bootstrap_servers: str, topic: str, values: list[bytes]) -> None:
+    producer = Producer(
+        {"bootstrap.servers": bootstrap_servers, "acks": "all", "enable.idempotence": True}
+    )
+    for value in values:
+        producer.produce(topic, key=value, value=value)
+    assert producer.flush(30) == 0
+
+
+def test_up_again_is_a_no_op_that_keeps_the_same_processes(stack: LocalStack) -> None:
+    before = {s.name: s.pid for s in stack.status()}
+    stack.up()
+    after = stack.status()
+    assert {s.name: s.pid for s in after} == before
+    assert all(s.ready and s.pid is not None for s in after)
+
+
+def test_a_second_handle_on_the_state_dir_sees_the_same_stack(stack: LocalStack) -> None:
+    other = LocalStack(stack.state_dir)
+    assert other.bootstrap_servers == stack.bootstrap_servers
+    assert other.minio_endpoint == stack.minio_endpoint
+    assert [s.pid for s in other.status()] == [s.pid for s in stack.status()]
+    with pytest.raises(LocalStackError, match="kafka_port"):
+        LocalStack(stack.state_dir, kafka_port=stack.state.kafka_port + 1)
+
+
+def test_topics_are_created_with_their_partitions_and_retention(stack: LocalStack) -> None:
+    tag = uuid.uuid4().hex[:8]
+    settings = TopicSettings(
+        requests=f"t-{tag}.requests",
+        results=f"t-{tag}.results",
+        dead_letter=f"t-{tag}.dead-letter",
+        partitions=5,
+        retention_ms=123_456_789,
+    )
+    first = create_topics(stack.bootstrap_servers, plan_topics(settings))
+    again = create_topics(stack.bootstrap_servers, plan_topics(settings))
+    assert [(t.partitions, t.created) for t in first] == [(5, True), (1, True), (1, True)]
+    assert [(t.partitions, t.created) for t in again] == [(5, False), (1, False), (1, False)]
+
+    admin = AdminClient({"bootstrap.servers": stack.bootstrap_servers})
+    described = admin.list_topics(timeout=10).topics
+    names = [settings.requests, settings.results, settings.dead_letter]
+    assert [len(described[name].partitions) for name in names] == [5, 1, 1]
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in names]
+    for future in admin.describe_configs(resources).values():
+        assert future.result()["retention.ms"].value == "123456789"
+
+
+def test_topics_grow_to_more_partitions_when_the_setting_grows(stack: LocalStack) -> None:
+    tag = uuid.uuid4().hex[:8]
+    small = TopicSettings(
+        requests=f"g-{tag}.requests",
+        results=f"g-{tag}.results",
+        dead_letter=f"g-{tag}.dead-letter",
+        partitions=2,
+    )
+    create_topics(stack.bootstrap_servers, plan_topics(small))
+    grown = create_topics(
+        stack.bootstrap_servers, plan_topics(TopicSettings(**{**small.__dict__, "partitions": 4}))
+    )
+    assert grown[0].partitions == 4
+    admin = AdminClient({"bootstrap.servers": stack.bootstrap_servers})
+    assert len(admin.list_topics(small.requests, timeout=10).topics[small.requests].partitions) == 4
+
+
+def test_produce_and_consume_round_trip(stack: LocalStack, topics: TopicSettings) -> None:
+    values = [f"record-{i}".encode() for i in range(30)]
+    produce(stack.bootstrap_servers, topics.requests, values)
+    messages = consume_all(stack.bootstrap_servers, topics.requests, expected=30, timeout=30)
+    assert sorted(m.value() for m in messages) == sorted(values)
+    assert {m.partition() for m in messages} <= {0, 1, 2}
+    # Without `expected` it reads exactly what is there and returns.
+    assert len(consume_all(stack.bootstrap_servers, topics.requests)) == 30
+
+
+def test_kafka_stopped_and_started_keeps_its_port_and_data(
+    stack: LocalStack, topics: TopicSettings
+) -> None:
+    produce(stack.bootstrap_servers, topics.results, [b"before"])
+    old_pid = stack.kafka.pid()
+    stack.stop_kafka()
+    assert stack.kafka.pid() is None
+    assert not stack.kafka.ready()
+    stack.start_kafka()
+    assert stack.kafka.pid() not in {None, old_pid}
+    produce(stack.bootstrap_servers, topics.results, [b"after"])
+    messages = consume_all(stack.bootstrap_servers, topics.results, expected=2, timeout=30)
+    assert [m.value() for m in messages] == [b"before", b"after"]
+
+
+def test_a_port_taken_by_a_stranger_gives_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as stranger:
+        stranger.bind(("127.0.0.1", 0))
+        stranger.listen()
+        taken = stranger.getsockname()[1]
+        controller, minio, console = free_ports(3)
+        local = LocalStack(
+            tmp_path,
+            kafka_port=taken,
+            controller_port=controller,
+            minio_port=minio,
+            minio_console_port=console,
+        )
+        try:
+            with pytest.raises(LocalStackError, match=f"port {taken} for Kafka is already in use"):
+                local.up()
+        finally:
+            local.down()

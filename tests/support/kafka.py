@@ -1,0 +1,68 @@
+"""Read what really reached a topic on the test broker."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+
+__all__ = ["consume_all"]
+
+
+def consume_all(
+    bootstrap_servers: str,
+    topic: str,
+    *,
+    expected: int | None = None,
+    timeout: float = 30.0,
+) -> list[Message]:
+    """Every record of ``topic`` from the beginning, in partition order within each partition.
+
+    With ``expected``, waits until that many records were read (or ``timeout`` passes: the
+    caller's assertion on the count then fails with what did arrive). Without it, reads up to
+    the end offsets the partitions had when the call began.
+    """
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            # Assigned, not subscribed: no group join, no rebalance delay, no committed state.
+            "group.id": f"consume-all-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
+    try:
+        described = consumer.list_topics(topic, timeout=10).topics[topic]
+        if described.error is not None:
+            raise RuntimeError(f"topic {topic}: {described.error.str()}")
+        partitions = sorted(described.partitions)
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in partitions
+        }
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        messages: list[Message] = []
+        positions = dict.fromkeys(partitions, 0)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if expected is not None and len(messages) >= expected:
+                break
+            if expected is None and all(positions[p] >= ends[p] for p in partitions):
+                break
+            message = consumer.poll(0.2)
+            if message is None:
+                continue
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    # Control records (idempotence, transactions) take offsets too, so the end
+                    # is known by this event, not by the last data record's offset.
+                    positions[message.partition()] = message.offset() or 0
+                    continue
+                raise RuntimeError(f"consuming {topic}: {error.str()}")
+            messages.append(message)
+            positions[message.partition()] = (message.offset() or 0) + 1
+        return messages
+    finally:
+        consumer.close()
