@@ -1,0 +1,283 @@
+"""``streamgen submit``: publish requests, and optionally wait for their results and images."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from enum import IntEnum
+from pathlib import Path
+from typing import Any
+
+import click
+
+from streamgen.contracts.codec import request_codec, result_codec
+from streamgen.contracts.result import GenerationResult
+from streamgen.errors import ConfigError, StreamgenError
+from streamgen.settings import Settings, load_settings
+from streamgen.submit.fields import FIELDS, FieldError, parse_timestamp
+from streamgen.submit.follow import ResultFollower
+from streamgen.submit.publish import Delivery, DeliveryFailed, RequestPublisher
+from streamgen.submit.sources import (
+    MAX_REPORTED_ERRORS,
+    InputError,
+    Located,
+    check_all,
+    from_csv,
+    from_flags,
+    from_jsonl,
+    new_request_id,
+)
+from streamgen.submit.summary import Summary, summarize
+
+__all__ = ["submit"]
+
+
+class Exit(IntEnum):
+    """Exit statuses a script can tell apart (1 is click's: bad input or nothing published)."""
+
+    OK = 0
+    FAILED_RESULTS = 3
+    TIMED_OUT = 4
+    DOWNLOAD_FAILED = 5
+
+
+# flag -> dotted setting
+SETTING_FLAGS = {
+    "bootstrap_servers": "kafka.bootstrap_servers",
+    "schema_registry_url": "kafka.schema_registry_url",
+    "topic": "topics.requests",
+    "results_topic": "topics.results",
+    "store_url": "store.url",
+}
+# created_at is stamped at submit time; metadata has its own repeatable flag.
+FIELD_FLAGS = [name for name in FIELDS if name not in {"created_at", "metadata"}]
+
+
+def _metadata_pairs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> Any:
+    pairs = {}
+    for value in values:
+        key, sep, item = value.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {value!r}", ctx, param)
+        pairs[key] = item
+    return pairs
+
+
+def _options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The request-field flags, one per field of the contract."""
+    fields = [
+        click.option("--request-id", help="Only with --count 1 (default: a new uuid4 hex)."),
+        click.option("--prompt"),
+        click.option("--negative-prompt"),
+        click.option("--model", help="Logical model name (worker's --model NAME=…)."),
+        click.option("--task", type=click.Choice(["txt2img", "img2img"])),
+        click.option("--init-image-uri", help="img2img: s3://bucket/key or file:///path."),
+        click.option("--strength", type=float, help="img2img: in (0, 1]."),
+        click.option("--width", type=int),
+        click.option("--height", type=int),
+        click.option("--steps", type=int),
+        click.option("--guidance-scale", type=float),
+        click.option("--seed", type=int, help="With --count N, request i gets seed+i*num_images."),
+        click.option("--num-images", type=int),
+        click.option("--scheduler", help="e.g. dpmpp_2m, euler_a, ddim, unipc."),
+        click.option("--deadline", help="ISO 8601 with timezone, or +30s / +5m / +2h."),
+        click.option("--priority", type=int),
+        click.option(
+            "--metadata",
+            multiple=True,
+            callback=_metadata_pairs,
+            metavar="KEY=VALUE",
+            help="Repeatable; passed through to the result.",
+        ),
+    ]
+    for option in reversed(fields):
+        func = option(func)
+    return func
+
+
+@click.command()
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML settings.")
+@click.option("--bootstrap-servers", help="kafka.bootstrap_servers")
+@click.option("--schema-registry-url", help="kafka.schema_registry_url (registry framing)")
+@click.option("--topic", help="topics.requests")
+@click.option("--results-topic", help="topics.results")
+@click.option("--store-url", help="store.url (for --download)")
+@click.option("--count", type=int, default=1, show_default=True, help="Requests from the flags.")
+@click.option("--jsonl", type=click.Path(exists=True, dir_okay=False), help="One request a line.")
+@click.option("--csv", "csv_file", type=click.Path(exists=True, dir_okay=False), help="Catalog.")
+@click.option("--template", help='Prompt from CSV columns, e.g. "Product photo, {name}".')
+@_options
+@click.option("--no-validate", is_flag=True, help="Publish without the worker's validation.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (JSON lines).")
+@click.option("--wait", is_flag=True, help="Follow the results topic until all have results.")
+@click.option("--timeout", type=float, default=300.0, show_default=True, help="For --wait (s).")
+@click.option("--download", type=click.Path(file_okay=False), help="Fetch images (implies --wait).")
+@click.option("--delivery-timeout", type=float, default=30.0, show_default=True, help="Seconds.")
+def submit(**opts: Any) -> None:
+    """Publish image-generation requests to the requests topic and print their ids.
+
+    Requests come from the flags (--prompt, --count), a JSONL file (--jsonl) or a CSV catalog
+    (--csv with --template; columns named like request fields set them, the others go to
+    metadata); field flags are defaults for every row. Each request is validated as the worker
+    would before anything is published.
+
+    Exit status: 0 all good; 1 bad input or not every request published; with --wait, 3 some
+    requests FAILED, 4 results missing at the timeout; 5 some images could not be downloaded.
+    """
+    now = datetime.now(UTC)
+    overrides = {SETTING_FLAGS[k]: v for k, v in opts.items() if k in SETTING_FLAGS}
+    try:
+        settings = load_settings(overrides, config_file=opts["config_file"])
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+    # 1. Build and check every request before touching Kafka: a typo on line 7 publishes nothing.
+    located = _read_requests(opts, now)
+    if not opts["no_validate"]:
+        _check(located, settings, now)
+    requests = [item.request for item in located]
+    wait = opts["wait"] or opts["download"] is not None
+
+    try:
+        # 2. Mark the results topic's end before publishing, so no result can be missed.
+        follower = None
+        if wait:
+            follower = ResultFollower(
+                settings.kafka,
+                result_codec(settings.kafka, settings.topics.results),
+                settings.topics.results,
+            )
+            follower.mark()
+        # 3. Publish and wait for every delivery report.
+        publisher = RequestPublisher(
+            settings.kafka,
+            request_codec(settings.kafka, settings.topics.requests),
+            settings.topics.requests,
+            delivery_timeout_s=opts["delivery_timeout"],
+        )
+        publisher.check_topic()
+        try:
+            deliveries = publisher.publish(requests)
+        except DeliveryFailed as exc:
+            _print_deliveries(exc.delivered, opts["as_json"])
+            raise click.ClickException(str(exc)) from None
+        _print_deliveries(deliveries, opts["as_json"])
+        if follower is None:
+            return
+        # 4. Follow the results, then summarize (and download).
+        try:
+            results = _follow(follower, [r.request_id for r in requests], opts["timeout"])
+        finally:
+            follower.close()
+    except StreamgenError as exc:
+        raise click.ClickException(str(exc)) from None
+    created = {r.request_id: r.created_at for r in requests if r.created_at is not None}
+    summary = summarize([r.request_id for r in requests], results, created)
+    _print_summary(summary, opts["as_json"])
+    status = _exit_status(summary)
+    if opts["download"] is not None:
+        status = _download(settings, results, Path(opts["download"])) or status
+    click.get_current_context().exit(int(status))
+
+
+def _read_requests(opts: dict[str, Any], now: datetime) -> list[Located]:
+    fields = {k: opts[k] for k in FIELD_FLAGS if opts[k] is not None}
+    if opts["metadata"]:
+        fields["metadata"] = dict(opts["metadata"])
+    try:
+        if "deadline" in fields:
+            fields["deadline"] = parse_timestamp("deadline", fields["deadline"], now)
+        sources = [opts["jsonl"] is not None, opts["csv_file"] is not None]
+        if all(sources):
+            raise InputError("--jsonl/--csv", "give one of them, not both")
+        if any(sources) and opts["count"] != 1:
+            raise InputError("--count", "only applies to requests from flags")
+        if any(sources) and "request_id" in fields:
+            raise InputError("--request-id", "only applies to a request from flags")
+        if opts["template"] is not None and opts["csv_file"] is None:
+            raise InputError("--template", "needs --csv")
+        if opts["jsonl"] is not None:
+            with Path(opts["jsonl"]).open(encoding="utf-8") as lines:
+                return from_jsonl(
+                    lines, source=opts["jsonl"], defaults=fields, new_id=new_request_id, now=now
+                )
+        if opts["csv_file"] is not None:
+            if "prompt" in fields:
+                raise InputError("--prompt", "with --csv the prompt comes from --template")
+            with Path(opts["csv_file"]).open(encoding="utf-8", newline="") as lines:
+                return from_csv(
+                    lines,
+                    source=opts["csv_file"],
+                    template=opts["template"],
+                    defaults=fields,
+                    new_id=new_request_id,
+                    now=now,
+                )
+        return from_flags(fields, count=opts["count"], new_id=new_request_id, now=now)
+    except (InputError, FieldError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _check(located: list[Located], settings: Settings, now: datetime) -> None:
+    from streamgen.engine.schedulers import SCHEDULERS
+
+    # A producer configured with the fleet's models checks names; otherwise it cannot know.
+    models = set(settings.engine.models) | {"default"} if settings.engine.models else None
+    errors = check_all(located, settings.validation, models=models, schedulers=SCHEDULERS, now=now)
+    if errors:
+        shown = [str(e) for e in errors[:MAX_REPORTED_ERRORS]]
+        more = len(errors) - len(shown)
+        tail = [f"... and {more} more"] if more else []
+        raise click.ClickException(
+            f"{len(errors)} invalid request(s), nothing published "
+            "(--no-validate to publish anyway):\n" + "\n".join(shown + tail)
+        )
+
+
+def _print_deliveries(deliveries: list[Delivery], as_json: bool) -> None:
+    for d in deliveries:
+        if as_json:
+            record: dict[str, Any] = {"request_id": d.request_id, "topic": d.topic}
+            record |= {"partition": d.partition, "offset": d.offset}
+            click.echo(json.dumps(record))
+        else:
+            click.echo(d.request_id)
+
+
+def _follow(
+    follower: ResultFollower, ids: list[str], timeout_s: float
+) -> dict[str, GenerationResult]:
+    with click.progressbar(length=len(ids), label="results", file=sys.stderr) as bar:
+        return dict(follower.follow(ids, timeout_s=timeout_s, on_result=lambda _: bar.update(1)))
+
+
+def _print_summary(summary: Summary, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps({"summary": summary.as_json()}))
+    else:
+        for line in summary.lines():
+            click.echo(line)
+
+
+def _exit_status(summary: Summary) -> Exit:
+    if summary.missing:
+        return Exit.TIMED_OUT
+    if summary.failed:
+        return Exit.FAILED_RESULTS
+    return Exit.OK
+
+
+def _download(settings: Settings, results: dict[str, GenerationResult], directory: Path) -> Exit:
+    from streamgen.store import open_store
+    from streamgen.submit.download import download_images
+
+    try:
+        report = download_images(open_store(settings.store), results.values(), directory)
+    except (ConfigError, OSError) as exc:
+        raise click.ClickException(f"--download: {exc}") from None
+    click.echo(f"downloaded: {len(report.written)} image(s) to {directory}", err=True)
+    for uri, why in report.failures.items():
+        click.echo(f"  not downloaded: {uri}: {why}", err=True)
+    return Exit.DOWNLOAD_FAILED if report.failures else Exit.OK

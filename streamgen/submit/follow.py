@@ -1,0 +1,120 @@
+"""Following the results topic until every submitted request has its result.
+
+The follower marks the end of every results partition *before* the requests are published, so
+it reads exactly the results that can belong to them; it assigns partitions itself (no group
+rebalance to wait for) and never commits (its group id is unique and thrown away).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Collection
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from streamgen.contracts.codec import AvroCodec
+from streamgen.contracts.result import GenerationResult
+from streamgen.errors import BrokerUnavailable, DecodeError
+from streamgen.settings import KafkaSettings
+
+__all__ = ["ResultFollower"]
+
+log = logging.getLogger(__name__)
+
+METADATA_TIMEOUT_S = 10.0
+# A poll slice short enough that the timeout and Ctrl-C are noticed promptly.
+POLL_SLICE_S = 0.5
+
+
+class ResultFollower:
+    def __init__(
+        self, kafka: KafkaSettings, codec: AvroCodec[GenerationResult], topic: str
+    ) -> None:
+        config: dict[str, Any] = {
+            "bootstrap.servers": kafka.bootstrap_servers,
+            **kafka.client_config,
+            "group.id": f"streamgen-submit-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+        }
+        self._consumer = Consumer(config)
+        self._codec = codec
+        self._topic = topic
+        self._bootstrap = kafka.bootstrap_servers
+        self.undecodable = 0
+
+    def mark(self) -> dict[int, int]:
+        """Start every results partition at its current end; returns partition → offset."""
+        try:
+            metadata = self._consumer.list_topics(self._topic, timeout=METADATA_TIMEOUT_S)
+            topic = metadata.topics.get(self._topic)
+            if topic is None or topic.error is not None or not topic.partitions:
+                why = topic.error.str() if topic is not None and topic.error else "no partitions"
+                raise BrokerUnavailable(f"results topic {self._topic!r}: {why}")
+            starts = {}
+            for partition in sorted(topic.partitions):
+                _, high = self._consumer.get_watermark_offsets(
+                    TopicPartition(self._topic, partition), timeout=METADATA_TIMEOUT_S
+                )
+                starts[partition] = int(high)
+        except KafkaException as exc:
+            raise BrokerUnavailable(
+                f"cannot read results topic {self._topic!r} at {self._bootstrap}: {exc.args[0]}"
+            ) from exc
+        self._consumer.assign([TopicPartition(self._topic, p, o) for p, o in starts.items()])
+        return starts
+
+    def follow(
+        self,
+        wanted: Collection[str],
+        *,
+        timeout_s: float,
+        on_result: Callable[[GenerationResult], None] = lambda _: None,
+    ) -> dict[str, GenerationResult]:
+        """Results of ``wanted`` request ids read before ``timeout_s`` runs out.
+
+        A request may have several results (at least once): the latest read wins, and
+        ``on_result`` is called once per request, on its first. Results of other requests and
+        records that do not decode (someone else's producer) are skipped.
+        """
+        wanted = frozenset(wanted)
+        pending = set(wanted)
+        found: dict[str, GenerationResult] = {}
+        deadline = time.monotonic() + timeout_s
+        while pending and (left := deadline - time.monotonic()) > 0:
+            msg = self._consumer.poll(min(POLL_SLICE_S, left))
+            if msg is None:
+                continue
+            err = msg.error()
+            if err is not None:
+                if err.fatal():
+                    raise BrokerUnavailable(f"results consumer failed: {err.str()}")
+                if err.code() != KafkaError._PARTITION_EOF:
+                    log.warning("results consumer: %s", err.str())
+                continue
+            try:
+                result = self._codec.decode(msg.value())
+            except DecodeError as exc:
+                self.undecodable += 1
+                log.warning(
+                    "skipping undecodable record %s[%s]@%s: %s",
+                    msg.topic(),
+                    msg.partition(),
+                    msg.offset(),
+                    exc,
+                )
+                continue
+            if result.request_id not in wanted:
+                continue
+            found[result.request_id] = result
+            if result.request_id in pending:
+                pending.discard(result.request_id)
+                on_result(result)
+        return found
+
+    def close(self) -> None:
+        self._consumer.close()
