@@ -1,0 +1,258 @@
+"""Read a consumer group's position off the broker for ``streamgen lag``.
+
+Everything comes from the broker itself: topic metadata, earliest/latest offsets, the group's
+committed offsets and members (Admin API), and a bounded read of the records around the
+committed offsets. The probe never joins the group and never commits, so running it cannot
+disturb the fleet it measures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+from streamgen.contracts.codec import request_codec, result_codec
+from streamgen.errors import DecodeError, StreamgenError
+from streamgen.ops.backlog import pixel_steps
+from streamgen.ops.lag import GroupLag, PartitionLag, results_rate
+from streamgen.settings import Settings
+
+__all__ = ["LagError", "LagProbe"]
+
+TPKey = tuple[str, int]
+
+ADMIN_TIMEOUT_S = 15.0
+# Bounded reads: a partition whose last offset is a transaction marker never yields a record
+# at end-1, so reading stops at this deadline instead of hanging.
+READ_TIMEOUT_S = 10.0
+
+# Imported by module: the admin package's typing does not re-export OffsetSpec.
+OffsetSpec: Any = importlib.import_module("confluent_kafka.admin").OffsetSpec
+OFFSET_EARLIEST = OffsetSpec.earliest()
+OFFSET_LATEST = OffsetSpec.latest()
+
+
+class LagError(StreamgenError):
+    """The broker could not answer, or the topic or group does not exist as asked."""
+
+    code = "LAG_PROBE_FAILED"
+
+
+def _result(future: Any, what: str) -> Any:
+    try:
+        return future.result(timeout=ADMIN_TIMEOUT_S)
+    except KafkaException as exc:
+        raise LagError(f"{what}: {exc.args[0]}") from exc
+    except TimeoutError as exc:
+        raise LagError(f"{what}: no answer from the broker in {ADMIN_TIMEOUT_S:.0f}s") from exc
+
+
+class LagProbe:
+    def __init__(self, settings: Settings, *, registry: SchemaRegistryClient | None = None) -> None:
+        self._settings = settings
+        base: dict[str, Any] = {
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
+            **settings.kafka.client_config,
+        }
+        self._admin = AdminClient(base)
+        self._reader_config = {
+            **base,
+            # Never subscribes, never commits: the id only satisfies librdkafka.
+            "group.id": f"streamgen-lag-probe-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": False,
+        }
+        self._requests = request_codec(settings.kafka, settings.topics.requests, registry=registry)
+        self._results = result_codec(settings.kafka, settings.topics.results, registry=registry)
+
+    # -- broker reads ------------------------------------------------------------------------
+    def partitions(self, topic: str) -> list[int]:
+        metadata = self._admin.list_topics(topic, timeout=ADMIN_TIMEOUT_S)
+        found = metadata.topics.get(topic)
+        if found is None or found.error is not None or not found.partitions:
+            reason = found.error if found is not None and found.error else "no partitions"
+            raise LagError(
+                f"topic {topic!r} not found on {self._settings.kafka.bootstrap_servers} ({reason})"
+            )
+        return sorted(found.partitions)
+
+    def watermarks(self, tps: list[TPKey]) -> dict[TPKey, tuple[int, int]]:
+        """(log start, log end) per partition."""
+        out: dict[TPKey, list[int]] = {tp: [0, 0] for tp in tps}
+        for index, spec in ((0, OFFSET_EARLIEST), (1, OFFSET_LATEST)):
+            futures = self._admin.list_offsets({TopicPartition(t, p): spec for t, p in tps})
+            for tp, future in futures.items():
+                answer = _result(future, f"listing offsets of {tp.topic}[{tp.partition}]")
+                out[(tp.topic, tp.partition)][index] = int(answer.offset)
+        return {tp: (low, high) for tp, (low, high) in out.items()}
+
+    def committed(self, group: str, tps: list[TPKey]) -> dict[TPKey, int | None]:
+        request = [ConsumerGroupTopicPartitions(group, [TopicPartition(t, p) for t, p in tps])]
+        futures = self._admin.list_consumer_group_offsets(request)
+        answer = _result(futures[group], f"reading committed offsets of group {group!r}")
+        out: dict[TPKey, int | None] = {}
+        for tp in answer.topic_partitions:
+            # librdkafka reports "no commit" as a negative sentinel (OFFSET_INVALID).
+            out[(tp.topic, tp.partition)] = tp.offset if tp.offset >= 0 else None
+        return out
+
+    def owners(self, group: str) -> dict[TPKey, str]:
+        futures = self._admin.describe_consumer_groups([group])
+        description = _result(futures[group], f"describing group {group!r}")
+        out: dict[TPKey, str] = {}
+        for member in description.members:
+            owner = f"{member.client_id}@{member.host.lstrip('/')}"
+            for tp in member.assignment.topic_partitions if member.assignment else []:
+                out[(tp.topic, tp.partition)] = owner
+        return out
+
+    def read(self, ranges: Mapping[TPKey, tuple[int, int]]) -> dict[TPKey, list[Any]]:
+        """Records with start <= offset < end per partition (bounded by READ_TIMEOUT_S)."""
+        wanted = {tp: r for tp, r in ranges.items() if r[1] > r[0]}
+        out: dict[TPKey, list[Any]] = {tp: [] for tp in ranges}
+        if not wanted:
+            return out
+        consumer = Consumer(self._reader_config)
+        try:
+            consumer.assign([TopicPartition(t, p, start) for (t, p), (start, _) in wanted.items()])
+            deadline = time.monotonic() + READ_TIMEOUT_S
+            while wanted and time.monotonic() < deadline:
+                for message in consumer.consume(500, 0.5):
+                    if message.error():
+                        continue
+                    tp = (message.topic(), message.partition())
+                    offset = message.offset() or 0
+                    if tp in wanted and offset < wanted[tp][1]:
+                        out[tp].append(message)
+                        if offset >= wanted[tp][1] - 1:
+                            del wanted[tp]
+        finally:
+            consumer.close()
+        return out
+
+    # -- the report --------------------------------------------------------------------------
+    def snapshot(
+        self,
+        group: str,
+        topic: str,
+        *,
+        results_topic: str | None,
+        sample: int = 100,
+        now_ms: int | None = None,
+    ) -> GroupLag:
+        """One consistent-enough look at ``group`` on ``topic``.
+
+        ``sample``: unprocessed requests decoded per partition for the backlog estimate (and
+        the number of recent results read to measure throughput); 0 skips the estimate.
+        """
+        if sample < 0:
+            raise LagError(f"sample must be >= 0, got {sample}")
+        tps = [(topic, p) for p in self.partitions(topic)]
+        marks = self.watermarks(tps)
+        committed = self.committed(group, tps)
+        owners = self.owners(group)
+        now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+        rows = [
+            PartitionLag(
+                topic=t,
+                partition=p,
+                committed=committed.get((t, p)),
+                log_start=marks[(t, p)][0],
+                log_end=marks[(t, p)][1],
+                owner=owners.get((t, p), ""),
+            )
+            for t, p in tps
+        ]
+        # The first unprocessed record gives the age; `sample` of them give the mean cost.
+        unprocessed = self.read(
+            {
+                (r.topic, r.partition): (r.position, min(r.log_end, r.position + max(sample, 1)))
+                for r in rows
+            }
+        )
+        rows = [self._with_sample(r, unprocessed[(r.topic, r.partition)], sample) for r in rows]
+        throughput, rate = (None, None)
+        if results_topic and sample:
+            throughput, rate = self._measure(rows, results_topic, sample, now_ms)
+        return GroupLag(
+            group=group,
+            topic=topic,
+            taken_at_ms=now_ms,
+            partitions=tuple(rows),
+            throughput=throughput,
+            drain_rate=rate,
+            drain_rate_source="results" if rate is not None else "",
+        )
+
+    def _with_sample(self, row: PartitionLag, records: list[Any], sample: int) -> PartitionLag:
+        if not records:
+            return row
+        oldest = int(records[0].timestamp()[1])
+        costs = [self._request_cost(m.value())[1] for m in records[:sample]]
+        return dataclasses.replace(
+            row,
+            oldest_timestamp_ms=oldest if oldest > 0 else None,
+            sampled=len(costs),
+            sampled_pixel_steps=float(sum(costs)),
+        )
+
+    def _request_cost(self, value: bytes | None) -> tuple[str, int]:
+        """(request id, pixel-steps); an undecodable record is ("", 0): the worker
+        dead-letters it at once, without GPU time."""
+        try:
+            r = self._requests.decode(value)
+        except DecodeError:
+            return "", 0
+        return r.request_id, pixel_steps(r.steps, r.width, r.height, r.num_images)
+
+    def _measure(
+        self, rows: list[PartitionLag], results_topic: str, sample: int, now_ms: int
+    ) -> tuple[float | None, float]:
+        """Throughput in pixel-steps per GPU-second and results per second, from the last
+        ``sample`` results per partition of ``results_topic``.
+
+        A result carries its size and its batch's GPU time but not its steps, so each
+        SUCCEEDED result is joined by request id with the request it answers, found among the
+        last ``sample`` processed records of each requests partition.
+        """
+        result_tps = [(results_topic, p) for p in self.partitions(results_topic)]
+        marks = self.watermarks(result_tps)
+        tails = self.read(
+            {tp: (max(high - sample, low), high) for tp, (low, high) in marks.items()}
+        )
+        finished: list[int] = []
+        shares: dict[str, float] = {}  # request id -> its share of its batch's GPU time
+        for message in (m for records in tails.values() for m in records):
+            try:
+                result = self._results.decode(message.value())
+            except DecodeError:
+                continue
+            if result.timings.finished_at is not None:
+                finished.append(int(result.timings.finished_at.timestamp() * 1000))
+            t = result.timings
+            if result.status == "SUCCEEDED" and t.gpu_seconds > 0 and t.batch_size > 0:
+                shares[result.request_id] = t.gpu_seconds / t.batch_size
+        rate = results_rate(finished, now_ms)
+        if not shares:
+            return None, rate
+        processed = self.read(
+            {
+                (r.topic, r.partition): (max(r.position - sample, r.log_start), r.position)
+                for r in rows
+            }
+        )
+        work = seconds = 0.0
+        for message in (m for records in processed.values() for m in records):
+            request_id, cost = self._request_cost(message.value())
+            if request_id in shares and cost > 0:
+                work += cost
+                seconds += shares.pop(request_id)
+        return (work / seconds if seconds > 0 else None), rate
