@@ -112,8 +112,9 @@ class FileStore:
         )
 
     def _failure(self, what: str, exc: OSError) -> Exception:
-        # Permissions do not fix themselves: that is a setting to correct, not a retry.
-        if isinstance(exc, PermissionError):
+        # Permissions and a file where the directory should be do not fix themselves: that is
+        # a setting to correct, not something to retry.
+        if isinstance(exc, PermissionError | NotADirectoryError | FileExistsError):
             return ConfigError("store.url", f"{what}: {exc.strerror}")
         return StoreUnavailable(f"file store {self.root}: {what}: {exc}")
 

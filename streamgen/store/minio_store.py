@@ -191,8 +191,15 @@ class MinioStore:
             if exc.code in _NOT_FOUND_CODES:
                 raise FileNotFoundError(f"{missing or what}: {exc.code}") from None
             if exc.code in _CONFIG_CODES:
+                # A HEAD answer has no body, so a bad secret and a bad key both read as
+                # AccessDenied: name the pair.
+                hint = (
+                    " (check store.access_key and store.secret_key)"
+                    if exc.code == "AccessDenied"
+                    else ""
+                )
                 raise ConfigError(
-                    _CONFIG_CODES[exc.code], f"{where} refused to {what}: {exc.code}"
+                    _CONFIG_CODES[exc.code], f"{where} refused to {what}: {exc.code}{hint}"
                 ) from exc
             status = exc.response.status if exc.response is not None else 0
             if exc.code in _TRANSIENT_CODES or status >= 500:

@@ -49,7 +49,10 @@ def parse_store_url(url: str) -> FileLocation | S3Location:
         check_bucket(bucket, setting="store.url")
         prefix = prefix.strip("/")
         if prefix:
-            check_key(prefix)
+            try:
+                check_key(prefix)
+            except ValueError as exc:
+                raise ConfigError("store.url", f"{url!r}: prefix {exc}") from None
         return S3Location(bucket, prefix)
     raise ConfigError("store.url", f"{url!r}: expected file://DIR or s3://BUCKET[/PREFIX]")
 

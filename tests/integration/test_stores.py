@@ -1,0 +1,129 @@
+"""Both object stores against real storage: the MinIO server of the stack and a directory."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from minio import Minio
+
+from streamgen.errors import ConfigError, StoreUnavailable
+from streamgen.local.stack import LocalStack
+from streamgen.settings import Settings
+from streamgen.store import FileStore, MinioStore, open_store
+
+pytestmark = pytest.mark.integration
+
+
+def minio_store(settings: Settings) -> MinioStore:
+    store = open_store(settings.store)
+    assert isinstance(store, MinioStore)
+    return store
+
+
+def raw_client(stack: LocalStack) -> Minio:
+    return Minio(
+        stack.minio_endpoint,
+        access_key=stack.minio_access_key,
+        secret_key=stack.minio_secret_key,
+        secure=False,
+    )
+
+
+def test_minio_put_get_stat_with_metadata_and_content_type(
+    stack: LocalStack, stack_settings: Settings
+) -> None:
+    store = minio_store(stack_settings)
+    store.ensure_ready()
+    data = os.urandom(4096)
+    metadata = {"request-id": "req-1", "seed": "1234", "model": "tiny-ünïcode"}
+    stored = store.put("req-1/0.png", data, index=0, content_type="image/png", metadata=metadata)
+
+    assert stored.uri == f"s3://{store.bucket}/req-1/0.png"
+    assert (stored.bucket, stored.key) == (store.bucket, "req-1/0.png")
+    assert stored.sha256 == hashlib.sha256(data).hexdigest()
+    assert stored.size_bytes == len(data)
+    assert store.get(stored.uri) == data
+    assert store.get("req-1/0.png") == data
+    assert store.stat("req-1/0.png") == stored
+    assert store.metadata("req-1/0.png") == {
+        **metadata,
+        "sha256": stored.sha256,
+        "index": "0",
+    }
+    # What another S3 client sees: the headers really are on the object.
+    seen = raw_client(stack).stat_object(store.bucket, "req-1/0.png")
+    assert seen.content_type == "image/png"
+    assert seen.metadata["x-amz-meta-request-id"] == "req-1"
+    assert seen.metadata["x-amz-meta-sha256"] == stored.sha256
+
+
+def test_minio_bucket_is_created_if_missing_and_prefix_is_applied(
+    stack: LocalStack, stack_settings: Settings
+) -> None:
+    bucket = f"auto-{uuid.uuid4().hex[:12]}"
+    settings = replace(stack_settings.store, url=f"s3://{bucket}/run-7")
+    assert not raw_client(stack).bucket_exists(bucket)
+    store = minio_store(replace(stack_settings, store=settings))
+    store.ensure_ready()
+    store.ensure_ready()  # idempotent
+    assert raw_client(stack).bucket_exists(bucket)
+    stored = store.put("r/1.webp", b"webp", index=1, content_type="image/webp", metadata={})
+    assert stored.uri == f"s3://{bucket}/run-7/r/1.webp"
+    assert raw_client(stack).get_object(bucket, "run-7/r/1.webp").read() == b"webp"
+
+
+def test_minio_missing_object_is_file_not_found_and_stat_none(stack_settings: Settings) -> None:
+    store = minio_store(stack_settings)
+    store.ensure_ready()
+    assert store.stat("nope/0.png") is None
+    with pytest.raises(FileNotFoundError, match="nope"):
+        store.get("nope/0.png")
+    with pytest.raises(FileNotFoundError):
+        store.get("s3://no-such-bucket-here/x.png")
+
+
+def test_minio_rejects_wrong_credentials_naming_the_setting(stack_settings: Settings) -> None:
+    settings = replace(stack_settings.store, secret_key="wrong-secret-key")
+    with pytest.raises(ConfigError, match=r"store\.secret_key"):
+        minio_store(replace(stack_settings, store=settings)).ensure_ready()
+
+
+def test_minio_stopped_is_store_unavailable_not_a_hang(
+    stack: LocalStack, stack_settings: Settings
+) -> None:
+    store = minio_store(stack_settings)
+    store.ensure_ready()
+    stack.stop_minio()
+    try:
+        with pytest.raises(StoreUnavailable, match=stack.minio_endpoint):
+            store.put("k.png", b"x", index=0, content_type="image/png", metadata={})
+        with pytest.raises(StoreUnavailable, match=stack.minio_endpoint):
+            store.get("k.png")
+    finally:
+        stack.start_minio()
+    # The same client object recovers once the server is back: no poisoned pool.
+    stored = store.put("k.png", b"x", index=0, content_type="image/png", metadata={})
+    assert store.get(stored.uri) == b"x"
+
+
+def test_minio_unreachable_endpoint_fails_fast() -> None:
+    # Nothing listens on port 1; the error must come from the connect, not a retry loop.
+    store = MinioStore(endpoint="127.0.0.1:1", access_key="a", secret_key="b", bucket="images")
+    with pytest.raises(StoreUnavailable, match=r"127\.0\.0\.1:1"):
+        store.ensure_ready()
+
+
+def test_file_store_round_trip_through_open_store(tmp_path: Path) -> None:
+    store = open_store(replace(Settings().store, url=f"file://{tmp_path}/images"))
+    assert isinstance(store, FileStore)
+    store.ensure_ready()
+    stored = store.put("a/0.png", b"png", index=0, content_type="image/png", metadata={})
+    assert Path(stored.uri.removeprefix("file://")).read_bytes() == b"png"
+    assert store.get(stored.uri) == b"png"
+    with pytest.raises(FileNotFoundError):
+        store.get("a/1.png")
