@@ -1,0 +1,100 @@
+"""`streamgen submit` refuses bad input before it ever contacts Kafka."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from streamgen.cli import main
+from streamgen.cli.submit import FIELD_FLAGS, submit
+from streamgen.contracts.request import GenerationRequest
+
+# Nothing listens here: a test that reached Kafka would fail with a different message.
+NO_BROKER = ["--bootstrap-servers", "127.0.0.1:9"]
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(main, ["submit", *NO_BROKER, *args])
+
+
+def test_every_request_field_has_a_flag() -> None:
+    flags = {p.name for p in submit.params}
+    fields = {f.name for f in dataclasses.fields(GenerationRequest)}
+    assert set(FIELD_FLAGS) == fields - {"created_at", "metadata"}
+    assert set(FIELD_FLAGS) | {"metadata"} <= flags
+
+
+def test_bad_jsonl_line_is_named_and_nothing_is_published(tmp_path: Path) -> None:
+    path = tmp_path / "batch.jsonl"
+    path.write_text('{"prompt": "ok"}\n{"prompt": "x", "steps": "many"}\n')
+    result = run("--jsonl", str(path))
+    assert result.exit_code == 1
+    assert f"{path}:2: field 'steps': expected an integer, got str 'many'" in result.output
+
+
+def test_invalid_values_are_listed_with_their_lines(tmp_path: Path) -> None:
+    path = tmp_path / "batch.jsonl"
+    path.write_text('{"prompt": "ok", "width": 100}\n{"prompt": " "}\n')
+    result = run("--jsonl", str(path))
+    assert result.exit_code == 1
+    assert "2 invalid request(s), nothing published" in result.output
+    assert f"{path}:1: width=100 is invalid: a multiple of 8 in [64, 2048]" in result.output
+    assert f"{path}:2: prompt=' ' is invalid" in result.output
+
+
+def test_invalid_flag_values_are_refused() -> None:
+    result = run("--prompt", "a cat", "--guidance-scale", "nan")
+    assert result.exit_code == 1
+    assert "flags: guidance_scale=nan is invalid: a finite number" in result.output
+    unknown = run("--prompt", "a cat", "--scheduler", "plms")
+    assert "scheduler='plms' is invalid: one of " in unknown.output
+    assert "dpmpp_2m" in unknown.output
+
+
+def test_missing_template_column_names_the_header(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.csv"
+    path.write_text("sku,name\nA1,chair\n")
+    result = run("--csv", str(path), "--template", "photo of {name} on {background}")
+    assert result.exit_code == 1
+    assert f"{path}:1: template column(s) background not in the header (sku, name)" in (
+        result.output
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--template", "{name}", "--prompt", "x"], "--template: needs --csv"),
+        (["--jsonl", "{a}", "--csv", "{b}"], "--jsonl/--csv: give one of them, not both"),
+        (["--jsonl", "{a}", "--count", "3"], "--count: only applies to requests from flags"),
+        (["--jsonl", "{a}", "--request-id", "x"], "--request-id: only applies to a request"),
+        (["--csv", "{b}", "--prompt", "x"], "--prompt: with --csv the prompt comes from"),
+        (["--prompt", "x", "--deadline", "soon"], "'soon' is not an ISO 8601 timestamp"),
+        ([], "--prompt: required unless --jsonl or --csv is given"),
+    ],
+)
+def test_conflicting_flags(tmp_path: Path, args: list[str], message: str) -> None:
+    (tmp_path / "a.jsonl").write_text('{"prompt": "x"}\n')
+    (tmp_path / "b.csv").write_text("prompt\nx\n")
+    files = {"{a}": str(tmp_path / "a.jsonl"), "{b}": str(tmp_path / "b.csv")}
+    args = [files.get(a, a) for a in args]
+    result = run(*args)
+    assert result.exit_code == 1
+    assert message in result.output
+
+
+def test_bad_metadata_pair_is_a_usage_error() -> None:
+    result = run("--prompt", "x", "--metadata", "novalue")
+    assert result.exit_code == 2
+    assert "expected KEY=VALUE, got 'novalue'" in result.output
+
+
+def test_bad_setting_names_the_setting(tmp_path: Path) -> None:
+    config = tmp_path / "streamgen.toml"
+    config.write_text("[kafka]\nbootstrap = 'x'\n")
+    result = run("--config", str(config), "--prompt", "x")
+    assert result.exit_code == 1
+    assert "setting 'kafka.bootstrap': unknown setting" in result.output
