@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from streamgen.contracts.dead_letter import DeadLetterReason, dead_letter_headers, header_map
+from streamgen.ops.replay import (
+    DeadLetterView,
+    Pacer,
+    ReplayFilter,
+    parse_offset_range,
+    parse_time,
+    replay_headers,
+)
+
+WHY = DeadLetterReason(
+    stage="generate",
+    error_class="GenerationFailed",
+    code="GENERATION_FAILED",
+    message="nan",
+    retryable=True,
+    attempts=3,
+    request_id="r1",
+    topic="req",
+    partition=2,
+    offset=40,
+    timestamp_ms=1_000,
+    group_id="g",
+    worker_id="w",
+    failed_at_ms=5_000,
+)
+
+
+def view(headers: list[tuple[str, bytes]], model: str | None = "tiny") -> DeadLetterView:
+    return DeadLetterView.from_record(
+        partition=0, offset=7, timestamp_ms=9_000, headers=headers, model=model
+    )
+
+
+def test_view_reads_every_error_header() -> None:
+    v = view(dead_letter_headers([("a", b"1")], WHY))
+    assert (v.request_id, v.stage, v.code, v.retryable, v.attempts) == (
+        "r1",
+        "generate",
+        "GENERATION_FAILED",
+        True,
+        3,
+    )
+    assert (v.original_topic, v.original_partition, v.original_offset) == ("req", 2, 40)
+    assert v.failed_at_ms == 5_000 and v.replay_count == 0
+
+
+def test_missing_headers_fall_back_to_the_record() -> None:
+    v = view([])
+    assert v.failed_at_ms == 9_000 and v.original_partition == -1 and v.code == ""
+
+
+def test_replay_headers_strip_errors_and_count_replays() -> None:
+    letter = view(dead_letter_headers([("app", b"x")], WHY))
+    once = replay_headers(dead_letter_headers([("app", b"x")], WHY), letter, now_ms=123)
+    h = header_map(once)
+    assert not any(k.startswith("streamgen.error.") for k in h)
+    assert h["app"] == "x"
+    assert h["streamgen.replay.count"] == "1"
+    assert h["streamgen.replay.at"] == "123"
+    assert (h["streamgen.replay.source.partition"], h["streamgen.replay.source.offset"]) == (
+        "0",
+        "7",
+    )
+    # It fails again and is dead-lettered again: the count keeps climbing, one header each.
+    again = view(dead_letter_headers(once, WHY))
+    twice = replay_headers(dead_letter_headers(once, WHY), again, now_ms=456)
+    assert [k for k, _ in twice].count("streamgen.replay.count") == 1
+    assert header_map(twice)["streamgen.replay.count"] == "2"
+
+
+def test_empty_filter_matches_everything_and_each_criterion_narrows() -> None:
+    v = view(dead_letter_headers([], WHY))
+    assert ReplayFilter().matches(v)
+    assert ReplayFilter(stages=frozenset({"generate"}), retryable=True).matches(v)
+    assert not ReplayFilter(retryable=False).matches(v)
+    assert not ReplayFilter(codes=frozenset({"DECODE_ERROR"})).matches(v)
+    assert ReplayFilter(offset_range=(40, 40)).matches(v)
+    assert not ReplayFilter(offset_range=(41, 50)).matches(v)
+    assert ReplayFilter(since_ms=5_000, until_ms=5_001).matches(v)
+    assert not ReplayFilter(until_ms=5_000).matches(v)
+    assert not ReplayFilter(models=frozenset({"tiny"})).matches(view([], model=None))
+
+
+def test_parse_time_relative_and_absolute() -> None:
+    now = 10_000_000
+    assert parse_time("30m", now_ms=now, option="--since") == now - 1_800_000
+    assert parse_time("1.5h", now_ms=now, option="--since") == now - 5_400_000
+    assert parse_time("1970-01-01T00:00:10Z", now_ms=now, option="--since") == 10_000
+    assert parse_time("1970-01-01T00:00:10", now_ms=now, option="--since") == 10_000
+    with pytest.raises(ValueError, match="--until: 'soon' is neither"):
+        parse_time("soon", now_ms=now, option="--until")
+
+
+def test_parse_offset_range() -> None:
+    assert parse_offset_range("5-9") == (5, 9)
+    assert parse_offset_range("5") == (5, 5)
+    for bad in ("9-5", "a-b", "-3"):
+        with pytest.raises(ValueError, match="--offset-range"):
+            parse_offset_range(bad)
+
+
+@given(st.floats(0.5, 1000), st.integers(2, 50))
+def test_pacer_never_exceeds_the_rate(rate: float, calls: int) -> None:
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    pacer = Pacer(rate, clock=lambda: now[0], sleep=sleep)
+    for _ in range(calls):
+        pacer.wait()
+    assert now[0] >= (calls - 1) / rate - 1e-9
+
+
+def test_pacer_refuses_a_zero_rate() -> None:
+    with pytest.raises(ValueError, match="--rate must be > 0"):
+        Pacer(0)
