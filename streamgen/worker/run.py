@@ -102,7 +102,8 @@ def run_worker(
         store = open_store(settings.store)
     store.ensure_ready()
     if engine is None or encode is None:
-        from streamgen.engine import DiffusionEngine, encode_image
+        from streamgen.engine import DiffusionEngine
+        from streamgen.engine.encode import encode_image
 
         engine = engine or DiffusionEngine(settings.engine, store=store)
         encode = encode or encode_image

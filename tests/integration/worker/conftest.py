@@ -88,7 +88,10 @@ def read_results(
 ) -> list[GenerationResult]:
     codec = result_codec(settings.kafka, settings.topics.results)
     messages = consume_all(
-        settings.kafka.bootstrap_servers, settings.topics.results, expected=expected, timeout=timeout
+        settings.kafka.bootstrap_servers,
+        settings.topics.results,
+        expected=expected,
+        timeout=timeout,
     )
     return [codec.decode(m.value()) for m in messages]
 
@@ -106,15 +109,19 @@ def read_dead_letters(
 
 
 def committed_offsets(settings: Settings) -> dict[int, int]:
-    """The group's committed offset per requests partition (-1001 when none)."""
+    """The group's committed offset per requests partition (0 when none: nothing consumed)."""
     consumer = Consumer(
-        {"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": settings.worker.group_id}
+        {
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
+            "group.id": settings.worker.group_id,
+        }
     )
     try:
         partitions = [
             TopicPartition(settings.topics.requests, p) for p in range(settings.topics.partitions)
         ]
-        return {tp.partition: tp.offset for tp in consumer.committed(partitions, timeout=10)}
+        committed = consumer.committed(partitions, timeout=10)
+        return {tp.partition: max(tp.offset, 0) for tp in committed}
     finally:
         consumer.close()
 
@@ -195,3 +202,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
                 value = ",".join(f"{k}={v}" for k, v in value.items())
             env[f"STREAMGEN_{section.name}_{f.name}".upper()] = str(value)
     return env
+
+
+def all_committed(settings: Settings) -> bool:
+    """Has the group committed every partition to its end (empty partitions need nothing)?"""
+    committed = committed_offsets(settings)
+    return committed == end_offsets(settings)

@@ -12,8 +12,7 @@ from streamgen.contracts import dead_letter as dl
 from streamgen.contracts.codec import request_codec
 from streamgen.settings import Settings
 from tests.integration.worker.conftest import (
-    committed_offsets,
-    end_offsets,
+    all_committed,
     make_request,
     publish_raw,
     read_dead_letters,
@@ -64,7 +63,7 @@ def test_each_bad_input_class_is_dead_lettered_once_and_good_ones_succeed(
     with worker_thread(worker_settings) as worker:
         results = read_results(worker_settings, expected=expected_results, timeout=120)
         dead = read_dead_letters(worker_settings, expected=len(records) - len(good))
-        assert wait_until(lambda: committed_offsets(worker_settings) == end_offsets(worker_settings), 20)
+        assert wait_until(lambda: all_committed(worker_settings), 20)
         worker.stop_and_wait()
 
     by_id = {r.request_id: r for r in results}

@@ -14,8 +14,7 @@ from streamgen.engine import DiffusionEngine
 from streamgen.settings import Settings
 from streamgen.store import open_store
 from tests.integration.worker.conftest import (
-    committed_offsets,
-    end_offsets,
+    all_committed,
     make_request,
     publish,
     read_dead_letters,
@@ -41,7 +40,7 @@ def test_mixed_shapes_all_succeed_with_stored_images_and_offsets_committed(
     publish(worker_settings, requests)
     with worker_thread(worker_settings) as worker:
         results = read_results(worker_settings, expected=len(requests), timeout=120)
-        assert wait_until(lambda: committed_offsets(worker_settings) == end_offsets(worker_settings), 20)
+        assert wait_until(lambda: all_committed(worker_settings), 20)
         assert worker.stop_and_wait() == 0
 
     by_id = {r.request_id: r for r in results}
@@ -81,7 +80,9 @@ def test_a_burst_is_batched_and_batched_images_equal_images_made_alone(
     for request in requests[:3]:
         [alone] = engine.generate([request])
         assert alone.error is None
-        batched = np.asarray(Image.open(io.BytesIO(store.get(by_id[request.request_id].images[0].uri))))
+        batched = np.asarray(
+            Image.open(io.BytesIO(store.get(by_id[request.request_id].images[0].uri)))
+        )
         single = np.asarray(alone.images[0].convert("RGB"))
         diff = np.abs(batched.astype(int) - single.astype(int)).max()
         assert diff <= 2, f"{request.request_id}: batched differs from alone by {diff}/255"
