@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from streamgen.contracts.codec import request_codec, result_codec
+from streamgen.contracts.request import GenerationRequest
 from streamgen.contracts.result import GenerationResult
 from streamgen.errors import ConfigError, StreamgenError
 from streamgen.settings import Settings, load_settings
@@ -141,14 +142,34 @@ def submit(**opts: Any) -> None:
     wait = opts["wait"] or opts["download"] is not None
 
     try:
+        results = _publish_and_follow(settings, requests, opts, wait=wait)
+    except StreamgenError as exc:
+        raise click.ClickException(str(exc)) from None
+    if results is None:
+        return
+    # 5. Summarize (and download): the exit status says what a script needs to know.
+    created = {r.request_id: r.created_at for r in requests if r.created_at is not None}
+    summary = summarize([r.request_id for r in requests], results, created)
+    _print_summary(summary, opts["as_json"])
+    status = _exit_status(summary)
+    if opts["download"] is not None:
+        status = _download(settings, results, Path(opts["download"])) or status
+    click.get_current_context().exit(int(status))
+
+
+def _publish_and_follow(
+    settings: Settings, requests: list[GenerationRequest], opts: dict[str, Any], *, wait: bool
+) -> dict[str, GenerationResult] | None:
+    follower = None
+    if wait:
+        follower = ResultFollower(
+            settings.kafka,
+            result_codec(settings.kafka, settings.topics.results),
+            settings.topics.results,
+        )
+    try:
         # 2. Mark the results topic's end before publishing, so no result can be missed.
-        follower = None
-        if wait:
-            follower = ResultFollower(
-                settings.kafka,
-                result_codec(settings.kafka, settings.topics.results),
-                settings.topics.results,
-            )
+        if follower is not None:
             follower.mark()
         # 3. Publish and wait for every delivery report.
         publisher = RequestPublisher(
@@ -157,29 +178,22 @@ def submit(**opts: Any) -> None:
             settings.topics.requests,
             delivery_timeout_s=opts["delivery_timeout"],
         )
-        publisher.check_topic()
         try:
+            publisher.check_topic()
             deliveries = publisher.publish(requests)
         except DeliveryFailed as exc:
             _print_deliveries(exc.delivered, opts["as_json"])
             raise click.ClickException(str(exc)) from None
+        finally:
+            publisher.close()
         _print_deliveries(deliveries, opts["as_json"])
         if follower is None:
-            return
-        # 4. Follow the results, then summarize (and download).
-        try:
-            results = _follow(follower, [r.request_id for r in requests], opts["timeout"])
-        finally:
+            return None
+        # 4. Follow the results until each request has one, or the timeout.
+        return _follow(follower, [r.request_id for r in requests], opts["timeout"])
+    finally:
+        if follower is not None:
             follower.close()
-    except StreamgenError as exc:
-        raise click.ClickException(str(exc)) from None
-    created = {r.request_id: r.created_at for r in requests if r.created_at is not None}
-    summary = summarize([r.request_id for r in requests], results, created)
-    _print_summary(summary, opts["as_json"])
-    status = _exit_status(summary)
-    if opts["download"] is not None:
-        status = _download(settings, results, Path(opts["download"])) or status
-    click.get_current_context().exit(int(status))
 
 
 def _read_requests(opts: dict[str, Any], now: datetime) -> list[Located]:

@@ -25,6 +25,7 @@ __all__ = ["ResultFollower"]
 log = logging.getLogger(__name__)
 
 METADATA_TIMEOUT_S = 10.0
+_LEADER_ELECTION = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE}
 # A poll slice short enough that the timeout and Ctrl-C are noticed promptly.
 POLL_SLICE_S = 0.5
 
@@ -51,22 +52,35 @@ class ResultFollower:
         """Start every results partition at its current end; returns partition → offset."""
         try:
             metadata = self._consumer.list_topics(self._topic, timeout=METADATA_TIMEOUT_S)
-            topic = metadata.topics.get(self._topic)
-            if topic is None or topic.error is not None or not topic.partitions:
-                why = topic.error.str() if topic is not None and topic.error else "no partitions"
-                raise BrokerUnavailable(f"results topic {self._topic!r}: {why}")
-            starts = {}
-            for partition in sorted(topic.partitions):
-                _, high = self._consumer.get_watermark_offsets(
-                    TopicPartition(self._topic, partition), timeout=METADATA_TIMEOUT_S
-                )
-                starts[partition] = int(high)
         except KafkaException as exc:
             raise BrokerUnavailable(
                 f"cannot read results topic {self._topic!r} at {self._bootstrap}: {exc.args[0]}"
             ) from exc
+        topic = metadata.topics.get(self._topic)
+        if topic is None or topic.error is not None or not topic.partitions:
+            why = topic.error.str() if topic is not None and topic.error else "no partitions"
+            raise BrokerUnavailable(f"results topic {self._topic!r}: {why}")
+        starts = {p: self._end_offset(p) for p in sorted(topic.partitions)}
         self._consumer.assign([TopicPartition(self._topic, p, o) for p, o in starts.items()])
         return starts
+
+    def _end_offset(self, partition: int) -> int:
+        # A topic created moments ago may not have a leader yet: retry that for a while.
+        deadline = time.monotonic() + METADATA_TIMEOUT_S
+        while True:
+            try:
+                _, high = self._consumer.get_watermark_offsets(
+                    TopicPartition(self._topic, partition), timeout=METADATA_TIMEOUT_S
+                )
+                return int(high)
+            except KafkaException as exc:
+                code = exc.args[0].code()
+                if code not in _LEADER_ELECTION or time.monotonic() > deadline:
+                    raise BrokerUnavailable(
+                        f"end offset of {self._topic}[{partition}] at {self._bootstrap}: "
+                        f"{exc.args[0]}"
+                    ) from exc
+                time.sleep(POLL_SLICE_S / 5)
 
     def follow(
         self,

@@ -139,3 +139,7 @@ class RequestPublisher:
             raise DeliveryFailed(failures, ordered)
         log.debug("published %d request(s) to %s", len(ordered), self._topic)
         return ordered
+
+    def close(self) -> None:
+        """Release the producer's connections (publish has already waited for every report)."""
+        self._producer.close()
