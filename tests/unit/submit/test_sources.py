@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given
 
+from streamgen.contracts.request import GenerationRequest
 from streamgen.settings import ValidationBounds
 from streamgen.submit.sources import (
     InputError,
@@ -18,6 +21,7 @@ from streamgen.submit.sources import (
     from_jsonl,
     template_columns,
 )
+from tests.unit.contracts.strategies import requests
 
 NOW = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
 TEMPLATE = "Professional product photography, {name}, {category}, {background} background"
@@ -236,3 +240,20 @@ def test_check_all_reports_every_invalid_request_and_duplicate_ids_with_lines() 
 def test_check_all_passes_a_good_batch() -> None:
     made = catalog(CATALOG)
     assert check_all(made, ValidationBounds(), models={"default"}, schedulers=None, now=NOW) == []
+
+
+# -- every field survives a JSONL line --------------------------------------------------------
+
+
+def as_json_line(request: GenerationRequest) -> str:
+    record = request.to_record()
+    for name in ("deadline", "created_at"):
+        if record[name] is not None:
+            record[name] = record[name].isoformat()
+    return json.dumps(record)
+
+
+@given(requests())
+def test_any_request_written_as_a_jsonl_line_reads_back_equal(request: GenerationRequest) -> None:
+    (made,) = jsonl(as_json_line(request) + "\n")
+    assert made.request == request.replace(created_at=request.created_at or NOW)
