@@ -83,7 +83,7 @@ def test_each_bad_input_class_is_dead_lettered_once_and_good_ones_succeed(
         assert by_id[request.request_id].error is not None
     assert by_id[invalid["expired"].request_id].error.code == "DEADLINE_EXPIRED"  # type: ignore[union-attr]
     assert "width" in by_id[invalid["bad-width"].request_id].error.message  # type: ignore[union-attr]
-    for key, value in undecodable.items():
+    for key in undecodable:
         headers = headers_by_key[key]
         assert headers[dl.H_STAGE] == "decode"
         assert headers[dl.H_CLASS] == "DecodeError"

@@ -1,0 +1,207 @@
+"""Building the worker's parts from Settings, in data-flow order. No lifecycle here."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from confluent_kafka import Consumer
+
+from streamgen.contracts.codec import request_codec, result_codec
+from streamgen.contracts.request import GenerationRequest
+from streamgen.contracts.result import WorkerIdentity
+from streamgen.contracts.validation import validate
+from streamgen.engine.types import Engine
+from streamgen.settings import Settings
+from streamgen.store.base import ObjectStore
+from streamgen.worker.backoff import Backoff
+from streamgen.worker.batcher import MicroBatcher
+from streamgen.worker.generation import GenerationStage
+from streamgen.worker.hooks import WorkerHooks
+from streamgen.worker.intake import Intake
+from streamgen.worker.loop import ConsumerLoop, Durable, Fatal, LoopLimits
+from streamgen.worker.offsets import OffsetTracker
+from streamgen.worker.outputs import OutcomeSink
+from streamgen.worker.ownership import Ownership
+from streamgen.worker.publisher import Publisher
+from streamgen.worker.rebalance import RebalanceHandler
+from streamgen.worker.storage import EncodeImage, ImageWriter
+from streamgen.worker.work_queue import WorkQueue
+
+__all__ = ["WorkerParts", "assemble", "consumer_config", "producer_config"]
+
+# How long a revoked partition's in-flight work may take to become durable before it is
+# abandoned to the next owner; short, because the whole group waits on our revoke.
+REVOKE_GRACE_S = 5.0
+
+Events = queue.SimpleQueue[Durable | Fatal]
+
+
+def consumer_config(settings: Settings, worker_id: str) -> dict[str, Any]:
+    w = settings.worker
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.kafka.bootstrap_servers,
+        "group.id": w.group_id,
+        "client.id": worker_id,
+        # At-least-once: offsets are stored and committed by hand, behind durable outputs.
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "partition.assignment.strategy": "cooperative-sticky",
+        "max.poll.interval.ms": w.max_poll_interval_ms,
+        "session.timeout.ms": w.session_timeout_ms,
+        **settings.kafka.client_config,
+    }
+    if w.group_instance_id:
+        config["group.instance.id"] = w.group_instance_id
+    return config
+
+
+def producer_config(settings: Settings, worker_id: str) -> dict[str, Any]:
+    return {
+        "bootstrap.servers": settings.kafka.bootstrap_servers,
+        "client.id": f"{worker_id}-out",
+        **settings.kafka.client_config,
+    }
+
+
+@dataclass
+class WorkerParts:
+    worker_id: str
+    consumer: Consumer
+    loop: ConsumerLoop
+    stage: GenerationStage
+    output_pool: ThreadPoolExecutor
+    stopping: threading.Event  # set when output threads must stop retrying
+    hooks: WorkerHooks
+
+
+def _outputs(
+    settings: Settings, identity: WorkerIdentity, hooks: WorkerHooks, events: Events
+) -> tuple[Publisher, OutcomeSink, Backoff]:
+    w = settings.worker
+    backoff = Backoff(w.retry_initial_ms / 1000, w.retry_max_ms / 1000)
+    publisher = Publisher(
+        producer_config(settings, identity.worker_id),
+        backoff=backoff,
+        retry_budget_s=w.retry_budget_s,
+        on_retry=hooks.produce_retry,
+    )
+    sink = OutcomeSink(
+        publisher,
+        results_topic=settings.topics.results,
+        dead_letter_topic=settings.topics.dead_letter,
+        group_id=w.group_id,
+        identity=identity,
+        encode_result=result_codec(settings.kafka, settings.topics.results).encode,
+        on_durable=lambda ticket, summary: events.put(Durable(ticket, summary)),
+    )
+    return publisher, sink, backoff
+
+
+def _intake(settings: Settings) -> Intake:
+    from streamgen.engine.schedulers import SCHEDULERS
+
+    known_models = set(settings.engine.models) | {"default"}
+
+    def check(request: GenerationRequest) -> GenerationRequest:
+        return validate(
+            request,
+            settings.validation,
+            models=known_models,
+            schedulers=SCHEDULERS,
+            now=datetime.now(UTC),
+        )
+
+    return Intake(
+        decode=request_codec(settings.kafka, settings.topics.requests).decode, validate=check
+    )
+
+
+def assemble(
+    settings: Settings,
+    *,
+    worker_id: str,
+    host: str,
+    engine: Engine,
+    store: ObjectStore,
+    encode: EncodeImage,
+    hooks: WorkerHooks,
+) -> WorkerParts:
+    w = settings.worker
+    events: Events = queue.SimpleQueue()
+    identity = WorkerIdentity(
+        worker_id=worker_id, host=host, device=hooks.device, group_id=w.group_id
+    )
+    # 1. Outputs: results and dead letters, durable when the broker acknowledges them.
+    publisher, sink, backoff = _outputs(settings, identity, hooks, events)
+    # 2. The hand-off between the consumer and the GPU: a micro-batcher per shape.
+    work = WorkQueue(
+        MicroBatcher(
+            max_wait_s=w.max_wait_ms / 1000,
+            max_batch_size=engine.max_batch_size,
+            fairness=w.priority_fairness,
+        )
+    )
+    tracker, ownership, stopping = OffsetTracker(), Ownership(), threading.Event()
+    # 3. The GPU thread and the output pool that stores images off the GPU path.
+    output_pool = ThreadPoolExecutor(settings.engine.encode_threads, "streamgen-out")
+    stage = GenerationStage(
+        engine=engine,
+        queue=work,
+        ownership=ownership,
+        sink=sink,
+        writer=ImageWriter(
+            store=store,
+            encode=encode,
+            image_format=settings.store.image_format,
+            backoff=backoff,
+            retry_budget_s=w.retry_budget_s,
+            on_retry=hooks.store_retry,
+            stopping=stopping.is_set,
+        ),
+        output_pool=output_pool,
+        max_attempts=w.max_attempts,
+        on_fatal=lambda exc: events.put(Fatal(exc)),
+        on_batch=hooks.batch,
+    )
+    # 4. The consumer loop, subscribed with rebalance callbacks that keep commits safe.
+    consumer = Consumer(consumer_config(settings, worker_id))
+    loop = ConsumerLoop(
+        consumer=consumer,
+        publisher=publisher,
+        tracker=tracker,
+        work=work,
+        intake=_intake(settings),
+        sink=sink,
+        engine=engine,
+        limits=LoopLimits(
+            max_in_flight=w.max_in_flight,
+            commit_interval_s=w.commit_interval_ms / 1000,
+            drain_timeout_s=w.drain_timeout_s,
+        ),
+        events=events,
+        decode_backoff=backoff,
+        hooks=hooks,
+    )
+    rebalance = RebalanceHandler(
+        tracker=tracker,
+        ownership=ownership,
+        queue=work,
+        commit=lambda tps: loop.commit(only=tps),
+        serve_outputs=loop.serve_outputs,
+        is_paused=lambda: loop.paused,
+        revoke_grace_s=REVOKE_GRACE_S,
+        on_event=hooks.rebalance,
+    )
+    consumer.subscribe(
+        [settings.topics.requests],
+        on_assign=rebalance.on_assign,
+        on_revoke=rebalance.on_revoke,
+        on_lost=rebalance.on_lost,
+    )
+    return WorkerParts(worker_id, consumer, loop, stage, output_pool, stopping, hooks)
