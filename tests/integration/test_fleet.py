@@ -110,8 +110,9 @@ def test_crash_looping_worker_is_given_up_while_others_run(
 
 @pytest.mark.slow
 def test_fleet_command_runs_real_cpu_workers(stack_settings: Any, tmp_path: Path) -> None:
-    """`streamgen fleet --workers 1` with the tiny model (the 2-core CI box: one torch import at a time): a SIGKILLed worker comes back,
-    every request gets a result, SIGTERM drains the fleet."""
+    """`streamgen fleet` with a real CPU worker on the tiny model: a SIGKILLed worker comes
+    back, every request gets a result, SIGTERM drains the fleet. One worker, because a 2-core
+    CI box imports torch once at a time; the pure-target tests above cover several."""
     from streamgen.engine.model_init import write_model
     from tests.integration.worker.conftest import make_request, publish
     from tests.support.kafka import consume_all
