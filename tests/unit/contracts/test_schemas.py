@@ -134,3 +134,15 @@ def test_two_current_schemas_with_one_name_are_refused(tmp_path: Path) -> None:
     _write(tmp_path / "B.avsc", "ns.R", [{"name": "a", "type": "int"}])
     with pytest.raises(ValueError, match=r"two current schemas named ns.R"):
         SchemaCatalog(_load(tmp_path))
+
+
+def test_every_field_added_since_an_old_version_has_a_default() -> None:
+    """Avro resolution fills a field the writer lacked only from the reader's default: a new
+    field without one would make every record of an older producer undecodable."""
+    catalog = load_catalog()
+    for name in (REQUEST_SCHEMA, RESULT_SCHEMA):
+        current = json.loads(catalog.current(name).text)["fields"]
+        for old in catalog.versions(name)[1:]:
+            old_names = {f["name"] for f in json.loads(old.text)["fields"]}
+            added = [f["name"] for f in current if f["name"] not in old_names]
+            assert [f for f in current if f["name"] in added and "default" not in f] == [], old
