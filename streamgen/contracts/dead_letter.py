@@ -59,7 +59,9 @@ class DeadLetterReason:
     failed_at_ms: int
 
 
-def dead_letter_headers(original: Sequence[tuple[str, bytes]] | None, why: DeadLetterReason) -> Headers:
+def dead_letter_headers(
+    original: Sequence[tuple[str, bytes]] | None, why: DeadLetterReason
+) -> Headers:
     """The original headers (minus any stale ``streamgen.error.*``) followed by ``why``."""
     kept = [(k, v) for k, v in (original or []) if not k.startswith(ERROR_PREFIX)]
     added = {
