@@ -122,6 +122,10 @@ class LocalStack:
             secret_key=self.state.minio_secret_key,
         )
 
+    def exists(self) -> bool:
+        """Whether ``up`` ever ran in this state dir."""
+        return self._state_file.is_file()
+
     @property
     def bootstrap_servers(self) -> str:
         return self.kafka.bootstrap_servers

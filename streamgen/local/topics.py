@@ -8,6 +8,7 @@ configured retention.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -93,7 +94,29 @@ def create_topics(
             )  # fmt: skip
         states.append(TopicState(spec.name, have, spec.name in created))
     _set_retention(admin, specs)
+    _await_metadata(admin, {state.name: state.partitions for state in states})
     return states
+
+
+def _await_metadata(admin: AdminClient, partitions: dict[str, int]) -> None:
+    """Return once the broker's metadata shows every topic with its partitions.
+
+    Creating topics and partitions is acknowledged before the metadata cache catches up; a
+    producer started right after would otherwise see an unknown topic or too few partitions.
+    """
+    deadline = time.monotonic() + _TIMEOUT_S
+    while True:
+        topics = admin.list_topics(timeout=_TIMEOUT_S).topics
+        behind = {
+            name: count
+            for name, count in partitions.items()
+            if name not in topics or len(topics[name].partitions) < count
+        }
+        if not behind:
+            return
+        if time.monotonic() > deadline:
+            raise BrokerUnavailable(f"broker metadata still lacks {behind} after {_TIMEOUT_S}s")
+        time.sleep(0.1)
 
 
 def _create(admin: AdminClient, specs: list[TopicSpec]) -> set[str]:

@@ -7,13 +7,16 @@ import uuid
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, ConfigResource  # type: ignore[attr-defined]
+from minio import Minio
 
+from streamgen.cli import main
 from streamgen.local.process import LocalStackError, free_ports
 from streamgen.local.stack import LocalStack
 from streamgen.local.topics import create_topics, plan_topics
-from streamgen.settings import TopicSettings
+from streamgen.settings import Settings, TopicSettings
 from tests.support.kafka import consume_all
 
 pytestmark = pytest.mark.integration
@@ -89,7 +92,7 @@ def test_produce_and_consume_round_trip(stack: LocalStack, topics: TopicSettings
     values = [f"record-{i}".encode() for i in range(30)]
     produce(stack.bootstrap_servers, topics.requests, values)
     messages = consume_all(stack.bootstrap_servers, topics.requests, expected=30, timeout=30)
-    assert sorted(m.value() for m in messages) == sorted(values)
+    assert sorted(m.value() or b"" for m in messages) == sorted(values)
     assert {m.partition() for m in messages} <= {0, 1, 2}
     # Without `expected` it reads exactly what is there and returns.
     assert len(consume_all(stack.bootstrap_servers, topics.requests)) == 30
@@ -128,3 +131,63 @@ def test_a_port_taken_by_a_stranger_gives_a_clear_error(tmp_path: Path) -> None:
                 local.up()
         finally:
             local.down()
+
+
+def test_dev_status_and_env_commands_describe_the_running_stack(stack: LocalStack) -> None:
+    runner = CliRunner()
+    status = runner.invoke(main, ["dev", "--state-dir", str(stack.state_dir), "status"])
+    assert status.exit_code == 0, status.output
+    assert status.output.count("ready") == 2
+    env = runner.invoke(main, ["dev", "--state-dir", str(stack.state_dir), "env"])
+    assert f"export STREAMGEN_KAFKA_BOOTSTRAP_SERVERS={stack.bootstrap_servers}" in env.output
+    assert f"export STREAMGEN_STORE_ENDPOINT={stack.minio_endpoint}" in env.output
+
+
+def test_dev_commands_on_an_empty_state_dir_say_so(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["dev", "--state-dir", str(tmp_path), "status"])
+    assert result.exit_code == 1
+    assert "no local stack" in result.output
+
+
+def test_topics_create_command_creates_topics_and_bucket(
+    stack: LocalStack, stack_settings: Settings
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    args = [
+        "topics", "create",
+        "--bootstrap-servers", stack.bootstrap_servers,
+        "--partitions", "2",
+        "--set", f"topics.requests=cli-{tag}.requests",
+        "--set", f"topics.results=cli-{tag}.results",
+        "--set", f"topics.dead_letter=cli-{tag}.dead-letter",
+        "--set", f"store.url={stack_settings.store.url}",
+        "--set", f"store.endpoint={stack.minio_endpoint}",
+        "--set", f"store.access_key={stack.minio_access_key}",
+        "--set", f"store.secret_key={stack.minio_secret_key}",
+    ]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert f"topic  cli-{tag}.requests  2 partition(s)  created" in result.output
+    bucket = stack_settings.store.url.removeprefix("s3://")
+    client = Minio(
+        stack.minio_endpoint,
+        access_key=stack.minio_access_key,
+        secret_key=stack.minio_secret_key,
+        secure=False,
+    )
+    assert client.bucket_exists(bucket)
+
+
+def test_topics_create_with_an_impossible_replication_factor_names_the_setting(
+    stack: LocalStack,
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    args = [
+        "topics", "create", "--no-bucket",
+        "--bootstrap-servers", stack.bootstrap_servers,
+        "--replication-factor", "3",
+        "--set", f"topics.requests=rf-{tag}.requests",
+    ]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1
+    assert "topics.replication_factor" in result.output

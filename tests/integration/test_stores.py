@@ -58,6 +58,7 @@ def test_minio_put_get_stat_with_metadata_and_content_type(
     # What another S3 client sees: the headers really are on the object.
     seen = raw_client(stack).stat_object(store.bucket, "req-1/0.png")
     assert seen.content_type == "image/png"
+    assert seen.metadata is not None
     assert seen.metadata["x-amz-meta-request-id"] == "req-1"
     assert seen.metadata["x-amz-meta-sha256"] == stored.sha256
 

@@ -57,7 +57,7 @@ def test_keys_that_could_escape_or_collide_are_rejected(key: str) -> None:
 
 
 segment = st.text(
-    alphabet=st.characters(blacklist_characters="/\\\0", blacklist_categories=("Cs",)),
+    alphabet=st.characters(exclude_characters="/\\\0", exclude_categories=["Cs"]),
     min_size=1,
     max_size=20,
 ).filter(lambda s: s not in {".", ".."})

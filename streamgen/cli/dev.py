@@ -1,0 +1,155 @@
+"""``streamgen dev``: the local stack (a real Kafka broker and a real MinIO) without Docker."""
+
+from __future__ import annotations
+
+import shlex
+import time
+from pathlib import Path
+
+import click
+
+from streamgen.errors import StreamgenError
+from streamgen.local.process import LocalStackError
+from streamgen.local.stack import LocalStack
+
+__all__ = ["dev"]
+
+
+@click.group()
+@click.option(
+    "--state-dir",
+    envvar="STREAMGEN_STATE_DIR",
+    default=".state",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where ports, data, logs and pid files of the stack live.",
+)
+@click.pass_context
+def dev(ctx: click.Context, state_dir: Path) -> None:
+    """Run the local stack: Kafka (KRaft) from Maven jars and MinIO built with go install."""
+    ctx.obj = state_dir
+
+
+def _stack(ctx: click.Context, **ports: int | None) -> LocalStack:
+    try:
+        return LocalStack(ctx.obj, **ports)
+    except LocalStackError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _existing(ctx: click.Context) -> LocalStack:
+    stack = _stack(ctx)
+    if not stack.exists():
+        raise click.ClickException(f"no local stack in {stack.state_dir}; run `streamgen dev up`")
+    return stack
+
+
+@dev.command()
+def prepare() -> None:
+    """Download the Kafka jars and build MinIO into the cache (done once; `up` needs them)."""
+    from streamgen.local.stack import prepare as prepare_stack
+
+    started = time.monotonic()
+    try:
+        prepare_stack()
+    except LocalStackError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"stack components ready in {time.monotonic() - started:.1f}s")
+
+
+@dev.command()
+@click.option("--kafka-port", type=int, default=None, help="Default 9092 (new state dir only).")
+@click.option("--controller-port", type=int, default=None, help="Default 9093.")
+@click.option("--minio-port", type=int, default=None, help="Default 9000.")
+@click.option("--minio-console-port", type=int, default=None, help="Default 9001.")
+@click.option("--bucket", default="streamgen", show_default=True)
+@click.pass_context
+def up(
+    ctx: click.Context,
+    kafka_port: int | None,
+    controller_port: int | None,
+    minio_port: int | None,
+    minio_console_port: int | None,
+    bucket: str,
+) -> None:
+    """Start the stack (idempotent), create the topics and the bucket, print how to use them."""
+    from streamgen.local.topics import create_topics, plan_topics
+    from streamgen.settings import load_settings
+    from streamgen.store import MinioStore
+
+    started = time.monotonic()
+    stack = _stack(
+        ctx,
+        kafka_port=kafka_port,
+        controller_port=controller_port,
+        minio_port=minio_port,
+        minio_console_port=minio_console_port,
+    )
+    try:
+        stack.up()
+        # Topic names, partitions and retention follow the usual settings (env, defaults).
+        settings = load_settings({"kafka.bootstrap_servers": stack.bootstrap_servers})
+        states = create_topics(stack.bootstrap_servers, plan_topics(settings.topics))
+        MinioStore(
+            endpoint=stack.minio_endpoint,
+            access_key=stack.minio_access_key,
+            secret_key=stack.minio_secret_key,
+            bucket=bucket,
+        ).ensure_ready()
+    except (LocalStackError, StreamgenError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+    kafka, minio = stack.status()
+    click.echo(f"Kafka   {kafka.address}  pid {kafka.pid}  log {kafka.log_file}")
+    click.echo(
+        f"MinIO   http://{minio.address}  pid {minio.pid}  log {minio.log_file}\n"
+        f"        console http://127.0.0.1:{stack.state.minio_console_port}  "
+        f"user {stack.minio_access_key}  password {stack.minio_secret_key}"
+    )
+    for state in states:
+        click.echo(f"Topic   {state.name}  {state.partitions} partition(s)")
+    click.echo(f"Bucket  s3://{bucket}")
+    click.echo('\n# Point streamgen at this stack (or: eval "$(streamgen dev env)"):')
+    _print_exports(stack, bucket)
+    click.echo(f"\nUp in {time.monotonic() - started:.1f}s.")
+
+
+@dev.command()
+@click.option("--purge", is_flag=True, help="Also delete the stack's data, logs and state.")
+@click.pass_context
+def down(ctx: click.Context, purge: bool) -> None:
+    """Stop the processes this state dir started (and nothing else)."""
+    stack = _existing(ctx)
+    try:
+        stopped = stack.down(purge=purge)
+    except LocalStackError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+    if purge:
+        click.echo(f"purged {stack.state_dir}")
+
+
+@dev.command()
+@click.pass_context
+def status(ctx: click.Context) -> None:
+    """Show each component; exits 1 unless all are running and answering."""
+    stack = _existing(ctx)
+    components = stack.status()
+    for c in components:
+        state = "ready" if c.ready else ("starting or stuck" if c.pid else "stopped")
+        click.echo(f"{c.name:<6} {c.address:<22} pid {c.pid or '-':<8} {state}")
+    if not all(c.ready for c in components):
+        ctx.exit(1)
+
+
+@dev.command()
+@click.option("--bucket", default="streamgen", show_default=True)
+@click.pass_context
+def env(ctx: click.Context, bucket: str) -> None:
+    """Print `export STREAMGEN_…=…` lines for this stack, for `eval "$(streamgen dev env)"`."""
+    _print_exports(_existing(ctx), bucket)
+
+
+def _print_exports(stack: LocalStack, bucket: str) -> None:
+    for name, value in stack.env(bucket).items():
+        click.echo(f"export {name}={shlex.quote(value)}")
