@@ -129,6 +129,11 @@ class RequestPublisher:
                     break
                 except BufferError:
                     self._producer.poll(0.1)
+                except KafkaException as exc:
+                    # Refused before sending (e.g. larger than message.max.bytes): this record
+                    # fails, the others still go, and the failure is reported with them.
+                    failures[request_id] = exc.args[0].str()
+                    break
             self._producer.poll(0)
         left = self._producer.flush(self._delivery_timeout_s + 5.0)
         for request_id, _ in encoded:

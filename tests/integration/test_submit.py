@@ -15,6 +15,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported, not declared
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+)
 
 from streamgen.cli import main
 from streamgen.contracts.codec import request_codec, result_codec
@@ -236,3 +242,30 @@ def test_missing_topic_fails_before_publishing(settings: Settings) -> None:
     )
     assert result.exit_code == 1
     assert "topic 'no-such-topic'" in result.output
+
+
+def test_undelivered_requests_fail_loudly_naming_their_ids(
+    settings: Settings, tmp_path: Path
+) -> None:
+    # The broker refuses record batches over 2 KiB on this topic: a real delivery failure.
+    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
+    resource = ConfigResource(
+        ConfigResource.Type.TOPIC,
+        settings.topics.requests,
+        incremental_configs=[
+            ConfigEntry(
+                "max.message.bytes",
+                "2048",
+                incremental_operation=AlterConfigOpType.SET,
+            )
+        ],
+    )
+    for future in admin.incremental_alter_configs([resource]).values():
+        future.result(timeout=10)
+    batch = tmp_path / "batch.jsonl"
+    big = {"request_id": "too-big", "prompt": "p" * 1900, "negative_prompt": "n" * 1900}
+    batch.write_text(json.dumps(big) + "\n")
+    result = CliRunner().invoke(main, ["submit", *kafka_args(settings), "--jsonl", str(batch)])
+    assert result.exit_code == 1
+    assert "1 request(s) were not delivered: too-big: " in result.output
+    assert "too large" in result.output.lower()
