@@ -16,6 +16,7 @@ from streamgen.contracts.codec import request_codec, result_codec
 from streamgen.contracts.request import GenerationRequest
 from streamgen.contracts.result import GenerationResult
 from streamgen.errors import ConfigError, StreamgenError
+from streamgen.ops.tracing import configure_tracing
 from streamgen.settings import Settings, load_settings
 from streamgen.submit.fields import FIELDS, FieldError, parse_timestamp
 from streamgen.submit.follow import ResultFollower
@@ -142,7 +143,13 @@ def submit(**opts: Any) -> None:
     wait = opts["wait"] or opts["download"] is not None
 
     try:
-        results = _publish_and_follow(settings, requests, opts, wait=wait)
+        # Off unless OTEL_* asks; when on, each record carries its "send" span's traceparent.
+        tracing = configure_tracing("streamgen-submit")
+        try:
+            results = _publish_and_follow(settings, requests, opts, wait=wait)
+        finally:
+            if tracing is not None:
+                tracing.shutdown()
     except StreamgenError as exc:
         raise click.ClickException(str(exc)) from None
     if results is None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -81,10 +82,13 @@ def produce_results(settings: Settings, results: list[GenerationResult]) -> None
     assert producer.flush(10) == 0
 
 
-def start_submit(settings: Settings, *args: str) -> subprocess.Popen[str]:
+def start_submit(
+    settings: Settings, *args: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     """The real command line in its own process, so the test can answer while it waits."""
     env = {
         **os.environ,
+        **(env or {}),
         "STREAMGEN_STORE_ENDPOINT": settings.store.endpoint,
         "STREAMGEN_STORE_ACCESS_KEY": settings.store.access_key,
         "STREAMGEN_STORE_SECRET_KEY": settings.store.secret_key,
@@ -215,6 +219,21 @@ def test_wait_summarizes_results_and_downloads_images(settings: Settings, tmp_pa
     assert (out_dir / "wait-1-0.png").read_bytes() == png
     assert hashlib.sha256(png).hexdigest() == stored.sha256
     assert "downloaded: 1 image(s)" in stderr
+
+
+def test_records_carry_the_w3c_trace_context_when_tracing_is_on(settings: Settings) -> None:
+    proc = start_submit(
+        settings, "--prompt", "a kite", "--count", "2", env={"OTEL_TRACES_EXPORTER": "console"}
+    )
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    assert '"name": "send ' in stdout  # the console exporter printed the producer spans
+    messages = consume_all(settings.kafka.bootstrap_servers, settings.topics.requests, expected=2)
+    assert len(messages) == 2
+    for msg in messages:
+        traceparent = dict(msg.headers() or [])["traceparent"]
+        assert isinstance(traceparent, bytes)
+        assert re.fullmatch(rb"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}", traceparent)
 
 
 def test_wait_timeout_exits_non_zero_naming_the_missing_ids(settings: Settings) -> None:
