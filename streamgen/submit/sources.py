@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from streamgen.contracts.codec import REQUEST_CONTRACT, AvroCodec, EncodeError
 from streamgen.contracts.request import GenerationRequest
 from streamgen.contracts.validation import validate
 from streamgen.errors import InvalidRequest
@@ -231,13 +232,27 @@ def check_all(
     models: Iterable[str] | None,
     schedulers: Iterable[str] | None,
     now: datetime,
+    validate_fields: bool = True,
 ) -> list[InputError]:
-    """Every problem in the batch: the worker's validation plus duplicate request ids."""
+    """Every problem in the batch, each at its line.
+
+    A request must always fit the Avro schema (or it cannot be sent at all); with
+    ``validate_fields`` it must also pass the worker's validation and not repeat an id.
+    """
     model_names = None if models is None else frozenset(models)
     scheduler_names = None if schedulers is None else frozenset(schedulers)
+    # Single-object framing needs no registry: the body, and so the check, is the same.
+    schema_check = AvroCodec(REQUEST_CONTRACT, topic="")
     errors: list[InputError] = []
     first_seen: dict[str, str] = {}
     for item in located:
+        try:
+            schema_check.encode(item.request)
+        except EncodeError as exc:
+            errors.append(InputError(item.where, str(exc)))
+            continue
+        if not validate_fields:
+            continue
         try:
             validate(item.request, bounds, models=model_names, schedulers=scheduler_names, now=now)
         except InvalidRequest as exc:

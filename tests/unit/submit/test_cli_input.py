@@ -98,3 +98,22 @@ def test_bad_setting_names_the_setting(tmp_path: Path) -> None:
     result = run("--config", str(config), "--prompt", "x")
     assert result.exit_code == 1
     assert "setting 'kafka.bootstrap': unknown setting" in result.output
+
+
+def test_no_validate_still_refuses_what_avro_cannot_carry(tmp_path: Path) -> None:
+    path = tmp_path / "batch.jsonl"
+    path.write_text(
+        '{"prompt": "ok", "width": 100}\n{"prompt": "x", "seed": 18446744073709551616}\n'
+    )
+    result = run("--jsonl", str(path), "--no-validate")
+    assert result.exit_code == 1
+    assert "1 invalid request(s), nothing published" in result.output
+    assert f"{path}:2: GenerationRequest does not fit its schema" in result.output
+    assert "seed" in result.output
+
+
+@pytest.mark.parametrize("flag", ["--timeout", "--delivery-timeout"])
+def test_negative_timeouts_are_usage_errors(flag: str) -> None:
+    result = run("--prompt", "x", flag, "-1")
+    assert result.exit_code == 2
+    assert flag in result.output

@@ -257,3 +257,12 @@ def as_json_line(request: GenerationRequest) -> str:
 def test_any_request_written_as_a_jsonl_line_reads_back_equal(request: GenerationRequest) -> None:
     (made,) = jsonl(as_json_line(request) + "\n")
     assert made.request == request.replace(created_at=request.created_at or NOW)
+
+
+def test_check_all_without_field_validation_still_checks_the_schema() -> None:
+    made = jsonl('{"prompt": "ok", "width": 100}\n{"prompt": "ok", "width": 4294967296}\n')
+    errors = check_all(
+        made, ValidationBounds(), models=None, schedulers=None, now=NOW, validate_fields=False
+    )
+    assert [e.where for e in errors] == ["in.jsonl:2"]
+    assert "width" in str(errors[0])
