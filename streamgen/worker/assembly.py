@@ -99,6 +99,7 @@ def _outputs(
         identity=identity,
         encode_result=result_codec(settings.kafka, settings.topics.results).encode,
         on_durable=lambda ticket, summary: events.put(Durable(ticket, summary)),
+        tracer=hooks.tracer,
     )
     return publisher, sink, backoff
 
@@ -167,7 +168,7 @@ def assemble(
         output_pool=output_pool,
         max_attempts=w.max_attempts,
         on_fatal=lambda exc: events.put(Fatal(exc)),
-        on_batch=hooks.batch,
+        hooks=hooks,
     )
     # 4. The consumer loop, subscribed with rebalance callbacks that keep commits safe.
     consumer = Consumer(consumer_config(settings, worker_id))

@@ -17,6 +17,7 @@ from streamgen.contracts.request import GenerationRequest
 from streamgen.engine.types import Engine, GenerationOutcome
 from streamgen.errors import DeadlineExpired, StoreUnavailable, StreamgenError
 from streamgen.worker.failures import Disposition, classify
+from streamgen.worker.hooks import WorkerHooks
 from streamgen.worker.outputs import OutcomeSink
 from streamgen.worker.ownership import Ownership
 from streamgen.worker.storage import ImageWriter
@@ -28,7 +29,6 @@ __all__ = ["GenerationStage"]
 log = logging.getLogger(__name__)
 
 OnFatal = Callable[[BaseException], None]
-OnBatch = Callable[[list[WorkItem], list[GenerationOutcome], float], None]
 
 
 def _expired(request: GenerationRequest, now: datetime) -> bool:
@@ -47,7 +47,7 @@ class GenerationStage(threading.Thread):
         output_pool: Executor,
         max_attempts: int,
         on_fatal: OnFatal,
-        on_batch: OnBatch | None = None,
+        hooks: WorkerHooks,
     ) -> None:
         super().__init__(name="streamgen-gpu", daemon=True)
         self._engine = engine
@@ -58,7 +58,7 @@ class GenerationStage(threading.Thread):
         self._pool = output_pool
         self._max_attempts = max_attempts
         self._on_fatal = on_fatal
-        self._on_batch = on_batch
+        self._hooks = hooks
         self._stop = threading.Event()
         self.busy = threading.Event()  # set while a batch is on the GPU
 
@@ -98,15 +98,15 @@ class GenerationStage(threading.Thread):
         by_id = {item.request.request_id: item for item in live}
         started = time.time()
         t0 = time.perf_counter()
-        outcomes = self._engine.generate(
-            [item.request for item in live],
-            cancelled=lambda request: (
-                not self._ownership.is_current(by_id[request.request_id].ticket)
-            ),
-        )
+        with self._hooks.generating(live, started):
+            outcomes = self._engine.generate(
+                [item.request for item in live],
+                cancelled=lambda request: (
+                    not self._ownership.is_current(by_id[request.request_id].ticket)
+                ),
+            )
         gpu_seconds = time.perf_counter() - t0
-        if self._on_batch:
-            self._on_batch(live, outcomes, gpu_seconds)
+        self._hooks.batch(live, outcomes, gpu_seconds)
         # 3. Hand each outcome on: store + result on the output pool, or retry, or fail.
         for item, outcome in zip(live, outcomes, strict=True):
             self._dispatch(item, outcome, started, gpu_seconds, len(live))
@@ -161,7 +161,8 @@ class GenerationStage(threading.Thread):
         try:
             if not self._ownership.is_current(item.ticket):
                 return
-            images = self._writer.write(item, outcome.images, outcome.seed)
+            with self._hooks.stage("store", item.span):
+                images = self._writer.write(item, outcome.images, outcome.seed)
             self._sink.succeeded(
                 item,
                 seed=outcome.seed,

@@ -8,12 +8,17 @@ mapping to series lives in :mod:`streamgen.ops.metrics`, the spans in
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
+from opentelemetry.trace import Span
+
+from streamgen.contracts.request import GenerationRequest
 from streamgen.engine.types import GenerationOutcome
 from streamgen.errors import StreamgenError
 from streamgen.ops.metrics import Metrics, RebalanceKind
+from streamgen.ops.tracing import WorkerTracer
 from streamgen.settings import Settings
 from streamgen.worker.offsets import TopicPartitionKey
 from streamgen.worker.outputs import OutcomeSummary
@@ -39,8 +44,10 @@ class WorkerHooks:
         group_id: str,
         device: str = "",
         metrics_port: int = 0,
+        tracer: WorkerTracer | None = None,
     ) -> None:
         self.metrics = metrics
+        self.tracer = tracer or WorkerTracer(group_id=group_id, client_id=worker_id)
         self.worker_id = worker_id
         self.host = host
         self.group_id = group_id
@@ -73,14 +80,25 @@ class WorkerHooks:
             self.server.shutdown()
 
     # -- consumer loop ----------------------------------------------------------------------
-    def admitted(self, item: WorkItem) -> Any:
-        self.metrics.request_consumed(item.request.model, _pixel_steps(item))
-        return None
+    def received(self, record: SourceRecord) -> Span:
+        """The record's ``process`` span, a child of the producer's trace context."""
+        return self.tracer.record_received(record)
 
-    def rejected(self, record: SourceRecord, error: StreamgenError) -> None:
-        self.metrics.request_consumed("")
+    def stage(self, name: str, span: Span | None) -> AbstractContextManager[Span]:
+        return self.tracer.stage(name, span)
+
+    def abandoned(self, span: Span | None, error: BaseException) -> None:
+        """The record will be read again (transient failure): its span ends here."""
+        self.tracer.finished(span, error)
+
+    def admitted(self, item: WorkItem) -> None:
+        self.metrics.request_consumed(item.request.model, _pixel_steps(item))
+
+    def rejected(self, request: GenerationRequest | None, error: StreamgenError) -> None:
+        self.metrics.request_consumed(request.model if request else "")
 
     def durable(self, summary: OutcomeSummary) -> None:
+        self.tracer.finished(summary.span, summary.error_code or None)
         if summary.dead_lettered:
             self.metrics.dead_lettered(summary.model, summary.error_code, summary.stage)
         if summary.request_id:
@@ -113,6 +131,18 @@ class WorkerHooks:
         self.metrics.rebalanced(kind, assigned, list(changed))
 
     # -- GPU thread and outputs --------------------------------------------------------------
+    @contextmanager
+    def generating(self, items: Sequence[WorkItem], started_at: float) -> Iterator[None]:
+        """Around one engine call: each request's batch wait, and a batch span linked to all."""
+        for item in items:
+            self.tracer.batch_wait(item.span, item.received_at, started_at)
+        with self.tracer.generate(
+            [i.span for i in items],
+            model=items[0].request.model,
+            **{"streamgen.batch.size": len(items)},
+        ):
+            yield
+
     def batch(
         self, items: Sequence[WorkItem], outcomes: Sequence[GenerationOutcome], gpu_seconds: float
     ) -> None:

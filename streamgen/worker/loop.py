@@ -21,6 +21,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from streamgen.engine.types import Engine
 from streamgen.errors import TransientError
 from streamgen.worker.backoff import Backoff
+from streamgen.worker.hooks import WorkerHooks
 from streamgen.worker.intake import Intake, Rejected
 from streamgen.worker.offsets import OffsetTracker, Ticket, TopicPartitionKey
 from streamgen.worker.outputs import OutcomeSink, OutcomeSummary
@@ -70,7 +71,7 @@ class ConsumerLoop:
         limits: LoopLimits,
         events: queue.SimpleQueue[Durable | Fatal],
         decode_backoff: Backoff,
-        hooks: Any = None,
+        hooks: WorkerHooks,
     ) -> None:
         self.consumer = consumer
         self.publisher = publisher
@@ -120,8 +121,7 @@ class ConsumerLoop:
         self.serve_outputs(0.0)
         # 5. Backpressure: pause every partition when in-flight work is full, resume at half.
         self._apply_backpressure()
-        if self.hooks:
-            self.hooks.in_flight(self.tracker.outstanding())
+        self.hooks.in_flight(self.tracker.outstanding())
         # 6. Commit the contiguous low-water mark of durable work (THE RULE above).
         if time.monotonic() - self._last_commit >= self.limits.commit_interval_s:
             self.commit()
@@ -137,7 +137,7 @@ class ConsumerLoop:
                 return
             if isinstance(event, Fatal):
                 self.fatal = event.error
-            elif self.tracker.complete(event.ticket) and self.hooks:
+            elif self.tracker.complete(event.ticket):
                 self.hooks.durable(event.summary)
 
     # -- step 2 ----------------------------------------------------------------------------
@@ -149,23 +149,29 @@ class ConsumerLoop:
         tp = (record.topic, record.partition)
         if tp in self._blocked or not self.tracker.owns(tp):
             return  # re-delivered after the seek below, or a partition no longer ours
+        span = self.hooks.received(record)
         try:
-            request = self.intake.admit(record)
+            with self.hooks.stage("decode", span):
+                request = self.intake.admit(record)
         except TransientError as exc:
+            self.hooks.abandoned(span, exc)
             self._block(tp, record.offset, exc)
             return
         except Rejected as rejected:
             ticket = self.tracker.hand_out(tp, record.offset)
             self.sink.failed(
-                ticket, record, rejected.error, request=rejected.request, received_at=time.time()
+                ticket,
+                record,
+                rejected.error,
+                request=rejected.request,
+                received_at=time.time(),
+                span=span,
             )
-            if self.hooks:
-                self.hooks.rejected(record, rejected.error)
+            self.hooks.rejected(rejected.request, rejected.error)
             return
         ticket = self.tracker.hand_out(tp, record.offset)
-        item = WorkItem(ticket=ticket, record=record, request=request, received_at=time.time())
-        if self.hooks:
-            item.trace_context = self.hooks.admitted(item)
+        item = WorkItem(ticket, record, request, received_at=time.time(), span=span)
+        self.hooks.admitted(item)
         self.work.put(self.engine.shape_of(request), item)
 
     def _block(self, tp: TopicPartitionKey, offset: int, exc: Exception) -> None:
@@ -203,8 +209,7 @@ class ConsumerLoop:
                 [p for p in partitions if (p.topic, p.partition) not in self._blocked]
             )
         self._paused = paused
-        if self.hooks:
-            self.hooks.paused(len(partitions) if paused else 0)
+        self.hooks.paused(len(partitions) if paused else 0)
 
     # -- step 6 ----------------------------------------------------------------------------
     def commit(self, only: list[TopicPartitionKey] | None = None) -> None:
@@ -225,8 +230,7 @@ class ConsumerLoop:
                 log.warning("commit of %s[%d] failed: %s", tp.topic, tp.partition, tp.error)
             else:
                 self.tracker.committed((tp.topic, tp.partition), tp.offset)
-        if self.hooks:
-            self.hooks.committed(points, self._log_ends(points))
+        self.hooks.committed(points, self._log_ends(points))
 
     def _log_ends(self, points: dict[TopicPartitionKey, int]) -> dict[TopicPartitionKey, int]:
         """High watermarks from the consumer's cache (no broker round trip) for lag metrics."""

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from streamgen.contracts.dead_letter import DeadLetterReason, dead_letter_headers
 from streamgen.contracts.request import GenerationRequest
@@ -23,6 +24,7 @@ from streamgen.contracts.result import (
     WorkerIdentity,
 )
 from streamgen.errors import StreamgenError
+from streamgen.ops.tracing import WorkerTracer
 from streamgen.worker.offsets import Ticket
 from streamgen.worker.publisher import Publisher
 from streamgen.worker.work import SourceRecord, WorkItem
@@ -44,6 +46,7 @@ class OutcomeSummary:
     dead_lettered: bool = False
     queue_wait_s: float | None = None
     e2e_s: float | None = None
+    span: Any = None  # the record's tracing span, ended when the outcome is durable
 
 
 OnDurable = Callable[[Ticket, OutcomeSummary], None]
@@ -84,6 +87,7 @@ class OutcomeSink:
         identity: WorkerIdentity,
         encode_result: Encode,
         on_durable: OnDurable,
+        tracer: WorkerTracer | None = None,
     ) -> None:
         self._publisher = publisher
         self._results = results_topic
@@ -92,6 +96,7 @@ class OutcomeSink:
         self._identity = identity
         self._encode = encode_result
         self._on_durable = on_durable
+        self._tracer = tracer or WorkerTracer()
 
     def succeeded(
         self,
@@ -123,14 +128,9 @@ class OutcomeSink:
             model=request.model,
             queue_wait_s=result.timings.queue_wait_seconds,
             e2e_s=_seconds_between(result.timings.created_at, result.timings.finished_at),
+            span=item.span,
         )
-        self._publisher.send(
-            self._results,
-            request.request_id.encode(),
-            self._encode(result),
-            (),
-            lambda: self._on_durable(item.ticket, summary),
-        )
+        self._send_result(result, item.span, lambda: self._on_durable(item.ticket, summary))
 
     def failed(
         self,
@@ -141,6 +141,7 @@ class OutcomeSink:
         request: GenerationRequest | None,
         attempt: int = 1,
         received_at: float | None = None,
+        span: Any = None,
     ) -> None:
         """Dead-letter the original record and, if the request id is known, emit FAILED."""
         now = time.time()
@@ -171,6 +172,7 @@ class OutcomeSink:
             dead_lettered=True,
             queue_wait_s=max(0.0, now - received_at) if received_at else None,
             e2e_s=_seconds_between(created, _ms(now)),
+            span=span,
         )
         join = _Join(2 if request else 1, lambda: self._on_durable(ticket, summary))
         self._publisher.send(
@@ -199,9 +201,14 @@ class OutcomeSink:
             attempt=attempt,
             metadata=dict(request.metadata),
         )
-        self._publisher.send(
-            self._results, request.request_id.encode(), self._encode(result), (), join.ack
-        )
+        self._send_result(result, span, join.ack)
+
+    def _send_result(self, result: GenerationResult, span: Any, on_ack: Callable[[], None]) -> None:
+        # The result's headers carry the trace on to whoever consumes the results topic.
+        headers: list[tuple[str, bytes]] = []
+        key = result.request_id.encode()
+        with self._tracer.publish(span, topic=self._results, key=key, headers=headers):
+            self._publisher.send(self._results, key, self._encode(result), headers, on_ack)
 
     def _timings(
         self, item: WorkItem, started_at: float, gpu_seconds: float, batch_size: int

@@ -47,4 +47,4 @@ class WorkItem:
     request: GenerationRequest
     received_at: float  # wall clock, seconds
     attempt: int = 1
-    trace_context: Any = field(default=None, repr=False)
+    span: Any = field(default=None, repr=False)  # the record's tracing span (or None)
