@@ -27,6 +27,7 @@ from typing import Any, Generic, TypeVar
 
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, SchemaRegistryError
 from fastavro import schemaless_reader, schemaless_writer
+from fastavro.validation import ValidationError
 from fastavro.validation import validate as avro_validate
 
 from streamgen.contracts.request import GenerationRequest
@@ -140,6 +141,20 @@ class AvroCodec(Generic[T]):
             avro_validate(record, self._reader.parsed, raise_errors=True)
             out = io.BytesIO()
             schemaless_writer(out, self._reader.parsed, record, strict=True)
+        except ValidationError as exc:
+            # One line per misfit field, not fastavro's JSON list: this ends up in CLI output.
+            expected: dict[str, list[str]] = {}
+            found: dict[str, Any] = {}
+            for e in exc.errors:
+                field = e.field.rpartition(".")[2] or e.field
+                expected.setdefault(field, []).append(str(e.schema))
+                found[field] = e.datum
+            misfits = "; ".join(
+                f"{f} is {found[f]!r}, not {' | '.join(kinds)}" for f, kinds in expected.items()
+            )
+            raise EncodeError(
+                f"{self._contract.python_name} does not fit its schema: {misfits}"
+            ) from exc
         except Exception as exc:
             raise EncodeError(
                 f"{self._contract.python_name} does not fit its schema: {exc}"

@@ -327,3 +327,11 @@ def test_registered_schema_is_the_full_current_schema() -> None:
     registered = registry.get_latest_version(f"{TOPIC}-value").schema.schema_str
     assert registered is not None
     assert json.loads(registered) == json.loads(CURRENT.text)
+
+
+def test_encode_error_names_the_field_value_and_expected_types() -> None:
+    with pytest.raises(EncodeError) as caught:
+        request_codec(NO_REGISTRY, TOPIC).encode(a_request(seed=2**63))
+    assert str(caught.value) == (
+        "GenerationRequest does not fit its schema: seed is 9223372036854775808, not null | long"
+    )
