@@ -12,7 +12,8 @@
     │   └── RequestCancelled        dropped between denoising steps (cancelled or expired)
     ├── TransientError              infrastructure hiccup; retried with backoff, never dead-lettered
     │   ├── StoreUnavailable        object store down, slow or refusing
-    │   └── BrokerUnavailable       produce failed or timed out
+    │   ├── BrokerUnavailable       produce failed or timed out
+    │   └── SchemaRegistryUnavailable  the registry could not be asked (record is fine)
     └── FatalError                  the process must exit without committing what is in flight
         └── DeviceLost              CUDA illegal memory access, device lost, ECC …
 
@@ -35,6 +36,7 @@ __all__ = [
     "InvalidRecord",
     "InvalidRequest",
     "RequestCancelled",
+    "SchemaRegistryUnavailable",
     "StoreUnavailable",
     "StreamgenError",
     "TransientError",
@@ -124,6 +126,14 @@ class StoreUnavailable(TransientError):
 class BrokerUnavailable(TransientError):
     code = "BROKER_UNAVAILABLE"
     stage = "publish"
+
+
+class SchemaRegistryUnavailable(TransientError):
+    """The schema registry could not be asked (down, timing out, 5xx, refusing credentials):
+    the record is fine, so it is read again after a backoff, never dead-lettered."""
+
+    code = "SCHEMA_REGISTRY_UNAVAILABLE"
+    stage = "decode"
 
 
 class FatalError(StreamgenError):

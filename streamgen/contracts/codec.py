@@ -40,7 +40,7 @@ from streamgen.contracts.schemas import (
     load_catalog,
     parse_writer_schema,
 )
-from streamgen.errors import ConfigError, DecodeError, TransientError
+from streamgen.errors import ConfigError, DecodeError, SchemaRegistryUnavailable
 from streamgen.settings import KafkaSettings
 
 __all__ = [
@@ -62,16 +62,6 @@ SINGLE_OBJECT_HEADER = len(SINGLE_OBJECT_MAGIC) + 8
 REGISTRY_MAGIC = b"\x00"
 REGISTRY_HEADER = len(REGISTRY_MAGIC) + 4
 HTTP_NOT_FOUND = 404
-
-
-class SchemaRegistryUnavailable(TransientError):
-    """The schema registry could not be asked (down, timing out, 5xx, refusing credentials).
-
-    Transient: the record is fine, the lookup is retried with backoff, never dead-lettered.
-    """
-
-    code = "SCHEMA_REGISTRY_UNAVAILABLE"
-    stage = "decode"
 
 
 class EncodeError(ValueError):
