@@ -1,0 +1,70 @@
+"""Settings: one source of truth, precedence defaults < file < env < flags, invalid values named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streamgen.errors import ConfigError
+from streamgen.settings import Settings, load_settings
+
+
+def test_defaults_are_valid() -> None:
+    assert load_settings(env={}) == Settings()
+
+
+def test_precedence_file_then_env_then_overrides(tmp_path: Path) -> None:
+    config = tmp_path / "streamgen.toml"
+    config.write_text(
+        '[worker]\nmax_wait_ms = 50\nmax_in_flight = 10\n[kafka]\nbootstrap_servers = "file:1"\n'
+    )
+    env = {"STREAMGEN_WORKER_MAX_IN_FLIGHT": "20", "STREAMGEN_KAFKA_BOOTSTRAP_SERVERS": "env:1"}
+    s = load_settings({"kafka.bootstrap_servers": "flag:1"}, config_file=config, env=env)
+    assert s.worker.max_wait_ms == 50  # file
+    assert s.worker.max_in_flight == 20  # env beats file
+    assert s.kafka.bootstrap_servers == "flag:1"  # flag beats env
+
+
+def test_maps_and_booleans_parse_from_text() -> None:
+    env = {
+        "STREAMGEN_ENGINE_MODELS": "tiny=/models/tiny, sd15=runwayml/sd15",
+        "STREAMGEN_KAFKA_CLIENT_CONFIG": "security.protocol=SASL_SSL,sasl.mechanism=PLAIN",
+        "STREAMGEN_ENGINE_CHANNELS_LAST": "yes",
+    }
+    s = load_settings(env=env)
+    assert s.engine.models == {"tiny": "/models/tiny", "sd15": "runwayml/sd15"}
+    assert s.kafka.client_config["security.protocol"] == "SASL_SSL"
+    assert s.engine.channels_last is True
+
+
+@pytest.mark.parametrize(
+    ("source", "name", "message"),
+    [
+        ({"STREAMGEN_WORKER_MAX_IN_FLIGHT": "lots"}, "worker.max_in_flight", "expected int"),
+        ({"STREAMGEN_WORKER_MAX_IN_FLIGHT": "0"}, "worker.max_in_flight", "must be > 0"),
+        ({"STREAMGEN_ENGINE_DTYPE": "float8"}, "engine.dtype", "float8"),
+        ({"STREAMGEN_STORE_URL": "ftp://x"}, "store.url", "file://DIR or s3://"),
+        ({"STREAMGEN_ENGINE_COMPILE": "maybe"}, "engine.compile", "true/false"),
+        ({"STREAMGEN_ENGINE_MODELS": "tiny"}, "engine.models", "KEY=VALUE"),
+        ({"STREAMGEN_WORKER_RETRY_MAX_MS": "1"}, "worker.retry_max_ms", ">= worker.retry_initial"),
+    ],
+)
+def test_an_invalid_setting_is_named(source: dict[str, str], name: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        load_settings(env=source)
+    assert info.value.setting == name
+
+
+def test_unknown_names_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown setting"):
+        load_settings({"worker.max_wiat_ms": 5}, env={})
+    with pytest.raises(ConfigError, match="not a known setting"):
+        load_settings({"nonsense": 5}, env={})
+    config = tmp_path / "bad.toml"
+    config.write_text("[wokrer]\nx = 1\n")
+    with pytest.raises(ConfigError, match="unknown section"):
+        load_settings(config_file=config, env={})
+    config.write_text("not toml = = =")
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_settings(config_file=config, env={})
