@@ -1,0 +1,71 @@
+"""Pure parts of the local stack: pinned versions, cluster ids and the state file."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from streamgen.local.kafka import KafkaBroker, kafka_version, new_cluster_id, pom_path
+from streamgen.local.process import LocalStackError
+from streamgen.local.stack import LocalStack
+
+
+def test_the_kafka_version_comes_from_the_pom(tmp_path: Path) -> None:
+    assert re.fullmatch(r"4\.\d+\.\d+", kafka_version(pom_path()))
+    broken = tmp_path / "pom.xml"
+    broken.write_text('<project xmlns="http://maven.apache.org/POM/4.0.0"></project>')
+    with pytest.raises(LocalStackError, match=r"no <kafka\.version>"):
+        kafka_version(broken)
+
+
+def test_cluster_ids_look_like_kafka_uuids() -> None:
+    ids = {new_cluster_id() for _ in range(200)}
+    assert len(ids) == 200
+    for cluster_id in ids:
+        assert re.fullmatch(r"[A-Za-z0-9_-]{22}", cluster_id)
+        assert not cluster_id.startswith("-")
+
+
+def test_a_new_state_dir_takes_the_ports_asked_for(tmp_path: Path) -> None:
+    stack = LocalStack(tmp_path / "s", kafka_port=1234, minio_port=2345)
+    assert stack.bootstrap_servers == "127.0.0.1:1234"
+    assert stack.minio_endpoint == "127.0.0.1:2345"
+    assert (stack.state.controller_port, stack.state.minio_console_port) == (9093, 9001)
+    assert not stack.exists()  # nothing is written before `up`
+    assert stack.env()["STREAMGEN_STORE_ENDPOINT"] == "127.0.0.1:2345"
+
+
+def test_an_existing_state_dir_keeps_its_ports(tmp_path: Path) -> None:
+    (tmp_path / "state.json").write_text(
+        json.dumps({"kafka_port": 4000, "controller_port": 4001, "cluster_id": "abc"})
+    )
+    stack = LocalStack(tmp_path)
+    assert stack.bootstrap_servers == "127.0.0.1:4000"
+    assert LocalStack(tmp_path, kafka_port=4000).bootstrap_servers == "127.0.0.1:4000"
+    with pytest.raises(LocalStackError, match="kafka_port=4000, not 5000"):
+        LocalStack(tmp_path, kafka_port=5000)
+
+
+def test_a_foreign_state_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "state.json").write_text('{"something": "else"}')
+    with pytest.raises(LocalStackError, match="not a streamgen state file"):
+        LocalStack(tmp_path)
+    (tmp_path / "state.json").write_text("{not json")
+    with pytest.raises(LocalStackError, match="cannot read"):
+        LocalStack(tmp_path)
+
+
+def test_the_broker_config_is_a_single_kraft_node_on_localhost(tmp_path: Path) -> None:
+    broker = KafkaBroker(home=tmp_path, port=1111, controller_port=2222, cluster_id="x")
+    broker._write_config()
+    config = dict(
+        line.split("=", 1) for line in broker.config_file.read_text().splitlines() if line
+    )
+    assert config["process.roles"] == "broker,controller"
+    assert config["controller.quorum.voters"] == "1@127.0.0.1:2222"
+    assert config["advertised.listeners"] == "PLAINTEXT://127.0.0.1:1111"
+    assert config["log.dirs"] == str(tmp_path / "data")
+    assert f"{tmp_path}/logs/server.log" in (tmp_path / "log4j2.properties").read_text()
