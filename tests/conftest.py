@@ -6,22 +6,46 @@ temporary state dir on free ports and is stopped when the session ends.
 
 from __future__ import annotations
 
+import os
 import uuid
+import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from streamgen.local.process import free_ports
+from streamgen.local.process import LocalStackError, free_ports, is_alive, read_pid
 from streamgen.local.stack import LocalStack
 from streamgen.local.topics import create_topics, plan_topics
 from streamgen.settings import KafkaSettings, Settings, StoreSettings, TopicSettings
 
 
+def _stop_orphaned_stacks(basetemp: Path) -> None:
+    """Stop stacks left running by earlier sessions that were killed before their teardown.
+
+    A stack belongs to the pytest process named in its ``owner.pid``; stacks of sessions
+    still running (another terminal, another engineer) are left alone.
+    """
+    for owner_file in basetemp.parent.glob("*/stack*/owner.pid"):
+        owner = read_pid(owner_file)
+        if owner is not None and owner != os.getpid() and not is_alive(owner):
+            try:
+                LocalStack(owner_file.parent).down()
+            except LocalStackError as exc:
+                message = f"could not stop the orphaned stack in {owner_file.parent}: {exc}"
+                warnings.warn(message, stacklevel=2)
+                continue
+            owner_file.unlink(missing_ok=True)
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    _stop_orphaned_stacks(tmp_path_factory.getbasetemp())
+    state_dir = tmp_path_factory.mktemp("stack")
+    (state_dir / "owner.pid").write_text(f"{os.getpid()}\n")
     kafka_port, controller_port, minio_port, console_port = free_ports(4)
     local = LocalStack(
-        tmp_path_factory.mktemp("stack"),
+        state_dir,
         kafka_port=kafka_port,
         controller_port=controller_port,
         minio_port=minio_port,
