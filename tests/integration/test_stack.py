@@ -191,3 +191,40 @@ def test_topics_create_with_an_impossible_replication_factor_names_the_setting(
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1
     assert "topics.replication_factor" in result.output
+
+
+def test_dev_up_starts_a_stack_with_topics_and_bucket_and_down_purges_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kafka_port, controller_port, minio_port, console_port = free_ports(4)
+    state_dir = tmp_path / "state"
+    monkeypatch.setenv("STREAMGEN_TOPICS_PARTITIONS", "2")
+    runner = CliRunner()
+    args = [
+        "dev", "--state-dir", str(state_dir), "up",
+        "--kafka-port", str(kafka_port), "--controller-port", str(controller_port),
+        "--minio-port", str(minio_port), "--minio-console-port", str(console_port),
+        "--bucket", "demo-images",
+    ]  # fmt: skip
+    try:
+        result = runner.invoke(main, args)
+        assert result.exit_code == 0, result.output
+        assert f"export STREAMGEN_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:{kafka_port}" in result.output
+        assert "export STREAMGEN_STORE_URL=s3://demo-images" in result.output
+        assert "Topic   streamgen.requests  2 partition(s)" in result.output
+        local = LocalStack(state_dir)
+        admin = AdminClient({"bootstrap.servers": local.bootstrap_servers})
+        topics = admin.list_topics(timeout=10).topics
+        assert len(topics["streamgen.requests"].partitions) == 2
+        client = Minio(
+            local.minio_endpoint,
+            access_key=local.minio_access_key,
+            secret_key=local.minio_secret_key,
+            secure=False,
+        )
+        assert client.bucket_exists("demo-images")
+    finally:
+        down = runner.invoke(main, ["dev", "--state-dir", str(state_dir), "down", "--purge"])
+    assert down.exit_code == 0, down.output
+    assert "stopped: kafka, minio" in down.output
+    assert not state_dir.exists()
