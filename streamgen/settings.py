@@ -201,9 +201,7 @@ def load_settings(
         if section not in sections or not key:
             raise ConfigError(dotted, "not a known setting")
         sections[section][key] = value
-    built = {
-        name: _build(cls, name, sections[name]) for name, cls in _section_types().items()
-    }
+    built = {name: _build(cls, name, sections[name]) for name, cls in _section_types().items()}
     settings = Settings(**built)
     _validate(settings)
     return settings
@@ -233,11 +231,15 @@ def _validate(s: Settings) -> None:
     if s.engine.max_batch_size < 0:
         raise ConfigError("engine.max_batch_size", "must be >= 0 (0 means probe)")
     if s.engine.dtype not in {"auto", "float16", "bfloat16", "float32"}:
-        raise ConfigError("engine.dtype", f"{s.engine.dtype!r} not in auto|float16|bfloat16|float32")
+        raise ConfigError(
+            "engine.dtype", f"{s.engine.dtype!r} not in auto|float16|bfloat16|float32"
+        )
     if s.engine.attention not in {"sdpa", "xformers"}:
         raise ConfigError("engine.attention", f"{s.engine.attention!r} not in sdpa|xformers")
     if not (s.store.url.startswith("file://") or s.store.url.startswith("s3://")):
-        raise ConfigError("store.url", f"{s.store.url!r}: expected file://DIR or s3://BUCKET[/PREFIX]")
+        raise ConfigError(
+            "store.url", f"{s.store.url!r}: expected file://DIR or s3://BUCKET[/PREFIX]"
+        )
     if s.store.image_format not in {"png", "webp"}:
         raise ConfigError("store.image_format", f"{s.store.image_format!r} not in png|webp")
     b = s.validation
@@ -249,5 +251,3 @@ def _validate(s: Settings) -> None:
         raise ConfigError("validation.max_guidance", "must be >= validation.min_guidance")
     if s.worker.drain_timeout_s <= 0:
         raise ConfigError("worker.drain_timeout_s", "must be > 0")
-
-
