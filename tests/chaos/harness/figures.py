@@ -1,0 +1,129 @@
+"""Per-run figures of the chaos scenarios, and the table `scripts/chaos` prints from them.
+
+A scenario test records one line of JSON per run in the file named by STREAMGEN_CHAOS_FIGURES
+(nothing when it is unset, as in CI); ``python -m tests.chaos.harness.figures FILE`` turns the
+lines into one table row per scenario and, with ``--write``, into docs/reliability.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+__all__ = ["RunFigures", "record", "summarise"]
+
+FIGURES_ENV = "STREAMGEN_CHAOS_FIGURES"
+
+
+@dataclass(frozen=True)
+class RunFigures:
+    scenario: str
+    requests: int
+    lost: int
+    duplicates: int
+    dead_letters_expected: int
+    dead_letters: int
+    faults: int
+    recovery_s: list[float]  # one per healed fault: heal -> lag 0 and every outcome in
+
+
+def record(figures: RunFigures) -> None:
+    path = os.environ.get(FIGURES_ENV)
+    if path:
+        with Path(path).open("a") as out:
+            out.write(json.dumps(asdict(figures)) + "\n")
+
+
+def _percentile(values: list[float], q: int) -> str:
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.1f}"
+    return f"{statistics.quantiles(values, n=100, method='inclusive')[q - 1]:.1f}"
+
+
+def summarise(runs: list[RunFigures]) -> str:
+    """A markdown table: one row per scenario."""
+    header = (
+        "| scenario | runs | requests | lost | duplicates / 1,000 | dead letters (expected / "
+        "actual) | recovery p50 (s) | recovery p95 (s) |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|"
+    )
+    rows = [header]
+    for scenario in sorted({r.scenario for r in runs}):
+        mine = [r for r in runs if r.scenario == scenario]
+        requests = sum(r.requests for r in mine)
+        duplicates = sum(r.duplicates for r in mine)
+        recovery = [s for r in mine for s in r.recovery_s]
+        per_mille = 1000 * duplicates / requests if requests else 0.0
+        rows.append(
+            f"| {scenario} | {len(mine)} | {requests} | {sum(r.lost for r in mine)} | "
+            f"{per_mille:.1f} | {sum(r.dead_letters_expected for r in mine)} / "
+            f"{sum(r.dead_letters for r in mine)} | {_percentile(recovery, 50)} | "
+            f"{_percentile(recovery, 95)} |"
+        )
+    return "\n".join(rows)
+
+
+def versions() -> dict[str, str]:
+    import confluent_kafka
+    import diffusers
+    import torch
+
+    from streamgen.local.kafka import kafka_version, pom_path
+    from streamgen.local.minio import MINIO_VERSION
+
+    return {
+        "Python": platform.python_version(),
+        "confluent-kafka": confluent_kafka.version()[0],
+        "librdkafka": confluent_kafka.libversion()[0],
+        "Kafka broker": kafka_version(pom_path()),
+        "MinIO": MINIO_VERSION,
+        "torch": torch.__version__,
+        "diffusers": diffusers.__version__,
+    }
+
+
+def load(path: Path) -> list[RunFigures]:
+    return [RunFigures(**json.loads(line)) for line in path.read_text().splitlines() if line]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("figures", type=Path)
+    parser.add_argument("--write", type=Path, help="replace the figures section of this file")
+    parser.add_argument("--command", default="scripts/chaos", help="what produced the figures")
+    args = parser.parse_args(argv)
+    table = summarise(load(args.figures))
+    print(table)
+    if args.write:
+        stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        lines = [
+            f"Measured {stamp} with `{args.command}` on {platform.machine()}, "
+            f"{os.cpu_count()} CPU cores, no GPU (tiny model, 64x64, 2 steps).",
+            "",
+            *(f"- {name}: {version}" for name, version in versions().items()),
+            "",
+            table,
+        ]
+        _replace_section(args.write, "\n".join(lines))
+    return 0
+
+
+BEGIN, END = "<!-- figures:begin -->", "<!-- figures:end -->"
+
+
+def _replace_section(path: Path, body: str) -> None:
+    text = path.read_text()
+    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
+    path.write_text(f"{text[:start]}\n{body}\n{text[end:]}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

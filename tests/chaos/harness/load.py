@@ -1,0 +1,111 @@
+"""The load generator: publishes requests and remembers exactly those the broker acknowledged.
+
+Only an acknowledged record is owed an outcome (DESIGN invariant 1 starts at "reached the
+topic"), so the oracle judges the fleet against this list, never against what was attempted.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from streamgen.contracts.codec import request_codec
+from streamgen.contracts.request import GenerationRequest
+from streamgen.settings import Settings
+
+__all__ = ["Acked", "LoadGenerator"]
+
+
+@dataclass(frozen=True)
+class Acked:
+    """One record the broker acknowledged, and where it landed."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    request_id: str | None  # None for raw bytes that carry no request we built
+
+
+class LoadGenerator:
+    def __init__(self, settings: Settings) -> None:
+        self._topic = settings.topics.requests
+        self._encode = request_codec(settings.kafka, settings.topics.requests).encode
+        # Idempotent: a retry across a broker restart must not publish a request twice, or
+        # the oracle would count the producer's duplicate against the worker.
+        self._producer = Producer(
+            {
+                "bootstrap.servers": settings.kafka.bootstrap_servers,
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 5,
+            }
+        )
+        self._lock = threading.Lock()
+        self._acked: list[Acked] = []
+        self.failed: list[str] = []
+        self._thread: threading.Thread | None = None
+
+    @property
+    def acked(self) -> list[Acked]:
+        with self._lock:
+            return list(self._acked)
+
+    def send(self, request: GenerationRequest) -> None:
+        self.send_raw(request.request_id.encode(), self._encode(request), request.request_id)
+
+    def send_raw(self, key: bytes | None, value: bytes | None, request_id: str | None) -> None:
+        def delivered(error: KafkaError | None, message: Message) -> None:
+            if error is not None:
+                with self._lock:
+                    self.failed.append(f"{key!r}: {error.str()}")
+                return
+            acked = Acked(message.partition() or 0, message.offset() or 0, key, request_id)
+            with self._lock:
+                self._acked.append(acked)
+
+        self._producer.produce(self._topic, key=key, value=value, on_delivery=delivered)
+        self._producer.poll(0)
+
+    def publish(self, requests: Sequence[GenerationRequest]) -> None:
+        for request in requests:
+            self.send(request)
+        self.flush()
+
+    def flush(self, timeout: float = 120.0) -> None:
+        left = self._producer.flush(timeout)
+        if left:
+            raise AssertionError(f"{left} requests still unacknowledged after {timeout}s")
+
+    def stream(self, requests: Sequence[GenerationRequest], rate: float) -> None:
+        """Publish ``requests`` at ``rate`` per second on a background thread."""
+
+        def run() -> None:
+            for request in requests:
+                self.send(request)
+                time.sleep(1.0 / rate)
+            self.flush()
+
+        self._thread = threading.Thread(target=run, name="chaos-load", daemon=True)
+        self._thread.start()
+
+    def wait(self, timeout: float = 180.0) -> None:
+        """Wait for the streamed requests to be published and acknowledged."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                raise AssertionError(f"load generator still publishing after {timeout}s")
+        self.flush()
+
+    def by_position(self) -> dict[tuple[int, int], Acked]:
+        return {(a.partition, a.offset): a for a in self.acked}
+
+    def __enter__(self) -> LoadGenerator:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._producer.flush(10)
