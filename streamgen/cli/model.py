@@ -1,0 +1,55 @@
+"""``streamgen model``: make random-weight pipelines so nothing needs a download."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from streamgen.engine.model_init import ARCHS
+
+_DTYPES = ("float32", "float16", "bfloat16")
+
+
+@click.group()
+def model() -> None:
+    """Diffusion models for streamgen."""
+
+
+@model.command("init")
+@click.option(
+    "--arch",
+    type=click.Choice(sorted(ARCHS)),
+    required=True,
+    help="tiny: CPU tests and demo; sd15 / sdxl: real architectures (random weights).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Directory to write the pipeline to (diffusers save_pretrained layout).",
+)
+@click.option(
+    "--device",
+    default="cpu",
+    show_default=True,
+    help="Where to initialise the weights; cuda is much faster for sd15 and sdxl.",
+)
+@click.option("--dtype", type=click.Choice(_DTYPES), default="float32", show_default=True)
+def init(arch: str, out_dir: Path, device: str, dtype: str) -> None:
+    """Write a randomly initialised ARCH pipeline to OUT (its images are noise).
+
+    Point a worker at it with --model NAME=OUT; for real images, use a real checkpoint
+    directory or hub id instead (e.g. --model sd15=stable-diffusion-v1-5/stable-diffusion-v1-5).
+    """
+    import torch
+
+    from streamgen.engine.model_init import write_model
+
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise click.BadParameter(f"{out_dir} exists and is not empty", param_hint="--out")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise click.BadParameter(f"{device!r}: CUDA is not available", param_hint="--device")
+    written = write_model(arch, out_dir, device=device, dtype=getattr(torch, dtype))
+    click.echo(f"wrote {arch} pipeline (random weights) to {written}")

@@ -1,0 +1,324 @@
+"""The diffusion engine: a list of validated requests in, one outcome per request out."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import torch
+from PIL.Image import Image
+
+from streamgen.contracts.request import GenerationRequest
+from streamgen.engine import img2img
+from streamgen.engine.decode import check_latents, check_pixels, decode_latents, to_images
+from streamgen.engine.denoise import DenoiseBatch, denoise, initial_noise
+from streamgen.engine.failures import run_isolating
+from streamgen.engine.knobs import Placement, apply_knobs, check_knobs
+from streamgen.engine.loading import (
+    PipelineParts,
+    load_pipeline,
+    model_sources,
+    resolve_device,
+    resolve_dtype,
+)
+from streamgen.engine.memory import CPU_MAX_BATCH, CUDA_MAX_BATCH, BatchLimits
+from streamgen.engine.prompts import encode_prompts
+from streamgen.engine.requests import ImageRow, expand_rows, reject_reason
+from streamgen.engine.schedulers import make_scheduler
+from streamgen.engine.seeds import generator_for, request_seed
+from streamgen.engine.types import CancelCheck, GenerationOutcome, Shape, shape_of
+from streamgen.errors import ConfigError, GenerationFailed, RequestCancelled, StoreUnavailable
+from streamgen.settings import EngineSettings
+from streamgen.store.base import ObjectStore
+
+__all__ = ["DiffusionEngine"]
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+@dataclass
+class _RowResult:
+    image: Image | None = None
+    error: GenerationFailed | None = None
+    seconds: float = 0.0
+    batch_size: int = 0
+
+
+class DiffusionEngine:
+    """Batched generation over diffusers components (see ``denoise`` for why it is exact)."""
+
+    def __init__(
+        self,
+        settings: EngineSettings,
+        store: ObjectStore | None = None,
+        *,
+        clock: Clock = lambda: datetime.now(UTC),
+    ) -> None:
+        self.settings = settings
+        self.device = resolve_device(settings.device)
+        self.dtype = resolve_dtype(settings.dtype, self.device)
+        check_knobs(settings, self.device)
+        sources = model_sources(settings.models)
+        if not sources:
+            raise ConfigError("engine.models", "no model configured; pass --model NAME=PATH")
+        self._store = store
+        self._clock = clock
+        loaded: dict[str, PipelineParts] = {}
+        self._parts: dict[str, PipelineParts] = {}
+        self._placements: dict[str, Placement] = {}
+        for name, source in sources.items():
+            if source not in loaded:
+                parts = load_pipeline(name, source, self.dtype)
+                placement = Placement(parts, self.device, offload=settings.cpu_offload)
+                apply_knobs(parts, settings, self.device)
+                loaded[source] = parts
+                self._placements[source] = placement
+            self._parts[name] = loaded[source]
+            self._placements[name] = self._placements[source]
+        cap = CUDA_MAX_BATCH if self.device.type == "cuda" else CPU_MAX_BATCH
+        self._limits = BatchLimits(fixed=settings.max_batch_size, cap=cap, probe=self._probe)
+
+    # -- the Engine protocol ---------------------------------------------------------------
+
+    def shape_of(self, request: GenerationRequest) -> Shape:
+        return shape_of(request, self.settings.default_scheduler)
+
+    def max_batch_size(self, shape: Shape) -> int:
+        return self._limits.get(shape)
+
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        *,
+        cancelled: CancelCheck | None = None,
+    ) -> list[GenerationOutcome]:
+        """One outcome per request, in order. Requests of several shapes are run shape by shape."""
+        seeds = [request_seed(r) for r in requests]
+        errors: dict[int, GenerationFailed] = {}
+        groups: dict[tuple[Shape, int], list[ImageRow]] = {}
+        # 1. Reject what cannot run, drop what expired in the queue, read init images.
+        for slot, request in enumerate(requests):
+            shape = self.shape_of(request)
+            error = reject_reason(
+                request, shape, self._parts, self._dropped_reason(request, cancelled)
+            )
+            pixels = None
+            if error is None and request.task == "img2img":
+                pixels, error = self._init_image(request)
+            if error is not None:
+                errors[slot] = error
+                continue
+            for row in expand_rows(slot, request, seeds[slot], pixels):
+                groups.setdefault((shape, row.start), []).append(row)
+        # 2. Run each group in batches that fit; a failing batch is split until the culprit
+        #    fails alone, so the other requests still get their images.
+        results: dict[tuple[int, int], _RowResult] = {}
+        for (shape, _), rows in groups.items():
+            for batch in _chunks(rows, self.max_batch_size(shape)):
+                outcome = run_isolating(
+                    batch,
+                    lambda b, s=shape: self._run(s, b, cancelled),  # type: ignore[misc]
+                    lambda row, error: _RowResult(error=error),
+                    after_oom=lambda size, s=shape: self._limits.lower(s, size),  # type: ignore[misc]
+                )
+                for row, result in zip(batch, outcome, strict=True):
+                    results[(row.slot, row.image_index)] = result
+        # 3. One outcome per request: all its images, or the first error among them.
+        return [
+            _outcome(request, seeds[slot], errors.get(slot), results, slot)
+            for slot, request in enumerate(requests)
+        ]
+
+    # -- warm-up and introspection ---------------------------------------------------------
+
+    def warm_up(self, shapes: Iterable[Shape]) -> dict[Shape, float]:
+        """Run each shape once at its largest batch and once alone; return seconds per shape.
+
+        This is when ``torch.compile`` compiles (the second batch size makes the batch
+        dimension dynamic, so later sizes reuse the graph) and cuDNN picks its algorithms.
+        """
+        took: dict[Shape, float] = {}
+        for shape in shapes:
+            start = time.perf_counter()
+            for size in sorted({self.max_batch_size(shape), 1}, reverse=True):
+                self._run(shape, _synthetic_rows(shape, size), None)
+            took[shape] = time.perf_counter() - start
+            log.info("warmed up %s in %.1f s", shape, took[shape])
+        return took
+
+    def parts(self, model: str) -> PipelineParts:
+        return self._parts[model]
+
+    def placement(self, model: str) -> Placement:
+        return self._placements[model]
+
+    # -- one batch -------------------------------------------------------------------------
+
+    def _run(
+        self, shape: Shape, rows: Sequence[ImageRow], cancelled: CancelCheck | None
+    ) -> list[_RowResult]:
+        began = time.perf_counter()
+        parts, place = self._parts[shape.model], self._placements[shape.model]
+        requests = [row.request for row in rows]
+        # 1. Text conditioning, negatives first.
+        with place.on_device(*parts.text_encoders):
+            conditioning = encode_prompts(
+                parts,
+                [r.prompt for r in requests],
+                [r.negative_prompt for r in requests],
+                width=shape.width,
+                height=shape.height,
+                device=self.device,
+            )
+        # 2. Timesteps; img2img rows start part-way (all rows of a batch share the start).
+        scheduler = make_scheduler(shape.scheduler, parts.scheduler_config)
+        scheduler.set_timesteps(shape.steps, device=self.device)
+        first = rows[0].start * scheduler.order
+        timesteps = scheduler.timesteps[first:]
+        if hasattr(scheduler, "set_begin_index"):
+            scheduler.set_begin_index(first)
+        # 3. Starting latents, from each row's own generator.
+        generators = [generator_for(row.seed, row.image_index) for row in rows]
+        factor = parts.vae_scale_factor
+        latent_shape = (
+            parts.unet.config.in_channels,
+            shape.height // factor,
+            shape.width // factor,
+        )
+        noise = initial_noise(generators, latent_shape, device=self.device, dtype=self.dtype)
+        if shape.task == "img2img":
+            pixels = torch.stack([row.init_pixels for row in rows if row.init_pixels is not None])
+            with place.on_device(parts.vae):
+                clean = img2img.encode_init_images(parts, pixels, self.device)
+            latents = scheduler.add_noise(clean, noise, timesteps[:1].repeat(len(rows)))
+        else:
+            latents = noise * scheduler.init_noise_sigma
+        guidance = [r.guidance_scale for r in requests]
+        batch = DenoiseBatch(
+            latents=latents,
+            conditioning=conditioning,
+            guidance=torch.tensor(guidance, device=self.device, dtype=torch.float32),
+            generators=generators,
+            timesteps=timesteps,
+        )
+        # 4. Denoise; rows of cancelled or expired requests leave between steps.
+        dropped: dict[int, GenerationFailed] = {}
+
+        def drop(alive: Sequence[int]) -> set[int]:
+            # Asked once per request and step, however many images the request has.
+            reasons = {
+                r.request_id: self._dropped_reason(r, cancelled)
+                for r in {rows[i].request.request_id: rows[i].request for i in alive}.values()
+            }
+            for i in alive:
+                reason = reasons[rows[i].request.request_id]
+                if reason is not None:
+                    dropped[i] = reason
+            return {i for i in alive if i in dropped}
+
+        with place.on_device(parts.unet):
+            latents, alive = denoise(parts.unet, scheduler, batch, drop=drop)
+        # 5. Decode what is finite; an image that is NaN, inf or black is an error, not a result.
+        errors = dict(zip(alive, check_latents(latents), strict=True))
+        finite = [k for k, row in enumerate(alive) if errors[row] is None]
+        images: dict[int, Image] = {}
+        if finite:
+            with place.on_device(parts.vae):
+                pixels_out = decode_latents(parts, latents[finite])
+            for k, error, image in zip(
+                finite,
+                check_pixels(pixels_out),
+                to_images(pixels_out, range(len(finite))),
+                strict=True,
+            ):
+                errors[alive[k]] = error
+                images[alive[k]] = image
+        seconds = time.perf_counter() - began
+        results = []
+        for i in range(len(rows)):
+            error = dropped.get(i) or errors.get(i)
+            results.append(_RowResult(None if error else images[i], error, seconds, len(rows)))
+        return results
+
+    def _probe(self, key: Hashable, size: int) -> None:
+        assert isinstance(key, Shape)
+        self._run(key, _synthetic_rows(key, size), None)
+
+    # -- per-request checks ----------------------------------------------------------------
+
+    def _dropped_reason(
+        self, request: GenerationRequest, cancelled: CancelCheck | None
+    ) -> GenerationFailed | None:
+        if request.deadline is not None and self._clock() >= request.deadline:
+            return RequestCancelled(
+                f"deadline {request.deadline.isoformat()} passed", code="DEADLINE_EXPIRED"
+            )
+        if cancelled is not None and cancelled(request):
+            return RequestCancelled("request was cancelled")
+        return None
+
+    def _init_image(
+        self, request: GenerationRequest
+    ) -> tuple[torch.Tensor | None, GenerationFailed | None]:
+        if self._store is None:
+            return None, img2img.InitImageInvalid("img2img needs an object store; none is set")
+        uri = request.init_image_uri or ""
+        try:
+            data = self._store.get(uri)
+        except StoreUnavailable:
+            raise  # transient: the worker retries the whole batch later
+        except FileNotFoundError:
+            return None, img2img.InitImageInvalid(f"init image {uri!r} does not exist")
+        try:
+            pixels = img2img.decode_init_image(data, width=request.width, height=request.height)
+        except img2img.InitImageInvalid as exc:
+            return None, exc
+        return pixels, None
+
+
+def _chunks(rows: Sequence[ImageRow], size: int) -> list[Sequence[ImageRow]]:
+    return [rows[i : i + size] for i in range(0, len(rows), size)]
+
+
+def _synthetic_rows(shape: Shape, size: int) -> list[ImageRow]:
+    """Rows for probing and warm-up: the shape's real tensor sizes, no real request behind them."""
+    request = GenerationRequest(
+        request_id="warm-up",
+        prompt="warm-up",
+        model=shape.model,
+        task=shape.task,
+        width=shape.width,
+        height=shape.height,
+        steps=shape.steps,
+        scheduler=shape.scheduler,
+        num_images=size,
+        seed=0,
+    )
+    pixels = torch.zeros(3, shape.height, shape.width) if shape.task == "img2img" else None
+    return expand_rows(0, request, 0, pixels)
+
+
+def _outcome(
+    request: GenerationRequest,
+    seed: int,
+    error: GenerationFailed | None,
+    results: dict[tuple[int, int], _RowResult],
+    slot: int,
+) -> GenerationOutcome:
+    if error is not None:
+        return GenerationOutcome(request=request, seed=seed, error=error)
+    rows = [results[(slot, i)] for i in range(request.num_images)]
+    failed = next((r.error for r in rows if r.error is not None), None)
+    return GenerationOutcome(
+        request=request,
+        seed=seed,
+        images=() if failed else tuple(r.image for r in rows if r.image is not None),
+        error=failed,
+        gpu_seconds=max(r.seconds for r in rows),
+        batch_size=max(r.batch_size for r in rows),
+    )

@@ -1,0 +1,111 @@
+"""Speed knobs (each an ``engine.*`` setting) applied to a loaded pipeline, and CPU offload.
+
+None of them may change an image beyond floating-point noise: the GPU tests compare outputs
+with every knob against the plain run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+
+from streamgen.engine.loading import PipelineParts
+from streamgen.errors import ConfigError
+from streamgen.settings import EngineSettings
+
+__all__ = ["Placement", "apply_knobs", "check_knobs"]
+
+log = logging.getLogger(__name__)
+
+
+def check_knobs(settings: EngineSettings, device: torch.device) -> None:
+    """Reject combinations that cannot work, naming the setting, before any model loads."""
+    if settings.attention == "xformers":
+        if importlib.util.find_spec("xformers") is None:
+            raise ConfigError(
+                "engine.attention",
+                "xformers is not installed (pip install 'streamgen[gpu]'), or use sdpa",
+            )
+        if device.type != "cuda":
+            raise ConfigError("engine.attention", "xformers needs a CUDA device; use sdpa")
+        if settings.fuse_qkv:
+            raise ConfigError("engine.fuse_qkv", "fused QKV projections need attention=sdpa")
+    if settings.compile and settings.cpu_offload:
+        raise ConfigError("engine.compile", "cannot compile modules that move between devices")
+
+
+def apply_knobs(parts: PipelineParts, settings: EngineSettings, device: torch.device) -> None:
+    from diffusers.models import attention_processor
+
+    sdpa: Any = attention_processor.AttnProcessor2_0
+
+    modules = (parts.unet, parts.vae)
+    if settings.attention == "xformers":
+        for module in modules:
+            module.enable_xformers_memory_efficient_attention()
+    else:
+        for module in modules:
+            module.set_attn_processor(sdpa())
+    if settings.fuse_qkv:
+        for module in modules:
+            module.fuse_qkv_projections()
+    if settings.channels_last:
+        for module in modules:
+            module.to(memory_format=torch.channels_last)
+    if settings.vae_slicing:
+        # Decoding image by image bounds the decoder's activation memory at large batches.
+        parts.vae.enable_slicing()
+    if device.type == "cuda":
+        # cuDNN picks the fastest convolution algorithm per input shape, once per shape.
+        torch.backends.cudnn.benchmark = True
+    if settings.compile:
+        import torch._inductor.config as inductor
+
+        # 1x1 convolutions as matrix products: inductor can fuse them with their neighbours.
+        inductor.conv_1x1_as_mm = True
+        parts.unet.compile()
+        parts.vae.decoder.compile()
+    log.info(
+        "speed knobs: attention=%s fuse_qkv=%s channels_last=%s vae_slicing=%s compile=%s",
+        settings.attention,
+        settings.fuse_qkv,
+        settings.channels_last,
+        settings.vae_slicing,
+        settings.compile,
+    )
+
+
+class Placement:
+    """Where each module runs. With CPU offload, a module visits the GPU only while it is used.
+
+    Offload trades speed for memory: text encoders, UNet and VAE never share the GPU.
+    """
+
+    def __init__(self, parts: PipelineParts, device: torch.device, *, offload: bool) -> None:
+        self.device = device
+        self._offload = offload and device.type == "cuda"
+        if not self._offload:
+            for module in self._modules(parts):
+                module.to(device)
+
+    @contextlib.contextmanager
+    def on_device(self, *modules: Any) -> Iterator[None]:
+        if not self._offload:
+            yield
+            return
+        for module in modules:
+            module.to(self.device)
+        try:
+            yield
+        finally:
+            for module in modules:
+                module.to("cpu")
+
+    @staticmethod
+    def _modules(parts: PipelineParts) -> tuple[Any, ...]:
+        return (parts.unet, parts.vae, *parts.text_encoders)

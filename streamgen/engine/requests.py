@@ -1,0 +1,81 @@
+"""From requests to image rows: what the engine refuses up front, and one row per image."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+
+from streamgen.contracts.request import GenerationRequest
+from streamgen.engine.img2img import start_step
+from streamgen.engine.loading import PipelineParts
+from streamgen.engine.schedulers import check_scheduler_name
+from streamgen.engine.types import Shape
+from streamgen.errors import GenerationFailed, InvalidRequest
+
+__all__ = ["ImageRow", "expand_rows", "reject_reason"]
+
+
+@dataclass(frozen=True)
+class ImageRow:
+    """One image of one request: the unit the engine batches, bisects and drops."""
+
+    slot: int  # position of the request in the ``generate`` call
+    request: GenerationRequest
+    seed: int  # the request's seed; this image uses seed + image_index
+    image_index: int
+    start: int  # first timestep index: 0 for txt2img, later for img2img by strength
+    init_pixels: torch.Tensor | None = None
+
+
+def expand_rows(
+    slot: int, request: GenerationRequest, seed: int, init_pixels: torch.Tensor | None
+) -> list[ImageRow]:
+    start = 0
+    if request.task == "img2img":
+        start = start_step(request.steps, request.strength)
+    return [ImageRow(slot, request, seed, i, start, init_pixels) for i in range(request.num_images)]
+
+
+def reject_reason(
+    request: GenerationRequest,
+    shape: Shape,
+    models: Mapping[str, PipelineParts],
+    dropped: GenerationFailed | None,
+) -> GenerationFailed | None:
+    """Why ``request`` must not run (not retryable), or ``dropped`` (expired/cancelled), or None.
+
+    The worker validates requests before they reach the engine; these are the checks that
+    depend on the loaded models, plus a guard so that nothing malformed reaches the GPU.
+    """
+    if dropped is not None:
+        return dropped
+    try:
+        _check(request, shape, models)
+    except InvalidRequest as exc:
+        error = GenerationFailed(str(exc), code=exc.code)
+        error.retryable = False
+        return error
+    return None
+
+
+def _check(request: GenerationRequest, shape: Shape, models: Mapping[str, PipelineParts]) -> None:
+    if shape.model not in models:
+        raise InvalidRequest("model", shape.model, f"must be one of {sorted(models)}")
+    check_scheduler_name(shape.scheduler)
+    factor = models[shape.model].vae_scale_factor
+    for field, value in (("width", request.width), ("height", request.height)):
+        if value <= 0 or value % factor:
+            raise InvalidRequest(field, value, f"must be a positive multiple of {factor}")
+    if request.steps < 1:
+        raise InvalidRequest("steps", request.steps, "must be >= 1")
+    if request.num_images < 1:
+        raise InvalidRequest("num_images", request.num_images, "must be >= 1")
+    if request.task == "img2img":
+        if not request.init_image_uri:
+            raise InvalidRequest("init_image_uri", request.init_image_uri, "required for img2img")
+        if not 0.0 < request.strength <= 1.0:
+            raise InvalidRequest("strength", request.strength, "must be in (0, 1]")
+    elif request.task != "txt2img":
+        raise InvalidRequest("task", request.task, "must be txt2img or img2img")
