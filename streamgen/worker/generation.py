@@ -107,6 +107,11 @@ class GenerationStage(threading.Thread):
             )
         gpu_seconds = time.perf_counter() - t0
         self._hooks.batch(live, outcomes, gpu_seconds)
+        if self._stop.is_set():
+            # The drain timed out while this batch ran and the output pool is shut: abandon
+            # the outcomes (nothing was produced or committed for them; they are redone).
+            log.warning("abandoned a batch of %d finished after the drain timeout", len(live))
+            return
         # 3. Hand each outcome on: store + result on the output pool, or retry, or fail.
         for item, outcome in zip(live, outcomes, strict=True):
             self._dispatch(item, outcome, started, gpu_seconds, len(live))
