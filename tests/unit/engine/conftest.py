@@ -1,0 +1,71 @@
+"""The tiny random pipelines, written once per session, and engines over them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from streamgen.contracts.request import GenerationRequest
+from streamgen.engine.engine import DiffusionEngine
+from streamgen.engine.model_init import write_model
+from streamgen.engine.types import GenerationOutcome
+from streamgen.settings import EngineSettings
+
+# A CPU gives identical results for one image alone and in a batch up to summation order;
+# after rounding to 8 bits that is at most one level.
+MAX_LEVELS = 1
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.set_num_threads(2)
+    return write_model("tiny", tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_model("tiny-sdxl", tmp_path_factory.mktemp("tiny-sdxl"))
+
+
+@pytest.fixture(scope="session")
+def engine(tiny_dir: Path) -> DiffusionEngine:
+    """Shared by tests that do not modify it (others build their own)."""
+    return DiffusionEngine(EngineSettings(models={"tiny": str(tiny_dir)}))
+
+
+def request(request_id: str, **fields: object) -> GenerationRequest:
+    base: dict[str, object] = {
+        "prompt": f"a picture of {request_id}",
+        "model": "tiny",
+        "width": 64,
+        "height": 64,
+        "steps": 3,
+        "seed": 1,
+    }
+    return GenerationRequest(request_id=request_id, **{**base, **fields})  # type: ignore[arg-type]
+
+
+def pixels(outcome: GenerationOutcome) -> list[np.ndarray]:
+    assert outcome.ok, outcome.error
+    return [np.asarray(image, dtype=np.int16) for image in outcome.images]
+
+
+def assert_same_images(a: GenerationOutcome, b: GenerationOutcome) -> None:
+    left, right = pixels(a), pixels(b)
+    assert len(left) == len(right)
+    for x, y in zip(left, right, strict=True):
+        assert np.abs(x - y).max() <= MAX_LEVELS
+
+
+def assert_batched_equals_alone(
+    engine: DiffusionEngine, requests: Sequence[GenerationRequest]
+) -> list[GenerationOutcome]:
+    batched = engine.generate(requests)
+    assert [o.request for o in batched] == list(requests)
+    for outcome, alone_request in zip(batched, requests, strict=True):
+        assert_same_images(outcome, engine.generate([alone_request])[0])
+    return batched
