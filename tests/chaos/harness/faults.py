@@ -14,7 +14,6 @@ from tests.chaos.harness.workers import WorkerProcess
 __all__ = [
     "freeze_worker",
     "kill_at_random",
-    "minio_outage",
     "minio_slow",
     "restart_broker",
 ]
@@ -34,16 +33,6 @@ def restart_broker(stack: LocalStack, down_s: float) -> float:
         time.sleep(down_s)
     finally:
         stack.start_kafka()
-    return time.monotonic()
-
-
-def minio_outage(stack: LocalStack, down_s: float) -> float:
-    """Stop the MinIO process for ``down_s`` (connections refused), then bring it back."""
-    stack.stop_minio()
-    try:
-        time.sleep(down_s)
-    finally:
-        stack.start_minio()
     return time.monotonic()
 
 

@@ -15,8 +15,12 @@ import statistics
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-__all__ = ["RunFigures", "record", "summarise"]
+if TYPE_CHECKING:
+    from tests.chaos.harness.oracle import Verdict
+
+__all__ = ["RunFigures", "record", "record_verdict", "summarise"]
 
 FIGURES_ENV = "STREAMGEN_CHAOS_FIGURES"
 
@@ -38,6 +42,30 @@ def record(figures: RunFigures) -> None:
     if path:
         with Path(path).open("a") as out:
             out.write(json.dumps(asdict(figures)) + "\n")
+
+
+def record_verdict(
+    scenario: str,
+    verdict: Verdict,
+    *,
+    faults: int,
+    recovery_s: list[float],
+    dead_letters_expected: int = 0,
+) -> None:
+    """Record one run before its assertions, so failed runs count in the figures too."""
+    print(f"{scenario}: {verdict}")
+    record(
+        RunFigures(
+            scenario=scenario,
+            requests=verdict.requests,
+            lost=len(verdict.lost),
+            duplicates=verdict.duplicates,
+            dead_letters_expected=dead_letters_expected,
+            dead_letters=verdict.dead_letters,
+            faults=faults,
+            recovery_s=recovery_s,
+        )
+    )
 
 
 def _percentile(values: list[float], q: int) -> str:

@@ -49,7 +49,15 @@ class WorkerProcess:
         self.name = name
         self.log_file = log_dir / f"{name}-{time.monotonic_ns()}.log"
         settings = replace(settings, worker=replace(settings.worker, worker_id=name))
-        env = {**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            **settings_env(settings),
+            "PYTHONUNBUFFERED": "1",
+            # One OpenMP thread per worker: on a 2-core machine shared by the broker, MinIO and
+            # other workers, torch's spinning thread team stalls a 64x64 batch for tens of
+            # seconds (seen as drains that time out), which measures the machine, not streamgen.
+            "OMP_NUM_THREADS": "1",
+        }
         with self.log_file.open("wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "streamgen", "worker"],
@@ -79,7 +87,9 @@ class WorkerProcess:
         self.process.wait(30)
 
     def terminate(self, timeout: float = 90.0) -> int:
-        """SIGTERM (drain, commit, leave) and wait for the exit code."""
+        """SIGTERM (drain, commit, leave) and wait for the exit code; a worker still loading
+        its model has no handler yet, so this first waits until it is ready."""
+        self.wait_ready()
         self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout)
 
