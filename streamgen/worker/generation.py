@@ -59,15 +59,16 @@ class GenerationStage(threading.Thread):
         self._max_attempts = max_attempts
         self._on_fatal = on_fatal
         self._hooks = hooks
-        self._stop = threading.Event()
+        # Not ``_stop``: that name is threading.Thread's own, and shadowing it breaks join().
+        self._halt = threading.Event()
         self.busy = threading.Event()  # set while a batch is on the GPU
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
 
     def run(self) -> None:
         try:
-            while not self._stop.is_set():
+            while not self._halt.is_set():
                 batch = self._queue.take(timeout=0.1)
                 if batch is not None:
                     self.busy.set()
@@ -107,7 +108,7 @@ class GenerationStage(threading.Thread):
             )
         gpu_seconds = time.perf_counter() - t0
         self._hooks.batch(live, outcomes, gpu_seconds)
-        if self._stop.is_set():
+        if self._halt.is_set():
             # The drain timed out while this batch ran and the output pool is shut: abandon
             # the outcomes (nothing was produced or committed for them; they are redone).
             log.warning("abandoned a batch of %d finished after the drain timeout", len(live))
