@@ -32,7 +32,7 @@ from streamgen.worker.rebalance import RebalanceHandler
 from streamgen.worker.storage import EncodeImage, ImageWriter
 from streamgen.worker.work_queue import WorkQueue
 
-__all__ = ["WorkerParts", "assemble", "consumer_config", "producer_config"]
+__all__ = ["WorkerParts", "assemble", "consumer_config", "intake_for", "producer_config"]
 
 # How long a revoked partition's in-flight work may take to become durable before it is
 # abandoned to the next owner; short, because the whole group waits on our revoke.
@@ -104,7 +104,8 @@ def _outputs(
     return publisher, sink, backoff
 
 
-def _intake(settings: Settings) -> Intake:
+def intake_for(settings: Settings) -> Intake:
+    """Decode with the configured framing, validate against the configured bounds and models."""
     from streamgen.engine.schedulers import SCHEDULERS
 
     known_models = set(settings.engine.models) | {"default"}
@@ -177,7 +178,7 @@ def assemble(
         publisher=publisher,
         tracker=tracker,
         work=work,
-        intake=_intake(settings),
+        intake=intake_for(settings),
         sink=sink,
         engine=engine,
         limits=LoopLimits(

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from streamgen.contracts.dead_letter import DeadLetterReason, dead_letter_headers
 from streamgen.contracts.request import GenerationRequest
@@ -26,10 +26,9 @@ from streamgen.contracts.result import (
 from streamgen.errors import StreamgenError
 from streamgen.ops.tracing import WorkerTracer
 from streamgen.worker.offsets import Ticket
-from streamgen.worker.publisher import Publisher
 from streamgen.worker.work import SourceRecord, WorkItem
 
-__all__ = ["OutcomeSink", "OutcomeSummary"]
+__all__ = ["OutcomeSink", "OutcomeSummary", "RecordSender"]
 
 Encode = Callable[[GenerationResult], bytes]
 
@@ -50,6 +49,20 @@ class OutcomeSummary:
 
 
 OnDurable = Callable[[Ticket, OutcomeSummary], None]
+
+
+class RecordSender(Protocol):
+    """Where result events and dead letters go: the worker's :class:`Publisher` (Kafka), or
+    the in-memory stand-in of the GPU benchmarks, which run where no broker can."""
+
+    def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes]],
+        on_ack: Callable[[], None],
+    ) -> None: ...
 
 
 class _Join:
@@ -79,7 +92,7 @@ def _seconds_between(start: datetime | None, end: datetime | None) -> float | No
 class OutcomeSink:
     def __init__(
         self,
-        publisher: Publisher,
+        publisher: RecordSender,
         *,
         results_topic: str,
         dead_letter_topic: str,
