@@ -1,0 +1,113 @@
+"""Run the real worker (``run_worker``) in a thread until a known number of records is committed.
+
+The hooks it is given are the worker's own (metrics and tracing stay on, as in production),
+extended to note the first record received and the commits: the run is timed from the first
+record to the commit that covers the last one, the same window as the raw baseline's.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from opentelemetry.trace import Span
+
+from streamgen.bench.throughput import Clock, Throughput
+from streamgen.engine.types import Engine, GenerationOutcome
+from streamgen.ops.metrics import Metrics
+from streamgen.settings import Settings
+from streamgen.store.base import ObjectStore
+from streamgen.worker.hooks import WorkerHooks
+from streamgen.worker.offsets import TopicPartitionKey
+from streamgen.worker.run import run_worker
+from streamgen.worker.work import SourceRecord, WorkItem
+
+__all__ = ["ProgressHooks", "run_until_committed"]
+
+
+class ProgressHooks(WorkerHooks):
+    """WorkerHooks that also time the run, count batch sizes and sum the engine's time."""
+
+    def __init__(self, settings: Settings, *, worker_id: str, expected: int = 0) -> None:
+        super().__init__(
+            Metrics(models=set(settings.engine.models) | {"default"}),
+            worker_id=worker_id,
+            host="bench",
+            group_id=settings.worker.group_id,
+            device=settings.engine.device,
+        )
+        self.expected = expected
+        self.clock = Clock()
+        self.done = threading.Event()
+        self.batch_sizes: Counter[int] = Counter()
+        self.generate_seconds = 0.0  # wall time inside engine.generate, summed over batches
+        self.result: Throughput | None = None
+        self._points: dict[TopicPartitionKey, int] = {}
+
+    def mean_batch_size(self) -> float:
+        batches = sum(self.batch_sizes.values())
+        return sum(k * n for k, n in self.batch_sizes.items()) / batches if batches else 0.0
+
+    def received(self, record: SourceRecord) -> Span:
+        self.clock.start_once()
+        return super().received(record)
+
+    def batch(
+        self, items: Sequence[WorkItem], outcomes: Sequence[GenerationOutcome], gpu_seconds: float
+    ) -> None:
+        super().batch(items, outcomes, gpu_seconds)
+        self.batch_sizes[len(items)] += 1
+        self.generate_seconds += gpu_seconds
+
+    def committed(
+        self, points: dict[TopicPartitionKey, int], log_ends: dict[TopicPartitionKey, int]
+    ) -> None:
+        super().committed(points, log_ends)
+        self._points.update(points)
+        # Each partition was empty before the prefill, so committed positions sum to a count.
+        if not self.done.is_set() and sum(self._points.values()) >= self.expected:
+            self.result = self.clock.result("", self.expected)
+            self.done.set()
+
+
+def run_until_committed(
+    settings: Settings,
+    *,
+    label: str,
+    expected: int,
+    engine: Engine,
+    store: ObjectStore | None = None,
+    timeout_s: float = 600.0,
+    **run_kwargs: Any,
+) -> tuple[Throughput, ProgressHooks]:
+    hooks = ProgressHooks(settings, worker_id=f"bench-{label}", expected=expected)
+    stop = threading.Event()
+    codes: list[int] = []
+
+    def target() -> None:
+        codes.append(
+            run_worker(
+                settings,
+                engine=engine,
+                store=store,
+                hooks=hooks,
+                install_signal_handlers=False,
+                stop=stop,
+                **run_kwargs,
+            )
+        )
+
+    thread = threading.Thread(target=target, name="bench-worker", daemon=True)
+    thread.start()
+    finished = hooks.done.wait(timeout_s)
+    stop.set()
+    thread.join(120)
+    if not finished or hooks.result is None:
+        raise TimeoutError(f"{label}: not every request committed within {timeout_s}s")
+    if codes != [0]:
+        raise RuntimeError(f"{label}: worker exited with {codes}")
+    r = hooks.result
+    return replace(r, label=label), hooks
