@@ -27,7 +27,7 @@ def environment(*, with_torch: bool = False, with_stack: bool = False) -> dict[s
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "host": f"{platform.machine()} {os.cpu_count()} CPUs, {platform.platform()}",
         "python": platform.python_version(),
-        "confluent-kafka": confluent_kafka.version()[0],
+        "confluent-kafka": _version("confluent-kafka"),
         "librdkafka": confluent_kafka.libversion()[0],
         "fastavro": _version("fastavro"),
         "minio (client)": _version("minio"),
