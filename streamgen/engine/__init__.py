@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 from streamgen.engine.types import CancelCheck, Engine, GenerationOutcome, Shape, shape_of
 
 if TYPE_CHECKING:
-    from streamgen.engine.encode import ImageEncoder
     from streamgen.engine.engine import DiffusionEngine
     from streamgen.engine.schedulers import SCHEDULERS
 
@@ -20,14 +19,12 @@ __all__ = [
     "DiffusionEngine",
     "Engine",
     "GenerationOutcome",
-    "ImageEncoder",
     "Shape",
     "shape_of",
 ]
 
 _LAZY = {
     "DiffusionEngine": "streamgen.engine.engine",
-    "ImageEncoder": "streamgen.engine.encode",
     "SCHEDULERS": "streamgen.engine.schedulers",
 }
 
