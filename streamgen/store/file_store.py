@@ -51,8 +51,11 @@ class FileStore:
         path = self._path(key)
         sidecar = {"content_type": content_type, "index": index, "metadata": dict(metadata)}
         try:
-            _write_durably(path, data)
-            _write_durably(self._sidecar(key), json.dumps(sidecar).encode())
+            _write_atomically(path, data, durable=True)
+            # The sidecar is not synced: a crash can lose it but never tear it, and losing it
+            # loses only extras (see ``metadata``); this halves the fsyncs per image, which
+            # bound the file store's throughput (4 -> 2 per put).
+            _write_atomically(self._sidecar(key), json.dumps(sidecar).encode(), durable=False)
         except OSError as exc:
             raise self._failure(f"cannot write {path}", exc) from exc
         return self._describe(key, data, index, content_type)
@@ -119,7 +122,7 @@ class FileStore:
         return StoreUnavailable(f"file store {self.root}: {what}: {exc}")
 
 
-def _write_durably(path: Path, data: bytes) -> None:
+def _write_atomically(path: Path, data: bytes, *, durable: bool) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, scratch = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -128,11 +131,14 @@ def _write_durably(path: Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         Path(scratch).replace(path)
     except BaseException:
         Path(scratch).unlink(missing_ok=True)
         raise
+    if not durable:
+        return
     # The rename is durable only once the directory entry is on disk.
     directory = os.open(path.parent, os.O_RDONLY)
     try:
