@@ -45,6 +45,20 @@ class LoopLimits:
 
 
 @dataclass(frozen=True)
+class _Blocked:
+    """A partition rewound after a transient decode failure, until ``until`` (monotonic s).
+
+    Tagged with the assignment generation: after a revoke and re-assign the partition restarts
+    from its committed offset anyway, and a stale entry must not make the loop skip records
+    the consumer never rewound for (they would be passed over, then committed past).
+    """
+
+    until: float
+    attempt: int
+    generation: int | None
+
+
+@dataclass(frozen=True)
 class Durable:
     ticket: Ticket
     summary: OutcomeSummary
@@ -85,7 +99,7 @@ class ConsumerLoop:
         self.hooks = hooks
         self._decode_backoff = decode_backoff
         self._paused = False
-        self._blocked: dict[TopicPartitionKey, tuple[float, int]] = {}  # until, attempt
+        self._blocked: dict[TopicPartitionKey, _Blocked] = {}
         self._last_commit = time.monotonic()
         self._stop = threading.Event()
         self._force = threading.Event()
@@ -151,6 +165,7 @@ class ConsumerLoop:
             return
         record = SourceRecord.from_message(message)
         tp = (record.topic, record.partition)
+        self._forget_stale_block(tp)
         if tp in self._blocked or not self.tracker.owns(tp):
             return  # re-delivered after the seek below, or a partition no longer ours
         span = self.hooks.received(record)
@@ -180,24 +195,32 @@ class ConsumerLoop:
 
     def _block(self, tp: TopicPartitionKey, offset: int, exc: Exception) -> None:
         """Transient decode failure: rewind the partition and retry it after a backoff."""
-        _, attempt = self._blocked.get(tp, (0.0, 0))
+        previous = self._blocked.get(tp)
+        attempt = previous.attempt if previous else 0
         delay = self._decode_backoff.delay(attempt)
         log.warning("cannot decode %s@%d yet (%s); retry in %.1fs", tp, offset, exc, delay)
         partition = TopicPartition(tp[0], tp[1], offset)
         self.consumer.pause([partition])
         self.consumer.seek(partition)
-        self._blocked[tp] = (time.monotonic() + delay, attempt + 1)
+        self._blocked[tp] = _Blocked(
+            time.monotonic() + delay, attempt + 1, self.tracker.generation(tp)
+        )
+
+    def _forget_stale_block(self, tp: TopicPartitionKey) -> None:
+        blocked = self._blocked.get(tp)
+        if blocked is not None and blocked.generation != self.tracker.generation(tp):
+            del self._blocked[tp]
 
     # -- step 5 ----------------------------------------------------------------------------
     def _apply_backpressure(self) -> None:
         now = time.monotonic()
-        for tp, (until, _) in list(self._blocked.items()):
-            if now >= until and self.tracker.owns(tp):
+        for tp in list(self._blocked):
+            self._forget_stale_block(tp)
+            blocked = self._blocked.get(tp)
+            if blocked is not None and now >= blocked.until:
                 del self._blocked[tp]
                 if not self._paused:
                     self.consumer.resume([TopicPartition(*tp)])
-            elif not self.tracker.owns(tp):
-                del self._blocked[tp]
         in_flight = self.tracker.outstanding()
         if not self._paused and in_flight >= self.limits.max_in_flight:
             self._set_paused(True)

@@ -76,6 +76,10 @@ class OffsetTracker:
     def owns(self, tp: TopicPartitionKey) -> bool:
         return tp in self._partitions
 
+    def generation(self, tp: TopicPartitionKey) -> int | None:
+        state = self._partitions.get(tp)
+        return state.generation if state else None
+
     def is_current(self, ticket: Ticket) -> bool:
         state = self._partitions.get(ticket.tp)
         return state is not None and state.generation == ticket.generation
