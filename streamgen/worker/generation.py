@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from streamgen.contracts.request import GenerationRequest
@@ -29,6 +30,15 @@ __all__ = ["GenerationStage"]
 log = logging.getLogger(__name__)
 
 OnFatal = Callable[[BaseException], None]
+
+
+@dataclass(frozen=True, slots=True)
+class _BatchRun:
+    """What every result of one engine call reports about the call."""
+
+    started_at: float  # wall clock, seconds
+    gpu_seconds: float
+    size: int
 
 
 def _expired(request: GenerationRequest, now: datetime) -> bool:
@@ -115,20 +125,16 @@ class GenerationStage(threading.Thread):
             return
         # 3. Hand each outcome on: store + result on the output pool, or retry, or fail.
         for item, outcome in zip(live, outcomes, strict=True):
-            self._dispatch(item, outcome, started, gpu_seconds, len(live))
+            self._dispatch(item, outcome, _BatchRun(started, gpu_seconds, len(live)))
 
     def _dispatch(
         self,
         item: WorkItem,
         outcome: GenerationOutcome,
-        started: float,
-        gpu_seconds: float,
-        batch_size: int,
+        run: _BatchRun,
     ) -> None:
         if outcome.error is None:
-            self._pool.submit(
-                self._store_and_publish, item, outcome, started, gpu_seconds, batch_size
-            )
+            self._pool.submit(self._store_and_publish, item, outcome, run)
             return
         disposition = classify(outcome.error, attempt=item.attempt, max_attempts=self._max_attempts)
         if disposition is Disposition.RETRY:
@@ -160,9 +166,7 @@ class GenerationStage(threading.Thread):
         self,
         item: WorkItem,
         outcome: GenerationOutcome,
-        started: float,
-        gpu_seconds: float,
-        batch_size: int,
+        run: _BatchRun,
     ) -> None:
         try:
             if not self._ownership.is_current(item.ticket):
@@ -173,9 +177,9 @@ class GenerationStage(threading.Thread):
                 item,
                 seed=outcome.seed,
                 images=images,
-                started_at=started,
-                gpu_seconds=gpu_seconds,
-                batch_size=batch_size,
+                started_at=run.started_at,
+                gpu_seconds=run.gpu_seconds,
+                batch_size=run.size,
             )
         except StoreUnavailable:
             # Only raised once the worker is stopping: the request stays uncommitted and is
