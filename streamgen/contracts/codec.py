@@ -151,6 +151,13 @@ class AvroCodec(Generic[T]):
             ) from exc
         return out.getvalue()
 
+    def prepare(self) -> None:
+        """Register the writer schema now (registry framing only), so that ``encode`` never
+        has to reach the registry later: a worker learns at start-up, not at its first result,
+        that the registry is unreachable or refuses the schema."""
+        if self._registry is not None:
+            self._schema_id()
+
     def _schema_id(self) -> int:
         if self._registered_id is None:
             assert self._registry is not None

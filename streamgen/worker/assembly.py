@@ -91,13 +91,15 @@ def _outputs(
         retry_budget_s=w.retry_budget_s,
         on_retry=hooks.produce_retry,
     )
+    results = result_codec(settings.kafka, settings.topics.results)
+    results.prepare()
     sink = OutcomeSink(
         publisher,
         results_topic=settings.topics.results,
         dead_letter_topic=settings.topics.dead_letter,
         group_id=w.group_id,
         identity=identity,
-        encode_result=result_codec(settings.kafka, settings.topics.results).encode,
+        encode_result=results.encode,
         on_durable=lambda ticket, summary: events.put(Durable(ticket, summary)),
         tracer=hooks.tracer,
     )

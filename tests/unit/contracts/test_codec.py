@@ -230,6 +230,18 @@ def test_unreachable_registry_is_transient_not_a_decode_error() -> None:
     assert not isinstance(caught.value, DecodeError)
     with pytest.raises(SchemaRegistryUnavailable, match="registering subject"):
         codec.encode(a_request())
+    with pytest.raises(SchemaRegistryUnavailable, match="registering subject"):
+        codec.prepare()  # what a worker calls at start-up
+
+
+def test_prepare_registers_once_so_encode_never_waits_on_the_registry() -> None:
+    registry = SchemaRegistryClient.new_client({"url": "mock://prepare"})
+    codec = result_codec(NO_REGISTRY, "results", registry=registry)
+    codec.prepare()
+    assert registry.get_subjects() == ["results-value"]
+    result = GenerationResult("r-1", "SUCCEEDED", WorkerIdentity("w", "h"))
+    assert codec.decode(codec.encode(result)) == result
+    result_codec(NO_REGISTRY, "results").prepare()  # single-object framing: nothing to do
 
 
 def test_result_bytes_are_the_wrong_record_type_for_the_request_codec() -> None:
