@@ -165,7 +165,9 @@ def test_scenario_6_fuzz_mutated_request_bytes_every_record_gets_an_outcome(
         @given(st.data())
         def publish_mutation(data: st.DataObject) -> None:
             # A fresh request id per example, so every outcome can be traced to its record.
-            request = replace(base, request_id=f"fuzz-{published[0]}-{os.getpid()}")
+            # Fixed width: the mutations draw by the base's length, and Hypothesis replays an
+            # example's draws exactly, so the base must not grow from "fuzz-9" to "fuzz-10".
+            request = replace(base, request_id=f"fuzz-{published[0]:06d}-{os.getpid()}")
             value = data.draw(mutations(codec.encode(request)))
             try:
                 decoded: GenerationRequest | None = codec.decode(value)
