@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from streamgen.contracts.codec import result_codec
 from streamgen.contracts.dead_letter import H_OFFSET, H_PARTITION, H_REQUEST_ID, H_TOPIC, header_map
@@ -47,13 +47,8 @@ class TopicFollower:
         Raises RuntimeError when the broker cannot say where the end is (it is down).
         """
         with self._lock:
-            ends = {
-                p: self._consumer.get_watermark_offsets(
-                    TopicPartition(self.topic, p), timeout=timeout
-                )[1]
-                for p in self._positions
-            }
             deadline = time.monotonic() + timeout
+            ends = self._end_offsets(deadline)
             while any(self._positions[p] < ends[p] for p in ends):
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{self.topic}: end offsets {ends} not reached")
@@ -70,6 +65,21 @@ class TopicFollower:
                 self.messages.append(message)
                 self._positions[partition] = (message.offset() or 0) + 1
             return len(self.messages)
+
+    def _end_offsets(self, deadline: float) -> dict[int, int]:
+        # A fresh topic is still electing its leader, a restarted broker re-electing: retry.
+        while True:
+            try:
+                return {
+                    p: self._consumer.get_watermark_offsets(
+                        TopicPartition(self.topic, p), timeout=max(deadline - time.monotonic(), 1)
+                    )[1]
+                    for p in self._positions
+                }
+            except KafkaException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
     def close(self) -> None:
         with self._lock:

@@ -82,6 +82,14 @@ class WorkerProcess:
                 raise AssertionError(f"worker {self.name} never became ready\n{self.tail()}")
             time.sleep(0.2)
 
+    def wait_assigned(self, timeout: float = 90.0) -> None:
+        """Wait until the worker has joined the group and been given partitions."""
+        deadline = time.monotonic() + timeout
+        while "assigned " not in self.log():
+            if not self.alive() or time.monotonic() > deadline:
+                raise AssertionError(f"worker {self.name} was never assigned\n{self.tail()}")
+            time.sleep(0.2)
+
     def kill9(self) -> None:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(30)
