@@ -126,11 +126,7 @@ class ConsumerLoop:
 
     def step(self) -> None:
         # 1. Poll. Keeps group membership alive while the GPU works and partitions are paused.
-        #    At most as many records as there is room for: max_in_flight bounds what a crash
-        #    makes us redo, and a backlog must not overshoot it by a whole poll (step 5 only
-        #    pauses after the fact; records left in librdkafka's queue are fetched again).
-        room = self.limits.max_in_flight - self.tracker.outstanding()
-        messages = self.consumer.consume(max(1, min(MAX_RECORDS_PER_POLL, room)), POLL_TIMEOUT_S)
+        messages = self.consumer.consume(MAX_RECORDS_PER_POLL, POLL_TIMEOUT_S)
         # 2. Admit each record: decode + validate; bad ones are dead-lettered at once.
         for message in messages:
             self._admit(message)
