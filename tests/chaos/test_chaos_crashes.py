@@ -63,10 +63,12 @@ def test_scenario_2_sigterm_mid_batch_then_restart_duplicates_nothing(chaos: Cha
     )
     chaos.settings = settings
     outputs = chaos.fleet_outputs()
-    count = 20
+    count = 24
     with LoadGenerator(settings) as load, CommitSampler(settings, outputs) as sampler:
-        load.publish(chaos.requests(count, steps=6))
         worker = chaos.spawn("w1")
+        worker.wait_assigned()
+        # Streamed over ~8 s, so requests keep arriving after the stop: the restart has work.
+        load.stream(chaos.requests(count, steps=6), rate=3)
         wait_for_new_result(outputs, chaos)
         time.sleep(chaos.rng.uniform(0.0, 0.5))
         assert worker.terminate() == 0, worker.tail()
@@ -75,6 +77,7 @@ def test_scenario_2_sigterm_mid_batch_then_restart_duplicates_nothing(chaos: Cha
         done = {r.request_id for r in outputs.results()} if outputs.refresh() else set()
         assert sum(committed_offsets(settings).values()) == len(done)
         restarted = chaos.spawn("w2")
+        load.wait()
         recovery = settle(settings, lambda: load.acked, outputs, SETTLE_TIMEOUT_S, since=stopped)
         assert restarted.terminate() == 0, restarted.tail()
     verdict = judge(settings, load.acked, outputs, sampler.samples)
