@@ -109,7 +109,7 @@ def versions() -> dict[str, str]:
 
     return {
         "Python": platform.python_version(),
-        "confluent-kafka": confluent_kafka.version()[0],
+        "confluent-kafka": confluent_kafka.__version__,
         "librdkafka": confluent_kafka.libversion()[0],
         "Kafka broker": kafka_version(pom_path()),
         "MinIO": MINIO_VERSION,
