@@ -126,7 +126,10 @@ class ConsumerLoop:
 
     def step(self) -> None:
         # 1. Poll. Keeps group membership alive while the GPU works and partitions are paused.
-        messages = self.consumer.consume(MAX_RECORDS_PER_POLL, POLL_TIMEOUT_S)
+        #    At most as many records as there is room for: max_in_flight bounds what a crash
+        #    makes us redo, and a backlog must not overshoot it by a whole poll.
+        room = self.limits.max_in_flight - self.tracker.outstanding()
+        messages = self.consumer.consume(max(1, min(MAX_RECORDS_PER_POLL, room)), POLL_TIMEOUT_S)
         # 2. Admit each record: decode + validate; bad ones are dead-lettered at once.
         for message in messages:
             self._admit(message)
@@ -164,6 +167,8 @@ class ConsumerLoop:
         self._forget_stale_block(tp)
         if tp in self._blocked or not self.tracker.owns(tp):
             return  # re-delivered after the seek below, or a partition no longer ours
+        if self.tracker.already_handed_out(tp, record.offset):
+            return  # delivered again after a pause/resume: this record is already in hand
         span = self.hooks.received(record)
         try:
             with self.hooks.stage("decode", span):

@@ -80,6 +80,13 @@ class OffsetTracker:
         state = self._partitions.get(tp)
         return state.generation if state else None
 
+    def already_handed_out(self, tp: TopicPartitionKey, offset: int) -> bool:
+        """True for an offset at or below the highest handed out in this generation: the
+        consumer delivered it again (librdkafka refetches what it had queued when a partition
+        is paused and resumed); it is already in hand and must not be taken twice."""
+        state = self._partitions.get(tp)
+        return state is not None and offset <= state.highest_seen
+
     def is_current(self, ticket: Ticket) -> bool:
         state = self._partitions.get(ticket.tp)
         return state is not None and state.generation == ticket.generation

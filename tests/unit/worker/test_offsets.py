@@ -72,6 +72,18 @@ def test_double_completion_is_a_bug() -> None:
         tracker.complete(t)
 
 
+def test_redelivered_offsets_are_recognised_per_generation() -> None:
+    tracker = OffsetTracker()
+    tracker.assign(TP)
+    tracker.hand_out(TP, 4)
+    tracker.hand_out(TP, 6)
+    assert tracker.already_handed_out(TP, 4) and tracker.already_handed_out(TP, 6)
+    assert not tracker.already_handed_out(TP, 7)
+    tracker.assign(TP)  # a new generation starts over from the committed offset
+    assert not tracker.already_handed_out(TP, 4)
+    assert not tracker.already_handed_out(("requests", 9), 0)
+
+
 def test_hand_out_requires_assignment() -> None:
     with pytest.raises(KeyError):
         OffsetTracker().hand_out(TP, 0)
