@@ -8,6 +8,7 @@ lines into one table row per scenario and, with ``--write``, into docs/reliabili
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import platform
@@ -109,7 +110,7 @@ def versions() -> dict[str, str]:
 
     return {
         "Python": platform.python_version(),
-        "confluent-kafka": confluent_kafka.__version__,
+        "confluent-kafka": importlib.metadata.version("confluent-kafka"),
         "librdkafka": confluent_kafka.libversion()[0],
         "Kafka broker": kafka_version(pom_path()),
         "MinIO": MINIO_VERSION,
