@@ -85,7 +85,11 @@ def test_a_second_worker_joining_mid_stream_loses_nothing(worker_settings: Setti
     first = with_worker(worker_settings, worker_id="w1", max_in_flight=8)
     second = with_worker(worker_settings, worker_id="w2", max_in_flight=8)
     publish(worker_settings, requests)
-    with worker_thread(first) as w1:
+    # The first member is slowed (1 s per batch) so that, however loaded the machine, the
+    # backlog is still there when the second member joins.
+    store = open_store(first.store)
+    slow = SlowEngine(DiffusionEngine(first.engine, store=store), sleep_s=1.0)
+    with worker_thread(first, engine=slow, store=store, encode=encode_image) as w1:
         assert wait_until(lambda: len(read_results(first, timeout=1)) >= 4, 90)
         with worker_thread(second) as w2:
             assert wait_until(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,6 +37,10 @@ def sleeper(tmp_path: Path) -> Iterator[tuple[int, Path]]:
 def test_spawn_writes_the_pid_and_stop_ends_the_process(sleeper: tuple[int, Path]) -> None:
     pid, pid_file = sleeper
     assert pid_file.read_text().strip() == str(pid)
+    # Right after the fork the child's command line is still ours, until it execs `sleep`.
+    deadline = time.monotonic() + 10
+    while running_pid(pid_file, "sleep 300") is None and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert running_pid(pid_file, "sleep 300") == pid
     assert os.getsid(pid) == pid  # its own session: a Ctrl-C in our shell does not reach it
     assert stop(pid_file, "sleep 300", grace=5) is True
