@@ -55,7 +55,7 @@ def test_throughput_is_total_work_over_total_time(samples: list[tuple[float, flo
         window.observe(work, seconds)
     total_work = sum(w for w, _ in samples)
     expected = total_work / sum(s for _, s in samples) if total_work > 0 else None
-    assert window.throughput() == (pytest.approx(expected) if expected else None)
+    assert window.throughput() == (pytest.approx(expected) if expected is not None else None)
 
 
 def test_throughput_window_forgets_old_samples_and_ignores_zero_time() -> None:
