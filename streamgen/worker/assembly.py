@@ -20,6 +20,7 @@ from streamgen.settings import Settings
 from streamgen.store.base import ObjectStore
 from streamgen.worker.backoff import Backoff
 from streamgen.worker.batcher import MicroBatcher
+from streamgen.worker.commits import Committer
 from streamgen.worker.generation import GenerationStage
 from streamgen.worker.hooks import WorkerHooks
 from streamgen.worker.intake import Intake
@@ -174,7 +175,8 @@ def assemble(
         hooks=hooks,
     )
     # 4. The consumer loop, subscribed with rebalance callbacks that keep commits safe.
-    consumer = Consumer(consumer_config(settings, worker_id))
+    committer = Committer(tracker, on_committed=hooks.committed)
+    consumer = Consumer({**consumer_config(settings, worker_id), "on_commit": committer.on_commit})
     loop = ConsumerLoop(
         consumer=consumer,
         publisher=publisher,
@@ -191,12 +193,13 @@ def assemble(
         events=events,
         decode_backoff=backoff,
         hooks=hooks,
+        committer=committer,
     )
     rebalance = RebalanceHandler(
         tracker=tracker,
         ownership=ownership,
         queue=work,
-        commit=lambda tps: loop.commit(only=tps),
+        commit=lambda tps: loop.commit_now(only=tps),
         serve_outputs=loop.serve_outputs,
         is_paused=lambda: loop.paused,
         revoke_grace_s=REVOKE_GRACE_S,

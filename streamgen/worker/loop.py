@@ -3,7 +3,8 @@
 THE RULE (DESIGN invariant 2): an offset is committed only when every offset below it on its
 partition has its images stored and its result or dead letter acknowledged by the broker. It is
 enforced in one place: tickets are completed (step 4) only from broker acknowledgements, and
-commits (step 6) only ever take the OffsetTracker's contiguous low-water mark.
+commits (step 6, ``commits.Committer``) only ever take the OffsetTracker's contiguous low-water
+mark.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
 from streamgen.engine.types import Engine
 from streamgen.errors import TransientError
 from streamgen.worker.backoff import Backoff
+from streamgen.worker.commits import Committer
 from streamgen.worker.hooks import WorkerHooks
 from streamgen.worker.intake import Intake, Rejected
 from streamgen.worker.offsets import OffsetTracker, Ticket, TopicPartitionKey
@@ -86,6 +88,7 @@ class ConsumerLoop:
         events: queue.SimpleQueue[Durable | Fatal],
         decode_backoff: Backoff,
         hooks: WorkerHooks,
+        committer: Committer,
     ) -> None:
         self.consumer = consumer
         self.publisher = publisher
@@ -97,6 +100,7 @@ class ConsumerLoop:
         self.limits = limits
         self.events = events
         self.hooks = hooks
+        self.committer = committer
         self._decode_backoff = decode_backoff
         self._paused = False
         self._blocked: dict[TopicPartitionKey, _Blocked] = {}
@@ -240,36 +244,15 @@ class ConsumerLoop:
         self.hooks.paused(len(partitions) if paused else 0)
 
     # -- step 6 ----------------------------------------------------------------------------
-    def commit(self, only: list[TopicPartitionKey] | None = None) -> None:
+    def commit(self) -> None:
+        """On the interval: asynchronous, so a slow coordinator never stalls the poll."""
         self._last_commit = time.monotonic()
-        points = self.tracker.commit_points()
-        if only is not None:
-            points = {tp: off for tp, off in points.items() if tp in only}
-        if not points:
-            return
-        offsets = [TopicPartition(t, p, off) for (t, p), off in points.items()]
-        try:
-            answered = self.consumer.commit(offsets=offsets, asynchronous=False)
-        except KafkaException as exc:
-            log.warning("commit failed, will retry: %s", exc)
-            return
-        for tp in answered or []:
-            if tp.error:
-                log.warning("commit of %s[%d] failed: %s", tp.topic, tp.partition, tp.error)
-            else:
-                self.tracker.committed((tp.topic, tp.partition), tp.offset)
-        self.hooks.committed(points, self._log_ends(points))
+        self.committer.commit_async(self.consumer)
 
-    def _log_ends(self, points: dict[TopicPartitionKey, int]) -> dict[TopicPartitionKey, int]:
-        """High watermarks from the consumer's cache (no broker round trip) for lag metrics."""
-        ends = {}
-        for topic, partition in points:
-            _, high = self.consumer.get_watermark_offsets(
-                TopicPartition(topic, partition), cached=True
-            )
-            if high >= 0:
-                ends[(topic, partition)] = high
-        return ends
+    def commit_now(self, only: list[TopicPartitionKey] | None = None) -> None:
+        """Revoke and shutdown: synchronous, the answer is needed before going on."""
+        self._last_commit = time.monotonic()
+        self.committer.commit_sync(self.consumer, only)
 
     # -- shutdown --------------------------------------------------------------------------
     def drain(self, stop_generation: Callable[[], None]) -> bool:
@@ -289,5 +272,5 @@ class ConsumerLoop:
         stop_generation()
         self.publisher.flush(0.5 if self._force.is_set() else 10.0)
         self.serve_outputs(0.0)
-        self.commit()
+        self.commit_now()
         return self.tracker.outstanding() == 0

@@ -151,5 +151,17 @@ class OffsetTracker:
             raise ValueError(f"commit of {tp} at {offset} is past the durable mark {mark}")
         state.committed = offset
 
+    def confirm(self, tp: TopicPartitionKey, offset: int, generation: int | None) -> bool:
+        """Record the broker's answer to a commit made in ``generation``, if it still matters.
+
+        False (and no effect) when the partition was revoked or re-assigned since the commit
+        was sent, or when a newer commit was confirmed first.
+        """
+        state = self._partitions.get(tp)
+        if state is None or state.generation != generation or offset <= state.committed:
+            return False
+        self.committed(tp, offset)
+        return True
+
     def partitions(self) -> list[TopicPartitionKey]:
         return list(self._partitions)

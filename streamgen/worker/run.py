@@ -104,7 +104,7 @@ def _shut_down(parts: WorkerParts) -> bool:
         stop_generation()
         loop.publisher.flush(5.0)
         loop.serve_outputs(0.0)
-        loop.commit()
+        loop.commit_now()
         complete = False
     else:
         complete = loop.drain(stop_generation)
