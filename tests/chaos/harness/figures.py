@@ -128,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("figures", type=Path)
     parser.add_argument("--write", type=Path, help="replace the figures section of this file")
     parser.add_argument("--command", default="scripts/chaos", help="what produced the figures")
+    parser.add_argument(
+        "--section", default="all", help="which figures section of the file (the scenarios run)"
+    )
     args = parser.parse_args(argv)
     table = summarise(load(args.figures))
     print(table)
@@ -141,17 +144,23 @@ def main(argv: list[str] | None = None) -> int:
             "",
             table,
         ]
-        _replace_section(args.write, "\n".join(lines))
+        _replace_section(args.write, args.section, "\n".join(lines))
     return 0
 
 
-BEGIN, END = "<!-- figures:begin -->", "<!-- figures:end -->"
+def _markers(section: str) -> tuple[str, str]:
+    return f"<!-- figures:{section}:begin -->", f"<!-- figures:{section}:end -->"
 
 
-def _replace_section(path: Path, body: str) -> None:
+def _replace_section(path: Path, section: str, body: str) -> None:
+    """Rewrite the text between the section's markers; a new section goes at the end."""
+    begin, end = _markers(section)
     text = path.read_text()
-    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
-    path.write_text(f"{text[:start]}\n{body}\n{text[end:]}")
+    if begin not in text:
+        scenarios = "every scenario" if section == "all" else f"scenarios {section}"
+        text = f"{text.rstrip()}\n\n### {scenarios.capitalize()}\n\n{begin}\n{end}\n"
+    start, stop = text.index(begin) + len(begin), text.index(end)
+    path.write_text(f"{text[:start]}\n{body}\n{text[stop:]}")
 
 
 if __name__ == "__main__":
