@@ -70,11 +70,12 @@ def test_scenario_7_a_worker_joining_and_leaving_mid_load_loses_nothing(
 
 
 def test_scenario_8_a_batch_longer_than_max_poll_interval_evicts_no_one(chaos: ChaosRun) -> None:
-    # A real long batch, no fake: 256x256 at 40 steps on one CPU thread takes well over the
-    # 6 s max.poll.interval.ms; the consumer thread must keep polling meanwhile.
+    # A real long batch, no fake: 256x256 at 120 steps on one CPU thread takes about 16 s on
+    # an idle 2-core machine (40 steps took 5.5 s there: too close to the 6 s
+    # max.poll.interval.ms); the consumer thread must keep polling meanwhile.
     settings = chaos.settings
     outputs = chaos.fleet_outputs()
-    slow = make_request(0, width=256, height=256, steps=40)
+    slow = make_request(0, width=256, height=256, steps=120)
     with LoadGenerator(settings) as load, CommitSampler(settings, outputs) as sampler:
         worker = chaos.spawn("w1")
         load.publish([slow, *chaos.requests(8)])
