@@ -3,45 +3,18 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from streamgen.contracts.result import StoredImage
 from streamgen.engine.engine import DiffusionEngine
 from streamgen.engine.img2img import start_step
 from streamgen.errors import StoreUnavailable
 from streamgen.settings import EngineSettings
 from tests.unit.engine.conftest import assert_batched_equals_alone, pixels, request
-
-
-class MemoryStore:
-    """An in-memory ObjectStore for unit tests (the real ones are tested against MinIO)."""
-
-    def __init__(self, objects: Mapping[str, bytes], *, down: bool = False) -> None:
-        self.objects = dict(objects)
-        self.down = down
-
-    def ensure_ready(self) -> None:
-        pass
-
-    def put(
-        self, key: str, data: bytes, *, index: int, content_type: str, metadata: Mapping[str, str]
-    ) -> StoredImage:
-        raise NotImplementedError("the engine only reads init images")
-
-    def get(self, uri: str) -> bytes:
-        if self.down:
-            raise StoreUnavailable("connection refused")
-        if uri not in self.objects:
-            raise FileNotFoundError(uri)
-        return self.objects[uri]
-
-    def stat(self, key: str) -> StoredImage | None:
-        return None
+from tests.unit.memory_store import MemoryStore
 
 
 def _png(size: tuple[int, int], mode: str = "RGB") -> bytes:

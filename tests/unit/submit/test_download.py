@@ -3,40 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 
 from streamgen.contracts.result import GenerationResult, StoredImage, WorkerIdentity
-from streamgen.errors import StoreUnavailable
 from streamgen.submit.download import download_images, local_name
+from tests.unit.memory_store import MemoryStore
 
 WORKER = WorkerIdentity("w", "h")
-
-
-class MemoryStore:
-    """An in-memory ObjectStore for this unit test; integration tests use MinIO."""
-
-    def __init__(self, objects: Mapping[str, bytes], down: bool = False) -> None:
-        self.objects = dict(objects)
-        self.down = down
-
-    def ensure_ready(self) -> None:
-        pass
-
-    def put(self, key: str, data: bytes, **_: object) -> StoredImage:
-        raise NotImplementedError("not used by downloads")
-
-    def get(self, uri: str) -> bytes:
-        if self.down:
-            raise StoreUnavailable("connection refused")
-        if uri not in self.objects:
-            raise FileNotFoundError(uri)
-        return self.objects[uri]
-
-    def stat(self, key: str) -> StoredImage | None:
-        return None
 
 
 def image(index: int, data: bytes, *, key: str = "", sha: str | None = None) -> StoredImage:
