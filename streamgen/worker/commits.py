@@ -95,13 +95,9 @@ class Committer:
         self._pending = None
         if error is not None:
             log.warning("commit failed, will retry: %s", error)
-        confirmed = {}
-        for tp in partitions:
-            key = (tp.topic, tp.partition)
-            if tp.error is not None:
-                log.warning("commit of %s[%d] failed: %s", tp.topic, tp.partition, tp.error)
-            elif error is None and self._tracker.confirm(key, tp.offset, pending.points[key][1]):
-                confirmed[key] = tp.offset
+            return
+        generations = {tp: generation for tp, (_, generation) in pending.points.items()}
+        confirmed = self._confirm(partitions, generations)
         if confirmed:
             self._on_committed(confirmed, pending.log_ends)
 
@@ -117,15 +113,25 @@ class Committer:
         except KafkaException as exc:
             log.warning("commit failed: %s", exc)
             return
+        generations = {tp: self._tracker.generation(tp) for tp in points}
+        confirmed = self._confirm(answered or [], generations)
+        if confirmed:
+            self._on_committed(confirmed, _log_ends(consumer, confirmed))
+
+    def _confirm(
+        self,
+        answers: Sequence[TopicPartition],
+        generations: dict[TopicPartitionKey, int | None],
+    ) -> dict[TopicPartitionKey, int]:
+        """Move the tracker by each partition the broker accepted; log the ones it refused."""
         confirmed = {}
-        for tp in answered or []:
+        for tp in answers:
             key = (tp.topic, tp.partition)
             if tp.error is not None:
                 log.warning("commit of %s[%d] failed: %s", tp.topic, tp.partition, tp.error)
-            elif self._tracker.confirm(key, tp.offset, self._tracker.generation(key)):
+            elif self._tracker.confirm(key, tp.offset, generations.get(key)):
                 confirmed[key] = tp.offset
-        if confirmed:
-            self._on_committed(confirmed, _log_ends(consumer, confirmed))
+        return confirmed
 
 
 def _partitions(points: dict[TopicPartitionKey, int]) -> list[TopicPartition]:
