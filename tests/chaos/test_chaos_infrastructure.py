@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -16,7 +17,7 @@ from tests.chaos.conftest import ChaosRun
 from tests.chaos.harness.faults import minio_slow, restart_broker
 from tests.chaos.harness.figures import record_verdict
 from tests.chaos.harness.load import LoadGenerator
-from tests.chaos.harness.oracle import CommitSampler, judge, settle
+from tests.chaos.harness.oracle import CommitSample, CommitSampler, Verdict, judge, settle
 from tests.chaos.test_chaos_crashes import wait_for_new_result
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]
@@ -26,72 +27,70 @@ SETTLE_TIMEOUT_S = 180.0
 MINIO_OUTAGE_S = float(os.environ.get("STREAMGEN_CHAOS_MINIO_OUTAGE_S", "10"))
 
 
-def test_scenario_3_broker_restart_under_load_loses_nothing(chaos: ChaosRun) -> None:
+def _through_fault(
+    chaos: ChaosRun, count: int, rate: float, fault: Callable[[CommitSampler], float]
+) -> tuple[Verdict, float]:
+    """One worker under a stream of ``count`` requests; once it has produced, ``fault`` runs
+    (given the commit sampler) and returns when it healed. The verdict, and the recovery time
+    from the healing to every record settled."""
     settings = chaos.settings
     outputs = chaos.fleet_outputs()
-    count = 40
     with LoadGenerator(settings) as load, CommitSampler(settings, outputs) as sampler:
         worker = chaos.spawn("w1")
-        load.stream(chaos.requests(count), rate=4)
+        load.stream(chaos.requests(count), rate=rate)
         wait_for_new_result(outputs, chaos)
-        time.sleep(chaos.rng.uniform(0.0, 2.0))
-        healed = restart_broker(chaos.stack, down_s=3.0)
+        healed = fault(sampler)
         load.wait()
         recovery = settle(settings, lambda: load.acked, outputs, SETTLE_TIMEOUT_S, since=healed)
         assert worker.alive(), worker.tail()
         assert worker.terminate() == 0, worker.tail()
+    assert not load.failed
     verdict = judge(settings, load.acked, outputs, sampler.samples)
+    assert verdict.requests == count
+    return verdict, recovery
+
+
+def test_scenario_3_broker_restart_under_load_loses_nothing(chaos: ChaosRun) -> None:
+    def restart(_: CommitSampler) -> float:
+        time.sleep(chaos.rng.uniform(0.0, 2.0))
+        return restart_broker(chaos.stack, down_s=3.0)
+
+    verdict, recovery = _through_fault(chaos, 40, 4, restart)
     record_verdict("3 broker restart", verdict, faults=1, recovery_s=[recovery])
-    assert verdict.requests == count and not load.failed
     assert verdict.dead_letters == 0, "a broker restart is transient: nothing is dead-lettered"
-    verdict.assert_safe(max_duplicates=settings.worker.max_in_flight)
+    verdict.assert_safe(max_duplicates=chaos.settings.worker.max_in_flight)
 
 
 def test_scenario_4_minio_outage_dead_letters_nothing_and_commits_nothing_past_it(
     chaos: ChaosRun,
 ) -> None:
-    settings = chaos.settings
-    outputs = chaos.fleet_outputs()
-    count = 30
-    with LoadGenerator(settings) as load, CommitSampler(settings, outputs) as sampler:
-        worker = chaos.spawn("w1")
-        load.stream(chaos.requests(count), rate=3)
-        wait_for_new_result(outputs, chaos)
+    during: list[CommitSample] = []
+
+    def outage(sampler: CommitSampler) -> float:
         chaos.stack.stop_minio()
         stopped = time.monotonic()
         try:
             time.sleep(MINIO_OUTAGE_S)
             # Nothing can become durable while the store is down, so no commit may move:
             # the sampler checks that on every sample, these lines on the whole outage.
-            outputs.refresh()
-            during = [s for s in sampler.samples if s.at > stopped + 1.0]
+            during.extend(s for s in sampler.samples if s.at > stopped + 1.0)
         finally:
             chaos.stack.start_minio()
-        healed = time.monotonic()
-        load.wait()
-        recovery = settle(settings, lambda: load.acked, outputs, SETTLE_TIMEOUT_S, since=healed)
-        assert worker.terminate() == 0, worker.tail()
+        return time.monotonic()
+
+    verdict, recovery = _through_fault(chaos, 30, 3, outage)
     assert during, "no committed offsets were sampled during the outage"
     assert all(s.committed == during[0].committed for s in during), "committed during outage"
-    verdict = judge(settings, load.acked, outputs, sampler.samples)
     record_verdict("4 MinIO outage", verdict, faults=1, recovery_s=[recovery])
-    assert verdict.requests == count and verdict.dead_letters == 0
+    assert verdict.dead_letters == 0
     verdict.assert_safe(max_duplicates=0)
 
 
 def test_scenario_4_minio_answering_slowly_dead_letters_nothing(chaos: ChaosRun) -> None:
-    settings = chaos.settings
-    outputs = chaos.fleet_outputs()
-    count = 30
-    with LoadGenerator(settings) as load, CommitSampler(settings, outputs) as sampler:
-        worker = chaos.spawn("w1")
-        load.stream(chaos.requests(count), rate=3)
-        wait_for_new_result(outputs, chaos)
-        healed = minio_slow(chaos.stack, stalls=3, stall_s=2.0, gap_s=1.0)
-        load.wait()
-        recovery = settle(settings, lambda: load.acked, outputs, SETTLE_TIMEOUT_S, since=healed)
-        assert worker.terminate() == 0, worker.tail()
-    verdict = judge(settings, load.acked, outputs, sampler.samples)
+    def slow(_: CommitSampler) -> float:
+        return minio_slow(chaos.stack, stalls=3, stall_s=2.0, gap_s=1.0)
+
+    verdict, recovery = _through_fault(chaos, 30, 3, slow)
     record_verdict("4 MinIO slow", verdict, faults=3, recovery_s=[recovery])
-    assert verdict.requests == count and verdict.dead_letters == 0
+    assert verdict.dead_letters == 0
     verdict.assert_safe(max_duplicates=0)
