@@ -132,7 +132,7 @@ class ConsumerLoop:
         # 1. Poll. Keeps group membership alive while the GPU works and partitions are paused.
         #    At most as many records as there is room for: max_in_flight bounds what a crash
         #    makes us redo, and a backlog must not overshoot it by a whole poll.
-        room = self.limits.max_in_flight - self.tracker.outstanding()
+        room = self.limits.max_in_flight - self.tracker.uncommitted()
         messages = self.consumer.consume(max(1, min(MAX_RECORDS_PER_POLL, room)), POLL_TIMEOUT_S)
         # 2. Admit each record: decode + validate; bad ones are dead-lettered at once.
         for message in messages:
@@ -140,11 +140,17 @@ class ConsumerLoop:
         # 3. Serve the producer: delivery reports arrive here and become durable events.
         # 4. Complete the tickets whose outputs the broker acknowledged.
         self.serve_outputs(0.0)
-        # 5. Backpressure: pause every partition when in-flight work is full, resume at half.
+        # 5. Backpressure: pause every partition when the uncommitted window (unfinished work
+        #    plus durable work the broker has not confirmed a commit for) is full, resume at
+        #    half. Counting durable-but-uncommitted work is what bounds the redo after a crash
+        #    or a lost partition: a worker whose commits go unanswered stops taking records
+        #    (it keeps polling, so it stays in the group) instead of running ahead of them.
         self._apply_backpressure()
         self.hooks.in_flight(self.tracker.outstanding())
-        # 6. Commit the contiguous low-water mark of durable work (THE RULE above).
-        if time.monotonic() - self._last_commit >= self.limits.commit_interval_s:
+        # 6. Commit the contiguous low-water mark of durable work (THE RULE above): on the
+        #    interval, or at once when durable work fills half the window, so a fast engine is
+        #    held back by commit round trips, never by the interval.
+        if self._commit_due():
             self.commit()
 
     def serve_outputs(self, timeout: float) -> None:
@@ -226,10 +232,10 @@ class ConsumerLoop:
                 del self._blocked[tp]
                 if not self._paused:
                     self.consumer.resume([TopicPartition(*tp)])
-        in_flight = self.tracker.outstanding()
-        if not self._paused and in_flight >= self.limits.max_in_flight:
+        window = self.tracker.uncommitted()
+        if not self._paused and window >= self.limits.max_in_flight:
             self._set_paused(True)
-        elif self._paused and in_flight <= self.limits.max_in_flight // 2:
+        elif self._paused and window <= self.limits.max_in_flight // 2:
             self._set_paused(False)
 
     def _set_paused(self, paused: bool) -> None:
@@ -244,6 +250,12 @@ class ConsumerLoop:
         self.hooks.paused(len(partitions) if paused else 0)
 
     # -- step 6 ----------------------------------------------------------------------------
+    def _commit_due(self) -> bool:
+        if time.monotonic() - self._last_commit >= self.limits.commit_interval_s:
+            return True
+        durable = self.tracker.uncommitted() - self.tracker.outstanding()
+        return not self.committer.in_flight and durable * 2 >= self.limits.max_in_flight
+
     def commit(self) -> None:
         """On the interval: asynchronous, so a slow coordinator never stalls the poll."""
         self._last_commit = time.monotonic()

@@ -5,6 +5,11 @@ An offset is *handed out* when its record is polled and *done* when its outputs 
 order; the commit point of a partition is the lowest offset still handed out but not done, or
 one past the highest offset seen when nothing is outstanding.
 
+An offset handed out stays *uncommitted* until the broker confirms a commit past it. That count,
+not only the unfinished one, is what a crash or a lost partition makes the next owner redo: work
+that is durable but not yet committed is repeated too (DESIGN invariant 8). The consumer loop
+bounds it by ``max_in_flight``.
+
 Every assignment of a partition starts a new *generation*. Work is tagged with the generation
 it was handed out in, so a completion that arrives after the partition was revoked (and maybe
 re-assigned) is recognised as stale and never moves a commit point (DESIGN invariant 5).
@@ -13,6 +18,7 @@ re-assigned) is recognised as stale and never moves a commit point (DESIGN invar
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from dataclasses import dataclass, field
 
 __all__ = ["OffsetTracker", "Ticket", "TopicPartitionKey"]
@@ -42,6 +48,8 @@ class _PartitionState:
     heap: list[int] = field(default_factory=list)
     highest_seen: int = -1
     committed: int = -1  # the last offset committed (the *next* offset to read), -1: none
+    # Offsets handed out and not yet below a confirmed commit, in increasing order.
+    uncommitted: deque[int] = field(default_factory=deque)
 
     def low_water_mark(self) -> int | None:
         while self.heap and self.heap[0] not in self.outstanding:
@@ -104,6 +112,7 @@ class OffsetTracker:
             )
         state.highest_seen = offset
         state.outstanding.add(offset)
+        state.uncommitted.append(offset)
         heapq.heappush(state.heap, offset)
         return Ticket(tp[0], tp[1], offset, state.generation)
 
@@ -123,6 +132,14 @@ class OffsetTracker:
             state = self._partitions.get(tp)
             return len(state.outstanding) if state else 0
         return sum(len(s.outstanding) for s in self._partitions.values())
+
+    def uncommitted(self, tp: TopicPartitionKey | None = None) -> int:
+        """How many handed-out offsets no confirmed commit covers yet, durable or not: the work
+        the next owner of these partitions would redo if this worker vanished now."""
+        if tp is not None:
+            state = self._partitions.get(tp)
+            return len(state.uncommitted) if state else 0
+        return sum(len(s.uncommitted) for s in self._partitions.values())
 
     # -- commits ---------------------------------------------------------------------------
     def commit_point(self, tp: TopicPartitionKey) -> int | None:
@@ -150,6 +167,8 @@ class OffsetTracker:
         if mark is None or offset > mark:
             raise ValueError(f"commit of {tp} at {offset} is past the durable mark {mark}")
         state.committed = offset
+        while state.uncommitted and state.uncommitted[0] < offset:
+            state.uncommitted.popleft()
 
     def confirm(self, tp: TopicPartitionKey, offset: int, generation: int | None) -> bool:
         """Record the broker's answer to a commit made in ``generation``, if it still matters.

@@ -84,6 +84,20 @@ def test_redelivered_offsets_are_recognised_per_generation() -> None:
     assert not tracker.already_handed_out(("requests", 9), 0)
 
 
+def test_durable_work_stays_uncommitted_until_the_broker_confirms_a_commit() -> None:
+    tracker = OffsetTracker()
+    generation = tracker.assign(TP)
+    tickets = [tracker.hand_out(TP, off) for off in (0, 1, 2, 5)]
+    for ticket in tickets[:3]:
+        tracker.complete(ticket)
+    assert tracker.outstanding() == 1
+    assert tracker.uncommitted() == 4  # durable, but a crash now would redo them all
+    assert tracker.confirm(TP, 3, generation)
+    assert tracker.uncommitted(TP) == 1
+    tracker.revoke(TP)
+    assert tracker.uncommitted() == 0
+
+
 def test_hand_out_requires_assignment() -> None:
     with pytest.raises(KeyError):
         OffsetTracker().hand_out(TP, 0)
@@ -157,6 +171,22 @@ class TrackerModel(RuleBasedStateMachine):
     @invariant()
     def only_owned_partitions_have_commit_points(self) -> None:
         assert set(self.tracker.commit_points()) <= set(self.owned)
+
+    @invariant()
+    def uncommitted_is_what_a_new_owner_would_redo(self) -> None:
+        # Every ticket of the current generation at or past the broker's committed offset:
+        # exactly the records a new owner would be handed again after a crash now.
+        for tp in PARTITIONS:
+            redo = sum(
+                1
+                for t in self.tickets
+                if t.tp == tp
+                and self.owned.get(tp) == t.generation
+                and t.offset >= self.broker_committed[tp]
+            )
+            assert self.tracker.uncommitted(tp) == redo
+        assert self.tracker.uncommitted() == sum(self.tracker.uncommitted(tp) for tp in PARTITIONS)
+        assert self.tracker.uncommitted() >= self.tracker.outstanding()
 
 
 TestTrackerModel = TrackerModel.TestCase

@@ -1,0 +1,209 @@
+"""ConsumerLoop without a broker: the redo window (unfinished plus durable-but-uncommitted work)
+never exceeds max_in_flight, whatever the coordinator does with the commits.
+
+A worker whose commits go unanswered (a rebalance waiting for a dead member, a coordinator
+moving) must stop taking records once max_in_flight of them are uncommitted, and keep polling
+so it stays in the group; everything it took beyond that would be redone by the next owner.
+"""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streamgen.contracts.request import GenerationRequest
+from streamgen.engine.types import Shape, shape_of
+from streamgen.ops.metrics import Metrics
+from streamgen.worker.backoff import Backoff
+from streamgen.worker.batcher import MicroBatcher
+from streamgen.worker.commits import Committer
+from streamgen.worker.hooks import WorkerHooks
+from streamgen.worker.intake import Intake
+from streamgen.worker.loop import ConsumerLoop, Durable, Fatal, LoopLimits
+from streamgen.worker.offsets import OffsetTracker
+from streamgen.worker.outputs import OutcomeSummary
+from streamgen.worker.work_queue import WorkQueue
+
+TOPIC = "requests"
+
+
+@dataclass
+class Message:
+    """What ``Consumer.consume`` hands out, as far as the loop reads it."""
+
+    _partition: int
+    _offset: int
+
+    def error(self) -> None:
+        return None
+
+    def topic(self) -> str:
+        return TOPIC
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return self._offset
+
+    def key(self) -> bytes:
+        return f"r-{self._partition}-{self._offset}".encode()
+
+    def value(self) -> bytes:
+        return self.key()
+
+    def headers(self) -> None:
+        return None
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, 0)
+
+
+class EndlessPartitions:
+    """A consumer over partitions that never run dry, honouring pause/resume; commits are
+    answered on the next poll only while ``answering`` is true (else they hang, as during a
+    rebalance that waits for a dead member)."""
+
+    def __init__(self, partitions: int, on_commit: Callable[[Any, list[Any]], None]) -> None:
+        self.next = dict.fromkeys(range(partitions), 0)
+        self.committed = dict.fromkeys(range(partitions), 0)  # what the broker has
+        self.paused: set[int] = set()
+        self.answering = True
+        self._on_commit = on_commit
+        self._unanswered: list[list[Any]] = []
+        self.polls = 0
+
+    def consume(self, num_messages: int, timeout: float) -> list[Message]:
+        self.polls += 1
+        if self.answering:
+            for offsets in self._unanswered:
+                for tp in offsets:
+                    self.committed[tp.partition] = max(self.committed[tp.partition], tp.offset)
+                self._on_commit(None, offsets)
+            self._unanswered.clear()
+        out = []
+        for partition in sorted(self.next):
+            while partition not in self.paused and len(out) < num_messages:
+                out.append(Message(partition, self.next[partition]))
+                self.next[partition] += 1
+        return out
+
+    def commit(self, *, offsets: list[Any], asynchronous: bool) -> list[Any]:
+        self._unanswered.append(offsets)
+        return offsets
+
+    def pause(self, partitions: list[Any]) -> None:
+        self.paused |= {tp.partition for tp in partitions}
+
+    def resume(self, partitions: list[Any]) -> None:
+        self.paused -= {tp.partition for tp in partitions}
+
+    def get_watermark_offsets(self, tp: Any, cached: bool = True) -> tuple[int, int]:
+        return (0, self.next[tp.partition])
+
+
+class Engine:
+    max_batch_size = staticmethod(lambda shape: 8)
+
+    def shape_of(self, request: GenerationRequest) -> Shape:
+        return shape_of(request, "dpmpp_2m")
+
+
+class Outputs:
+    """Publisher and sink stand-ins: nothing is produced, nothing fails."""
+
+    fatal = None
+
+    def poll(self, timeout: float) -> None:
+        return None
+
+
+def make_loop(max_in_flight: int, partitions: int) -> tuple[ConsumerLoop, EndlessPartitions]:
+    tracker = OffsetTracker()
+    committer = Committer(tracker, on_committed=lambda confirmed, ends: None)
+    consumer = EndlessPartitions(partitions, committer.on_commit)
+    for partition in range(partitions):
+        tracker.assign((TOPIC, partition))
+    events: queue.SimpleQueue[Durable | Fatal] = queue.SimpleQueue()
+    loop = ConsumerLoop(
+        consumer=consumer,  # type: ignore[arg-type]
+        publisher=Outputs(),  # type: ignore[arg-type]
+        tracker=tracker,
+        work=WorkQueue(MicroBatcher(max_wait_s=0.0, max_batch_size=Engine.max_batch_size)),
+        intake=Intake(
+            decode=lambda value: GenerationRequest(request_id=value.decode(), prompt="p"),
+            validate=lambda request: request,
+        ),
+        sink=Outputs(),  # type: ignore[arg-type]
+        engine=Engine(),  # type: ignore[arg-type]
+        limits=LoopLimits(max_in_flight, commit_interval_s=0.0, drain_timeout_s=1.0),
+        events=events,
+        decode_backoff=Backoff(0.1, 1.0),
+        hooks=WorkerHooks(Metrics(), worker_id="w", host="h", group_id="g"),
+        committer=committer,
+    )
+    return loop, consumer
+
+
+def finish_everything(loop: ConsumerLoop) -> int:
+    """The GPU and the outputs at infinite speed: every waiting item becomes durable."""
+    loop.work.flush()
+    done = 0
+    while (batch := loop.work.take(timeout=0.0)) is not None:
+        for item in batch.items:
+            loop.events.put(Durable(item.ticket, OutcomeSummary("SUCCEEDED", "", "")))
+            done += 1
+    return done
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    max_in_flight=st.integers(1, 40),
+    partitions=st.integers(1, 4),
+    # Each step: does the coordinator answer commits during it, does the "GPU" finish work?
+    steps=st.lists(st.tuples(st.booleans(), st.booleans()), min_size=1, max_size=60),
+)
+def test_the_uncommitted_window_never_exceeds_max_in_flight(
+    max_in_flight: int, partitions: int, steps: list[tuple[bool, bool]]
+) -> None:
+    loop, consumer = make_loop(max_in_flight, partitions)
+    for answering, gpu_runs in steps:
+        consumer.answering = answering
+        loop.step()
+        # What a kill -9 now would make the next owner redo: everything taken past the
+        # offsets the broker holds.
+        redo = sum(consumer.next[p] - consumer.committed[p] for p in range(partitions))
+        assert redo <= max_in_flight
+        assert loop.tracker.uncommitted() == redo
+        if gpu_runs:
+            finish_everything(loop)
+
+
+def test_unanswered_commits_stop_intake_but_not_polling() -> None:
+    loop, consumer = make_loop(max_in_flight=16, partitions=2)
+    consumer.answering = False
+    for _ in range(200):
+        loop.step()
+        finish_everything(loop)
+    assert sum(consumer.next.values()) == 16  # all durable, none committed: no more taken
+    assert loop.paused and consumer.polls == 200  # still polling: membership is kept
+    consumer.answering = True
+    for _ in range(5):
+        loop.step()
+        finish_everything(loop)
+    assert sum(consumer.next.values()) > 16  # the answers opened the window again
+
+
+def test_a_fast_engine_is_not_held_to_one_window_per_commit_interval() -> None:
+    loop, consumer = make_loop(max_in_flight=16, partitions=1)
+    loop.limits = LoopLimits(16, commit_interval_s=3600.0, drain_timeout_s=1.0)
+    for _ in range(50):
+        loop.step()
+        finish_everything(loop)
+    # Commits went out as durable work filled half the window, not once an hour.
+    assert consumer.next[0] > 16 * 10
