@@ -40,6 +40,9 @@ class KafkaSettings:
     schema_registry_url: str = ""
     # Passed to librdkafka as is (security.protocol, sasl.*, ssl.* …): "key=value,key=value".
     client_config: dict[str, str] = field(default_factory=dict)
+    # Start-up gives up on an unreachable or refusing broker after this long (exit 4); after a
+    # good start the same outage is transient and retried.
+    connect_timeout_s: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,11 @@ class StoreSettings:
     secure: bool = False
     region: str = ""
     image_format: str = "png"
+    # A missing bucket stops start-up (a misspelt name must not quietly become a new bucket);
+    # the local stack creates its own. true: create it.
+    create_bucket: bool = False
+    # Start-up gives up on an unreachable object store after this long (exit 4).
+    connect_timeout_s: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -103,6 +111,9 @@ class EngineSettings:
 class WorkerSettings:
     group_id: str = "streamgen"
     group_instance_id: str = ""  # static membership when set
+    # classic: JoinGroup/SyncGroup with the cooperative-sticky assignor; consumer: KIP-848's
+    # broker-driven protocol (Kafka 4.x), without stop-the-world rebalances.
+    group_protocol: str = "classic"
     worker_id: str = ""  # default: host-pid
     max_wait_ms: int = 200
     max_in_flight: int = 64
@@ -253,3 +264,9 @@ def _validate(s: Settings) -> None:
         raise ConfigError("validation.max_guidance", "must be >= validation.min_guidance")
     if s.worker.drain_timeout_s <= 0:
         raise ConfigError("worker.drain_timeout_s", "must be > 0")
+    if s.worker.group_protocol not in {"classic", "consumer"}:
+        raise ConfigError(
+            "worker.group_protocol", f"{s.worker.group_protocol!r} not in classic|consumer"
+        )
+    positive("kafka.connect_timeout_s", s.kafka.connect_timeout_s)
+    positive("store.connect_timeout_s", s.store.connect_timeout_s)

@@ -80,7 +80,7 @@ def topics(stack: LocalStack) -> TopicSettings:
 @pytest.fixture
 def stack_settings(stack: LocalStack, topics: TopicSettings) -> Settings:
     """Settings for the stack and this test's topics; ``store.url`` is a bucket of its own,
-    created by the store's ``ensure_ready()`` on first use."""
+    created on first use (``store.create_bucket``)."""
     return Settings(
         kafka=KafkaSettings(bootstrap_servers=stack.bootstrap_servers),
         topics=topics,
@@ -89,5 +89,6 @@ def stack_settings(stack: LocalStack, topics: TopicSettings) -> Settings:
             endpoint=stack.minio_endpoint,
             access_key=stack.minio_access_key,
             secret_key=stack.minio_secret_key,
+            create_bucket=True,
         ),
     )

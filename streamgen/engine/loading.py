@@ -95,6 +95,12 @@ def load_pipeline(name: str, source: str, dtype: torch.dtype) -> PipelineParts:
     loader: Any = diffusers.DiffusionPipeline.from_pretrained
 
     local = Path(source).expanduser().exists()
+    if not local and source.startswith(("/", ".", "~")):
+        raise ConfigError(
+            f"engine.models[{name}]",
+            f"directory {source!r} does not exist. Point --model at a pipeline directory "
+            "(`streamgen model init --arch tiny --out DIR` writes one) or at a hub id.",
+        )
     try:
         pipeline = loader(
             str(Path(source).expanduser()) if local else source,
@@ -102,7 +108,8 @@ def load_pipeline(name: str, source: str, dtype: torch.dtype) -> PipelineParts:
             local_files_only=local,
         )
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"engine.models[{name}]", f"cannot load {source!r}: {exc}") from exc
+        hint = "" if local else " (not a local directory, so it was looked up as a hub id)"
+        raise ConfigError(f"engine.models[{name}]", f"cannot load {source!r}{hint}: {exc}") from exc
     if not hasattr(pipeline, "unet") or not hasattr(pipeline, "vae"):
         raise ConfigError(
             f"engine.models[{name}]",

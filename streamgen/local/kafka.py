@@ -234,6 +234,11 @@ class KafkaBroker:
             # Tests and the demo start consumers one after another; the default 3 s delay
             # before the first rebalance would be paid by every new group.
             "group.initial.rebalance.delay.ms": "0",
+            # KIP-848 groups (group.protocol=consumer) keep the 45 s session default, but a
+            # group may lower its own (consumer.session.timeout.ms) as far as a classic
+            # member's session.timeout.ms can go, so faults heal as fast under both protocols.
+            "group.consumer.min.session.timeout.ms": "6000",
+            "group.consumer.min.heartbeat.interval.ms": "1000",
         }
         self.config_file.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
 

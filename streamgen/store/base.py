@@ -18,8 +18,12 @@ class ObjectStore(Protocol):
     :meth:`get` for a key that does not exist.
     """
 
-    def ensure_ready(self) -> None:
-        """Create the bucket / directory if missing; raise StoreUnavailable if unreachable."""
+    def ensure_ready(self, *, create: bool = True) -> None:
+        """Check the bucket / directory exists, creating it if missing and ``create``.
+
+        Raises StoreUnavailable if unreachable, ConfigError naming the setting if the
+        credentials are refused or the bucket is missing and may not be created.
+        """
 
     def put(
         self,

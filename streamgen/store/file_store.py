@@ -33,7 +33,9 @@ class FileStore:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).expanduser().absolute()
 
-    def ensure_ready(self) -> None:
+    def ensure_ready(self, *, create: bool = True) -> None:
+        # A local directory is always created: ``create`` guards against a misspelt bucket
+        # quietly becoming a new one on a shared endpoint, which a directory cannot be.
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

@@ -86,10 +86,17 @@ class MinioStore:
             http_client=http,
         )
 
-    def ensure_ready(self) -> None:
-        def create() -> None:
+    def ensure_ready(self, *, create: bool = True) -> None:
+        def check() -> None:
             if self._client.bucket_exists(self.bucket):
                 return
+            if not create:
+                raise ConfigError(
+                    "store.url",
+                    f"bucket {self.bucket!r} does not exist at {self.endpoint}. Fix the name, "
+                    "create the bucket, or set store.create_bucket=true to let the worker "
+                    "create it.",
+                )
             try:
                 self._client.make_bucket(self.bucket)
             except S3Error as exc:
@@ -97,7 +104,7 @@ class MinioStore:
                 if exc.code not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
                     raise
 
-        self._call(f"create bucket {self.bucket}", create)
+        self._call(f"check bucket {self.bucket}", check)
 
     def put(
         self,

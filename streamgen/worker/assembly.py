@@ -33,7 +33,14 @@ from streamgen.worker.rebalance import RebalanceHandler
 from streamgen.worker.storage import EncodeImage, ImageWriter
 from streamgen.worker.work_queue import WorkQueue
 
-__all__ = ["WorkerParts", "assemble", "consumer_config", "intake_for", "producer_config"]
+__all__ = [
+    "WorkerParts",
+    "assemble",
+    "consumer_config",
+    "group_protocol_config",
+    "intake_for",
+    "producer_config",
+]
 
 # How long a revoked partition's in-flight work may take to become durable before it is
 # abandoned to the next owner; short, because the whole group waits on our revoke.
@@ -52,14 +59,29 @@ def consumer_config(settings: Settings, worker_id: str) -> dict[str, Any]:
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
-        "partition.assignment.strategy": "cooperative-sticky",
         "max.poll.interval.ms": w.max_poll_interval_ms,
-        "session.timeout.ms": w.session_timeout_ms,
+        **group_protocol_config(w.group_protocol, w.session_timeout_ms),
         **settings.kafka.client_config,
     }
     if w.group_instance_id:
         config["group.instance.id"] = w.group_instance_id
     return config
+
+
+def group_protocol_config(protocol: str, session_timeout_ms: int) -> dict[str, Any]:
+    """The membership settings of ``worker.group_protocol``.
+
+    Under KIP-848 (``consumer``) the broker assigns partitions and owns the session timeout
+    (the group config ``consumer.session.timeout.ms``); librdkafka refuses the classic
+    protocol's ``partition.assignment.strategy`` and ``session.timeout.ms`` there.
+    """
+    if protocol == "consumer":
+        return {"group.protocol": "consumer"}
+    return {
+        "group.protocol": "classic",
+        "partition.assignment.strategy": "cooperative-sticky",
+        "session.timeout.ms": session_timeout_ms,
+    }
 
 
 def producer_config(settings: Settings, worker_id: str) -> dict[str, Any]:

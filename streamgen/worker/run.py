@@ -14,19 +14,22 @@ import threading
 from types import FrameType
 
 from streamgen.engine.types import Engine
+from streamgen.errors import ConfigError
 from streamgen.settings import Settings
 from streamgen.store.base import ObjectStore
-from streamgen.worker.assembly import WorkerParts, assemble
+from streamgen.worker.assembly import WorkerParts, assemble, producer_config
 from streamgen.worker.hooks import WorkerHooks
 from streamgen.worker.loop import ConsumerLoop
+from streamgen.worker.startup import check_broker, check_store
 from streamgen.worker.storage import EncodeImage
 
-__all__ = ["EXIT_FATAL", "EXIT_INCOMPLETE_DRAIN", "run_worker"]
+__all__ = ["EXIT_CONFIG", "EXIT_FATAL", "EXIT_INCOMPLETE_DRAIN", "run_worker"]
 
 log = logging.getLogger(__name__)
 
 EXIT_INCOMPLETE_DRAIN = 2  # stopped before every in-flight request was durable (redone later)
 EXIT_FATAL = 3  # device lost, retry budget exhausted, or a bug: nothing unsafe was committed
+EXIT_CONFIG = 4  # a misconfiguration found at start-up: fix the named setting, then restart
 
 
 def run_worker(
@@ -42,12 +45,62 @@ def run_worker(
     """Run until SIGTERM/SIGINT (or ``stop``); return the process exit code."""
     host = socket.gethostname()
     worker_id = settings.worker.worker_id or f"{host}-{os.getpid()}"
-    # 1. The store must be reachable before any work is taken; then the engine loads.
+    try:
+        parts = _start(settings, worker_id, host, engine, store, encode, hooks)
+    except ConfigError as exc:
+        # One paragraph for the operator; the traceback only for whoever debugs streamgen.
+        log.debug("start-up failed", exc_info=True)
+        log.error("worker %s cannot start: %s", worker_id, exc)
+        return EXIT_CONFIG
+    if install_signal_handlers:
+        _install_signal_handlers(parts.loop)
+    if stop is not None:
+        _stop_when_set(stop, parts.loop)
+    parts.hooks.started()
+    log.info(
+        "worker %s consuming %s as group %s (%s protocol)",
+        worker_id,
+        settings.topics.requests,
+        settings.worker.group_id,
+        settings.worker.group_protocol,
+    )
+    # 4. Run until told to stop, then drain: finish in-flight work, flush, commit, leave.
+    parts.stage.start()
+    try:
+        parts.loop.run()
+    finally:
+        complete = _shut_down(parts)
+        parts.hooks.stopped()
+    if parts.loop.fatal is not None:
+        log.critical("worker %s stopping on a fatal error: %s", worker_id, parts.loop.fatal)
+        return EXIT_FATAL
+    code = 0 if complete else EXIT_INCOMPLETE_DRAIN
+    log.info("worker %s stopped (exit %d)", worker_id, code)
+    return code
+
+
+def _start(
+    settings: Settings,
+    worker_id: str,
+    host: str,
+    engine: Engine | None,
+    store: ObjectStore | None,
+    encode: EncodeImage | None,
+    hooks: WorkerHooks | None,
+) -> WorkerParts:
+    """Check what can be checked, cheapest first, then load the model and join the group."""
+    # 1. The broker answers, accepts our credentials and has the topics: seconds, not the
+    #    minutes a model load takes, so a wrong address is reported at once.
+    check_broker(settings, producer_config(settings, worker_id))
+    # 2. The store must be reachable, with its bucket, before any work is taken.
     if store is None:
         from streamgen.store import open_store
 
         store = open_store(settings.store)
-    store.ensure_ready()
+    check_store(
+        store, create=settings.store.create_bucket, timeout=settings.store.connect_timeout_s
+    )
+    # 3. The engine loads its models (a missing one, or CUDA asked for and absent, stops here).
     if engine is None:
         from streamgen.engine import DiffusionEngine
 
@@ -57,8 +110,7 @@ def run_worker(
 
         encode = encode_image
     hooks = hooks or WorkerHooks.from_settings(settings, worker_id=worker_id, host=host)
-    # 2. Assemble and join the group.
-    parts = assemble(
+    return assemble(
         settings,
         worker_id=worker_id,
         host=host,
@@ -67,28 +119,6 @@ def run_worker(
         encode=encode,
         hooks=hooks,
     )
-    if install_signal_handlers:
-        _install_signal_handlers(parts.loop)
-    if stop is not None:
-        _stop_when_set(stop, parts.loop)
-    hooks.started()
-    log.info(
-        "worker %s consuming %s as group %s",
-        worker_id,
-        settings.topics.requests,
-        settings.worker.group_id,
-    )
-    # 3. Run until told to stop, then drain: finish in-flight work, flush, commit, leave.
-    parts.stage.start()
-    try:
-        parts.loop.run()
-    finally:
-        complete = _shut_down(parts)
-        hooks.stopped()
-    if parts.loop.fatal is not None:
-        log.critical("worker %s stopping on a fatal error: %s", worker_id, parts.loop.fatal)
-        return EXIT_FATAL
-    return 0 if complete else EXIT_INCOMPLETE_DRAIN
 
 
 def _shut_down(parts: WorkerParts) -> bool:

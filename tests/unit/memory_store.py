@@ -14,7 +14,7 @@ class MemoryStore:
         self.objects = dict(objects)
         self.down = down
 
-    def ensure_ready(self) -> None:
+    def ensure_ready(self, *, create: bool = True) -> None:
         pass
 
     def put(

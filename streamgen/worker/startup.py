@@ -1,0 +1,146 @@
+"""What a worker checks before it joins the group: broker, topics, object store (DESIGN
+invariant 10: fail fast at start, keep going after).
+
+Each check is bounded in time and turns what it finds into a :class:`ConfigError` naming the
+setting to fix, with what to do, so an operator reads one paragraph instead of a traceback or a
+log that repeats "Connection refused" for ever. The same faults after a good start are
+transient and retried by the worker as usual.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient
+
+from streamgen.errors import ConfigError, StoreUnavailable
+from streamgen.settings import Settings
+from streamgen.store.base import ObjectStore
+from streamgen.worker.backoff import Backoff
+
+__all__ = ["check_broker", "check_store"]
+
+log = logging.getLogger(__name__)
+
+# librdkafka error codes that mean "the broker refused who we are", not "nobody answered".
+_AUTH_CODES = {
+    KafkaError._AUTHENTICATION,
+    KafkaError.SASL_AUTHENTICATION_FAILED,
+    KafkaError._SSL,
+}
+_TOPIC_SETTINGS = ("requests", "results", "dead_letter")
+
+
+def check_broker(settings: Settings, client_config: Mapping[str, Any]) -> None:
+    """The broker answers within ``kafka.connect_timeout_s``, accepts our credentials, and has
+    the three topics; else ConfigError naming the setting."""
+    servers = settings.kafka.bootstrap_servers
+    timeout = settings.kafka.connect_timeout_s
+    errors: list[KafkaError] = []
+    # librdkafka's own log would repeat each failed connection attempt; error_cb collects
+    # them and the ConfigError below says it once.
+    config: dict[str, Any] = {**client_config, "error_cb": errors.append, "log_level": 0}
+    try:
+        admin = AdminClient(config)
+    except KafkaException as exc:
+        raise ConfigError("kafka.client_config", f"librdkafka refused it: {exc}") from None
+    deadline = time.monotonic() + timeout
+    for name in _TOPIC_SETTINGS:
+        topic = getattr(settings.topics, name)
+        metadata = _describe(admin, topic, deadline, errors, servers, timeout)
+        found = metadata.topics.get(topic)
+        error = found.error if found is not None else None
+        if found is None or (
+            error is not None and error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+        ):
+            raise ConfigError(
+                f"topics.{name}",
+                f"topic {topic!r} does not exist on {servers}. Fix the name, or create the "
+                "topics with `streamgen topics create` (same settings).",
+            )
+        if error is not None and error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+            raise ConfigError(
+                f"topics.{name}",
+                f"the broker at {servers} does not allow this principal to describe topic "
+                f"{topic!r}. Grant the worker's user the ACLs in README: Security, or check "
+                "the credentials in kafka.client_config.",
+            )
+        if error is not None:
+            raise ConfigError(f"topics.{name}", f"topic {topic!r} on {servers}: {error.str()}")
+
+
+def _describe(
+    admin: AdminClient,
+    topic: str,
+    deadline: float,
+    errors: list[KafkaError],
+    servers: str,
+    timeout: float,
+) -> Any:
+    left = max(deadline - time.monotonic(), 0.1)
+    try:
+        return admin.list_topics(topic=topic, timeout=left)
+    except KafkaException as exc:
+        admin.poll(0)  # serves error_cb: the connection errors that say why
+        seen = [exc.args[0], *errors] if exc.args else errors
+        refused = next(
+            (e for e in seen if isinstance(e, KafkaError) and e.code() in _AUTH_CODES), None
+        )
+        if refused is not None:
+            raise ConfigError(
+                "kafka.client_config",
+                f"the broker at {servers} refused our credentials: {refused.str()}. Check "
+                "security.protocol, sasl.mechanism, sasl.username and sasl.password (values "
+                "are never printed).",
+            ) from None
+        # The connection errors say why ("Connection refused"); "all brokers down" does not.
+        last = next(
+            (
+                e.str()
+                for e in reversed(seen)
+                if isinstance(e, KafkaError) and e.code() != KafkaError._ALL_BROKERS_DOWN
+            ),
+            str(exc),
+        )
+        raise ConfigError(
+            "kafka.bootstrap_servers",
+            f"no broker answered at {servers} within {timeout:.0f}s "
+            f"(kafka.connect_timeout_s); last error: {last}. Check the address and that the "
+            "broker is running (`streamgen dev status` for the local stack).",
+        ) from None
+
+
+def check_store(
+    store: ObjectStore,
+    *,
+    create: bool,
+    timeout: float,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
+    """The object store answers within ``timeout`` seconds and has its bucket (created only
+    when ``create``); else ConfigError naming the setting. Refused credentials and a missing
+    bucket are ConfigErrors from the store itself, not retried."""
+    backoff = Backoff(0.2, 2.0)
+    deadline = clock() + timeout
+    attempt = 0
+    while True:
+        try:
+            store.ensure_ready(create=create)
+            return
+        except StoreUnavailable as exc:
+            left = deadline - clock()
+            if left <= 0:
+                raise ConfigError(
+                    "store.endpoint",
+                    f"{exc} (gave up after {timeout:.0f}s, store.connect_timeout_s). Check "
+                    "store.endpoint and that the object store is running.",
+                ) from None
+            delay = min(backoff.delay(attempt), left)
+            log.warning("object store not ready (%s); retry in %.1fs", exc, delay)
+            attempt += 1
+            sleep(delay)

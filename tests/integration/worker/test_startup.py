@@ -1,0 +1,117 @@
+"""A worker that cannot work says so at start-up: within a bounded time, with exit code 4 and one
+paragraph naming the setting, never a traceback, never a hang (DESIGN invariant 10).
+
+Each case runs `python -m streamgen worker` as a real process against the real broker and MinIO,
+with one setting wrong, as an operator would meet it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from minio import Minio
+
+from streamgen.local.process import free_ports
+from streamgen.settings import Settings
+from streamgen.worker.run import EXIT_CONFIG
+from tests.integration.worker.conftest import settings_env
+
+pytestmark = pytest.mark.integration
+
+CONNECT_TIMEOUT_S = 5.0
+# Start-up may load torch and the model before it meets a model or device fault; everything
+# else must be found before that, within the connect timeout plus process start.
+WITHIN_S = 60.0
+
+
+def start_worker(settings: Settings) -> tuple[int, str, float]:
+    """Run a worker to its exit; (exit code, everything it printed, seconds it took)."""
+    env = {**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1"}
+    began = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "streamgen", "worker"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=WITHIN_S * 2,  # a hang fails the test instead of blocking the suite
+        check=False,
+    )
+    return done.returncode, done.stdout + done.stderr, time.monotonic() - began
+
+
+def fast(settings: Settings) -> Settings:
+    return replace(
+        settings,
+        kafka=replace(settings.kafka, connect_timeout_s=CONNECT_TIMEOUT_S),
+        store=replace(settings.store, connect_timeout_s=CONNECT_TIMEOUT_S),
+    )
+
+
+def assert_refused(settings: Settings, setting: str, *words: str) -> str:
+    code, output, took = start_worker(fast(settings))
+    assert code == EXIT_CONFIG, output[-3000:]
+    assert took < WITHIN_S, f"took {took:.0f}s"
+    assert "Traceback" not in output, output[-3000:]
+    [line] = [ln for ln in output.splitlines() if "cannot start" in ln]
+    assert f"setting {setting!r}" in line, line
+    for word in words:
+        assert word in line, line
+    assert "consuming" not in output, "it joined the group before failing"
+    return line
+
+
+def test_an_unreachable_broker_stops_start_up_within_the_timeout(worker_settings: Settings) -> None:
+    [port] = free_ports(1)
+    wrong = replace(
+        worker_settings,
+        kafka=replace(worker_settings.kafka, bootstrap_servers=f"127.0.0.1:{port}"),
+    )
+    assert_refused(wrong, "kafka.bootstrap_servers", f"127.0.0.1:{port}", "Connection refused")
+
+
+def test_a_misspelt_topic_stops_start_up(worker_settings: Settings) -> None:
+    typo = f"{worker_settings.topics.requests}-typo"
+    wrong = replace(worker_settings, topics=replace(worker_settings.topics, requests=typo))
+    assert_refused(wrong, "topics.requests", typo, "streamgen topics create")
+
+
+def test_a_misspelt_bucket_stops_start_up_and_is_not_created(worker_settings: Settings) -> None:
+    bucket = f"no-such-{uuid.uuid4().hex[:10]}"
+    store = replace(worker_settings.store, url=f"s3://{bucket}", create_bucket=False)
+    assert_refused(replace(worker_settings, store=store), "store.url", bucket, "create_bucket")
+    client = Minio(store.endpoint, store.access_key, store.secret_key, secure=False)
+    assert not client.bucket_exists(bucket)
+
+
+def test_a_wrong_store_secret_stops_start_up(worker_settings: Settings) -> None:
+    store = replace(worker_settings.store, secret_key="not-the-secret")
+    line = assert_refused(replace(worker_settings, store=store), "store.access_key", "secret_key")
+    assert "not-the-secret" not in line
+
+
+def test_an_unreachable_store_stops_start_up_within_its_timeout(worker_settings: Settings) -> None:
+    [port] = free_ports(1)
+    store = replace(worker_settings.store, endpoint=f"127.0.0.1:{port}")
+    assert_refused(replace(worker_settings, store=store), "store.endpoint", f"127.0.0.1:{port}")
+
+
+def test_a_missing_model_directory_stops_start_up(
+    worker_settings: Settings, tmp_path: Path
+) -> None:
+    missing = tmp_path / "no-model-here"
+    engine = replace(worker_settings.engine, models={"tiny": str(missing)})
+    assert_refused(replace(worker_settings, engine=engine), "engine.models[tiny]", str(missing))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_asked_for_without_cuda_stops_start_up(worker_settings: Settings) -> None:
+    engine = replace(worker_settings.engine, device="cuda")
+    assert_refused(replace(worker_settings, engine=engine), "engine.device", "CUDA")
