@@ -62,6 +62,7 @@ def bench_settings(stack: LocalStack, topics: TopicSettings, store_url: str) -> 
             endpoint=stack.minio_endpoint,
             access_key=stack.minio_access_key,
             secret_key=stack.minio_secret_key,
+            create_bucket=True,  # each benchmark run writes to a bucket of its own
         ),
     )
 
