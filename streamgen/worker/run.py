@@ -19,6 +19,7 @@ from streamgen.store.base import ObjectStore
 from streamgen.worker.assembly import WorkerParts, assemble
 from streamgen.worker.hooks import WorkerHooks
 from streamgen.worker.loop import ConsumerLoop
+from streamgen.worker.size_limits import check_record_size_limits
 from streamgen.worker.storage import EncodeImage
 
 __all__ = ["EXIT_FATAL", "EXIT_INCOMPLETE_DRAIN", "run_worker"]
@@ -71,6 +72,7 @@ def run_worker(
         _install_signal_handlers(parts.loop)
     if stop is not None:
         _stop_when_set(stop, parts.loop)
+    check_record_size_limits(settings)
     hooks.started()
     log.info(
         "worker %s consuming %s as group %s",
