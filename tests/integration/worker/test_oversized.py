@@ -5,6 +5,7 @@ letter goes out claim-checked, the original bytes kept in the object store, and
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import uuid
 
@@ -12,7 +13,7 @@ import pytest
 from confluent_kafka import Producer
 
 from streamgen.contracts import dead_letter as dl
-from streamgen.contracts.codec import request_codec
+from streamgen.contracts.codec import request_codec, result_codec
 from streamgen.ops.replay import ReplayFilter
 from streamgen.ops.replayer import Replayer
 from streamgen.settings import Settings
@@ -114,3 +115,40 @@ def test_an_oversized_garbage_record_is_claim_checked_and_replayed_exactly(
     ]
     assert original[: len(huge_headers)] == huge_headers
     assert [k for k, _ in original[len(huge_headers) :]] == [dl.H_ATTEMPT]
+
+
+def test_a_result_too_large_is_published_small_with_the_full_one_claim_checked(
+    worker_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = worker_settings
+    codec = request_codec(settings.kafka, settings.topics.requests)
+    results_codec = result_codec(settings.kafka, settings.topics.results)
+    # A valid request whose metadata (copied into its result) is over the producer's limit.
+    big = make_request(0, metadata={"blob": "m" * HUGE_VALUE_BYTES})
+    producer = Producer(
+        {"bootstrap.servers": settings.kafka.bootstrap_servers, "message.max.bytes": 2_000_000}
+    )
+    producer.produce(settings.topics.requests, key=big.request_id.encode(), value=codec.encode(big))
+    assert producer.flush(30) == 0
+
+    with caplog.at_level(logging.WARNING), worker_thread(settings) as worker:
+        messages = consume_all(
+            settings.kafka.bootstrap_servers, settings.topics.results, expected=1, timeout=120
+        )
+        assert wait_until(lambda: all_committed(settings), 30)
+        assert worker.stop_and_wait() == 0
+
+    [message] = messages
+    result = results_codec.decode(message.value())
+    assert (result.request_id, result.status, len(result.images)) == (
+        big.request_id,
+        "SUCCEEDED",
+        1,
+    )
+    claim = dl.read_claim_check(message.headers())
+    assert claim is not None and claim.value is not None
+    assert result.metadata == dl.header_map(dl.claim_check_headers(claim))
+    full = results_codec.decode(open_store(settings.store).get(claim.value.uri))
+    assert full.metadata == big.metadata and full.images == result.images
+    # The start-up check said the producer's limit and the topics' disagree.
+    assert any("record size limits disagree" in r.getMessage() for r in caplog.records)
