@@ -39,7 +39,8 @@ from streamgen.worker.loop import Durable, Fatal
 from streamgen.worker.offsets import OffsetTracker
 from streamgen.worker.outputs import OutcomeSink, OutcomeSummary
 from streamgen.worker.ownership import Ownership
-from streamgen.worker.storage import EncodeImage, ImageWriter
+from streamgen.worker.publisher import OnRejected
+from streamgen.worker.storage import EncodeImage, ImageWriter, StoreRetry
 from streamgen.worker.work import SourceRecord, WorkItem
 from streamgen.worker.work_queue import WorkQueue
 
@@ -62,6 +63,7 @@ class MemoryResults:
         value: bytes | None,
         headers: Sequence[tuple[str, bytes]],
         on_ack: Callable[[], None],
+        on_rejected: OnRejected | None = None,  # never called: memory takes any size
     ) -> None:
         with self._lock:
             self.records.append((topic, key, value))
@@ -139,7 +141,7 @@ class LocalFeed:
         )
         pool = ThreadPoolExecutor(s.engine.encode_threads, "streamgen-out")
         backoff = Backoff(w.retry_initial_ms / 1000, w.retry_max_ms / 1000)
-        writer = ImageWriter(self._store, self._encode, s.store.image_format, backoff)
+        writer = ImageWriter(self._store, self._encode, s.store.image_format, StoreRetry(backoff))
         stage = GenerationStage(
             engine=self._engine,
             queue=work,

@@ -119,6 +119,12 @@ def replay(
         f"{summary.skipped_max_replays} past --max-replays, {summary.skipped_no_topic} "
         "without a target topic"
     )
+    if summary.skipped_missing_claim:
+        raise click.ClickException(
+            f"{summary.skipped_missing_claim} dead letters not replayed: their claim-checked "
+            "bytes are missing from the object store or no longer match their sha256 (see the "
+            "errors above); restore them and run again with --from-beginning"
+        )
 
 
 def _table(letters: list[DeadLetterView], now_ms: int) -> str:

@@ -1,9 +1,11 @@
 """Which dead letters ``streamgen replay`` sends back, and with which headers (pure, no I/O).
 
 A dead letter is the original record plus ``streamgen.error.*`` headers
-(:mod:`streamgen.contracts.dead_letter`). Replaying it re-publishes the original key, value and
-headers without the error headers, plus ``streamgen.replay.*`` provenance: how many times it
-has been replayed, when, and where in the dead-letter topic it came from.
+(:mod:`streamgen.contracts.dead_letter`), or, for a record too large to dead-letter as it was,
+a claim check naming where its bytes are kept. Replaying it re-publishes the original key,
+value and headers without the error and claim headers, plus ``streamgen.replay.*``
+provenance: how many times it has been replayed, when, and where in the dead-letter topic it
+came from.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from streamgen.contracts.dead_letter import (
-    ERROR_PREFIX,
     H_ATTEMPT,
     H_ATTEMPTS,
     H_CLASS,
@@ -34,6 +35,7 @@ from streamgen.contracts.dead_letter import (
     H_TOPIC,
     REPLAY_PREFIX,
     header_map,
+    original_headers,
 )
 
 __all__ = [
@@ -140,12 +142,13 @@ class ReplayFilter:
 def replay_headers(
     original: Sequence[tuple[str, bytes | None]] | None, letter: DeadLetterView, now_ms: int
 ) -> Headers:
-    """The record's own headers, minus ``streamgen.error.*`` and stale replay provenance,
-    plus this replay's provenance and the attempt count the worker continues from."""
+    """The record's own headers, minus ``streamgen.error.*``, ``streamgen.claim.*`` and stale
+    replay provenance, plus this replay's provenance and the attempt count the worker
+    continues from."""
     kept = [
-        (k, v or b"")
-        for k, v in original or ()
-        if not k.startswith(ERROR_PREFIX) and not k.startswith(REPLAY_PREFIX) and k != H_ATTEMPT
+        (k, v)
+        for k, v in original_headers(original)
+        if not k.startswith(REPLAY_PREFIX) and k != H_ATTEMPT
     ]
     added = {
         H_REPLAY_COUNT: str(letter.replay_count + 1),

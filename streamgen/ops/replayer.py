@@ -4,10 +4,15 @@ The run is bounded: it reads each dead-letter partition from the replay group's 
 offset up to the log end seen at start. Progress is committed in chunks, and a chunk's offsets
 are committed only after every record re-published from it was acknowledged by the broker, so
 a crash replays at most one chunk again and a second run replays nothing twice.
+
+A claim-checked dead letter (its bytes too large for the topic when it failed) is followed to
+the object store: the original key, value and headers are read back, checked against their
+sha256, and re-published exactly. One whose object is gone is skipped and said so.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 import uuid
@@ -18,9 +23,11 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from streamgen.contracts.codec import request_codec
-from streamgen.errors import DecodeError, StreamgenError
+from streamgen.contracts.dead_letter import ClaimedObject, decode_envelope, read_claim_check
+from streamgen.errors import DecodeError, StoreUnavailable, StreamgenError
 from streamgen.ops.replay import DeadLetterView, Pacer, ReplayFilter, replay_headers
 from streamgen.settings import Settings
+from streamgen.store import ObjectStore, open_store
 
 __all__ = ["DEFAULT_REPLAY_GROUP", "ReplayError", "ReplaySummary", "Replayer"]
 
@@ -30,10 +37,26 @@ DEFAULT_REPLAY_GROUP = "streamgen-replay"
 CHUNK = 200  # records examined between commits: bounds what a crash replays again
 READ_IDLE_TIMEOUT_S = 10.0  # no record for this long while short of the end: give up reading
 FLUSH_TIMEOUT_S = 30.0
+# A claim-checked original is larger than the worker's producer allowed; the broker's limit
+# for the target topic is the one that decides, so the replay producer allows up to this.
+REPLAY_MESSAGE_MAX_BYTES = 100 * 1024 * 1024
 
 
 class ReplayError(StreamgenError):
     code = "REPLAY_FAILED"
+
+
+class ClaimMissing(Exception):
+    """A claim-checked object is gone from the store, or no longer has the bytes it names."""
+
+
+@dataclass(frozen=True)
+class _Original:
+    """The record a dead letter stands for (headers still with streamgen's own)."""
+
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes | None]]
 
 
 @dataclass
@@ -43,6 +66,7 @@ class ReplaySummary:
     replayed: int = 0
     skipped_max_replays: int = 0
     skipped_no_topic: int = 0
+    skipped_missing_claim: int = 0  # claim-checked, but the object is gone from the store
     would_replay: list[DeadLetterView] = field(default_factory=list)  # dry run only
 
 
@@ -63,12 +87,15 @@ class Replayer:
             "auto.offset.reset": "earliest",
         }
         self._producer_config = {
+            "message.max.bytes": REPLAY_MESSAGE_MAX_BYTES,
             **base,
             "enable.idempotence": True,
             "acks": "all",
             "client.id": f"streamgen-replay-{uuid.uuid4().hex[:6]}",
         }
         self._requests = request_codec(settings.kafka, settings.topics.requests)
+        self._store_settings = settings.store
+        self._store: ObjectStore | None = None  # opened at the first claim check
         self._failures: list[str] = []  # delivery errors, filled by the producer's callback
 
     def run(
@@ -165,7 +192,20 @@ class Replayer:
         summary: ReplaySummary,
     ) -> None:
         headers = message.headers() or []
-        model = self._model(message.value()) if selection.models else None
+        claimed = read_claim_check(headers) is not None
+        try:
+            # The value behind a claim check is read only when it is needed.
+            original = (
+                self._original(message) if claimed and (selection.models or producer) else None
+            )
+        except ClaimMissing as exc:
+            where = f"{self._topic}[{message.partition()}]@{message.offset()}"
+            log.error("cannot replay %s: its claim-checked %s", where, exc)
+            summary.skipped_missing_claim += 1
+            return
+        if original is None:
+            original = _Original(message.key(), message.value(), headers)
+        model = self._model(original.value) if selection.models else None
         letter = DeadLetterView.from_record(
             partition=message.partition(),
             offset=message.offset(),
@@ -197,18 +237,45 @@ class Replayer:
             summary.would_replay.append(letter)
             return
         out: list[tuple[str, str | bytes | None]] = [
-            *replay_headers(headers, letter, int(time.time() * 1000))
+            *replay_headers(original.headers, letter, int(time.time() * 1000))
         ]
         pacer.wait()
         producer.produce(
             target,
-            key=message.key(),
-            value=message.value(),
+            key=original.key,
+            value=original.value,
             headers=out,
             on_delivery=self._delivered,
         )
         producer.poll(0)
         summary.replayed += 1
+
+    def _original(self, message: Any) -> _Original:
+        """Follow a claim check: the key, value and headers the dead letter stands for."""
+        headers = list(message.headers() or [])
+        claim = read_claim_check(headers)
+        if claim is None:
+            return _Original(message.key(), message.value(), headers)
+        key: bytes | None = message.key()
+        if claim.envelope is not None:
+            key, kept = decode_envelope(self._fetch(claim.envelope))
+            headers = [*kept, *headers]  # the dead letter's own say why it failed
+        value = None if claim.value is None else self._fetch(claim.value)
+        return _Original(key, value, headers)
+
+    def _fetch(self, held: ClaimedObject) -> bytes:
+        if self._store is None:
+            self._store = open_store(self._store_settings)
+        try:
+            data = self._store.get(held.uri)
+        except FileNotFoundError:
+            raise ClaimMissing(f"object {held.uri} is missing from the object store") from None
+        except StoreUnavailable as exc:
+            # Transient: stop before committing, so a later run tries this record again.
+            raise ReplayError(f"cannot read the claim-checked {held.uri}: {exc}") from exc
+        if hashlib.sha256(data).hexdigest() != held.sha256:
+            raise ClaimMissing(f"object {held.uri} no longer matches its sha256 {held.sha256}")
+        return data
 
     def _model(self, value: bytes | None) -> str | None:
         try:

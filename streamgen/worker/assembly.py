@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +20,7 @@ from streamgen.settings import Settings
 from streamgen.store.base import ObjectStore
 from streamgen.worker.backoff import Backoff
 from streamgen.worker.batcher import MicroBatcher
+from streamgen.worker.claim_check import ClaimChecker
 from streamgen.worker.commits import Committer
 from streamgen.worker.generation import GenerationStage
 from streamgen.worker.hooks import WorkerHooks
@@ -30,7 +31,7 @@ from streamgen.worker.outputs import OutcomeSink
 from streamgen.worker.ownership import Ownership
 from streamgen.worker.publisher import Publisher
 from streamgen.worker.rebalance import RebalanceHandler
-from streamgen.worker.storage import EncodeImage, ImageWriter
+from streamgen.worker.storage import EncodeImage, ImageWriter, StoreRetry
 from streamgen.worker.work_queue import WorkQueue
 
 __all__ = [
@@ -104,13 +105,19 @@ class WorkerParts:
 
 
 def _outputs(
-    settings: Settings, identity: WorkerIdentity, hooks: WorkerHooks, events: Events
-) -> tuple[Publisher, OutcomeSink, Backoff]:
+    settings: Settings,
+    identity: WorkerIdentity,
+    hooks: WorkerHooks,
+    events: Events,
+    *,
+    store: ObjectStore,
+    store_retry: StoreRetry,
+    output_pool: Executor,
+) -> tuple[Publisher, OutcomeSink]:
     w = settings.worker
-    backoff = Backoff(w.retry_initial_ms / 1000, w.retry_max_ms / 1000)
     publisher = Publisher(
         producer_config(settings, identity.worker_id),
-        backoff=backoff,
+        backoff=Backoff(w.retry_initial_ms / 1000, w.retry_max_ms / 1000),
         retry_budget_s=w.retry_budget_s,
         on_retry=hooks.produce_retry,
     )
@@ -125,8 +132,16 @@ def _outputs(
         encode_result=results.encode,
         on_durable=lambda ticket, summary: events.put(Durable(ticket, summary)),
         tracer=hooks.tracer,
+        claims=ClaimChecker(
+            store=store,
+            retry=store_retry,
+            send=publisher.send,
+            encode_result=results.encode,
+            pool=output_pool,
+            on_fatal=lambda exc: events.put(Fatal(exc)),
+        ),
     )
-    return publisher, sink, backoff
+    return publisher, sink
 
 
 def intake_for(settings: Settings) -> Intake:
@@ -164,8 +179,21 @@ def assemble(
     identity = WorkerIdentity(
         worker_id=worker_id, host=host, device=hooks.device, group_id=w.group_id
     )
-    # 1. Outputs: results and dead letters, durable when the broker acknowledges them.
-    publisher, sink, backoff = _outputs(settings, identity, hooks, events)
+    # 1. Outputs: results and dead letters, durable when the broker acknowledges them; those
+    #    too large to publish go out claim-checked, their bytes stored by the output pool.
+    backoff = Backoff(w.retry_initial_ms / 1000, w.retry_max_ms / 1000)
+    stopping = threading.Event()
+    store_retry = StoreRetry(backoff, w.retry_budget_s, hooks.store_retry, stopping.is_set)
+    output_pool = ThreadPoolExecutor(settings.engine.encode_threads, "streamgen-out")
+    publisher, sink = _outputs(
+        settings,
+        identity,
+        hooks,
+        events,
+        store=store,
+        store_retry=store_retry,
+        output_pool=output_pool,
+    )
     # 2. The hand-off between the consumer and the GPU: a micro-batcher per shape.
     work = WorkQueue(
         MicroBatcher(
@@ -174,23 +202,14 @@ def assemble(
             fairness=w.priority_fairness,
         )
     )
-    tracker, ownership, stopping = OffsetTracker(), Ownership(), threading.Event()
-    # 3. The GPU thread and the output pool that stores images off the GPU path.
-    output_pool = ThreadPoolExecutor(settings.engine.encode_threads, "streamgen-out")
+    tracker, ownership = OffsetTracker(), Ownership()
+    # 3. The GPU thread, storing images on the output pool, off the GPU path.
     stage = GenerationStage(
         engine=engine,
         queue=work,
         ownership=ownership,
         sink=sink,
-        writer=ImageWriter(
-            store=store,
-            encode=encode,
-            image_format=settings.store.image_format,
-            backoff=backoff,
-            retry_budget_s=w.retry_budget_s,
-            on_retry=hooks.store_retry,
-            stopping=stopping.is_set,
-        ),
+        writer=ImageWriter(store, encode, settings.store.image_format, store_retry),
         output_pool=output_pool,
         max_attempts=w.max_attempts,
         on_fatal=lambda exc: events.put(Fatal(exc)),

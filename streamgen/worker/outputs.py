@@ -2,7 +2,9 @@
 
 A request's outputs are durable when the broker has acknowledged every record it produced
 (its result event; or its dead letter and, when the request id is known, its FAILED result).
-Only then is its ticket reported done, and only then may its offset be committed.
+Only then is its ticket reported done, and only then may its offset be committed. A record
+the broker refuses as it is (too large) is published claim-checked by the
+:class:`~streamgen.worker.claim_check.ClaimChecker`, with the same acknowledgement.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Protocol
 
 from streamgen.contracts.dead_letter import DeadLetterReason, dead_letter_headers
@@ -25,7 +28,9 @@ from streamgen.contracts.result import (
 )
 from streamgen.errors import StreamgenError
 from streamgen.ops.tracing import WorkerTracer
+from streamgen.worker.claim_check import ClaimChecker
 from streamgen.worker.offsets import Ticket
+from streamgen.worker.publisher import OnRejected
 from streamgen.worker.work import SourceRecord, WorkItem
 
 __all__ = ["OutcomeSink", "OutcomeSummary", "RecordSender"]
@@ -62,6 +67,7 @@ class RecordSender(Protocol):
         value: bytes | None,
         headers: Sequence[tuple[str, bytes]],
         on_ack: Callable[[], None],
+        on_rejected: OnRejected | None = None,
     ) -> None: ...
 
 
@@ -101,8 +107,10 @@ class OutcomeSink:
         encode_result: Encode,
         on_durable: OnDurable,
         tracer: WorkerTracer | None = None,
+        claims: ClaimChecker | None = None,
     ) -> None:
         self._publisher = publisher
+        self._claims = claims  # None: no object store to fall back on (in-memory benchmarks)
         self._results = results_topic
         self._dead = dead_letter_topic
         self._group = group_id
@@ -194,6 +202,9 @@ class OutcomeSink:
             record.value,
             dead_letter_headers(record.headers, reason),
             join.ack,
+            on_rejected=None
+            if self._claims is None
+            else partial(self._claims.dead_letter, self._dead, record, reason, join.ack),
         )
         if request is None:
             return
@@ -221,7 +232,17 @@ class OutcomeSink:
         headers: list[tuple[str, bytes]] = []
         key = result.request_id.encode()
         with self._tracer.publish(span, topic=self._results, key=key, headers=headers):
-            self._publisher.send(self._results, key, self._encode(result), headers, on_ack)
+            encoded = self._encode(result)
+            self._publisher.send(
+                self._results,
+                key,
+                encoded,
+                headers,
+                on_ack,
+                on_rejected=None
+                if self._claims is None
+                else partial(self._claims.result, self._results, result, encoded, headers, on_ack),
+            )
 
     def _timings(
         self, item: WorkItem, started_at: float, gpu_seconds: float, batch_size: int

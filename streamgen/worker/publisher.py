@@ -4,6 +4,10 @@ Idempotent producer (``enable.idempotence``, ``acks=all``): librdkafka retries i
 ``message.timeout.ms`` without duplicates or reordering. A delivery that still fails (broker
 down for longer) is produced again after a backoff, for ever or until the retry budget runs
 out — a result is never given up on, because its offset must not be committed without it.
+
+A record the broker will never accept as it is (too large, invalid: see
+:mod:`streamgen.worker.produce_errors`) is handed to the sender's ``on_rejected`` instead,
+which publishes a form of it that fits (:mod:`streamgen.worker.claim_check`).
 """
 
 from __future__ import annotations
@@ -17,17 +21,22 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 
 from streamgen.errors import BrokerUnavailable, FatalError
 from streamgen.worker.backoff import Backoff
+from streamgen.worker.produce_errors import ProduceFailure, classify_produce_error
 
-__all__ = ["Publisher"]
+__all__ = ["OnRejected", "Publisher"]
 
 log = logging.getLogger(__name__)
 
 OnAck = Callable[[], None]
 OnRetry = Callable[[str], None]
+# Called with the broker's reason instead of retrying a record it will never accept; it runs
+# on whichever thread found out (the consumer thread, for delivery reports): hand over, never
+# block.
+OnRejected = Callable[[str], None]
 
 # A delivery is retried by librdkafka for this long before we see a failure and back off;
 # shorter than max.poll.interval.ms so a broker outage surfaces in logs and metrics quickly.
@@ -41,6 +50,7 @@ class _Record:
     value: bytes | None
     headers: Sequence[tuple[str, bytes]]
     on_ack: OnAck
+    on_rejected: OnRejected | None = None
     attempt: int = 0
     first_failure: float = 0.0
 
@@ -93,9 +103,14 @@ class Publisher:
         value: bytes | None,
         headers: Sequence[tuple[str, bytes]],
         on_ack: OnAck,
+        on_rejected: OnRejected | None = None,
     ) -> None:
-        """Produce; ``on_ack`` runs (in the polling thread) once the broker has the record."""
-        self._produce(_Record(topic, key, value, headers, on_ack))
+        """Produce; ``on_ack`` runs (in the polling thread) once the broker has the record.
+
+        ``on_rejected`` runs instead if the record can never be accepted as it is; without one
+        such a record is retried like a transient failure (and logged as an error).
+        """
+        self._produce(_Record(topic, key, value, headers, on_ack, on_rejected))
 
     def _produce(self, record: _Record) -> None:
         def delivered(err: KafkaError | None, _msg: Any) -> None:
@@ -121,13 +136,34 @@ class Publisher:
             except BufferError:
                 # Local queue full: serve delivery reports to make room, then try again.
                 self._producer.poll(0.05)
+            except KafkaException as exc:
+                # Refused before it left (e.g. larger than message.max.bytes): the same
+                # decision as for a failed delivery report.
+                with self._lock:
+                    self._in_flight -= 1
+                self._failed(exc.args[0], record)
+                return
 
     def _failed(self, err: KafkaError, record: _Record) -> None:
         now = time.monotonic()
         record.first_failure = record.first_failure or now
-        if err.fatal():
+        failure = classify_produce_error(err)
+        if failure is ProduceFailure.FATAL:
             self.fatal = FatalError(f"producer fatal error on {record.topic}: {err}")
             return
+        if failure is ProduceFailure.REJECTED:
+            if record.on_rejected is not None:
+                log.warning(
+                    "%s refused a record (%s); publishing a form that fits", record.topic, err
+                )
+                record.on_rejected(err.str())
+                return
+            log.error(
+                "%s refused a record that has no smaller form (%s); retrying: check the "
+                "topic's max.message.bytes and the producer's message.max.bytes",
+                record.topic,
+                err,
+            )
         waited = now - record.first_failure
         if self._budget_s and waited > self._budget_s:
             self.fatal = _budget_exhausted(record.topic, err, waited)

@@ -20,6 +20,7 @@ from streamgen.store.base import ObjectStore
 from streamgen.worker.assembly import WorkerParts, assemble, producer_config
 from streamgen.worker.hooks import WorkerHooks
 from streamgen.worker.loop import ConsumerLoop
+from streamgen.worker.size_limits import check_record_size_limits
 from streamgen.worker.startup import check_broker, check_store
 from streamgen.worker.storage import EncodeImage
 
@@ -92,6 +93,7 @@ def _start(
     # 1. The broker answers, accepts our credentials and has the topics: seconds, not the
     #    minutes a model load takes, so a wrong address is reported at once.
     check_broker(settings, producer_config(settings, worker_id))
+    check_record_size_limits(settings)
     # 2. The store must be reachable, with its bucket, before any work is taken.
     if store is None:
         from streamgen.store import open_store

@@ -7,10 +7,12 @@ request overwrites the same objects instead of leaving orphans (DESIGN invariant
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from PIL.Image import Image
 
@@ -20,9 +22,11 @@ from streamgen.store.base import ObjectStore
 from streamgen.worker.backoff import Backoff
 from streamgen.worker.work import WorkItem
 
-__all__ = ["ImageWriter", "object_key"]
+__all__ = ["ImageWriter", "StoreRetry", "object_key"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 EncodeImage = Callable[[Image, str], tuple[bytes, str]]  # (image, format) -> (bytes, type)
 
@@ -32,14 +36,47 @@ def object_key(request_id: str, index: int, image_format: str) -> str:
 
 
 @dataclass
+class StoreRetry:
+    """Runs an object-store operation until it succeeds, retrying ``StoreUnavailable`` with
+    backoff while partitions stay paused; a run past ``budget_s`` is fatal, and once the
+    worker is stopping the ``StoreUnavailable`` is raised (the work is redone after restart).
+    """
+
+    backoff: Backoff
+    budget_s: float = 0.0  # 0: retry for ever (partitions stay paused meanwhile)
+    on_retry: Callable[[], None] | None = None
+    stopping: Callable[[], bool] = lambda: False
+
+    def call(self, what: str, operation: Callable[[], T]) -> T:
+        first_failure: float | None = None
+        attempt = 0
+        while True:
+            try:
+                return operation()
+            except StoreUnavailable as exc:
+                now = time.monotonic()
+                first_failure = first_failure or now
+                if self.budget_s and now - first_failure > self.budget_s:
+                    raise FatalError(
+                        f"object store unavailable for {now - first_failure:.0f}s "
+                        f"(budget {self.budget_s:.0f}s): {exc}"
+                    ) from exc
+                if self.stopping():
+                    raise
+                delay = self.backoff.delay(attempt)
+                log.warning("store of %s failed (%s); retry in %.2fs", what, exc, delay)
+                if self.on_retry:
+                    self.on_retry()
+                attempt += 1
+                time.sleep(delay)
+
+
+@dataclass
 class ImageWriter:
     store: ObjectStore
     encode: EncodeImage
     image_format: str
-    backoff: Backoff
-    retry_budget_s: float = 0.0  # 0: retry for ever (partitions stay paused meanwhile)
-    on_retry: Callable[[], None] | None = None
-    stopping: Callable[[], bool] = lambda: False
+    retry: StoreRetry
 
     def write(self, item: WorkItem, images: tuple[Image, ...], seed: int) -> list[StoredImage]:
         request = item.request
@@ -52,38 +89,17 @@ class ImageWriter:
                 "model": request.model,
             }
             key = object_key(request.request_id, index, self.image_format)
-            stored.append(self._put_with_retry(key, data, index, content_type, metadata))
+            put = functools.partial(self._put, key, data, index, content_type, metadata)
+            stored.append(self.retry.call(key, put))
         return stored
 
-    def _put_with_retry(
+    def _put(
         self, key: str, data: bytes, index: int, content_type: str, metadata: dict[str, str]
     ) -> StoredImage:
-        first_failure: float | None = None
-        attempt = 0
-        while True:
-            try:
-                # Re-processing (after a crash or a rebalance) keeps the first object: a batch
-                # of another composition gives bytes that differ within fp tolerance, and
-                # overwriting them would break the sha256 of the result already published.
-                existing = self.store.stat(key)
-                if existing is not None:
-                    return existing
-                return self.store.put(
-                    key, data, index=index, content_type=content_type, metadata=metadata
-                )
-            except StoreUnavailable as exc:
-                now = time.monotonic()
-                first_failure = first_failure or now
-                if self.retry_budget_s and now - first_failure > self.retry_budget_s:
-                    raise FatalError(
-                        f"object store unavailable for {now - first_failure:.0f}s "
-                        f"(budget {self.retry_budget_s:.0f}s): {exc}"
-                    ) from exc
-                if self.stopping():
-                    raise
-                delay = self.backoff.delay(attempt)
-                log.warning("store of %s failed (%s); retry in %.2fs", key, exc, delay)
-                if self.on_retry:
-                    self.on_retry()
-                attempt += 1
-                time.sleep(delay)
+        # Re-processing (after a crash or a rebalance) keeps the first object: a batch of
+        # another composition gives bytes that differ within fp tolerance, and overwriting
+        # them would break the sha256 of the result already published.
+        existing = self.store.stat(key)
+        if existing is not None:
+            return existing
+        return self.store.put(key, data, index=index, content_type=content_type, metadata=metadata)

@@ -1,8 +1,10 @@
-"""An in-memory, read-only ObjectStore for unit tests of code that reads stored images (the
-engine's init images, ``submit --download``); the real stores are tested against MinIO."""
+"""An in-memory ObjectStore for unit tests of code that reads stored images (the engine's init
+images, ``submit --download``) or writes claim checks; the real stores are tested against
+MinIO. Objects are found by their URI (``mem://KEY``) or their bare key."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 
 from streamgen.contracts.result import StoredImage
@@ -13,6 +15,7 @@ class MemoryStore:
     def __init__(self, objects: Mapping[str, bytes], *, down: bool = False) -> None:
         self.objects = dict(objects)
         self.down = down
+        self.puts: list[str] = []  # keys, in the order they were written
 
     def ensure_ready(self, *, create: bool = True) -> None:
         pass
@@ -20,14 +23,28 @@ class MemoryStore:
     def put(
         self, key: str, data: bytes, *, index: int, content_type: str, metadata: Mapping[str, str]
     ) -> StoredImage:
-        raise NotImplementedError("read-only: the code under test only reads images")
+        self._check_up()
+        self.objects[f"mem://{key}"] = data
+        self.puts.append(key)
+        return self._describe(key, data, index, content_type)
 
     def get(self, uri: str) -> bytes:
-        if self.down:
-            raise StoreUnavailable("connection refused")
-        if uri not in self.objects:
+        self._check_up()
+        data = self.objects.get(uri, self.objects.get(f"mem://{uri}"))
+        if data is None:
             raise FileNotFoundError(uri)
-        return self.objects[uri]
+        return data
 
     def stat(self, key: str) -> StoredImage | None:
-        return None
+        self._check_up()
+        data = self.objects.get(f"mem://{key}")
+        return None if data is None else self._describe(key, data, 0, "application/octet-stream")
+
+    def _check_up(self) -> None:
+        if self.down:
+            raise StoreUnavailable("connection refused")
+
+    @staticmethod
+    def _describe(key: str, data: bytes, index: int, content_type: str) -> StoredImage:
+        sha256 = hashlib.sha256(data).hexdigest()
+        return StoredImage(index, f"mem://{key}", "mem", key, content_type, sha256, len(data))

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from hypothesis import strategies as st
 
+from streamgen.contracts.dead_letter import DeadLetterReason
 from streamgen.contracts.request import GenerationRequest
 from streamgen.contracts.result import (
     GenerationResult,
@@ -90,3 +91,22 @@ def results(draw: st.DrawFn) -> GenerationResult:
         attempt=draw(INT32),
         metadata=draw(METADATA),
     )
+
+
+# One undecodable record's reason, for tests of dead-letter forms (vary it with replace()).
+DECODE_FAILURE = DeadLetterReason(
+    stage="decode",
+    error_class="DecodeError",
+    code="DECODE_ERROR",
+    message="not avro",
+    retryable=False,
+    attempts=1,
+    request_id="",
+    topic="requests",
+    partition=0,
+    offset=7,
+    timestamp_ms=5,
+    group_id="g",
+    worker_id="w-1",
+    failed_at_ms=6,
+)

@@ -4,7 +4,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streamgen.contracts.dead_letter import DeadLetterReason, dead_letter_headers, header_map
+from streamgen.contracts.dead_letter import (
+    ClaimCheck,
+    ClaimedObject,
+    DeadLetterReason,
+    claim_checked_dead_letter,
+    dead_letter_headers,
+    header_map,
+)
 from streamgen.ops.replay import (
     DeadLetterView,
     Pacer,
@@ -122,3 +129,11 @@ def test_pacer_never_exceeds_the_rate(rate: float, calls: int) -> None:
 def test_pacer_refuses_a_zero_rate() -> None:
     with pytest.raises(ValueError, match="--rate must be > 0"):
         Pacer(0)
+
+
+def test_replay_headers_strip_the_claim_check() -> None:
+    claim = ClaimCheck(ClaimedObject("s3://b/k", 10, "ab"), None)
+    _, _, headers = claim_checked_dead_letter(b"k", [("app", b"x")], WHY, claim)
+    out = replay_headers(headers, view(headers), now_ms=1)
+    assert [k for k, _ in out][:1] == ["app"]
+    assert not any(k.startswith("streamgen.claim.") for k, _ in out)

@@ -27,6 +27,7 @@ class RecordingPublisher:
         value: Any,
         headers: Sequence[tuple[str, bytes]],
         on_ack: Callable[[], None],
+        on_rejected: Callable[[str], None] | None = None,
     ) -> None:
         self.sent.append((topic, key, value, dl.header_map(headers), on_ack))
 
