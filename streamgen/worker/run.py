@@ -50,8 +50,10 @@ def run_worker(
     store.ensure_ready()
     if engine is None:
         from streamgen.engine import DiffusionEngine
+        from streamgen.store.init_images import InitImageReader
 
-        engine = DiffusionEngine(settings.engine, store=store)
+        init_images = InitImageReader.from_settings(settings.store, store)
+        engine = DiffusionEngine(settings.engine, init_images)
     if encode is None:
         from streamgen.engine.encode import encode_image
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from PIL.Image import Image
 
 from streamgen.contracts.result import StoredImage
-from streamgen.errors import FatalError, StoreUnavailable
+from streamgen.errors import StoreUnavailable
 from streamgen.store.base import ObjectStore
-from streamgen.worker.backoff import Backoff
+from streamgen.worker.backoff import Backoff, TransientRetries
 from streamgen.worker.work import WorkItem
 
 __all__ = ["ImageWriter", "object_key"]
@@ -58,8 +58,7 @@ class ImageWriter:
     def _put_with_retry(
         self, key: str, data: bytes, index: int, content_type: str, metadata: dict[str, str]
     ) -> StoredImage:
-        first_failure: float | None = None
-        attempt = 0
+        retries = TransientRetries(self.backoff, self.retry_budget_s)
         while True:
             try:
                 # Re-processing (after a crash or a rebalance) keeps the first object: a batch
@@ -72,18 +71,10 @@ class ImageWriter:
                     key, data, index=index, content_type=content_type, metadata=metadata
                 )
             except StoreUnavailable as exc:
-                now = time.monotonic()
-                first_failure = first_failure or now
-                if self.retry_budget_s and now - first_failure > self.retry_budget_s:
-                    raise FatalError(
-                        f"object store unavailable for {now - first_failure:.0f}s "
-                        f"(budget {self.retry_budget_s:.0f}s): {exc}"
-                    ) from exc
+                delay = retries.next_delay("object store", exc)
                 if self.stopping():
                     raise
-                delay = self.backoff.delay(attempt)
                 log.warning("store of %s failed (%s); retry in %.2fs", key, exc, delay)
                 if self.on_retry:
                     self.on_retry()
-                attempt += 1
                 time.sleep(delay)
