@@ -10,6 +10,7 @@ type, image index, caller metadata) is kept in a JSON sidecar under ``.streamgen
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import mimetypes
@@ -27,6 +28,7 @@ from streamgen.store.uri import check_key, file_uri_path
 __all__ = ["FileStore"]
 
 _SIDECARS = ".streamgen-meta"
+_NO_OBJECT_ERRNOS = {errno.ELOOP, errno.ENAMETOOLONG}
 
 
 class FileStore:
@@ -68,9 +70,13 @@ class FileStore:
         path = file_uri_path(uri) if uri.startswith("file:") else self._path(uri)
         try:
             return _read_regular_file(path, max_bytes)
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            raise FileNotFoundError(f"no object at {path}") from None
         except OSError as exc:
+            # A path that can never name an object (a symlink loop, a name too long) is as
+            # absent as a missing file: retrying it as an outage would stall the worker.
+            if isinstance(exc, FileNotFoundError | IsADirectoryError | NotADirectoryError) or (
+                exc.errno in _NO_OBJECT_ERRNOS
+            ):
+                raise FileNotFoundError(f"no object at {path}") from None
             raise self._failure(f"cannot read {path}", exc) from exc
 
     def stat(self, key: str) -> StoredImage | None:
