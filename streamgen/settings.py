@@ -70,6 +70,12 @@ class StoreSettings:
     create_bucket: bool = False
     # Start-up gives up on an unreachable object store after this long (exit 4).
     connect_timeout_s: float = 30.0
+    # Where img2img init images may be read from: s3://BUCKET[/PREFIX] or file://DIR roots
+    # ("a,b" in the environment, a list in TOML). Empty: the store's own root (store.url) only.
+    init_image_prefixes: tuple[str, ...] = ()
+    # An init image is refused past this size before it is decoded: a request must not make
+    # the worker read an unbounded object into memory.
+    init_image_max_bytes: int = 20 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -145,6 +151,9 @@ T = TypeVar("T")
 def _parse(name: str, kind: Any, raw: Any) -> Any:
     """Convert a raw value (string from env/flags, or a TOML value) to the field's type."""
     origin = typing.get_origin(kind)
+    if origin is tuple:
+        items = raw if isinstance(raw, list | tuple) else str(raw).replace("\n", ",").split(",")
+        return tuple(str(item).strip() for item in items if str(item).strip())
     if origin is dict or kind is dict:
         if isinstance(raw, Mapping):
             return {str(k): str(v) for k, v in raw.items()}
@@ -255,6 +264,10 @@ def _validate(s: Settings) -> None:
         )
     if s.store.image_format not in {"png", "webp"}:
         raise ConfigError("store.image_format", f"{s.store.image_format!r} not in png|webp")
+    positive("store.init_image_max_bytes", s.store.init_image_max_bytes)
+    from streamgen.store.prefixes import AllowedPrefixes  # the store package imports settings
+
+    AllowedPrefixes.from_settings(s.store)
     b = s.validation
     if not 8 <= b.min_size <= b.max_size:
         raise ConfigError("validation.min_size", "need 8 <= min_size <= max_size")

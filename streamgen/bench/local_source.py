@@ -150,6 +150,8 @@ class LocalFeed:
             writer=writer,
             output_pool=pool,
             max_attempts=w.max_attempts,
+            backoff=backoff,
+            retry_budget_s=w.retry_budget_s,
             on_fatal=lambda exc: events.put(Fatal(exc)),
             hooks=self._hooks,
         )

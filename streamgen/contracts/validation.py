@@ -12,13 +12,16 @@ import math
 import re
 from collections.abc import Collection
 from datetime import datetime
-from typing import Any, get_args
+from typing import TYPE_CHECKING, Any, get_args
 
 from streamgen.contracts.request import GenerationRequest, Task
 from streamgen.errors import DeadlineExpired, InvalidRequest
 from streamgen.settings import ValidationBounds
 
-__all__ = ["MAX_REQUEST_ID_CHARS", "MAX_SEED", "REQUEST_ID_PATTERN", "validate"]
+if TYPE_CHECKING:
+    from streamgen.store.prefixes import AllowedPrefixes
+
+__all__ = ["MAX_REQUEST_ID_CHARS", "MAX_SEED", "REQUEST_ID_PATTERN", "clip", "validate"]
 
 # Object keys derive from request_id: only characters that are safe in an S3 key and a file
 # name, and never "." or ".." alone (a file:// store would climb out of its directory).
@@ -37,19 +40,21 @@ def validate(
     models: Collection[str] | None,
     schedulers: Collection[str] | None,
     now: datetime,
+    init_images: AllowedPrefixes | None = None,
 ) -> GenerationRequest:
     """Return ``request`` unchanged if every field is in range, else raise InvalidRequest.
 
     ``models`` and ``schedulers`` are the names this fleet serves (the worker passes its
-    configured models, "default" included); ``None`` skips that check, for a producer that
-    does not know the fleet's configuration. ``now`` must be timezone-aware.
+    configured models, "default" included), and ``init_images`` where an img2img request may
+    point (``store.init_image_prefixes``); ``None`` skips that check, for a producer that does
+    not know the fleet's configuration. ``now`` must be timezone-aware.
     """
     if now.tzinfo is None:
         raise ValueError("validate(now=...) needs a timezone-aware datetime")
     _check_request_id(request.request_id)
     _check_text(request, bounds)
     _check_model(request, models, schedulers)
-    _check_task(request)
+    _check_task(request, init_images)
     _check_image(request, bounds)
     _check_sampling(request, bounds)
     _check_times(request, now)
@@ -76,7 +81,7 @@ def _check_text(request: GenerationRequest, b: ValidationBounds) -> None:
             raise InvalidRequest(name, text, "a string")
         if len(text) > b.max_prompt_chars:
             raise InvalidRequest(
-                name, _clip(text), f"at most {b.max_prompt_chars} characters (got {len(text)})"
+                name, clip(text), f"at most {b.max_prompt_chars} characters (got {len(text)})"
             )
 
 
@@ -97,12 +102,14 @@ def _check_model(
         )
 
 
-def _check_task(request: GenerationRequest) -> None:
+def _check_task(request: GenerationRequest, init_images: AllowedPrefixes | None) -> None:
     if request.task not in TASKS:
         raise InvalidRequest("task", request.task, f"one of {', '.join(TASKS)}")
     uri = request.init_image_uri
     if request.task == "img2img" and (not isinstance(uri, str) or not uri.strip()):
         raise InvalidRequest("init_image_uri", uri, "required when task is img2img")
+    if request.task == "img2img" and init_images is not None:
+        init_images.locate(uri)  # lexical only: symlinks are resolved where the image is read
     if request.task == "txt2img" and uri is not None:
         raise InvalidRequest("init_image_uri", uri, "must be null when task is txt2img")
     strength = _number("strength", request.strength)
@@ -189,6 +196,6 @@ def _names(names: Collection[str]) -> str:
     return ", ".join(sorted(names)) or "(none configured)"
 
 
-def _clip(text: str) -> str:
+def clip(text: str) -> str:
     """Long values are shortened in messages: a dead-letter header has a size limit."""
     return text if len(text) <= 80 else f"{text[:77]}..."

@@ -12,6 +12,7 @@ import torch
 from PIL.Image import Image
 
 from streamgen.contracts.request import GenerationRequest
+from streamgen.contracts.validation import clip
 from streamgen.engine import img2img
 from streamgen.engine.decode import check_latents, check_pixels, decode_latents, to_images
 from streamgen.engine.denoise import DenoiseBatch, denoise, initial_noise
@@ -26,13 +27,20 @@ from streamgen.engine.loading import (
 )
 from streamgen.engine.memory import CPU_MAX_BATCH, CUDA_MAX_BATCH, BatchLimits
 from streamgen.engine.prompts import encode_prompts
-from streamgen.engine.requests import ImageRow, expand_rows, reject_reason
+from streamgen.engine.requests import ImageRow, expand_rows, not_retryable, reject_reason
 from streamgen.engine.schedulers import make_scheduler
 from streamgen.engine.seeds import generator_for, request_seed
 from streamgen.engine.types import CancelCheck, GenerationOutcome, Shape, shape_of
-from streamgen.errors import ConfigError, GenerationFailed, RequestCancelled, StoreUnavailable
+from streamgen.errors import (
+    ConfigError,
+    FatalError,
+    GenerationFailed,
+    InvalidRequest,
+    RequestCancelled,
+    StoreUnavailable,
+)
 from streamgen.settings import EngineSettings
-from streamgen.store.base import ObjectStore
+from streamgen.store.base import ObjectTooLarge
 
 __all__ = ["DiffusionEngine"]
 
@@ -55,10 +63,12 @@ class DiffusionEngine:
     def __init__(
         self,
         settings: EngineSettings,
-        store: ObjectStore | None = None,
+        init_images: img2img.InitImageSource | None = None,
         *,
         clock: Clock = lambda: datetime.now(UTC),
     ) -> None:
+        """``init_images`` reads img2img init images (``InitImageReader``: the allowed
+        prefixes and size cap); without it every img2img request fails."""
         self.settings = settings
         self.device = resolve_device(settings.device)
         self.dtype = resolve_dtype(settings.dtype, self.device)
@@ -66,7 +76,7 @@ class DiffusionEngine:
         sources = model_sources(settings.models)
         if not sources:
             raise ConfigError("engine.models", "no model configured; pass --model NAME=PATH")
-        self._store = store
+        self._init_images = init_images
         self._clock = clock
         loaded: dict[str, PipelineParts] = {}
         self._parts: dict[str, PipelineParts] = {}
@@ -97,24 +107,33 @@ class DiffusionEngine:
         *,
         cancelled: CancelCheck | None = None,
     ) -> list[GenerationOutcome]:
-        """One outcome per request, in order. Requests of several shapes are run shape by shape."""
-        seeds = [request_seed(r) for r in requests]
+        """One outcome per request, in order. Requests of several shapes are run shape by shape.
+
+        Raises only :class:`~streamgen.errors.StoreUnavailable` (an init image could not be
+        read yet: transient, the whole call may be repeated) and
+        :class:`~streamgen.errors.DeviceLost`; everything a request's own fields can cause is
+        that request's outcome.
+        """
+        seeds: dict[int, int] = {}
         errors: dict[int, GenerationFailed] = {}
         groups: dict[tuple[Shape, int], list[ImageRow]] = {}
         # 1. Reject what cannot run, drop what expired in the queue, read init images.
         for slot, request in enumerate(requests):
-            shape = self.shape_of(request)
-            error = reject_reason(
-                request, shape, self._parts, self._dropped_reason(request, cancelled)
-            )
-            pixels = None
-            if error is None and request.task == "img2img":
-                pixels, error = self._init_image(request)
-            if error is not None:
+            try:
+                seeds[slot] = request_seed(request)
+                shape = self.shape_of(request)
+                for row in self._rows(slot, request, shape, seeds[slot], cancelled):
+                    groups.setdefault((shape, row.start), []).append(row)
+            except GenerationFailed as error:
                 errors[slot] = error
-                continue
-            for row in expand_rows(slot, request, seeds[slot], pixels):
-                groups.setdefault((shape, row.start), []).append(row)
+            except (StoreUnavailable, FatalError):
+                raise
+            except Exception as exc:
+                # A field no check foresaw (the worker validates, other callers may not):
+                # still this request's failure alone, never the batch's or the worker's.
+                log.warning("request %r cannot run", request.request_id, exc_info=True)
+                message = f"request cannot run: {type(exc).__name__}: {exc}"
+                errors[slot] = not_retryable(message, InvalidRequest.code)
         # 2. Run each group in batches that fit; a failing batch is split until the culprit
         #    fails alone, so the other requests still get their images.
         results: dict[tuple[int, int], _RowResult] = {}
@@ -130,7 +149,7 @@ class DiffusionEngine:
                     results[(row.slot, row.image_index)] = result
         # 3. One outcome per request: all its images, or the first error among them.
         return [
-            _outcome(request, seeds[slot], errors.get(slot), results, slot)
+            _outcome(request, seeds.get(slot, 0), errors.get(slot), results, slot)
             for slot, request in enumerate(requests)
         ]
 
@@ -262,23 +281,47 @@ class DiffusionEngine:
             return RequestCancelled("request was cancelled")
         return None
 
-    def _init_image(
-        self, request: GenerationRequest
-    ) -> tuple[torch.Tensor | None, GenerationFailed | None]:
-        if self._store is None:
-            return None, img2img.InitImageInvalid("img2img needs an object store; none is set")
+    def _rows(
+        self,
+        slot: int,
+        request: GenerationRequest,
+        shape: Shape,
+        seed: int,
+        cancelled: CancelCheck | None,
+    ) -> list[ImageRow]:
+        """The request's image rows, or GenerationFailed saying why it must not run."""
+        dropped = self._dropped_reason(request, cancelled)
+        error = reject_reason(request, shape, self._parts, dropped)
+        if error is not None:
+            raise error
+        pixels = self._init_image(request) if request.task == "img2img" else None
+        return expand_rows(slot, request, seed, pixels)
+
+    def _init_image(self, request: GenerationRequest) -> torch.Tensor:
+        """The init image as pixels, or InitImageInvalid / a refusal for this request alone.
+
+        StoreUnavailable goes up: transient, the worker repeats the whole batch after a backoff.
+        """
+        if self._init_images is None:
+            raise img2img.InitImageInvalid("img2img needs an object store; none is set")
         uri = request.init_image_uri or ""
         try:
-            data = self._store.get(uri)
+            data = self._init_images.read(uri)
         except StoreUnavailable:
-            raise  # transient: the worker retries the whole batch later
+            raise
+        except InvalidRequest as exc:  # not under an allowed prefix
+            raise not_retryable(str(exc), exc.code) from None
         except FileNotFoundError:
-            return None, img2img.InitImageInvalid(f"init image {uri!r} does not exist")
-        try:
-            pixels = img2img.decode_init_image(data, width=request.width, height=request.height)
-        except img2img.InitImageInvalid as exc:
-            return None, exc
-        return pixels, None
+            raise img2img.InitImageInvalid(f"init image {clip(uri)!r} does not exist") from None
+        except ObjectTooLarge as exc:
+            raise img2img.InitImageInvalid(
+                f"init image {clip(uri)!r} is larger than "
+                f"store.init_image_max_bytes={exc.limit} bytes"
+            ) from None
+        except Exception as exc:  # refused by the store (access denied, a bad name, ...)
+            log.warning("init image %r of %s cannot be read: %s", uri, request.request_id, exc)
+            raise img2img.InitImageInvalid(f"init image {clip(uri)!r} cannot be read") from exc
+        return img2img.decode_init_image(data, width=request.width, height=request.height)
 
 
 def _chunks(rows: Sequence[ImageRow], size: int) -> list[Sequence[ImageRow]]:

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from streamgen.engine.loading import PipelineParts
 from streamgen.errors import GenerationFailed
 
 __all__ = [
     "InitImageInvalid",
+    "InitImageSource",
     "decode_init_image",
     "encode_init_images",
     "group_by_start",
@@ -31,6 +33,15 @@ class InitImageInvalid(GenerationFailed):
     retryable = False
 
 
+class InitImageSource(Protocol):
+    """Where init images come from (``streamgen.store.init_images.InitImageReader``)."""
+
+    def read(self, uri: str) -> bytes:
+        """The image's bytes; InvalidRequest (not allowed), FileNotFoundError, ObjectTooLarge,
+        StoreUnavailable (transient)."""
+        ...
+
+
 def decode_init_image(data: bytes, *, width: int, height: int) -> torch.Tensor:
     """Bytes of any PIL-readable image -> (3, height, width) float tensor in [-1, 1]."""
     try:
@@ -40,7 +51,9 @@ def decode_init_image(data: bytes, *, width: int, height: int) -> torch.Tensor:
                     f"init image is {image.width}x{image.height}; at most {MAX_INIT_PIXELS} pixels"
                 )
             rgb = image.convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+    except InitImageInvalid:
+        raise
+    except Exception as exc:  # PIL's plugins raise many kinds (OSError, SyntaxError, ...)
         raise InitImageInvalid(f"init image cannot be decoded: {exc}") from exc
     if rgb.size != (width, height):
         rgb = rgb.resize((width, height), Image.Resampling.LANCZOS)

@@ -9,6 +9,7 @@ from collections.abc import Callable, Hashable
 import torch
 
 from streamgen.engine.failures import FailureKind, classify
+from streamgen.errors import DeviceLost
 
 __all__ = ["CPU_MAX_BATCH", "CUDA_MAX_BATCH", "BatchLimits", "largest_fitting_power_of_two"]
 
@@ -65,8 +66,13 @@ class BatchLimits:
         try:
             self._probe(key, size)
         except Exception as exc:
-            if classify(exc) is not FailureKind.OUT_OF_MEMORY:
-                raise
+            kind = classify(exc)
+            if kind is FailureKind.FATAL:
+                raise DeviceLost(f"fatal device error while probing {key}: {exc}") from exc
+            if kind is not FailureKind.OUT_OF_MEMORY:
+                # The shape itself cannot run (it came from a request): stop probing here.
+                # Its requests then fail one by one in the engine, and the worker goes on.
+                log.warning("probing %s at batch size %d failed: %s", key, size, exc)
             return False
         finally:
             free_device_memory()

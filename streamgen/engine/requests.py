@@ -14,7 +14,7 @@ from streamgen.engine.schedulers import check_scheduler_name
 from streamgen.engine.types import Shape
 from streamgen.errors import GenerationFailed, InvalidRequest
 
-__all__ = ["ImageRow", "expand_rows", "reject_reason"]
+__all__ = ["ImageRow", "expand_rows", "not_retryable", "reject_reason"]
 
 
 @dataclass(frozen=True)
@@ -54,10 +54,15 @@ def reject_reason(
     try:
         _check(request, shape, models)
     except InvalidRequest as exc:
-        error = GenerationFailed(str(exc), code=exc.code)
-        error.retryable = False
-        return error
+        return not_retryable(str(exc), exc.code)
     return None
+
+
+def not_retryable(message: str, code: str) -> GenerationFailed:
+    """A request the engine refuses, as that request's outcome: dead-lettered, not retried."""
+    error = GenerationFailed(message, code=code)
+    error.retryable = False
+    return error
 
 
 def _check(request: GenerationRequest, shape: Shape, models: Mapping[str, PipelineParts]) -> None:

@@ -64,8 +64,10 @@ class Engine(Protocol):
     """Turns one batch of same-shape requests into images.
 
     ``generate`` returns one outcome per request, in order. Per-request failures (bisected
-    out of the batch, NaN latents, black images, OOM alone, cancellation) are outcomes with an
-    ``error``; a fatal device error raises :class:`streamgen.errors.DeviceLost`.
+    out of the batch, NaN latents, black images, OOM alone, cancellation, a bad init image,
+    anything else a request's fields cause) are outcomes with an ``error``. It raises only
+    :class:`streamgen.errors.DeviceLost` (fatal) and :class:`streamgen.errors.StoreUnavailable`
+    (an init image cannot be read yet: the caller repeats the call after a backoff).
     """
 
     def shape_of(self, request: GenerationRequest) -> Shape: ...

@@ -7,7 +7,15 @@ from typing import Protocol
 
 from streamgen.contracts.result import StoredImage
 
-__all__ = ["ObjectStore"]
+__all__ = ["ObjectStore", "ObjectTooLarge"]
+
+
+class ObjectTooLarge(Exception):
+    """An object is larger than the reader's limit; nothing past the limit was read."""
+
+    def __init__(self, uri: str, limit: int) -> None:
+        super().__init__(f"{uri}: larger than {limit} bytes")
+        self.limit = limit
 
 
 class ObjectStore(Protocol):
@@ -15,7 +23,7 @@ class ObjectStore(Protocol):
 
     Implementations raise :class:`streamgen.errors.StoreUnavailable` for anything that may
     succeed on a retry (connection refused, timeouts, 5xx), and ``FileNotFoundError`` from
-    :meth:`get` for a key that does not exist.
+    :meth:`get` for a key that does not exist (or is no regular object: a directory, a FIFO).
     """
 
     def ensure_ready(self, *, create: bool = True) -> None:
@@ -37,8 +45,12 @@ class ObjectStore(Protocol):
         """Store ``data`` durably under ``key`` and describe it (uri, sha256, size)."""
         ...
 
-    def get(self, uri: str) -> bytes:
-        """Read an object by the URI this store hands out (or a bare key)."""
+    def get(self, uri: str, *, max_bytes: int | None = None) -> bytes:
+        """Read an object by the URI this store hands out (or a bare key).
+
+        With ``max_bytes``, a larger object raises :class:`ObjectTooLarge` after reading at
+        most ``max_bytes + 1`` bytes of it.
+        """
         ...
 
     def stat(self, key: str) -> StoredImage | None:

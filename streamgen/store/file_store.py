@@ -10,6 +10,7 @@ type, image index, caller metadata) is kept in a JSON sidecar under ``.streamgen
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import mimetypes
@@ -17,14 +18,17 @@ import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from stat import S_ISREG
 
 from streamgen.contracts.result import StoredImage
 from streamgen.errors import ConfigError, StoreUnavailable
+from streamgen.store.base import ObjectTooLarge
 from streamgen.store.uri import check_key, file_uri_path
 
 __all__ = ["FileStore"]
 
 _SIDECARS = ".streamgen-meta"
+_NO_OBJECT_ERRNOS = {errno.ELOOP, errno.ENAMETOOLONG}
 
 
 class FileStore:
@@ -62,15 +66,19 @@ class FileStore:
             raise self._failure(f"cannot write {path}", exc) from exc
         return self._describe(key, data, index, content_type)
 
-    def get(self, uri: str) -> bytes:
+    def get(self, uri: str, *, max_bytes: int | None = None) -> bytes:
         if uri.startswith("s3://"):
             raise ValueError(f"{uri!r}: a file store cannot read s3:// URIs")
         path = file_uri_path(uri) if uri.startswith("file:") else self._path(uri)
         try:
-            return path.read_bytes()
-        except (FileNotFoundError, IsADirectoryError):
-            raise FileNotFoundError(f"no object at {path}") from None
+            return _read_regular_file(path, max_bytes)
         except OSError as exc:
+            # A path that can never name an object (a symlink loop, a name too long) is as
+            # absent as a missing file: retrying it as an outage would stall the worker.
+            if isinstance(exc, FileNotFoundError | IsADirectoryError | NotADirectoryError) or (
+                exc.errno in _NO_OBJECT_ERRNOS
+            ):
+                raise FileNotFoundError(f"no object at {path}") from None
             raise self._failure(f"cannot read {path}", exc) from exc
 
     def stat(self, key: str) -> StoredImage | None:
@@ -122,6 +130,22 @@ class FileStore:
         if isinstance(exc, PermissionError | NotADirectoryError | FileExistsError):
             return ConfigError("store.url", f"{what}: {exc.strerror}")
         return StoreUnavailable(f"file store {self.root}: {what}: {exc}")
+
+
+def _read_regular_file(path: Path, max_bytes: int | None) -> bytes:
+    # Non-blocking open: a FIFO would otherwise hang the reader; it is no object (below).
+    with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not S_ISREG(info.st_mode):
+            raise FileNotFoundError(path)
+        if max_bytes is None:
+            return handle.read()
+        if info.st_size > max_bytes:
+            raise ObjectTooLarge(path.as_uri(), max_bytes)
+        data = handle.read(max_bytes + 1)  # the file may have grown since fstat
+    if len(data) > max_bytes:
+        raise ObjectTooLarge(path.as_uri(), max_bytes)
+    return data
 
 
 def _write_atomically(path: Path, data: bytes, *, durable: bool) -> None:

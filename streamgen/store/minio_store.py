@@ -20,6 +20,7 @@ from minio.error import InvalidResponseError, S3Error, ServerError
 
 from streamgen.contracts.result import StoredImage
 from streamgen.errors import ConfigError, FatalError, StoreUnavailable
+from streamgen.store.base import ObjectTooLarge
 from streamgen.store.uri import check_key, split_s3_uri
 
 __all__ = ["MinioStore"]
@@ -134,7 +135,7 @@ class MinioStore:
         )
         return self._describe(key, index, content_type, sha256, len(data))
 
-    def get(self, uri: str) -> bytes:
+    def get(self, uri: str, *, max_bytes: int | None = None) -> bytes:
         if uri.startswith("s3://"):
             bucket, name = split_s3_uri(uri)
         elif "://" in uri:
@@ -145,7 +146,16 @@ class MinioStore:
         def read() -> bytes:
             response = self._client.get_object(bucket, name)
             try:
-                return bytes(response.read())
+                if max_bytes is None:
+                    return bytes(response.read())
+                # Refuse on the announced length before reading the body, and read at most
+                # one byte past the limit in case the length was not announced.
+                if int(response.headers.get("Content-Length") or 0) > max_bytes:
+                    raise ObjectTooLarge(f"s3://{bucket}/{name}", max_bytes)
+                data = bytes(response.read(max_bytes + 1))
+                if len(data) > max_bytes:
+                    raise ObjectTooLarge(f"s3://{bucket}/{name}", max_bytes)
+                return data
             finally:
                 response.close()
                 response.release_conn()

@@ -37,24 +37,24 @@ class S3Location:
     prefix: str  # "" or "some/prefix" without a trailing slash
 
 
-def parse_store_url(url: str) -> FileLocation | S3Location:
-    """Parse the ``store.url`` setting; a bad one raises ConfigError naming it."""
+def parse_store_url(url: str, *, setting: str = "store.url") -> FileLocation | S3Location:
+    """Parse a store root (``store.url`` or ``setting``); a bad one raises ConfigError naming it."""
     if url.startswith("file://"):
         raw = unquote(url.removeprefix("file://"))
         if not raw:
-            raise ConfigError("store.url", f"{url!r}: file:// needs a directory")
+            raise ConfigError(setting, f"{url!r}: file:// needs a directory")
         return FileLocation(Path(raw))
     if url.startswith("s3://"):
         bucket, _, prefix = url.removeprefix("s3://").partition("/")
-        check_bucket(bucket, setting="store.url")
+        check_bucket(bucket, setting=setting)
         prefix = prefix.strip("/")
         if prefix:
             try:
                 check_key(prefix)
             except ValueError as exc:
-                raise ConfigError("store.url", f"{url!r}: prefix {exc}") from None
+                raise ConfigError(setting, f"{url!r}: prefix {exc}") from None
         return S3Location(bucket, prefix)
-    raise ConfigError("store.url", f"{url!r}: expected file://DIR or s3://BUCKET[/PREFIX]")
+    raise ConfigError(setting, f"{url!r}: expected file://DIR or s3://BUCKET[/PREFIX]")
 
 
 def check_bucket(bucket: str, *, setting: str) -> None:

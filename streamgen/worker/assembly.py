@@ -18,6 +18,7 @@ from streamgen.contracts.validation import validate
 from streamgen.engine.types import Engine
 from streamgen.settings import Settings
 from streamgen.store.base import ObjectStore
+from streamgen.store.prefixes import AllowedPrefixes
 from streamgen.worker.backoff import Backoff
 from streamgen.worker.batcher import MicroBatcher
 from streamgen.worker.claim_check import ClaimChecker
@@ -145,10 +146,12 @@ def _outputs(
 
 
 def intake_for(settings: Settings) -> Intake:
-    """Decode with the configured framing, validate against the configured bounds and models."""
+    """Decode with the configured framing, validate against the configured bounds, models
+    and init-image prefixes."""
     from streamgen.engine.schedulers import SCHEDULERS
 
     known_models = set(settings.engine.models) | {"default"}
+    init_images = AllowedPrefixes.from_settings(settings.store)
 
     def check(request: GenerationRequest) -> GenerationRequest:
         return validate(
@@ -157,6 +160,7 @@ def intake_for(settings: Settings) -> Intake:
             models=known_models,
             schedulers=SCHEDULERS,
             now=datetime.now(UTC),
+            init_images=init_images,
         )
 
     return Intake(
@@ -212,6 +216,8 @@ def assemble(
         writer=ImageWriter(store, encode, settings.store.image_format, store_retry),
         output_pool=output_pool,
         max_attempts=w.max_attempts,
+        backoff=backoff,
+        retry_budget_s=w.retry_budget_s,
         on_fatal=lambda exc: events.put(Fatal(exc)),
         hooks=hooks,
     )

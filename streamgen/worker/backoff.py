@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import random
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["Backoff"]
+from streamgen.errors import FatalError
+
+__all__ = ["Backoff", "TransientRetries"]
 
 
 @dataclass(slots=True)
@@ -32,3 +36,32 @@ class Backoff:
 
     def delay(self, attempt: int) -> float:
         return self.rng.uniform(0, self.ceiling(attempt))
+
+
+@dataclass(slots=True)
+class TransientRetries:
+    """The retries of one piece of work that fails transiently (store down, …).
+
+    ``next_delay`` says how long to wait before the next attempt, and raises
+    :class:`~streamgen.errors.FatalError` once ``budget_s`` (0: never) has passed since the
+    first failure: an outage that long needs a restart or an operator, not more waiting.
+    """
+
+    backoff: Backoff
+    budget_s: float = 0.0
+    clock: Callable[[], float] = time.monotonic
+    attempt: int = 0
+    first_failure: float | None = None
+
+    def next_delay(self, what: str, error: Exception) -> float:
+        now = self.clock()
+        if self.first_failure is None:
+            self.first_failure = now
+        waited = now - self.first_failure
+        if self.budget_s and waited > self.budget_s:
+            raise FatalError(
+                f"{what} unavailable for {waited:.0f}s (budget {self.budget_s:.0f}s): {error}"
+            ) from error
+        delay = self.backoff.delay(self.attempt)
+        self.attempt += 1
+        return delay

@@ -8,8 +8,9 @@ InvalidRequest / expired   dead letter at once + FAILED result
 GenerationFailed           generate again until ``max_attempts``, then dead letter + FAILED
 RequestCancelled           partition moved away: drop silently (the new owner redoes it);
                            deadline passed mid-batch: dead letter + FAILED
-TransientError             retried with backoff in place (store, publish); never reaches here
-                           unless its retry budget ran out, which is fatal
+TransientError             retried with backoff in place (store, publish, init images on the
+                           GPU thread); never reaches here unless its retry budget ran out,
+                           which is fatal
 FatalError, anything else  exit non-zero without committing the work in flight
 =========================  ==============================================================
 """

@@ -1,7 +1,9 @@
 """The GPU thread: take a ready batch, generate, hand each outcome to the output pool.
 
 It never touches Kafka: the consumer thread keeps polling (and so keeps the group membership)
-however long a batch takes (DESIGN invariant 4).
+however long a batch takes (DESIGN invariant 4). While the object store cannot give an init
+image, the batch waits here with backoff (DESIGN invariant 6): the work queue fills up and the
+consumer pauses its partitions, nothing is dead-lettered and nothing is committed past it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from datetime import UTC, datetime
 from streamgen.contracts.request import GenerationRequest
 from streamgen.engine.types import Engine, GenerationOutcome
 from streamgen.errors import DeadlineExpired, StoreUnavailable, StreamgenError
+from streamgen.worker.backoff import Backoff, TransientRetries
 from streamgen.worker.failures import Disposition, classify
 from streamgen.worker.hooks import WorkerHooks
 from streamgen.worker.outputs import OutcomeSink
@@ -56,6 +59,8 @@ class GenerationStage(threading.Thread):
         writer: ImageWriter,
         output_pool: Executor,
         max_attempts: int,
+        backoff: Backoff,
+        retry_budget_s: float,
         on_fatal: OnFatal,
         hooks: WorkerHooks,
     ) -> None:
@@ -67,6 +72,8 @@ class GenerationStage(threading.Thread):
         self._writer = writer
         self._pool = output_pool
         self._max_attempts = max_attempts
+        self._backoff = backoff
+        self._retry_budget_s = retry_budget_s
         self._on_fatal = on_fatal
         self._hooks = hooks
         # Not ``_stop``: that name is threading.Thread's own, and shadowing it breaks join().
@@ -91,7 +98,33 @@ class GenerationStage(threading.Thread):
             self._on_fatal(exc)
 
     def _run_batch(self, items: list[WorkItem]) -> None:
-        # 1. Drop work of partitions that moved away, and expire what waited too long.
+        retries = TransientRetries(self._backoff, self._retry_budget_s)
+        while True:
+            # 1. Drop work of partitions that moved away, and expire what waited too long
+            #    (again on each retry: the wait may be long, and each item fails only once).
+            items = self._live(items)
+            if not items:
+                return
+            # 2. Generate; the engine isolates per-request failures and raises only fatal
+            #    ones, or StoreUnavailable when an init image cannot be read yet.
+            try:
+                self._generate(items)
+                return
+            except StoreUnavailable as exc:
+                delay = retries.next_delay("object store (init images)", exc)
+                log.warning(
+                    "batch of %d waits for the object store (%s); retry in %.2fs",
+                    len(items),
+                    exc,
+                    delay,
+                )
+                self._hooks.store_retry()
+                if self._halt.wait(delay):
+                    # Stopping: nothing was produced for these; the next owner redoes them.
+                    log.warning("abandoned a batch of %d waiting for the store", len(items))
+                    return
+
+    def _live(self, items: list[WorkItem]) -> list[WorkItem]:
         now = datetime.now(UTC)
         live = []
         for item in items:
@@ -103,9 +136,9 @@ class GenerationStage(threading.Thread):
                 )
                 continue
             live.append(item)
-        if not live:
-            return
-        # 2. Generate; the engine isolates per-request failures and raises only fatal ones.
+        return live
+
+    def _generate(self, live: list[WorkItem]) -> None:
         by_id = {item.request.request_id: item for item in live}
         started = time.time()
         t0 = time.perf_counter()

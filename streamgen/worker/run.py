@@ -105,8 +105,10 @@ def _start(
     # 3. The engine loads its models (a missing one, or CUDA asked for and absent, stops here).
     if engine is None:
         from streamgen.engine import DiffusionEngine
+        from streamgen.store.init_images import InitImageReader
 
-        engine = DiffusionEngine(settings.engine, store=store)
+        init_images = InitImageReader.from_settings(settings.store, store)
+        engine = DiffusionEngine(settings.engine, init_images)
     if encode is None:
         from streamgen.engine.encode import encode_image
 

@@ -17,9 +17,9 @@ from typing import TypeVar
 from PIL.Image import Image
 
 from streamgen.contracts.result import StoredImage
-from streamgen.errors import FatalError, StoreUnavailable
+from streamgen.errors import StoreUnavailable
 from streamgen.store.base import ObjectStore
-from streamgen.worker.backoff import Backoff
+from streamgen.worker.backoff import Backoff, TransientRetries
 from streamgen.worker.work import WorkItem
 
 __all__ = ["ImageWriter", "StoreRetry", "object_key"]
@@ -48,26 +48,17 @@ class StoreRetry:
     stopping: Callable[[], bool] = lambda: False
 
     def call(self, what: str, operation: Callable[[], T]) -> T:
-        first_failure: float | None = None
-        attempt = 0
+        retries = TransientRetries(self.backoff, self.budget_s)
         while True:
             try:
                 return operation()
             except StoreUnavailable as exc:
-                now = time.monotonic()
-                first_failure = first_failure or now
-                if self.budget_s and now - first_failure > self.budget_s:
-                    raise FatalError(
-                        f"object store unavailable for {now - first_failure:.0f}s "
-                        f"(budget {self.budget_s:.0f}s): {exc}"
-                    ) from exc
+                delay = retries.next_delay("object store", exc)  # FatalError past the budget
                 if self.stopping():
                     raise
-                delay = self.backoff.delay(attempt)
                 log.warning("store of %s failed (%s); retry in %.2fs", what, exc, delay)
                 if self.on_retry:
                     self.on_retry()
-                attempt += 1
                 time.sleep(delay)
 
 

@@ -15,6 +15,7 @@ from streamgen.errors import ConfigError, StoreUnavailable
 from streamgen.local.stack import LocalStack
 from streamgen.settings import Settings
 from streamgen.store import FileStore, MinioStore, open_store
+from streamgen.store.base import ObjectTooLarge
 
 pytestmark = pytest.mark.integration
 
@@ -86,6 +87,22 @@ def test_minio_missing_object_is_file_not_found_and_stat_none(stack_settings: Se
         store.get("nope/0.png")
     with pytest.raises(FileNotFoundError):
         store.get("s3://no-such-bucket-here/x.png")
+
+
+@pytest.mark.parametrize("kind", ["minio", "file"])
+def test_a_read_with_max_bytes_refuses_larger_objects(
+    kind: str, stack_settings: Settings, tmp_path: Path
+) -> None:
+    store = minio_store(stack_settings) if kind == "minio" else FileStore(tmp_path)
+    store.ensure_ready()
+    meta: dict[str, str] = {}
+    big = store.put("big.bin", b"x" * 101, index=0, content_type="image/png", metadata=meta)
+    fits = store.put("fits.bin", b"x" * 100, index=0, content_type="image/png", metadata=meta)
+    with pytest.raises(ObjectTooLarge) as caught:
+        store.get(big.uri, max_bytes=100)
+    assert caught.value.limit == 100
+    assert store.get(fits.uri, max_bytes=100) == b"x" * 100
+    assert store.get(big.uri) == b"x" * 101
 
 
 def test_minio_rejects_wrong_credentials_naming_the_setting(stack_settings: Settings) -> None:

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 
 from streamgen.contracts.result import StoredImage
 from streamgen.errors import StoreUnavailable
+from streamgen.store.base import ObjectTooLarge
 
 
 class MemoryStore:
@@ -16,6 +17,7 @@ class MemoryStore:
         self.objects = dict(objects)
         self.down = down
         self.puts: list[str] = []  # keys, in the order they were written
+        self.reads: list[str] = []  # every uri asked for, in order
 
     def ensure_ready(self, *, create: bool = True) -> None:
         pass
@@ -28,11 +30,14 @@ class MemoryStore:
         self.puts.append(key)
         return self._describe(key, data, index, content_type)
 
-    def get(self, uri: str) -> bytes:
+    def get(self, uri: str, *, max_bytes: int | None = None) -> bytes:
+        self.reads.append(uri)
         self._check_up()
         data = self.objects.get(uri, self.objects.get(f"mem://{uri}"))
         if data is None:
             raise FileNotFoundError(uri)
+        if max_bytes is not None and len(data) > max_bytes:
+            raise ObjectTooLarge(uri, max_bytes)
         return data
 
     def stat(self, key: str) -> StoredImage | None:

@@ -38,6 +38,21 @@ def test_maps_and_booleans_parse_from_text() -> None:
     assert s.engine.channels_last is True
 
 
+def test_init_image_prefixes_are_a_list_in_toml_and_comma_separated_text(tmp_path: Path) -> None:
+    config = tmp_path / "streamgen.toml"
+    config.write_text('[store]\nurl = "s3://images"\ninit_image_prefixes = ["s3://images/in"]\n')
+    assert load_settings(config_file=config, env={}).store.init_image_prefixes == (
+        "s3://images/in",
+    )
+    env = {
+        "STREAMGEN_STORE_URL": "s3://images",
+        "STREAMGEN_STORE_INIT_IMAGE_PREFIXES": "s3://images/in, s3://uploads,",
+    }
+    s = load_settings(env=env)
+    assert s.store.init_image_prefixes == ("s3://images/in", "s3://uploads")
+    assert s.store.init_image_max_bytes == 20 * 1024 * 1024
+
+
 @pytest.mark.parametrize(
     ("source", "name", "message"),
     [
@@ -48,6 +63,9 @@ def test_maps_and_booleans_parse_from_text() -> None:
         ({"STREAMGEN_ENGINE_COMPILE": "maybe"}, "engine.compile", "true/false"),
         ({"STREAMGEN_ENGINE_MODELS": "tiny"}, "engine.models", "KEY=VALUE"),
         ({"STREAMGEN_WORKER_RETRY_MAX_MS": "1"}, "worker.retry_max_ms", ">= worker.retry_initial"),
+        ({"STREAMGEN_STORE_INIT_IMAGE_PREFIXES": "s3://img"}, "store.init_image_prefixes", "file:"),
+        ({"STREAMGEN_STORE_INIT_IMAGE_PREFIXES": "ftp://x"}, "store.init_image_prefixes", "s3:"),
+        ({"STREAMGEN_STORE_INIT_IMAGE_MAX_BYTES": "0"}, "store.init_image_max_bytes", "> 0"),
     ],
 )
 def test_an_invalid_setting_is_named(source: dict[str, str], name: str, message: str) -> None:

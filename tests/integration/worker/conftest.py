@@ -200,6 +200,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
             value = getattr(values, f.name)
             if isinstance(value, dict):
                 value = ",".join(f"{k}={v}" for k, v in value.items())
+            elif isinstance(value, tuple):
+                value = ",".join(value)
             env[f"STREAMGEN_{section.name}_{f.name}".upper()] = str(value)
     return env
 

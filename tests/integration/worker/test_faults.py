@@ -67,7 +67,7 @@ def test_a_batch_longer_than_max_poll_interval_causes_no_rebalance_and_no_duplic
         worker_settings, max_poll_interval_ms=6000, session_timeout_ms=6000, max_wait_ms=50
     )
     store = open_store(settings.store)
-    engine = SlowEngine(DiffusionEngine(settings.engine, store=store), sleep_s=9.0)
+    engine = SlowEngine(DiffusionEngine(settings.engine), sleep_s=9.0)
     publish(settings, [make_request(i) for i in range(3)])
     with worker_thread(settings, engine=engine, store=store, encode=encode_image) as worker:
         results = read_results(settings, expected=3, timeout=120)
@@ -88,7 +88,7 @@ def test_a_second_worker_joining_mid_stream_loses_nothing(worker_settings: Setti
     # The first member is slowed (1 s per batch) so that, however loaded the machine, the
     # backlog is still there when the second member joins.
     store = open_store(first.store)
-    slow = SlowEngine(DiffusionEngine(first.engine, store=store), sleep_s=1.0)
+    slow = SlowEngine(DiffusionEngine(first.engine), sleep_s=1.0)
     with worker_thread(first, engine=slow, store=store, encode=encode_image) as w1:
         assert wait_until(lambda: len(read_results(first, timeout=1)) >= 4, 90)
         with worker_thread(second) as w2:

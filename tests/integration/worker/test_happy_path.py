@@ -75,7 +75,7 @@ def test_a_burst_is_batched_and_batched_images_equal_images_made_alone(
     sizes = [r.timings.batch_size for r in results]
     assert sum(sizes) / len(sizes) > 1, f"no batching happened: {Counter(sizes)}"
     store = open_store(worker_settings.store)
-    engine = DiffusionEngine(worker_settings.engine, store=store)
+    engine = DiffusionEngine(worker_settings.engine)
     by_id = {r.request_id: r for r in results}
     for request in requests[:3]:
         [alone] = engine.generate([request])

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from streamgen.contracts.request import GenerationRequest, Task
 from streamgen.contracts.validation import MAX_SEED, validate
 from streamgen.errors import DeadlineExpired, InvalidRequest
-from streamgen.settings import ValidationBounds
+from streamgen.settings import StoreSettings, ValidationBounds
+from streamgen.store.prefixes import AllowedPrefixes
 
 NOW = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
 BOUNDS = ValidationBounds()
@@ -21,8 +22,15 @@ MODELS = {"default", "sd15"}
 SCHEDULERS = {"ddim", "euler_a"}
 
 
-def check(request: GenerationRequest, bounds: ValidationBounds = BOUNDS) -> GenerationRequest:
-    return validate(request, bounds, models=MODELS, schedulers=SCHEDULERS, now=NOW)
+def check(
+    request: GenerationRequest,
+    bounds: ValidationBounds = BOUNDS,
+    *,
+    init_images: AllowedPrefixes | None = None,
+) -> GenerationRequest:
+    return validate(
+        request, bounds, models=MODELS, schedulers=SCHEDULERS, now=NOW, init_images=init_images
+    )
 
 
 def a_request(**changes: Any) -> GenerationRequest:
@@ -184,3 +192,12 @@ def valid_requests(draw: st.DrawFn) -> GenerationRequest:
 @given(valid_requests())
 def test_valid_requests_pass_unchanged(request: GenerationRequest) -> None:
     assert check(request) is request
+
+
+def test_img2img_reads_only_under_the_allowed_prefixes() -> None:
+    allowed = AllowedPrefixes.from_settings(StoreSettings(url="s3://images/in"))
+    inside = a_request(task="img2img", init_image_uri="s3://images/in/cat.png")
+    assert check(inside, init_images=allowed) is inside
+    for uri in ("s3://images/in-secret/cat.png", "s3://images/in/../x.png", "file:///etc/passwd"):
+        with pytest.raises(InvalidRequest, match="must be under one of the allowed prefixes"):
+            check(inside.replace(init_image_uri=uri), init_images=allowed)

@@ -22,7 +22,7 @@ from streamgen.engine.memory import BatchLimits, largest_fitting_power_of_two
 from streamgen.engine.model_init import write_model
 from streamgen.engine.schedulers import SCHEDULERS, check_scheduler_name, make_scheduler
 from streamgen.engine.seeds import request_seed
-from streamgen.errors import ConfigError, InvalidRequest
+from streamgen.errors import ConfigError, DeviceLost, InvalidRequest
 from streamgen.settings import EngineSettings
 from tests.unit.engine.conftest import assert_same_images, request
 
@@ -86,11 +86,20 @@ def test_batch_limits_probe_once_per_key_and_lower_on_oom() -> None:
     assert BatchLimits(fixed=3, cap=64, probe=probe).get("b") == 3
 
 
-def test_batch_limits_do_not_swallow_other_errors() -> None:
+def test_a_shape_that_cannot_run_stops_the_probe_instead_of_the_worker() -> None:
+    # The shape comes from a request: its requests then fail one by one in the engine.
     def probe(key: object, size: int) -> None:
-        raise ValueError("broken model")
+        if size > 2:
+            raise ValueError("steps exceed the scheduler's timesteps")
 
-    with pytest.raises(ValueError, match="broken model"):
+    assert BatchLimits(fixed=0, cap=64, probe=probe).get("a") == 2
+
+
+def test_a_fatal_device_error_while_probing_is_device_lost() -> None:
+    def probe(key: object, size: int) -> None:
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    with pytest.raises(DeviceLost, match="illegal memory access"):
         BatchLimits(fixed=0, cap=64, probe=probe).get("a")
 
 
