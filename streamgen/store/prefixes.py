@@ -92,6 +92,8 @@ def parse_object_uri(uri: str, base: ObjectLocation) -> ObjectLocation | None:
     """
     found = _SCHEME.match(uri)
     if found is None:  # a bare key, under the store's own root
+        if uri.startswith("/"):
+            return None  # an absolute path is not a key: refused, never read as one
         return _located(base.scheme, base.bucket, uri, under=base.segments)
     scheme, rest = found.group(1).lower(), uri[found.end() :]
     if not rest.startswith("//"):

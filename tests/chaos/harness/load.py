@@ -43,6 +43,8 @@ class LoadGenerator:
                 "enable.idempotence": True,
                 "acks": "all",
                 "linger.ms": 5,
+                # Up to the broker's own limit: scenario 10 sends a record just under it.
+                "message.max.bytes": 2_000_000,
             }
         )
         self._lock = threading.Lock()

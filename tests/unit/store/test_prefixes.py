@@ -60,6 +60,8 @@ def test_allowed_uris_are_normalised(uri: str, canonical: str) -> None:
         "mem://cat.png",
         "",
         "cat.png",  # bare key: under s3://images/out, which is not listed
+        "/etc/passwd",  # an absolute path is no key, and is never read as one
+        "/in/cat.png",
     ],
 )
 def test_everything_else_is_refused_with_one_message(uri: str) -> None:
