@@ -123,6 +123,10 @@ class WorkerSettings:
     worker_id: str = ""  # default: host-pid
     max_wait_ms: int = 200
     max_in_flight: int = 64
+    # Records fetched ahead of admission, so the consumer need not pause (and lose librdkafka's
+    # prefetch) each time the window is full; partitions pause only when this is full.
+    fetch_buffer_records: int = 1000
+    fetch_buffer_bytes: int = 32 * 1024 * 1024
     max_poll_interval_ms: int = 300_000
     session_timeout_ms: int = 45_000
     commit_interval_ms: int = 1_000
@@ -242,6 +246,8 @@ def _validate(s: Settings) -> None:
     positive("topics.partitions", s.topics.partitions)
     positive("topics.replication_factor", s.topics.replication_factor)
     positive("worker.max_in_flight", s.worker.max_in_flight)
+    positive("worker.fetch_buffer_records", s.worker.fetch_buffer_records)
+    positive("worker.fetch_buffer_bytes", s.worker.fetch_buffer_bytes)
     positive("worker.max_attempts", s.worker.max_attempts)
     positive("worker.commit_interval_ms", s.worker.commit_interval_ms)
     positive("worker.retry_initial_ms", s.worker.retry_initial_ms)

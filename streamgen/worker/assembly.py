@@ -23,6 +23,7 @@ from streamgen.worker.backoff import Backoff
 from streamgen.worker.batcher import MicroBatcher
 from streamgen.worker.claim_check import ClaimChecker
 from streamgen.worker.commits import Committer
+from streamgen.worker.fetch_buffer import FetchBuffer
 from streamgen.worker.generation import GenerationStage
 from streamgen.worker.hooks import WorkerHooks
 from streamgen.worker.intake import Intake
@@ -62,6 +63,10 @@ def consumer_config(settings: Settings, worker_id: str) -> dict[str, Any]:
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
         "max.poll.interval.ms": w.max_poll_interval_ms,
+        # After a pause, librdkafka waits this long before fetching a partition again (1 s by
+        # default: a median 455 ms stall at every resume was measured). Pauses are rare now
+        # (the fetch buffer), but each must cost one fetch round trip, not a second.
+        "fetch.queue.backoff.ms": 20,
         **group_protocol_config(w.group_protocol, w.session_timeout_ms),
         **settings.kafka.client_config,
     }
@@ -241,6 +246,12 @@ def assemble(
         decode_backoff=backoff,
         hooks=hooks,
         committer=committer,
+        buffer=FetchBuffer(
+            max_records=w.fetch_buffer_records,
+            max_bytes=w.fetch_buffer_bytes,
+            partition_of=lambda message: (message.topic(), message.partition()),
+            size_of=lambda message: len(message.value() or b"") + len(message.key() or b""),
+        ),
     )
     rebalance = RebalanceHandler(
         tracker=tracker,
@@ -249,6 +260,7 @@ def assemble(
         commit=lambda tps: loop.commit_now(only=tps),
         serve_outputs=loop.serve_outputs,
         is_paused=lambda: loop.paused,
+        drop_fetched=loop.buffer.drop,
         revoke_grace_s=REVOKE_GRACE_S,
         on_event=hooks.rebalance,
     )

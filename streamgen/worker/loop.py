@@ -23,6 +23,7 @@ from streamgen.engine.types import Engine
 from streamgen.errors import TransientError
 from streamgen.worker.backoff import Backoff
 from streamgen.worker.commits import Committer
+from streamgen.worker.fetch_buffer import FetchBuffer
 from streamgen.worker.hooks import WorkerHooks
 from streamgen.worker.intake import Intake, Rejected
 from streamgen.worker.offsets import OffsetTracker, Ticket, TopicPartitionKey
@@ -36,6 +37,9 @@ __all__ = ["ConsumerLoop", "LoopLimits"]
 log = logging.getLogger(__name__)
 
 POLL_TIMEOUT_S = 0.1  # short: the loop must also serve delivery reports and commits
+# While work is uncommitted, completions and commit answers are what the loop waits for: a
+# 100 ms nap in the poll would hold each turn of the window back by that much.
+BUSY_POLL_TIMEOUT_S = 0.005
 MAX_RECORDS_PER_POLL = 500
 
 
@@ -89,6 +93,7 @@ class ConsumerLoop:
         decode_backoff: Backoff,
         hooks: WorkerHooks,
         committer: Committer,
+        buffer: FetchBuffer[Any],
     ) -> None:
         self.consumer = consumer
         self.publisher = publisher
@@ -101,6 +106,7 @@ class ConsumerLoop:
         self.events = events
         self.hooks = hooks
         self.committer = committer
+        self.buffer = buffer
         self._decode_backoff = decode_backoff
         self._paused = False
         self._blocked: dict[TopicPartitionKey, _Blocked] = {}
@@ -129,22 +135,30 @@ class ConsumerLoop:
             self.step()
 
     def step(self) -> None:
-        # 1. Poll. Keeps group membership alive while the GPU works and partitions are paused.
-        #    At most as many records as there is room for: max_in_flight bounds what a crash
-        #    makes us redo, and a backlog must not overshoot it by a whole poll.
+        # 1. Poll into the fetch buffer. Keeps group membership alive while the GPU works, and
+        #    keeps records flowing while the window is full (fetch_buffer.py says why).
         room = self.limits.max_in_flight - self.tracker.uncommitted()
-        messages = self.consumer.consume(max(1, min(MAX_RECORDS_PER_POLL, room)), POLL_TIMEOUT_S)
-        # 2. Admit each record: decode + validate; bad ones are dead-lettered at once.
-        for message in messages:
+        timeout = BUSY_POLL_TIMEOUT_S if room < self.limits.max_in_flight else POLL_TIMEOUT_S
+        if room > 0 and len(self.buffer):
+            timeout = 0.0  # records are waiting to be admitted now
+        messages = self.consumer.consume(
+            max(1, min(MAX_RECORDS_PER_POLL, self.buffer.room())), timeout
+        )
+        self.buffer.extend([m for m in messages if not _is_error(m)])
+        # 2. Admit from the buffer as far as the window of uncommitted work has room:
+        #    max_in_flight bounds what a crash makes us redo. Decode + validate; bad records
+        #    are dead-lettered at once.
+        for message in self.buffer.take(room):
             self._admit(message)
         # 3. Serve the producer: delivery reports arrive here and become durable events.
         # 4. Complete the tickets whose outputs the broker acknowledged.
         self.serve_outputs(0.0)
-        # 5. Backpressure: pause every partition when the uncommitted window (unfinished work
-        #    plus durable work the broker has not confirmed a commit for) is full, resume at
-        #    half. Counting durable-but-uncommitted work is what bounds the redo after a crash
-        #    or a lost partition: a worker whose commits go unanswered stops taking records
-        #    (it keeps polling, so it stays in the group) instead of running ahead of them.
+        # 5. Backpressure: pause every partition when the fetch buffer is full, resume at
+        #    half. Admission (step 2) already stops when the window of uncommitted work
+        #    (unfinished plus durable work the broker has not confirmed a commit for) is full:
+        #    that is what bounds the redo after a crash or a lost partition. A worker whose
+        #    commits go unanswered stops taking records and, once its buffer is full, pauses;
+        #    it keeps polling, so it stays in the group.
         self._apply_backpressure()
         self.hooks.in_flight(self.tracker.outstanding())
         # 6. Commit the contiguous low-water mark of durable work (THE RULE above): on the
@@ -169,9 +183,6 @@ class ConsumerLoop:
 
     # -- step 2 ----------------------------------------------------------------------------
     def _admit(self, message: Any) -> None:
-        if message.error():
-            log.warning("consumer error: %s", message.error())
-            return
         record = SourceRecord.from_message(message)
         tp = (record.topic, record.partition)
         self._forget_stale_block(tp)
@@ -213,6 +224,7 @@ class ConsumerLoop:
         partition = TopicPartition(tp[0], tp[1], offset)
         self.consumer.pause([partition])
         self.consumer.seek(partition)
+        self.buffer.drop({tp})  # delivered again from the rewound offset
         self._blocked[tp] = _Blocked(
             time.monotonic() + delay, attempt + 1, self.tracker.generation(tp)
         )
@@ -232,10 +244,9 @@ class ConsumerLoop:
                 del self._blocked[tp]
                 if not self._paused:
                     self.consumer.resume([TopicPartition(*tp)])
-        window = self.tracker.uncommitted()
-        if not self._paused and window >= self.limits.max_in_flight:
+        if not self._paused and self.buffer.full():
             self._set_paused(True)
-        elif self._paused and window <= self.limits.max_in_flight // 2:
+        elif self._paused and self.buffer.below_half():
             self._set_paused(False)
 
     def _set_paused(self, paused: bool) -> None:
@@ -286,3 +297,12 @@ class ConsumerLoop:
         self.serve_outputs(0.0)
         self.commit_now()
         return self.tracker.outstanding() == 0
+
+
+def _is_error(message: Any) -> bool:
+    """Consumer events that are not records (partition EOF, broker errors): logged, not kept."""
+    error = message.error()
+    if error is not None:
+        log.warning("consumer error: %s", error)
+        return True
+    return False

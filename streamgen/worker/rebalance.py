@@ -1,10 +1,12 @@
 """Partition assignment changes (cooperative-sticky), kept safe (DESIGN invariant 5).
 
 * assigned: a fresh generation per partition; paused at once if the worker is full.
-* revoked:  waiting work of those partitions is dropped (the next owner redoes it), work
-            already on the GPU or in the outputs gets a short grace to become durable, then
-            the durable low-water mark is committed and the partitions are forgotten.
-* lost:     forgotten without committing anything (another member may own them already).
+* revoked:  fetched records and waiting work of those partitions are dropped (the next
+            owner reads them again), work already on the GPU or in the outputs gets a short
+            grace to become durable, then the durable low-water mark is committed and the
+            partitions are forgotten.
+* lost:     forgotten without committing anything (another member may own them already),
+            their fetched records and waiting work dropped.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class RebalanceHandler:
         commit: Callable[[list[TopicPartitionKey]], None],
         serve_outputs: Callable[[float], None],
         is_paused: Callable[[], bool],
+        drop_fetched: Callable[[set[TopicPartitionKey]], int],
         revoke_grace_s: float,
         on_event: Callable[[RebalanceKind, list[TopicPartitionKey], int], None] | None = None,
     ) -> None:
@@ -45,6 +48,7 @@ class RebalanceHandler:
         self._commit = commit
         self._serve_outputs = serve_outputs
         self._is_paused = is_paused
+        self._drop_fetched = drop_fetched
         self._grace_s = revoke_grace_s
         self._on_event = on_event
 
@@ -60,7 +64,9 @@ class RebalanceHandler:
 
     def on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         keys = {(tp.topic, tp.partition) for tp in partitions}
-        # 1. Waiting work is simply dropped: nothing was produced for it yet.
+        # 1. Fetched records and waiting work are simply dropped: nothing was produced for them
+        #    yet, and the next owner reads them again from the committed offset.
+        self._drop_fetched(keys)
         dropped = self._queue.remove(lambda item: item.ticket.tp in keys)
         # 2. Work already generating or storing gets a short grace to become durable, so the
         #    next owner repeats as little as possible.
@@ -85,6 +91,7 @@ class RebalanceHandler:
         for key in keys:
             self._ownership.withdraw(key)
             self._tracker.revoke(key)
+        self._drop_fetched(keys)
         self._queue.remove(lambda item: item.ticket.tp in keys)
         consumer.incremental_unassign(partitions)
         log.warning("lost %s: nothing committed for them", _names(partitions))

@@ -22,6 +22,7 @@ from streamgen.ops.metrics import Metrics
 from streamgen.worker.backoff import Backoff
 from streamgen.worker.batcher import MicroBatcher
 from streamgen.worker.commits import Committer
+from streamgen.worker.fetch_buffer import FetchBuffer
 from streamgen.worker.hooks import WorkerHooks
 from streamgen.worker.intake import Intake
 from streamgen.worker.loop import ConsumerLoop, Durable, Fatal, LoopLimits
@@ -86,11 +87,12 @@ class EndlessPartitions:
                     self.committed[tp.partition] = max(self.committed[tp.partition], tp.offset)
                 self._on_commit(None, offsets)
             self._unanswered.clear()
-        out = []
-        for partition in sorted(self.next):
-            while partition not in self.paused and len(out) < num_messages:
-                out.append(Message(partition, self.next[partition]))
-                self.next[partition] += 1
+        out: list[Message] = []
+        live = [p for p in sorted(self.next) if p not in self.paused]
+        while live and len(out) < num_messages:  # round robin, like fetches of several brokers
+            partition = live[len(out) % len(live)]
+            out.append(Message(partition, self.next[partition]))
+            self.next[partition] += 1
         return out
 
     def commit(self, *, offsets: list[Any], asynchronous: bool) -> list[Any]:
@@ -123,8 +125,24 @@ class Outputs:
         return None
 
 
-def make_loop(max_in_flight: int, partitions: int) -> tuple[ConsumerLoop, EndlessPartitions]:
+class Admissions:
+    """The decoder's view: the highest offset admitted per partition, independent of the loop."""
+
+    def __init__(self) -> None:
+        self.next: dict[int, int] = {}
+
+    def decode(self, value: bytes) -> GenerationRequest:
+        _, partition, offset = value.decode().split("-")
+        p, o = int(partition), int(offset)
+        self.next[p] = max(self.next.get(p, 0), o + 1)
+        return GenerationRequest(request_id=value.decode(), prompt="p")
+
+
+def make_loop(
+    max_in_flight: int, partitions: int, buffer_records: int = 50
+) -> tuple[ConsumerLoop, EndlessPartitions, Admissions]:
     tracker = OffsetTracker()
+    admissions = Admissions()
     committer = Committer(tracker, on_committed=lambda confirmed, ends: None)
     consumer = EndlessPartitions(partitions, committer.on_commit)
     for partition in range(partitions):
@@ -135,10 +153,7 @@ def make_loop(max_in_flight: int, partitions: int) -> tuple[ConsumerLoop, Endles
         publisher=Outputs(),  # type: ignore[arg-type]
         tracker=tracker,
         work=WorkQueue(MicroBatcher(max_wait_s=0.0, max_batch_size=Engine.max_batch_size)),
-        intake=Intake(
-            decode=lambda value: GenerationRequest(request_id=value.decode(), prompt="p"),
-            validate=lambda request: request,
-        ),
+        intake=Intake(decode=admissions.decode, validate=lambda request: request),
         sink=Outputs(),  # type: ignore[arg-type]
         engine=Engine(),  # type: ignore[arg-type]
         limits=LoopLimits(max_in_flight, commit_interval_s=0.0, drain_timeout_s=1.0),
@@ -146,8 +161,14 @@ def make_loop(max_in_flight: int, partitions: int) -> tuple[ConsumerLoop, Endles
         decode_backoff=Backoff(0.1, 1.0),
         hooks=WorkerHooks(Metrics(), worker_id="w", host="h", group_id="g"),
         committer=committer,
+        buffer=FetchBuffer(
+            max_records=buffer_records,
+            max_bytes=1 << 20,
+            partition_of=lambda m: (m.topic(), m.partition()),
+            size_of=lambda m: len(m.value()),
+        ),
     )
-    return loop, consumer
+    return loop, consumer, admissions
 
 
 def finish_everything(loop: ConsumerLoop) -> int:
@@ -171,39 +192,76 @@ def finish_everything(loop: ConsumerLoop) -> int:
 def test_the_uncommitted_window_never_exceeds_max_in_flight(
     max_in_flight: int, partitions: int, steps: list[tuple[bool, bool]]
 ) -> None:
-    loop, consumer = make_loop(max_in_flight, partitions)
+    loop, consumer, admissions = make_loop(max_in_flight, partitions)
     for answering, gpu_runs in steps:
         consumer.answering = answering
         loop.step()
-        # What a kill -9 now would make the next owner redo: everything taken past the
-        # offsets the broker holds.
-        redo = sum(consumer.next[p] - consumer.committed[p] for p in range(partitions))
+        # What a kill -9 now would make the next owner redo: everything admitted past the
+        # offsets the broker holds (records only fetched cost nothing to read again).
+        redo = sum(admissions.next.get(p, 0) - consumer.committed[p] for p in range(partitions))
         assert redo <= max_in_flight
         assert loop.tracker.uncommitted() == redo
+        assert len(loop.buffer) <= loop.buffer.max_records + 1  # a poll overshoots by one
         if gpu_runs:
             finish_everything(loop)
 
 
 def test_unanswered_commits_stop_intake_but_not_polling() -> None:
-    loop, consumer = make_loop(max_in_flight=16, partitions=2)
+    loop, consumer, admissions = make_loop(max_in_flight=16, partitions=2, buffer_records=40)
     consumer.answering = False
     for _ in range(200):
         loop.step()
         finish_everything(loop)
-    assert sum(consumer.next.values()) == 16  # all durable, none committed: no more taken
+    assert sum(admissions.next.values()) == 16  # all durable, none committed: no more taken
     assert loop.paused and consumer.polls == 200  # still polling: membership is kept
+    assert len(loop.buffer) >= 40  # fetched ahead, paused only once the buffer was full
     consumer.answering = True
     for _ in range(5):
         loop.step()
         finish_everything(loop)
-    assert sum(consumer.next.values()) > 16  # the answers opened the window again
+    assert sum(admissions.next.values()) > 16  # the answers opened the window again
 
 
 def test_a_fast_engine_is_not_held_to_one_window_per_commit_interval() -> None:
-    loop, consumer = make_loop(max_in_flight=16, partitions=1)
+    loop, _, admissions = make_loop(max_in_flight=16, partitions=1)
     loop.limits = LoopLimits(16, commit_interval_s=3600.0, drain_timeout_s=1.0)
     for _ in range(50):
         loop.step()
         finish_everything(loop)
     # Commits went out as durable work filled half the window, not once an hour.
-    assert consumer.next[0] > 16 * 10
+    assert admissions.next[0] > 16 * 10
+
+
+def test_a_full_window_does_not_pause_the_partitions_while_the_buffer_has_room() -> None:
+    loop, consumer, admissions = make_loop(max_in_flight=8, partitions=2, buffer_records=100)
+    consumer.answering = False
+    loop.step()  # one poll fills the window and puts the rest of it in the buffer
+    assert sum(admissions.next.values()) == 8
+    assert not loop.paused and not consumer.paused
+    while not loop.buffer.full():
+        loop.step()
+    loop.step()
+    assert loop.paused and consumer.paused == {0, 1}
+
+
+def test_records_of_a_partition_that_moves_away_are_never_admitted_from_the_buffer() -> None:
+    loop, consumer, admissions = make_loop(max_in_flight=4, partitions=2, buffer_records=100)
+    consumer.answering = False
+    loop.step()
+    assert any(m.partition() == 1 for m in _peek(loop))
+    dropped = loop.buffer.drop({(TOPIC, 1)})  # what the rebalance handler does on revoke
+    loop.tracker.revoke((TOPIC, 1))
+    assert dropped > 0
+    before = admissions.next.get(1, 0)
+    consumer.answering = True
+    consumer.paused.add(1)  # no longer ours: the consumer delivers nothing more of it
+    for _ in range(20):
+        loop.step()
+        finish_everything(loop)
+    assert admissions.next.get(1, 0) == before
+
+
+def _peek(loop: ConsumerLoop) -> list[Any]:
+    taken = loop.buffer.take(len(loop.buffer))
+    loop.buffer.extend(taken)
+    return taken
