@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from streamgen.credentials import SECRET_SETTINGS, read_properties_file, read_secret_file
 from streamgen.errors import ConfigError
 
 __all__ = [
@@ -39,7 +40,11 @@ class KafkaSettings:
     # When set, records use Confluent Schema Registry framing; otherwise Avro single-object.
     schema_registry_url: str = ""
     # Passed to librdkafka as is (security.protocol, sasl.*, ssl.* …): "key=value,key=value".
-    client_config: dict[str, str] = field(default_factory=dict)
+    # Never printed: it holds passwords (repr=False keeps it out of any repr of the settings).
+    client_config: dict[str, str] = field(default_factory=dict, repr=False)
+    # A librdkafka properties file (key=value lines) read under client_config, which wins on
+    # a key both set: the password can live in a mounted secret, the rest in the environment.
+    client_config_file: str = ""
     # Start-up gives up on an unreachable or refusing broker after this long (exit 4); after a
     # good start the same outage is transient and retried.
     connect_timeout_s: float = 30.0
@@ -60,8 +65,11 @@ class StoreSettings:
     # file://DIR (embedded default) or s3://BUCKET[/PREFIX] with endpoint and credentials below.
     url: str = "file://./streamgen-images"
     endpoint: str = "127.0.0.1:9000"
-    access_key: str = ""
-    secret_key: str = ""
+    access_key: str = field(default="", repr=False)
+    secret_key: str = field(default="", repr=False)
+    # Files holding the keys instead (a mounted secret); one or the other, not both.
+    access_key_file: str = ""
+    secret_key_file: str = ""
     secure: bool = False
     region: str = ""
     image_format: str = "png"
@@ -136,6 +144,9 @@ class WorkerSettings:
     retry_budget_s: float = 0.0  # 0: retry transient failures for ever
     drain_timeout_s: float = 60.0
     metrics_port: int = 0  # 0: no /metrics endpoint
+    # All interfaces by default, as Prometheus scraping across hosts expects; 127.0.0.1 keeps
+    # /metrics on the host (the page holds no secrets, but it does show topics and load).
+    metrics_address: str = "0.0.0.0"
     priority_fairness: int = 4  # a waiting shape is skipped at most this many times
 
 
@@ -166,7 +177,9 @@ def _parse(name: str, kind: Any, raw: Any) -> Any:
         for pair in pairs:
             key, sep, value = pair.partition("=")
             if not sep or not key.strip():
-                raise ConfigError(name, f"expected KEY=VALUE pairs, got {pair!r}")
+                # A secret's fragment (a password holding ",") must not be echoed back.
+                shown = "item without '='" if name in SECRET_SETTINGS else repr(pair)
+                raise ConfigError(name, f"expected KEY=VALUE pairs, got {shown}")
             out[key.strip()] = value.strip()
         return out
     if kind is bool:
@@ -228,9 +241,35 @@ def load_settings(
             raise ConfigError(dotted, "not a known setting")
         sections[section][key] = value
     built = {name: _build(cls, name, sections[name]) for name, cls in _section_types().items()}
-    settings = Settings(**built)
+    settings = _read_secret_files(Settings(**built))
     _validate(settings)
     return settings
+
+
+def _read_secret_files(s: Settings) -> Settings:
+    """Fill secrets from the ``*_file`` settings; the values then live only in memory."""
+    kafka = s.kafka
+    if kafka.client_config_file:
+        from_file = read_properties_file("kafka.client_config_file", kafka.client_config_file)
+        kafka = dataclasses.replace(kafka, client_config={**from_file, **kafka.client_config})
+    store = dataclasses.replace(
+        s.store,
+        access_key=_store_key(s.store, "access_key"),
+        secret_key=_store_key(s.store, "secret_key"),
+    )
+    return dataclasses.replace(s, kafka=kafka, store=store)
+
+
+def _store_key(store: StoreSettings, name: str) -> str:
+    value: str = getattr(store, name)
+    path: str = getattr(store, f"{name}_file")
+    if not path:
+        return value
+    if value:
+        raise ConfigError(
+            f"store.{name}_file", f"set either store.{name} or store.{name}_file, not both"
+        )
+    return read_secret_file(f"store.{name}_file", path)
 
 
 def _section_types() -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Session fixtures: a real Kafka broker and a real MinIO server, started only when a test asks.
+"""Session fixtures: a real Kafka broker and a real MinIO server, started only when a test asks;
+``secure_stack`` is a second one whose broker wants logins and ACLs.
 
 Unit tests never touch these, so ``pytest tests/unit`` starts nothing. The stack lives in a
 temporary state dir on free ports and is stopped when the session ends.
@@ -38,10 +39,11 @@ def _stop_orphaned_stacks(basetemp: Path) -> None:
             owner_file.unlink(missing_ok=True)
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+def _session_stack(
+    tmp_path_factory: pytest.TempPathFactory, name: str, *, secure: bool
+) -> Iterator[LocalStack]:
     _stop_orphaned_stacks(tmp_path_factory.getbasetemp())
-    state_dir = tmp_path_factory.mktemp("stack")
+    state_dir = tmp_path_factory.mktemp(name)
     (state_dir / "owner.pid").write_text(f"{os.getpid()}\n")
     kafka_port, controller_port, minio_port, console_port = free_ports(4)
     local = LocalStack(
@@ -50,12 +52,24 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         controller_port=controller_port,
         minio_port=minio_port,
         minio_console_port=console_port,
+        secure=secure,
     )
     try:
         local.up()
         yield local
     finally:
         local.down()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    yield from _session_stack(tmp_path_factory, "stack", secure=False)
+
+
+@pytest.fixture(scope="session")
+def secure_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """A second stack whose broker wants SASL/SCRAM logins and ACLs (`dev up --secure`)."""
+    yield from _session_stack(tmp_path_factory, "stack-secure", secure=True)
 
 
 @pytest.fixture

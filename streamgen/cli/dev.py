@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -30,9 +31,9 @@ def dev(ctx: click.Context, state_dir: Path) -> None:
     ctx.obj = state_dir
 
 
-def _stack(ctx: click.Context, **ports: int | None) -> LocalStack:
+def _stack(ctx: click.Context, **choices: Any) -> LocalStack:
     try:
-        return LocalStack(ctx.obj, **ports)
+        return LocalStack(ctx.obj, **choices)
     except LocalStackError as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -63,6 +64,12 @@ def prepare() -> None:
 @click.option("--minio-port", type=int, default=None, help="Default 9000.")
 @click.option("--minio-console-port", type=int, default=None, help="Default 9001.")
 @click.option("--bucket", default="streamgen", show_default=True)
+@click.option(
+    "--secure",
+    is_flag=True,
+    default=None,
+    help="SASL/SCRAM logins and ACLs on the broker (new state dir only; kept by later `up`s).",
+)
 @click.pass_context
 def up(
     ctx: click.Context,
@@ -71,8 +78,10 @@ def up(
     minio_port: int | None,
     minio_console_port: int | None,
     bucket: str,
+    secure: bool | None,
 ) -> None:
     """Start the stack (idempotent), create the topics and the bucket, print how to use them."""
+    from streamgen.local.acls import grant, producer_acls, worker_acls
     from streamgen.local.topics import create_topics, plan_topics
     from streamgen.settings import load_settings
     from streamgen.store import MinioStore
@@ -84,12 +93,20 @@ def up(
         controller_port=controller_port,
         minio_port=minio_port,
         minio_console_port=minio_console_port,
+        secure=secure or None,
     )
     try:
         stack.up()
-        # Topic names, partitions and retention follow the usual settings (env, defaults).
+        # Topic names, partitions, retention and the group follow the usual settings.
         settings = load_settings({"kafka.bootstrap_servers": stack.bootstrap_servers})
-        states = create_topics(stack.bootstrap_servers, plan_topics(settings.topics))
+        admin = stack.kafka_client_config("admin")
+        states = create_topics(
+            stack.bootstrap_servers, plan_topics(settings.topics), client_config=admin
+        )
+        if stack.secure:
+            admin["bootstrap.servers"] = stack.bootstrap_servers
+            grant(admin, "worker", worker_acls(settings.topics, settings.worker.group_id))
+            grant(admin, "producer", producer_acls(settings.topics))
         MinioStore(
             endpoint=stack.minio_endpoint,
             access_key=stack.minio_access_key,
@@ -101,6 +118,11 @@ def up(
 
     kafka, minio = stack.status()
     click.echo(f"Kafka   {kafka.address}  pid {kafka.pid}  log {kafka.log_file}")
+    if stack.secure:
+        click.echo(
+            f"        SASL/SCRAM-SHA-512 and ACLs: users worker, producer, admin "
+            f"(passwords in {stack.state_dir / 'state.json'})"
+        )
     click.echo(
         f"MinIO   http://{minio.address}  pid {minio.pid}  log {minio.log_file}\n"
         f"        console http://127.0.0.1:{stack.state.minio_console_port}  "
@@ -151,5 +173,7 @@ def env(ctx: click.Context, bucket: str) -> None:
 
 
 def _print_exports(stack: LocalStack, bucket: str) -> None:
+    who = "the worker user's Kafka login, " if stack.secure else ""
+    click.echo(f"# Development only: {who}MinIO's keys are local-stack credentials.")
     for name, value in stack.env(bucket).items():
         click.echo(f"export {name}={shlex.quote(value)}")

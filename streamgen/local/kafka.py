@@ -14,6 +14,7 @@ import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
@@ -30,6 +31,7 @@ from streamgen.local.process import (
     stop,
     wait_until,
 )
+from streamgen.local.security import KafkaSecurity
 
 __all__ = ["KafkaBroker", "kafka_version", "new_cluster_id", "pom_path", "prepare_kafka"]
 
@@ -117,16 +119,24 @@ rootLogger.appenderRef.server.ref = server
 
 @dataclass(frozen=True)
 class KafkaBroker:
-    """One single-node KRaft broker whose config, data, logs and pid file live under ``home``."""
+    """One single-node KRaft broker whose config, data, logs and pid file live under ``home``.
+
+    With ``security``, clients log in with SASL/SCRAM and need ACLs (:mod:`.security`).
+    """
 
     home: Path
     port: int
     controller_port: int
     cluster_id: str
+    security: KafkaSecurity | None = None
 
     @property
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    def client_config(self, user: str = "admin") -> dict[str, str]:
+        """What a client needs besides ``bootstrap.servers``: a login on a secure broker."""
+        return self.security.client_config(user) if self.security is not None else {}
 
     @property
     def config_file(self) -> Path:
@@ -156,7 +166,12 @@ class KafkaBroker:
         """
         if not port_accepts(self.port):
             return False
-        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers, "log_level": 0})
+        config: dict[str, Any] = {
+            **self.client_config(),
+            "bootstrap.servers": self.bootstrap_servers,
+            "log_level": 0,
+        }
+        admin = AdminClient(config)
         try:
             metadata = admin.list_topics(timeout=2)
         except KafkaException:
@@ -240,6 +255,10 @@ class KafkaBroker:
             "group.consumer.min.session.timeout.ms": "6000",
             "group.consumer.min.heartbeat.interval.ms": "1000",
         }
+        if self.security is not None:
+            settings.update(self.security.server_properties(listener, controller))
+        # Holds the broker's and controller's passwords on a secure stack.
+        self.config_file.touch(mode=0o600)
         self.config_file.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
 
     def _format_storage(self, libs: Path) -> None:
@@ -251,6 +270,10 @@ class KafkaBroker:
             "-cp", f"{libs}/*", "kafka.tools.StorageTool", "format",
             "-t", self.cluster_id, "-c", str(self.config_file),
         ]  # fmt: skip
+        if self.security is not None:
+            # The passwords are on this command line for the seconds it runs: the local
+            # stack's credentials are for development only.
+            command += self.security.format_arguments()
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise LocalStackError(

@@ -3,12 +3,14 @@
 ::
 
     STATE_DIR/
-      state.json                 ports, KRaft cluster id, MinIO credentials (fixed at first up)
+      state.json                 ports, KRaft cluster id, credentials, secure (fixed at first up)
       kafka/  server.properties  log4j2.properties  kafka.pid  data/  logs/server.log
       minio/  minio.pid  data/  logs/minio.log
 
 Ports and credentials are chosen once and kept in ``state.json``, so a stopped component comes
 back where clients expect it, with its data (that is what fault-injection tests rely on).
+A secure stack (:mod:`streamgen.local.security`) stays secure: ``up`` of a stopped one brings
+it back with the same users.
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ import json
 import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from streamgen.local.kafka import KafkaBroker, new_cluster_id, prepare_kafka
 from streamgen.local.minio import MinioServer, prepare_minio
 from streamgen.local.process import LocalStackError
+from streamgen.local.security import KafkaSecurity, new_passwords
 
 __all__ = ["ComponentStatus", "LocalStack", "StackState", "default_state_dir", "prepare"]
 
@@ -55,6 +58,9 @@ class StackState:
     cluster_id: str = ""
     minio_access_key: str = DEFAULT_ACCESS_KEY
     minio_secret_key: str = DEFAULT_SECRET_KEY
+    # SASL/SCRAM and ACLs on the broker (`dev up --secure`), with these users' passwords.
+    secure: bool = False
+    kafka_passwords: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -69,8 +75,8 @@ class ComponentStatus:
 class LocalStack:
     """Start, inspect and stop the stack kept in ``state_dir``.
 
-    Ports given here apply to a new state dir; an existing one keeps the ports it was created
-    with, and asking for different ones is an error rather than a silent surprise.
+    Ports and ``secure`` given here apply to a new state dir; an existing one keeps what it
+    was created with, and asking for something else is an error rather than a silent surprise.
     """
 
     def __init__(
@@ -81,6 +87,7 @@ class LocalStack:
         controller_port: int | None = None,
         minio_port: int | None = None,
         minio_console_port: int | None = None,
+        secure: bool | None = None,
     ) -> None:
         self.state_dir = Path(state_dir if state_dir is not None else default_state_dir())
         self.state_dir = self.state_dir.resolve()
@@ -90,7 +97,9 @@ class LocalStack:
             "minio_port": minio_port,
             "minio_console_port": minio_console_port,
         }
-        requested = {name: port for name, port in ports.items() if port is not None}
+        requested: dict[str, object] = {k: v for k, v in ports.items() if v is not None}
+        if secure is not None:
+            requested["secure"] = secure
         saved = self._load()
         if saved is None:
             self.state = StackState(
@@ -99,13 +108,15 @@ class LocalStack:
                 minio_port=minio_port or DEFAULT_MINIO_PORT,
                 minio_console_port=minio_console_port or DEFAULT_MINIO_CONSOLE_PORT,
                 cluster_id=new_cluster_id(),
+                secure=bool(secure),
+                kafka_passwords=new_passwords() if secure else {},
             )
         else:
-            for name, port in requested.items():
-                if getattr(saved, name) != port:
+            for name, value in requested.items():
+                if getattr(saved, name) != value:
                     raise LocalStackError(
                         f"{self.state_dir} was set up with {name}={getattr(saved, name)}, not "
-                        f"{port}; use another state dir or `streamgen dev down --purge` first"
+                        f"{value}; use another state dir or `streamgen dev down --purge` first"
                     )
             self.state = saved
         self.kafka = KafkaBroker(
@@ -113,6 +124,7 @@ class LocalStack:
             port=self.state.kafka_port,
             controller_port=self.state.controller_port,
             cluster_id=self.state.cluster_id,
+            security=KafkaSecurity(self.state.kafka_passwords) if self.state.secure else None,
         )
         self.minio = MinioServer(
             home=self.state_dir / "minio",
@@ -129,6 +141,14 @@ class LocalStack:
     @property
     def bootstrap_servers(self) -> str:
         return self.kafka.bootstrap_servers
+
+    @property
+    def secure(self) -> bool:
+        return self.state.secure
+
+    def kafka_client_config(self, user: str = "worker") -> dict[str, str]:
+        """The login of ``user`` (worker, producer, admin) on a secure stack; {} otherwise."""
+        return self.kafka.client_config(user)
 
     @property
     def minio_endpoint(self) -> str:
@@ -205,9 +225,14 @@ class LocalStack:
         self.minio.start()
 
     def env(self, bucket: str = "streamgen") -> dict[str, str]:
-        """The ``STREAMGEN_*`` variables that point streamgen's commands at this stack."""
+        """The ``STREAMGEN_*`` variables that point streamgen's commands at this stack (as the
+        worker user on a secure one)."""
+        env = {"STREAMGEN_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers}
+        if self.secure:
+            login = self.kafka_client_config("worker")
+            env["STREAMGEN_KAFKA_CLIENT_CONFIG"] = ",".join(f"{k}={v}" for k, v in login.items())
         return {
-            "STREAMGEN_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
+            **env,
             "STREAMGEN_STORE_URL": f"s3://{bucket}",
             "STREAMGEN_STORE_ENDPOINT": self.minio_endpoint,
             "STREAMGEN_STORE_ACCESS_KEY": self.minio_access_key,
@@ -235,5 +260,7 @@ class LocalStack:
     def _save(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         scratch = self._state_file.with_suffix(".tmp")
+        scratch.unlink(missing_ok=True)
+        scratch.touch(mode=0o600)  # it holds every password of the stack
         scratch.write_text(json.dumps(asdict(self.state), indent=2) + "\n")
         scratch.replace(self._state_file)

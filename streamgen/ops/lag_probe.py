@@ -75,13 +75,19 @@ class LagProbe:
 
     # -- broker reads ------------------------------------------------------------------------
     def partitions(self, topic: str) -> list[int]:
-        metadata = self._admin.list_topics(topic, timeout=ADMIN_TIMEOUT_S)
+        servers = self._settings.kafka.bootstrap_servers
+        try:
+            metadata = self._admin.list_topics(topic, timeout=ADMIN_TIMEOUT_S)
+        except KafkaException as exc:
+            # Unreachable, or the login refused: librdkafka's log above says which.
+            raise LagError(
+                f"no answer from Kafka at {servers} ({exc.args[0].str()}); check "
+                "kafka.bootstrap_servers and the login in kafka.client_config"
+            ) from exc
         found = metadata.topics.get(topic)
         if found is None or found.error is not None or not found.partitions:
             reason = found.error if found is not None and found.error else "no partitions"
-            raise LagError(
-                f"topic {topic!r} not found on {self._settings.kafka.bootstrap_servers} ({reason})"
-            )
+            raise LagError(f"topic {topic!r} not found on {servers} ({reason})")
         return sorted(found.partitions)
 
     def watermarks(self, tps: list[TPKey]) -> dict[TPKey, tuple[int, int]]:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from streamgen.contracts.codec import request_codec
 from streamgen.contracts.dead_letter import ClaimedObject, decode_envelope, read_claim_check
@@ -162,18 +162,32 @@ class Replayer:
     def _bounds(
         self, consumer: Consumer, from_beginning: bool
     ) -> tuple[dict[int, int], dict[int, int]]:
-        metadata = consumer.list_topics(self._topic, timeout=15)
+        try:
+            metadata = consumer.list_topics(self._topic, timeout=15)
+        except KafkaException as exc:
+            # Unreachable, or the login refused: librdkafka's log above says which.
+            raise ReplayError(
+                f"no answer from Kafka ({exc.args[0].str()}); check kafka.bootstrap_servers "
+                "and the login in kafka.client_config"
+            ) from exc
         found = metadata.topics.get(self._topic)
         if found is None or found.error is not None:
-            raise ReplayError(f"dead-letter topic {self._topic!r} not found")
+            reason = f" ({found.error.str()})" if found is not None and found.error else ""
+            raise ReplayError(f"dead-letter topic {self._topic!r} not found{reason}")
         starts: dict[int, int] = {}
         ends: dict[int, int] = {}
-        committed = {
-            tp.partition: tp.offset
-            for tp in consumer.committed(
+        try:
+            answer = consumer.committed(
                 [TopicPartition(self._topic, p) for p in found.partitions], timeout=15
             )
-        }
+        except KafkaException as exc:
+            # A broker with ACLs times this out when the group is not granted.
+            raise ReplayError(
+                f"cannot read the committed offsets of group {self._group!r} "
+                f"({exc.args[0].str()}); its user needs Read on the group and on "
+                f"{self._topic!r} (README: Security)"
+            ) from exc
+        committed = {tp.partition: tp.offset for tp in answer}
         for p in sorted(found.partitions):
             low, high = consumer.get_watermark_offsets(TopicPartition(self._topic, p), timeout=15)
             done = committed.get(p, -1)

@@ -44,6 +44,7 @@ class WorkerHooks:
         group_id: str,
         device: str = "",
         metrics_port: int = 0,
+        metrics_address: str = "0.0.0.0",
         tracer: WorkerTracer | None = None,
     ) -> None:
         self.metrics = metrics
@@ -53,6 +54,7 @@ class WorkerHooks:
         self.group_id = group_id
         self.device = device
         self._metrics_port = metrics_port
+        self._metrics_address = metrics_address
         self.server: Any = None
 
     @classmethod
@@ -65,6 +67,7 @@ class WorkerHooks:
             group_id=settings.worker.group_id,
             device=settings.engine.device,
             metrics_port=settings.worker.metrics_port,
+            metrics_address=settings.worker.metrics_address,
         )
 
     def started(self) -> None:
@@ -72,8 +75,10 @@ class WorkerHooks:
             worker_id=self.worker_id, host=self.host, device=self.device, group_id=self.group_id
         )
         if self._metrics_port:
-            self.server = self.metrics.serve(self._metrics_port)
-            log.info("metrics on :%d/metrics", self.server.server_port)
+            self.server = self.metrics.serve(self._metrics_port, addr=self._metrics_address)
+            log.info(
+                "metrics on http://%s:%d/metrics", self._metrics_address, self.server.server_port
+            )
 
     def stopped(self) -> None:
         if self.server is not None:

@@ -66,8 +66,9 @@ def check_broker(settings: Settings, client_config: Mapping[str, Any]) -> None:
             raise ConfigError(
                 f"topics.{name}",
                 f"the broker at {servers} does not allow this principal to describe topic "
-                f"{topic!r}. Grant the worker's user the ACLs in README: Security, or check "
-                "the credentials in kafka.client_config.",
+                f"{topic!r} (a broker with ACLs says so of a topic that does not exist, too). "
+                "Check the name, grant the worker's user the ACLs in README: Security, or "
+                "check the credentials in kafka.client_config.",
             )
         if error is not None:
             raise ConfigError(f"topics.{name}", f"topic {topic!r} on {servers}: {error.str()}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Mapping
 
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
@@ -16,15 +17,18 @@ def consume_all(
     *,
     expected: int | None = None,
     timeout: float = 30.0,
+    client_config: Mapping[str, str] | None = None,
 ) -> list[Message]:
     """Every record of ``topic`` from the beginning, in partition order within each partition.
 
     With ``expected``, waits until that many records were read (or ``timeout`` passes: the
     caller's assertion on the count then fails with what did arrive). Without it, reads up to
-    the end offsets the partitions had when the call began.
+    the end offsets the partitions had when the call began. ``client_config`` logs in to a
+    secure broker.
     """
     consumer = Consumer(
         {
+            **(client_config or {}),
             "bootstrap.servers": bootstrap_servers,
             # Assigned, not subscribed: no group join, no rebalance delay, no committed state.
             "group.id": f"consume-all-{uuid.uuid4().hex}",

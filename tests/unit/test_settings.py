@@ -86,3 +86,85 @@ def test_unknown_names_are_refused(tmp_path: Path) -> None:
     config.write_text("not toml = = =")
     with pytest.raises(ConfigError, match="cannot read"):
         load_settings(config_file=config, env={})
+
+
+def test_the_kafka_login_can_come_from_a_properties_file(tmp_path: Path) -> None:
+    login = tmp_path / "kafka.properties"
+    login.write_text(
+        "# a comment\n! another\n\nsasl.username = worker\nsasl.password=a,b=c\n"
+        "security.protocol=PLAINTEXT\n"
+    )
+    env = {
+        "STREAMGEN_KAFKA_CLIENT_CONFIG_FILE": str(login),
+        "STREAMGEN_KAFKA_CLIENT_CONFIG": "security.protocol=SASL_SSL",
+    }
+    config = load_settings(env=env).kafka.client_config
+    # A value may hold "," and "="; client_config wins over the file on a key both set.
+    assert config == {
+        "sasl.username": "worker",
+        "sasl.password": "a,b=c",
+        "security.protocol": "SASL_SSL",
+    }
+
+
+def test_store_keys_can_come_from_files(tmp_path: Path) -> None:
+    (tmp_path / "access").write_text("AKIA\n")
+    (tmp_path / "secret").write_text("s3cr3t\r\n")
+    env = {
+        "STREAMGEN_STORE_ACCESS_KEY_FILE": str(tmp_path / "access"),
+        "STREAMGEN_STORE_SECRET_KEY_FILE": str(tmp_path / "secret"),
+    }
+    store = load_settings(env=env).store
+    assert (store.access_key, store.secret_key) == ("AKIA", "s3cr3t")
+
+
+@pytest.mark.parametrize(
+    ("env", "name", "message"),
+    [
+        ({"STREAMGEN_STORE_SECRET_KEY_FILE": "{dir}/missing"}, "store.secret_key_file", "cannot"),
+        ({"STREAMGEN_STORE_SECRET_KEY_FILE": "{dir}/empty"}, "store.secret_key_file", "empty"),
+        ({"STREAMGEN_STORE_ACCESS_KEY_FILE": "{dir}"}, "store.access_key_file", "cannot read"),
+        (
+            {"STREAMGEN_STORE_SECRET_KEY_FILE": "{dir}/lost", "STREAMGEN_STORE_SECRET_KEY": "x"},
+            "store.secret_key_file",
+            "not both",
+        ),
+        ({"STREAMGEN_KAFKA_CLIENT_CONFIG_FILE": "{dir}/missing"}, "kafka.client_config_file", "No"),
+        (
+            {"STREAMGEN_KAFKA_CLIENT_CONFIG_FILE": "{dir}/lost"},
+            "kafka.client_config_file",
+            "line 2",
+        ),
+    ],
+)
+def test_an_unreadable_secret_file_is_named_and_its_content_never_shown(
+    tmp_path: Path, env: dict[str, str], name: str, message: str
+) -> None:
+    (tmp_path / "empty").write_text("\n")
+    (tmp_path / "lost").write_text("sasl.username=u\nhunter2\n")  # a password lost its key
+    env = {key: value.format(dir=tmp_path) for key, value in env.items()}
+    with pytest.raises(ConfigError, match=message) as info:
+        load_settings(env=env)
+    assert info.value.setting == name
+    assert "hunter2" not in str(info.value)
+
+
+def test_secrets_stay_out_of_reprs_and_parse_errors() -> None:
+    env = {
+        "STREAMGEN_KAFKA_CLIENT_CONFIG": "sasl.username=u,sasl.password=hunter2",
+        "STREAMGEN_STORE_SECRET_KEY": "s3cr3t",
+    }
+    shown = repr(load_settings(env=env))
+    assert "hunter2" not in shown
+    assert "s3cr3t" not in shown
+    # A password holding "," splits into a pair without "="; its fragment is not echoed.
+    env = {"STREAMGEN_KAFKA_CLIENT_CONFIG": "sasl.password=hun,ter2"}
+    with pytest.raises(ConfigError, match="item without '='") as info:
+        load_settings(env=env)
+    assert "ter2" not in str(info.value)
+
+
+def test_the_metrics_address_defaults_to_all_interfaces() -> None:
+    assert load_settings(env={}).worker.metrics_address == "0.0.0.0"
+    env = {"STREAMGEN_WORKER_METRICS_ADDRESS": "127.0.0.1"}
+    assert load_settings(env=env).worker.metrics_address == "127.0.0.1"

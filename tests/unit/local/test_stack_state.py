@@ -69,3 +69,67 @@ def test_the_broker_config_is_a_single_kraft_node_on_localhost(tmp_path: Path) -
     assert config["advertised.listeners"] == "PLAINTEXT://127.0.0.1:1111"
     assert config["log.dirs"] == str(tmp_path / "data")
     assert f"{tmp_path}/logs/server.log" in (tmp_path / "log4j2.properties").read_text()
+
+
+def test_a_secure_stack_stays_secure_and_logs_clients_in(tmp_path: Path) -> None:
+    stack = LocalStack(tmp_path, secure=True)
+    stack._save()  # what `up` writes before it starts anything
+    assert (tmp_path / "state.json").stat().st_mode & 0o777 == 0o600
+    again = LocalStack(tmp_path)  # `dev up` without --secure
+    assert again.secure
+    assert again.state.kafka_passwords == stack.state.kafka_passwords
+    login = again.kafka_client_config("worker")
+    assert login["security.protocol"] == "SASL_PLAINTEXT"
+    assert login["sasl.mechanism"] == "SCRAM-SHA-512"
+    assert login["sasl.username"] == "worker"
+    exported = again.env()["STREAMGEN_KAFKA_CLIENT_CONFIG"]
+    assert f"sasl.password={stack.state.kafka_passwords['worker']}" in exported.split(",")
+    # Passwords differ per user and per state dir.
+    assert len(set(stack.state.kafka_passwords.values())) == 5
+    other = LocalStack(tmp_path / "other", secure=True).state.kafka_passwords
+    assert not set(other.values()) & set(stack.state.kafka_passwords.values())
+
+
+def test_security_cannot_be_switched_on_an_existing_state_dir(tmp_path: Path) -> None:
+    LocalStack(tmp_path)._save()
+    assert not LocalStack(tmp_path).secure
+    assert "STREAMGEN_KAFKA_CLIENT_CONFIG" not in LocalStack(tmp_path).env()
+    with pytest.raises(LocalStackError, match="secure=False, not True"):
+        LocalStack(tmp_path, secure=True)
+
+
+def test_the_secure_broker_wants_logins_and_denies_what_no_acl_allows(tmp_path: Path) -> None:
+    stack = LocalStack(tmp_path, kafka_port=1111, controller_port=2222, secure=True)
+    stack.kafka._write_config()
+    config = dict(
+        line.split("=", 1) for line in stack.kafka.config_file.read_text().splitlines() if line
+    )
+    assert stack.kafka.config_file.stat().st_mode & 0o777 == 0o600  # it holds passwords
+    assert config["listeners"] == ("SASL_PLAINTEXT://127.0.0.1:1111,CONTROLLER://127.0.0.1:2222")
+    assert config["listener.security.protocol.map"] == (
+        "CONTROLLER:SASL_PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT"
+    )
+    assert config["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    assert config["authorizer.class.name"].endswith(".StandardAuthorizer")
+    assert config["allow.everyone.if.no.acl.found"] == "false"
+    assert config["super.users"] == "User:broker;User:controller;User:admin"
+    assert config["advertised.listeners"] == "SASL_PLAINTEXT://127.0.0.1:1111"
+    # SCRAM users are written at format time; the controller logs in with PLAIN instead.
+    assert stack.kafka.security is not None
+    scram = " ".join(stack.kafka.security.format_arguments())
+    assert sorted(re.findall(r"name=(\w+),", scram)) == ["admin", "broker", "producer", "worker"]
+
+
+def test_dev_env_marks_local_credentials_as_development_only(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from streamgen.cli.dev import dev
+
+    stack = LocalStack(tmp_path, secure=True)
+    stack._save()
+    out = CliRunner().invoke(dev, ["--state-dir", str(tmp_path), "env"])
+    assert out.exit_code == 0, out.output
+    lines = out.output.splitlines()
+    assert lines[0].startswith("# Development only")
+    assert all(line.startswith("export STREAMGEN_") for line in lines[1:])
+    assert any("sasl.username=worker" in line for line in lines)

@@ -1,0 +1,72 @@
+"""The ACLs each streamgen role needs, and granting them on a broker.
+
+The same lists are in README (Security); ``streamgen dev up --secure`` grants them on the local
+broker and the integration tests run the worker with exactly these and nothing else.
+
+- **worker**: read the requests topic in its consumer group; write results and dead letters
+  (idempotently); read those two topics' configs (the record size check at start-up).
+- **producer**: write the requests topic (idempotently).
+
+``IDEMPOTENT_WRITE`` on the cluster is implied by any topic WRITE since Kafka 3.0 (KIP-679);
+it is granted anyway so the same lists work on older brokers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from confluent_kafka import KafkaException
+
+# confluent_kafka.admin re-exports these without __all__, which mypy --strict cannot see.
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AclBinding,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    ResourcePatternType,
+    ResourceType,
+)
+
+from streamgen.errors import BrokerUnavailable
+from streamgen.settings import TopicSettings
+
+__all__ = ["grant", "producer_acls", "worker_acls"]
+
+_TIMEOUT_S = 30.0
+_Grant = tuple[ResourceType, str, AclOperation]
+
+
+def worker_acls(topics: TopicSettings, group_id: str) -> list[_Grant]:
+    return [
+        (ResourceType.TOPIC, topics.requests, AclOperation.READ),
+        (ResourceType.GROUP, group_id, AclOperation.READ),
+        *(
+            (ResourceType.TOPIC, topic, operation)
+            for topic in (topics.results, topics.dead_letter)
+            for operation in (AclOperation.WRITE, AclOperation.DESCRIBE_CONFIGS)
+        ),
+        (ResourceType.BROKER, "kafka-cluster", AclOperation.IDEMPOTENT_WRITE),
+    ]
+
+
+def producer_acls(topics: TopicSettings) -> list[_Grant]:
+    return [
+        (ResourceType.TOPIC, topics.requests, AclOperation.WRITE),
+        (ResourceType.BROKER, "kafka-cluster", AclOperation.IDEMPOTENT_WRITE),
+    ]
+
+
+def grant(admin_config: Mapping[str, Any], user: str, grants: list[_Grant]) -> None:
+    """Allow ``user`` each (resource, name, operation) from any host; idempotent."""
+    allow = AclPermissionType.ALLOW
+    bindings = [
+        AclBinding(resource, name, ResourcePatternType.LITERAL, f"User:{user}", "*", op, allow)
+        for resource, name, op in grants
+    ]
+    admin = AdminClient(dict(admin_config))
+    for binding, future in admin.create_acls(bindings, request_timeout=_TIMEOUT_S).items():
+        try:
+            future.result()
+        except KafkaException as exc:
+            raise BrokerUnavailable(f"granting {binding}: {exc.args[0].str()}") from exc
