@@ -1,4 +1,5 @@
-"""Session fixtures: a real Kafka broker and a real MinIO server, started only when a test asks.
+"""Session fixtures: a real Kafka broker and a real MinIO server, started only when a test asks,
+and a real schema registry next to them for the tests that ask for ``schema_registry``.
 
 Unit tests never touch these, so ``pytest tests/unit`` starts nothing. The stack lives in a
 temporary state dir on free ports and is stopped when the session ends.
@@ -43,19 +44,30 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     _stop_orphaned_stacks(tmp_path_factory.getbasetemp())
     state_dir = tmp_path_factory.mktemp("stack")
     (state_dir / "owner.pid").write_text(f"{os.getpid()}\n")
-    kafka_port, controller_port, minio_port, console_port = free_ports(4)
+    kafka_port, controller_port, minio_port, console_port, registry_port = free_ports(5)
     local = LocalStack(
         state_dir,
         kafka_port=kafka_port,
         controller_port=controller_port,
         minio_port=minio_port,
         minio_console_port=console_port,
+        registry_port=registry_port,
+        # Most tests use single-object framing; the registry starts only for those that ask.
+        registry=False,
     )
     try:
         local.up()
         yield local
     finally:
         local.down()
+
+
+@pytest.fixture(scope="session")
+def schema_registry(stack: LocalStack) -> str:
+    """The URL of a real Confluent-compatible registry (Apicurio) for ``kafka.schema_registry_url``;
+    started once per session, stopped with the stack."""
+    stack.start_registry()
+    return stack.schema_registry_url
 
 
 @pytest.fixture
