@@ -1,5 +1,6 @@
 """Session fixtures: a real Kafka broker and a real MinIO server, started only when a test asks;
-``secure_stack`` is a second one whose broker wants logins and ACLs.
+``secure_stack`` is a second one whose broker wants logins and ACLs, and a real schema registry
+runs next to the first for the tests that ask for ``schema_registry``.
 
 Unit tests never touch these, so ``pytest tests/unit`` starts nothing. The stack lives in a
 temporary state dir on free ports and is stopped when the session ends.
@@ -45,7 +46,7 @@ def _session_stack(
     _stop_orphaned_stacks(tmp_path_factory.getbasetemp())
     state_dir = tmp_path_factory.mktemp(name)
     (state_dir / "owner.pid").write_text(f"{os.getpid()}\n")
-    kafka_port, controller_port, minio_port, console_port = free_ports(4)
+    kafka_port, controller_port, minio_port, console_port, registry_port = free_ports(5)
     local = LocalStack(
         state_dir,
         kafka_port=kafka_port,
@@ -53,6 +54,9 @@ def _session_stack(
         minio_port=minio_port,
         minio_console_port=console_port,
         secure=secure,
+        registry_port=registry_port,
+        # Most tests use single-object framing; the registry starts only for those that ask.
+        registry=False,
     )
     try:
         local.up()
@@ -70,6 +74,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 def secure_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """A second stack whose broker wants SASL/SCRAM logins and ACLs (`dev up --secure`)."""
     yield from _session_stack(tmp_path_factory, "stack-secure", secure=True)
+
+
+@pytest.fixture(scope="session")
+def schema_registry(stack: LocalStack) -> str:
+    """The URL of a real Confluent-compatible registry (Apicurio) for ``kafka.schema_registry_url``;
+    started once per session, stopped with the stack."""
+    stack.start_registry()
+    return stack.schema_registry_url
 
 
 @pytest.fixture

@@ -31,6 +31,8 @@ def running_stack() -> Iterator[LocalStack]:
             controller_port=controller_port,
             minio_port=minio_port,
             minio_console_port=console_port,
+            # Benchmarks measure single-object framing; a registry would only take memory.
+            registry=False,
         )
         try:
             stack.up()

@@ -1,4 +1,5 @@
-"""``streamgen dev``: the local stack (a real Kafka broker and a real MinIO) without Docker."""
+"""``streamgen dev``: the local stack (a real Kafka broker, a real MinIO and a real schema
+registry) without Docker."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ __all__ = ["dev"]
 )
 @click.pass_context
 def dev(ctx: click.Context, state_dir: Path) -> None:
-    """Run the local stack: Kafka (KRaft) from Maven jars and MinIO built with go install."""
+    """Run the local stack: Kafka (KRaft) from Maven jars, MinIO built with go install, and
+    a Confluent-compatible schema registry (Apicurio, built with mvn)."""
     ctx.obj = state_dir
 
 
@@ -47,7 +49,8 @@ def _existing(ctx: click.Context) -> LocalStack:
 
 @dev.command()
 def prepare() -> None:
-    """Download the Kafka jars and build MinIO into the cache (done once; `up` needs them)."""
+    """Download the Kafka jars, build MinIO and the schema registry into the cache (done once;
+    `up` needs them)."""
     from streamgen.local.stack import prepare as prepare_stack
 
     started = time.monotonic()
@@ -63,6 +66,13 @@ def prepare() -> None:
 @click.option("--controller-port", type=int, default=None, help="Default 9093.")
 @click.option("--minio-port", type=int, default=None, help="Default 9000.")
 @click.option("--minio-console-port", type=int, default=None, help="Default 9001.")
+@click.option("--registry-port", type=int, default=None, help="Default 8081.")
+@click.option(
+    "--registry/--no-registry",
+    default=None,
+    help="Run the schema registry and export its URL (registry framing), or not (single-object "
+    "framing; stops a running one). Default: as the last `up` in this state dir, else on.",
+)
 @click.option("--bucket", default="streamgen", show_default=True)
 @click.option(
     "--secure",
@@ -77,6 +87,8 @@ def up(
     controller_port: int | None,
     minio_port: int | None,
     minio_console_port: int | None,
+    registry_port: int | None,
+    registry: bool | None,
     bucket: str,
     secure: bool | None,
 ) -> None:
@@ -94,9 +106,13 @@ def up(
         minio_port=minio_port,
         minio_console_port=minio_console_port,
         secure=secure or None,
+        registry_port=registry_port,
+        registry=registry,
     )
     try:
         stack.up()
+        if not stack.state.registry:
+            stack.stop_registry()
         # Topic names, partitions, retention and the group follow the usual settings.
         settings = load_settings({"kafka.bootstrap_servers": stack.bootstrap_servers})
         admin = stack.kafka_client_config("admin")
@@ -116,7 +132,7 @@ def up(
     except (LocalStackError, StreamgenError) as exc:
         raise click.ClickException(str(exc)) from exc
 
-    kafka, minio = stack.status()
+    kafka, minio, *registries = stack.status()
     click.echo(f"Kafka   {kafka.address}  pid {kafka.pid}  log {kafka.log_file}")
     if stack.secure:
         click.echo(
@@ -128,6 +144,11 @@ def up(
         f"        console http://127.0.0.1:{stack.state.minio_console_port}  "
         f"user {stack.minio_access_key}  password {stack.minio_secret_key}"
     )
+    for registry_status in registries:
+        click.echo(
+            f"Schema registry  {stack.schema_registry_url}  pid {registry_status.pid}  "
+            f"log {registry_status.log_file}"
+        )
     for state in states:
         click.echo(f"Topic   {state.name}  {state.partitions} partition(s)")
     click.echo(f"Bucket  s3://{bucket}")
@@ -159,7 +180,7 @@ def status(ctx: click.Context) -> None:
     components = stack.status()
     for c in components:
         state = "ready" if c.ready else ("starting or stuck" if c.pid else "stopped")
-        click.echo(f"{c.name:<6} {c.address:<22} pid {c.pid or '-':<8} {state}")
+        click.echo(f"{c.name:<8} {c.address:<22} pid {c.pid or '-':<8} {state}")
     if not all(c.ready for c in components):
         ctx.exit(1)
 

@@ -1,4 +1,5 @@
-"""The local stack: one Kafka broker and one MinIO server under one state dir.
+"""The local stack: one Kafka broker, one MinIO server and (unless turned off) one schema
+registry under one state dir.
 
 ::
 
@@ -6,6 +7,7 @@
       state.json                 ports, KRaft cluster id, credentials, secure (fixed at first up)
       kafka/  server.properties  log4j2.properties  kafka.pid  data/  logs/server.log
       minio/  minio.pid  data/  logs/minio.log
+      registry/  registry.pid  data/registry.mv.db  logs/registry.log
 
 Ports and credentials are chosen once and kept in ``state.json``, so a stopped component comes
 back where clients expect it, with its data (that is what fault-injection tests rely on).
@@ -19,12 +21,13 @@ import json
 import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from streamgen.local.kafka import KafkaBroker, new_cluster_id, prepare_kafka
 from streamgen.local.minio import MinioServer, prepare_minio
 from streamgen.local.process import LocalStackError
+from streamgen.local.registry import SchemaRegistryServer, prepare_registry
 from streamgen.local.security import KafkaSecurity, new_passwords
 
 __all__ = ["ComponentStatus", "LocalStack", "StackState", "default_state_dir", "prepare"]
@@ -33,6 +36,8 @@ DEFAULT_KAFKA_PORT = 9092
 DEFAULT_CONTROLLER_PORT = 9093
 DEFAULT_MINIO_PORT = 9000
 DEFAULT_MINIO_CONSOLE_PORT = 9001
+# Confluent Schema Registry's customary port, so documentation and habits carry over.
+DEFAULT_REGISTRY_PORT = 8081
 # Fixed and printed by `streamgen dev up`: the servers listen on 127.0.0.1 only, and
 # docker-compose.yml uses the same pair so one set of env vars works for both stacks.
 DEFAULT_ACCESS_KEY = "streamgen"
@@ -43,10 +48,12 @@ def default_state_dir() -> Path:
     return Path(os.environ.get("STREAMGEN_STATE_DIR", ".state"))
 
 
-def prepare() -> None:
+def prepare(*, registry: bool = True) -> None:
     """Download and build everything the stack needs, so that ``up`` only starts processes."""
     prepare_kafka()
     prepare_minio()
+    if registry:
+        prepare_registry()
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,10 @@ class StackState:
     # SASL/SCRAM and ACLs on the broker (`dev up --secure`), with these users' passwords.
     secure: bool = False
     kafka_passwords: dict[str, str] = field(default_factory=dict)
+    registry_port: int = DEFAULT_REGISTRY_PORT
+    # Whether `up` starts the schema registry and `env` points clients at it; unlike the
+    # ports, it may change from one `up` to the next (`streamgen dev up --no-registry`).
+    registry: bool = True
 
 
 @dataclass(frozen=True)
@@ -77,6 +88,7 @@ class LocalStack:
 
     Ports and ``secure`` given here apply to a new state dir; an existing one keeps what it
     was created with, and asking for something else is an error rather than a silent surprise.
+    ``registry`` (None: as saved, else on) says whether ``up`` starts the schema registry.
     """
 
     def __init__(
@@ -88,6 +100,8 @@ class LocalStack:
         minio_port: int | None = None,
         minio_console_port: int | None = None,
         secure: bool | None = None,
+        registry_port: int | None = None,
+        registry: bool | None = None,
     ) -> None:
         self.state_dir = Path(state_dir if state_dir is not None else default_state_dir())
         self.state_dir = self.state_dir.resolve()
@@ -96,6 +110,7 @@ class LocalStack:
             "controller_port": controller_port,
             "minio_port": minio_port,
             "minio_console_port": minio_console_port,
+            "registry_port": registry_port,
         }
         requested: dict[str, object] = {k: v for k, v in ports.items() if v is not None}
         if secure is not None:
@@ -110,6 +125,7 @@ class LocalStack:
                 cluster_id=new_cluster_id(),
                 secure=bool(secure),
                 kafka_passwords=new_passwords() if secure else {},
+                registry_port=registry_port or DEFAULT_REGISTRY_PORT,
             )
         else:
             for name, value in requested.items():
@@ -119,6 +135,8 @@ class LocalStack:
                         f"{value}; use another state dir or `streamgen dev down --purge` first"
                     )
             self.state = saved
+        if registry is not None:
+            self.state = replace(self.state, registry=registry)
         self.kafka = KafkaBroker(
             home=self.state_dir / "kafka",
             port=self.state.kafka_port,
@@ -132,6 +150,9 @@ class LocalStack:
             console_port=self.state.minio_console_port,
             access_key=self.state.minio_access_key,
             secret_key=self.state.minio_secret_key,
+        )
+        self.registry = SchemaRegistryServer(
+            home=self.state_dir / "registry", port=self.state.registry_port
         )
 
     def exists(self) -> bool:
@@ -162,13 +183,24 @@ class LocalStack:
     def minio_secret_key(self) -> str:
         return self.minio.secret_key
 
+    @property
+    def schema_registry_url(self) -> str:
+        return self.registry.url
+
     def up(self) -> None:
-        """Start whatever is not running and wait until both servers answer. Idempotent."""
-        prepare()
+        """Start whatever is not running and wait until every server answers. Idempotent.
+
+        A running registry is left alone when the stack is set without one (only ``down``
+        stops it), so a test session may start it on the side with :meth:`start_registry`.
+        """
+        prepare(registry=self.state.registry)
         self._save()
-        # Both servers take seconds to start; starting them side by side halves the wait.
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            futures = [pool.submit(self.kafka.start), pool.submit(self.minio.start)]
+        starts = [self.kafka.start, self.minio.start]
+        if self.state.registry:
+            starts.append(self.registry.start)
+        # Each server takes seconds to start; starting them side by side shortens the wait.
+        with ThreadPoolExecutor(max_workers=len(starts)) as pool:
+            futures = [pool.submit(start) for start in starts]
             errors = [f.exception() for f in futures]
         failures = [str(e) for e in errors if e is not None]
         if failures:
@@ -180,12 +212,13 @@ class LocalStack:
         Returns the names of the components that were running.
         """
         stopped = []
-        for name, component in (("kafka", self.kafka), ("minio", self.minio)):
+        components = (("kafka", self.kafka), ("minio", self.minio), ("registry", self.registry))
+        for name, component in components:
             if component.stop():
                 stopped.append(name)
         if purge:
             # Remove only what the stack wrote: the state dir may be shared with other files.
-            for home in (self.kafka.home, self.minio.home):
+            for home in (self.kafka.home, self.minio.home, self.registry.home):
                 shutil.rmtree(home, ignore_errors=True)
             self._state_file.unlink(missing_ok=True)
             if self.state_dir.is_dir() and not any(self.state_dir.iterdir()):
@@ -193,8 +226,9 @@ class LocalStack:
         return stopped
 
     def status(self) -> list[ComponentStatus]:
+        """Kafka and MinIO, then the registry when the stack has one or it runs anyway."""
         kafka_pid, minio_pid = self.kafka.pid(), self.minio.pid()
-        return [
+        components = [
             ComponentStatus(
                 name="kafka",
                 address=self.bootstrap_servers,
@@ -210,6 +244,18 @@ class LocalStack:
                 log_file=self.minio.log_file,
             ),
         ]
+        registry_pid = self.registry.pid()
+        if self.state.registry or registry_pid is not None:
+            components.append(
+                ComponentStatus(
+                    name="registry",
+                    address=self.registry.address,
+                    pid=registry_pid,
+                    ready=registry_pid is not None and self.registry.ready(),
+                    log_file=self.registry.log_file,
+                )
+            )
+        return components
 
     # Fault injection: stop one component and bring it back on the same port with its data.
     def stop_kafka(self) -> None:
@@ -224,6 +270,12 @@ class LocalStack:
     def start_minio(self) -> None:
         self.minio.start()
 
+    def stop_registry(self) -> None:
+        self.registry.stop()
+
+    def start_registry(self) -> None:
+        self.registry.start()
+
     def env(self, bucket: str = "streamgen") -> dict[str, str]:
         """The ``STREAMGEN_*`` variables that point streamgen's commands at this stack (as the
         worker user on a secure one)."""
@@ -231,13 +283,16 @@ class LocalStack:
         if self.secure:
             login = self.kafka_client_config("worker")
             env["STREAMGEN_KAFKA_CLIENT_CONFIG"] = ",".join(f"{k}={v}" for k, v in login.items())
-        return {
-            **env,
+        env |= {
             "STREAMGEN_STORE_URL": f"s3://{bucket}",
             "STREAMGEN_STORE_ENDPOINT": self.minio_endpoint,
             "STREAMGEN_STORE_ACCESS_KEY": self.minio_access_key,
             "STREAMGEN_STORE_SECRET_KEY": self.minio_secret_key,
         }
+        if self.state.registry:
+            # Registry framing for every producer and worker pointed at this stack.
+            env["STREAMGEN_KAFKA_SCHEMA_REGISTRY_URL"] = self.schema_registry_url
+        return env
 
     @property
     def _state_file(self) -> Path:

@@ -125,6 +125,7 @@ def test_a_port_taken_by_a_stranger_gives_a_clear_error(tmp_path: Path) -> None:
             controller_port=controller,
             minio_port=minio,
             minio_console_port=console,
+            registry=False,
         )
         try:
             with pytest.raises(LocalStackError, match=f"port {taken} for Kafka is already in use"):
@@ -137,7 +138,8 @@ def test_dev_status_and_env_commands_describe_the_running_stack(stack: LocalStac
     runner = CliRunner()
     status = runner.invoke(main, ["dev", "--state-dir", str(stack.state_dir), "status"])
     assert status.exit_code == 0, status.output
-    assert status.output.count("ready") == 2
+    # Kafka and MinIO, and the registry too when a registry test of this session started it.
+    assert status.output.count("ready") == len(stack.status()) >= 2
     env = runner.invoke(main, ["dev", "--state-dir", str(stack.state_dir), "env"])
     assert f"export STREAMGEN_KAFKA_BOOTSTRAP_SERVERS={stack.bootstrap_servers}" in env.output
     assert f"export STREAMGEN_STORE_ENDPOINT={stack.minio_endpoint}" in env.output
@@ -196,7 +198,7 @@ def test_topics_create_with_an_impossible_replication_factor_names_the_setting(
 def test_dev_up_starts_a_stack_with_topics_and_bucket_and_down_purges_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    kafka_port, controller_port, minio_port, console_port = free_ports(4)
+    kafka_port, controller_port, minio_port, console_port, registry_port = free_ports(5)
     state_dir = tmp_path / "state"
     monkeypatch.setenv("STREAMGEN_TOPICS_PARTITIONS", "2")
     runner = CliRunner()
@@ -204,13 +206,15 @@ def test_dev_up_starts_a_stack_with_topics_and_bucket_and_down_purges_it(
         "dev", "--state-dir", str(state_dir), "up",
         "--kafka-port", str(kafka_port), "--controller-port", str(controller_port),
         "--minio-port", str(minio_port), "--minio-console-port", str(console_port),
-        "--bucket", "demo-images",
+        "--registry-port", str(registry_port), "--bucket", "demo-images",
     ]  # fmt: skip
     try:
         result = runner.invoke(main, args)
         assert result.exit_code == 0, result.output
         assert f"export STREAMGEN_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:{kafka_port}" in result.output
         assert "export STREAMGEN_STORE_URL=s3://demo-images" in result.output
+        registry_url = f"http://127.0.0.1:{registry_port}/apis/ccompat/v6"
+        assert f"export STREAMGEN_KAFKA_SCHEMA_REGISTRY_URL={registry_url}" in result.output
         assert "Topic   streamgen.requests  2 partition(s)" in result.output
         local = LocalStack(state_dir)
         admin = AdminClient({"bootstrap.servers": local.bootstrap_servers})
@@ -226,5 +230,5 @@ def test_dev_up_starts_a_stack_with_topics_and_bucket_and_down_purges_it(
     finally:
         down = runner.invoke(main, ["dev", "--state-dir", str(state_dir), "down", "--purge"])
     assert down.exit_code == 0, down.output
-    assert "stopped: kafka, minio" in down.output
+    assert "stopped: kafka, minio, registry" in down.output
     assert not state_dir.exists()

@@ -11,11 +11,13 @@ import yaml  # type: ignore[import-untyped]
 
 from streamgen.local.kafka import kafka_version, pom_path
 from streamgen.local.minio import MINIO_VERSION
+from streamgen.local.registry import registry_pom_path, registry_version
 from streamgen.local.stack import (
     DEFAULT_ACCESS_KEY,
     DEFAULT_KAFKA_PORT,
     DEFAULT_MINIO_CONSOLE_PORT,
     DEFAULT_MINIO_PORT,
+    DEFAULT_REGISTRY_PORT,
     DEFAULT_SECRET_KEY,
     LocalStack,
 )
@@ -37,11 +39,14 @@ def test_versions_match_the_local_stack(services: dict[str, Any]) -> None:
     assert services["kafka"]["image"] == f"apache/kafka:{kafka_version(pom_path())}"
     assert services["minio"]["build"]["args"]["MINIO_VERSION"] == MINIO_VERSION
     assert services["minio"]["image"].endswith(f":{MINIO_VERSION}")
+    apicurio = registry_version(registry_pom_path())
+    assert services["registry"]["image"] == f"apicurio/apicurio-registry-mem:{apicurio}"
 
 
 def test_host_ports_match_the_local_stack(services: dict[str, Any]) -> None:
     assert host_ports(services["kafka"]) == {DEFAULT_KAFKA_PORT}
     assert host_ports(services["minio"]) == {DEFAULT_MINIO_PORT, DEFAULT_MINIO_CONSOLE_PORT}
+    assert host_ports(services["registry"]) == {DEFAULT_REGISTRY_PORT}
     assert (
         f"HOST://127.0.0.1:{DEFAULT_KAFKA_PORT}"
         in (services["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"])
@@ -62,6 +67,10 @@ def test_credentials_and_env_names_match_the_local_stack(
     assert streamgen_env["STREAMGEN_STORE_ACCESS_KEY"] == local_env["STREAMGEN_STORE_ACCESS_KEY"]
     assert streamgen_env["STREAMGEN_STORE_SECRET_KEY"] == local_env["STREAMGEN_STORE_SECRET_KEY"]
     assert streamgen_env["STREAMGEN_STORE_URL"] == local_env["STREAMGEN_STORE_URL"]
+    # Same API path on both stacks; only the host differs.
+    assert streamgen_env["STREAMGEN_KAFKA_SCHEMA_REGISTRY_URL"].endswith(
+        local_env["STREAMGEN_KAFKA_SCHEMA_REGISTRY_URL"].partition("8081")[2]
+    )
 
 
 def test_the_worker_runs_streamgen_worker_on_a_reserved_gpu(services: dict[str, Any]) -> None:

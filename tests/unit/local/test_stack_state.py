@@ -10,6 +10,7 @@ import pytest
 
 from streamgen.local.kafka import KafkaBroker, kafka_version, new_cluster_id, pom_path
 from streamgen.local.process import LocalStackError
+from streamgen.local.registry import registry_pom_path, registry_version
 from streamgen.local.stack import LocalStack
 
 
@@ -133,3 +134,37 @@ def test_dev_env_marks_local_credentials_as_development_only(tmp_path: Path) -> 
     assert lines[0].startswith("# Development only")
     assert all(line.startswith("export STREAMGEN_") for line in lines[1:])
     assert any("sasl.username=worker" in line for line in lines)
+
+
+def test_the_registry_version_comes_from_its_pom(tmp_path: Path) -> None:
+    assert re.fullmatch(r"2\.\d+\.\d+\.Final", registry_version(registry_pom_path()))
+    broken = tmp_path / "pom.xml"
+    broken.write_text('<project xmlns="http://maven.apache.org/POM/4.0.0"></project>')
+    with pytest.raises(LocalStackError, match=r"no <apicurio\.version>"):
+        registry_version(broken)
+
+
+def test_a_new_stack_has_a_registry_and_exports_its_url(tmp_path: Path) -> None:
+    stack = LocalStack(tmp_path / "s", registry_port=3456)
+    assert stack.state.registry
+    url = "http://127.0.0.1:3456/apis/ccompat/v6"
+    assert stack.schema_registry_url == url
+    assert stack.env()["STREAMGEN_KAFKA_SCHEMA_REGISTRY_URL"] == url
+    assert "STREAMGEN_KAFKA_SCHEMA_REGISTRY_URL" not in LocalStack(tmp_path, registry=False).env()
+
+
+def test_a_state_file_from_before_the_registry_gets_one_on_the_default_port(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "state.json").write_text(json.dumps({"kafka_port": 4000, "cluster_id": "abc"}))
+    stack = LocalStack(tmp_path)
+    assert (stack.state.registry, stack.state.registry_port) == (True, 8081)
+    with pytest.raises(LocalStackError, match="registry_port=8081, not 9999"):
+        LocalStack(tmp_path, registry_port=9999)
+
+
+def test_turning_the_registry_off_is_saved_with_the_state(tmp_path: Path) -> None:
+    stack = LocalStack(tmp_path, registry=False)
+    stack._save()
+    assert not LocalStack(tmp_path).state.registry
+    assert LocalStack(tmp_path, registry=True).state.registry
