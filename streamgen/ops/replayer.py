@@ -177,8 +177,8 @@ class Replayer:
         starts: dict[int, int] = {}
         ends: dict[int, int] = {}
         try:
-            answer = consumer.committed(
-                [TopicPartition(self._topic, p) for p in found.partitions], timeout=15
+            answer = committed_offsets(
+                consumer, [TopicPartition(self._topic, p) for p in found.partitions], 15.0
             )
         except KafkaException as exc:
             # A broker with ACLs times this out when the group is not granted.
@@ -314,3 +314,37 @@ class Replayer:
             for tp in consumer.commit(offsets=offsets, asynchronous=False) or []:
                 if tp.error:
                     raise ReplayError(f"committing replay progress of {tp.partition}: {tp.error}")
+
+
+# The group coordinator answers these while it is still loading or moving (a broker just
+# started, a coordinator failing over): asking again shortly is the documented remedy.
+_COORDINATOR_NOT_READY = {
+    KafkaError.NOT_COORDINATOR,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+}
+
+
+def committed_offsets(
+    consumer: Any,
+    partitions: list[TopicPartition],
+    timeout: float,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[TopicPartition]:
+    """``consumer.committed`` that waits out a coordinator that is not ready yet, up to
+    ``timeout`` seconds in all; any other error, or the same one past the deadline, is raised."""
+    deadline = clock() + timeout
+    while True:
+        try:
+            answer: list[TopicPartition] = consumer.committed(
+                partitions, timeout=max(deadline - clock(), 0.1)
+            )
+            return answer
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            ready = not isinstance(error, KafkaError) or error.code() not in _COORDINATOR_NOT_READY
+            if ready or clock() + 0.2 > deadline:
+                raise
+            sleep(0.2)

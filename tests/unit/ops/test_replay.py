@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -20,6 +23,7 @@ from streamgen.ops.replay import (
     parse_time,
     replay_headers,
 )
+from streamgen.ops.replayer import committed_offsets
 
 WHY = DeadLetterReason(
     stage="generate",
@@ -137,3 +141,44 @@ def test_replay_headers_strip_the_claim_check() -> None:
     out = replay_headers(headers, view(headers), now_ms=1)
     assert [k for k, _ in out][:1] == ["app"]
     assert not any(k.startswith("streamgen.claim.") for k, _ in out)
+
+
+class _ComingUp:
+    """A consumer whose group coordinator is still loading for the first ``busy`` asks."""
+
+    def __init__(self, busy: int, code: int) -> None:
+        self.busy = busy
+        self.code = code
+        self.asked = 0
+
+    def committed(self, partitions: list[Any], timeout: float) -> list[Any]:
+        self.asked += 1
+        if self.asked <= self.busy:
+            raise KafkaException(KafkaError(self.code))
+        return partitions
+
+
+def test_committed_offsets_wait_out_a_coordinator_that_is_still_loading() -> None:
+    now = [0.0]
+    consumer = _ComingUp(busy=3, code=KafkaError.NOT_COORDINATOR)
+    asked = [TopicPartition("dl", 0)]
+    answer = committed_offsets(
+        consumer, asked, 15.0, clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s)
+    )
+    assert answer == asked and consumer.asked == 4
+
+
+def test_committed_offsets_give_up_at_the_deadline_and_on_other_errors() -> None:
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    loading = _ComingUp(busy=10**6, code=KafkaError.COORDINATOR_LOAD_IN_PROGRESS)
+    with pytest.raises(KafkaException):
+        committed_offsets(loading, [], 2.0, clock=lambda: now[0], sleep=sleep)
+    assert now[0] <= 2.0
+    refused = _ComingUp(busy=1, code=KafkaError.GROUP_AUTHORIZATION_FAILED)
+    with pytest.raises(KafkaException):
+        committed_offsets(refused, [], 15.0, clock=lambda: now[0], sleep=sleep)
+    assert refused.asked == 1
