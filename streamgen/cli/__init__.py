@@ -46,3 +46,8 @@ def main(log_level: str) -> None:
         level=log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # The schema registry client logs every HTTP request at INFO: noise at the default level,
+    # still there with --log-level DEBUG.
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        for chatty in ("httpx", "httpx2", "httpcore"):
+            logging.getLogger(chatty).setLevel(logging.WARNING)
