@@ -134,13 +134,13 @@ def mutations(draw: st.DrawFn, base: bytes, keep: int) -> bytes:
     for _ in range(draw(st.integers(1, 4))):
         kind = draw(st.sampled_from(["flip", "truncate", "insert", "delete"]))
         at = draw(st.integers(keep, max(len(data) - 1, keep)))
-        if kind == "flip" and data:
+        if kind == "flip" and at < len(data):  # an earlier truncation may end at ``keep``
             data[at] ^= 1 << draw(st.integers(0, 7))
         elif kind == "truncate":
             del data[at:]
         elif kind == "insert":
             data[at:at] = draw(st.binary(min_size=1, max_size=8))
-        elif data:
+        elif kind == "delete":
             del data[at : at + draw(st.integers(1, 8))]
     return bytes(data)
 
