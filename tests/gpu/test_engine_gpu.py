@@ -174,9 +174,11 @@ def test_cuda_graphs_change_nothing_but_speed_tiny(tiny_dir: Path) -> None:
 @pytest.mark.parametrize("scheduler", ["euler_a", "pndm"])
 def test_cuda_graphs_ancestral_and_history_schedulers_tiny(tiny_dir: Path, scheduler: str) -> None:
     # euler_a draws per-row noise from each row's generator; pndm keeps raw model outputs.
+    # The bound is the eager one for the same mix (batched vs alone picks other fp16 kernels,
+    # and euler_a's added noise carries the difference on): 3 levels were seen on the H200.
     engine = _graph_engine(str(tiny_dir), 4)
-    worst, _ = _diffs(engine, _mix(64, 6, scheduler))
-    assert worst <= GRAPH_MAX_LEVELS
+    worst, mean = _diffs(engine, _mix(64, 6, scheduler))
+    assert worst <= MAX_LEVELS and mean <= MAX_MEAN_LEVELS
 
 
 @pytest.mark.skipif("STREAMGEN_GPU_SD15" not in os.environ, reason="STREAMGEN_GPU_SD15 not set")
