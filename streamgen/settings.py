@@ -265,17 +265,9 @@ def _validate(s: Settings) -> None:
         raise ConfigError(
             "engine.dtype", f"{s.engine.dtype!r} not in auto|float16|bfloat16|float32"
         )
-    from streamgen.engine.schedulers import SCHEDULERS
-    from streamgen.engine.warmup import parse_warmup_shapes
+    from streamgen.engine.warmup import warmup_shapes
 
-    parse_warmup_shapes(
-        s.engine.warmup_shapes,
-        default_scheduler=s.engine.default_scheduler,
-        models=s.engine.models,
-        schedulers=SCHEDULERS,
-        max_size=s.validation.max_size,
-        max_steps=s.validation.max_steps,
-    )
+    warmup_shapes(s)
     if s.engine.attention not in {"sdpa", "xformers"}:
         raise ConfigError("engine.attention", f"{s.engine.attention!r} not in sdpa|xformers")
     if not (s.store.url.startswith("file://") or s.store.url.startswith("s3://")):

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from streamgen.engine.types import Shape
 from streamgen.errors import ConfigError
 
-__all__ = ["SETTING", "parse_warmup_shapes"]
+if TYPE_CHECKING:
+    from streamgen.settings import Settings
+
+__all__ = ["SETTING", "parse_warmup_shapes", "warmup_shapes"]
 
 SETTING = "engine.warmup_shapes"
 
@@ -69,3 +73,17 @@ def parse_warmup_shapes(
         if shape not in shapes:
             shapes.append(shape)
     return shapes
+
+
+def warmup_shapes(settings: Settings) -> list[Shape]:
+    """The configured entries, checked against the models, schedulers and request bounds."""
+    from streamgen.engine.schedulers import SCHEDULERS
+
+    return parse_warmup_shapes(
+        settings.engine.warmup_shapes,
+        default_scheduler=settings.engine.default_scheduler,
+        models=settings.engine.models,
+        schedulers=SCHEDULERS,
+        max_size=settings.validation.max_size,
+        max_steps=settings.validation.max_steps,
+    )

@@ -18,6 +18,7 @@ from streamgen.contracts.request import GenerationRequest
 from streamgen.engine.types import GenerationOutcome
 from streamgen.errors import StreamgenError
 from streamgen.ops.metrics import Metrics, RebalanceKind
+from streamgen.ops.readiness import Readiness
 from streamgen.ops.tracing import WorkerTracer
 from streamgen.settings import Settings
 from streamgen.worker.offsets import TopicPartitionKey
@@ -54,6 +55,7 @@ class WorkerHooks:
         self.device = device
         self._metrics_port = metrics_port
         self.server: Any = None
+        self.readiness = Readiness()
 
     @classmethod
     def from_settings(cls, settings: Settings, *, worker_id: str, host: str) -> WorkerHooks:
@@ -67,17 +69,31 @@ class WorkerHooks:
             metrics_port=settings.worker.metrics_port,
         )
 
+    def serve(self) -> None:
+        """Start ``/metrics`` and ``/ready`` (once): before the warm-up, so that the probe
+        answers 503 while the worker compiles instead of refusing connections."""
+        if self._metrics_port and self.server is None:
+            self.server = self.metrics.serve(self._metrics_port, ready=self.readiness.check)
+            log.info("metrics on :%d/metrics, readiness on /ready", self.server.server_port)
+
+    def warmed_up(self, seconds: float) -> None:
+        self.metrics.warmed_up(seconds)
+        self.readiness.warmed_up()
+
     def started(self) -> None:
         self.metrics.set_worker_info(
             worker_id=self.worker_id, host=self.host, device=self.device, group_id=self.group_id
         )
-        if self._metrics_port:
-            self.server = self.metrics.serve(self._metrics_port)
-            log.info("metrics on :%d/metrics", self.server.server_port)
+        self.serve()
+
+    def stopping(self) -> None:
+        self.readiness.stopping()
 
     def stopped(self) -> None:
+        self.readiness.stopping()
         if self.server is not None:
             self.server.shutdown()
+            self.server = None
 
     # -- consumer loop ----------------------------------------------------------------------
     def received(self, record: SourceRecord) -> Span:
@@ -129,6 +145,8 @@ class WorkerHooks:
         self, kind: RebalanceKind, changed: Iterable[TopicPartitionKey], assigned: int
     ) -> None:
         self.metrics.rebalanced(kind, assigned, list(changed))
+        if kind == "assign":
+            self.readiness.joined()
 
     # -- GPU thread and outputs --------------------------------------------------------------
     @contextmanager
