@@ -61,15 +61,8 @@ def _guided(
     unet: Any, latents: torch.Tensor, t: torch.Tensor, cond: Conditioning, guidance: torch.Tensor
 ) -> torch.Tensor:
     # The negative and positive halves share one pass; guidance is per row.
-    doubled = torch.cat([latents] * 2)
-    # Under torch.compile: one graph for every batch size from the first call, instead of a
-    # static graph for the first size and a recompile (measured ~12 s warm, more cold) for the
-    # second. Only marks the tensors; eager mode ignores it.
-    for rows in (doubled, cond.embeds, cond.pooled, cond.time_ids):
-        if rows is not None:
-            torch._dynamo.maybe_mark_dynamic(rows, 0)
     noise = unet(
-        doubled,
+        torch.cat([latents] * 2),
         t,
         encoder_hidden_states=cond.embeds,
         added_cond_kwargs=cond.added_cond_kwargs(),
