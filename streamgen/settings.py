@@ -114,6 +114,15 @@ class EngineSettings:
     channels_last: bool = False
     fuse_qkv: bool = False
     compile: bool = False
+    # CUDA graphs of the UNet step and the VAE decode per batch-size bucket (graphs.py): batch 1
+    # is launch-bound without them.
+    cuda_graphs: bool = False
+    # Persistent torch.compile caches (compile_cache.py): a restart with the same model, shapes
+    # and versions compiles nothing. "" keeps torch's default (a per-user temp directory).
+    compile_cache_dir: str = ""
+    # WIDTHxHEIGHTxSTEPS[:SCHEDULER][@MODEL] entries compiled and captured before the worker
+    # joins the group (warmup.py); empty: the first requests of each shape pay for it.
+    warmup_shapes: tuple[str, ...] = ()
     vae_slicing: bool = False
     cpu_offload: bool = False
     # Threads that encode, store and publish outputs off the GPU thread. Mostly waiting on the
@@ -301,6 +310,9 @@ def _validate(s: Settings) -> None:
         raise ConfigError(
             "engine.dtype", f"{s.engine.dtype!r} not in auto|float16|bfloat16|float32"
         )
+    from streamgen.engine.warmup import warmup_shapes
+
+    warmup_shapes(s)
     if s.engine.attention not in {"sdpa", "xformers"}:
         raise ConfigError("engine.attention", f"{s.engine.attention!r} not in sdpa|xformers")
     if not (s.store.url.startswith("file://") or s.store.url.startswith("s3://")):

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from streamgen.bench.cost import usd_per_1000_images
 from streamgen.contracts.request import GenerationRequest
 from streamgen.engine.engine import DiffusionEngine
 from streamgen.engine.loading import PipelineParts
@@ -31,7 +32,15 @@ from streamgen.engine.model_init import write_model
 from streamgen.engine.prompts import encode_prompts
 from streamgen.settings import EngineSettings
 
-KNOBS = ("channels_last", "fuse_qkv", "compile", "vae_slicing", "cpu_offload", "xformers")
+KNOBS = (
+    "channels_last",
+    "fuse_qkv",
+    "compile",
+    "cuda_graphs",
+    "vae_slicing",
+    "cpu_offload",
+    "xformers",
+)
 
 
 @dataclass
@@ -42,6 +51,7 @@ class Row:
     images_per_s: float
     tflops: float
     peak_gib: float
+    usd_per_1000_images: float | None = None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -55,6 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         channels_last="channels_last" in knobs,
         fuse_qkv="fuse_qkv" in knobs,
         compile="compile" in knobs,
+        cuda_graphs="cuda_graphs" in knobs,
+        compile_cache_dir=args.compile_cache_dir,
         vae_slicing="vae_slicing" in knobs,
         cpu_offload="cpu_offload" in knobs,
         max_batch_size=max(args.batch_sizes),
@@ -65,11 +77,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     label = "+".join(sorted(knobs)) or "default"
     print(f"# {label}: {flops / 1e12:.2f} TFLOP per image ({args.size}px, {args.steps} steps, CFG)")
     warm_start = time.perf_counter()
+    # As a worker warms up (largest bucket first), so a compile cache written by one matches.
+    engine.warm_up([engine.shape_of(_requests(1, args)[0])])
     for size in (*args.batch_sizes, *([1] if args.alone else [])):
         engine.generate(_requests(size, args, steps=2))
     warm_up_s = time.perf_counter() - warm_start
     rows = [
-        _measure(f"streamgen[{label}]", n, flops, _engine_call(engine, args))
+        _measure(f"streamgen[{label}]", n, flops, _engine_call(engine, args), args.repeats)
         for n in args.batch_sizes
     ]
     alone_ips = float("nan")
@@ -83,19 +97,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         timed_stock = partial(stock, steps=args.steps)
         rows += [_measure("diffusers stock", n, flops, timed_stock) for n in args.batch_sizes]
     best = max(r.images_per_s for r in rows if r.runner.startswith("streamgen"))
+    if args.gpu_hour_price is not None:
+        for row in rows:
+            row.usd_per_1000_images = usd_per_1000_images(row.images_per_s, args.gpu_hour_price)
     report = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "device": torch.cuda.get_device_name()
         if torch.cuda.is_available()
         else platform.processor(),
         "versions": _versions(),
-        "settings": {"knobs": label, "size": args.size, "steps": args.steps, "dtype": args.dtype},
+        "settings": {
+            "knobs": label,
+            "size": args.size,
+            "steps": args.steps,
+            "dtype": args.dtype,
+            "arch": None if args.model else args.arch,
+            "repeats": args.repeats,
+        },
         "tflop_per_image": flops / 1e12,
         "warm_up_s": warm_up_s,
         "one_at_a_time_images_per_s": alone_ips,
         "best_batched_over_one_at_a_time": best / alone_ips,
+        "cuda_graphs_captured": engine.graph_count(),
         "rows": [asdict(r) for r in rows],
     }
+    if args.gpu_hour_price is not None:
+        report["gpu_hour_usd"] = args.gpu_hour_price
+        report["usd_per_1000_images_at_best"] = usd_per_1000_images(best, args.gpu_hour_price)
     if args.stock:
         report["max_pixel_diff_vs_stock"] = _diff_vs_stock(engine, parts, args)
     _print(report)
@@ -120,6 +148,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--alone", type=int, default=4, help="requests in the one-at-a-time loop")
     p.add_argument("--knob", action="append", default=[], choices=KNOBS)
     p.add_argument("--stock", action="store_true", help="also time StableDiffusionPipeline")
+    p.add_argument("--repeats", type=int, default=1, help="timed calls per batch size (median)")
+    p.add_argument("--compile-cache-dir", default="", help="engine.compile_cache_dir")
+    p.add_argument(
+        "--gpu-hour-price",
+        type=float,
+        metavar="USD",
+        help="price of one GPU-hour: adds dollars per 1,000 images to every row",
+    )
     p.add_argument("--json", help="write the report here")
     return p
 
@@ -209,11 +245,13 @@ def _timed(fn: Callable[[], object]) -> tuple[float, object]:
     return time.perf_counter() - start, result
 
 
-def _measure(runner: str, n: int, flops: float, call: Callable[[int], object]) -> Row:
+def _measure(
+    runner: str, n: int, flops: float, call: Callable[[int], object], repeats: int = 1
+) -> Row:
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     try:
-        seconds, _ = _timed(lambda: call(n))
+        seconds = float(np.median([_timed(lambda: call(n))[0] for _ in range(max(repeats, 1))]))
     except Exception as exc:  # stock diffusers has no OOM fallback: report, do not stop
         print(f"{runner:32s} batch {n:3d}: failed: {type(exc).__name__}: {str(exc)[:200]}")
         torch.cuda.empty_cache() if torch.cuda.is_available() else None

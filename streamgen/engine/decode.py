@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -13,7 +13,10 @@ from streamgen.engine.loading import PipelineParts
 from streamgen.engine.memory import free_device_memory
 from streamgen.errors import GenerationFailed
 
-__all__ = ["check_latents", "check_pixels", "decode_latents", "to_images"]
+__all__ = ["Decoder", "check_latents", "check_pixels", "decode_latents", "to_images"]
+
+# Scaled latents to images in [-1, 1]: ``vae.decode`` eagerly, or its CUDA graph (``graphs``).
+Decoder = Callable[[torch.Tensor], torch.Tensor]
 
 
 def check_latents(latents: torch.Tensor) -> list[GenerationFailed | None]:
@@ -34,31 +37,37 @@ def check_pixels(pixels: np.ndarray) -> list[GenerationFailed | None]:
     ]
 
 
-def decode_latents(parts: PipelineParts, latents: torch.Tensor) -> np.ndarray:
+def decode_latents(
+    parts: PipelineParts, latents: torch.Tensor, decoder: Decoder | None = None
+) -> np.ndarray:
     """Decode (B, C, h, w) latents to (B, H, W, 3) uint8 pixels, in halves if memory is short.
 
     The decoder's activations at full resolution dwarf the UNet's: a batch that denoised fine
     can still run out of memory here, and redoing the whole denoising for that would be waste.
     """
     try:
-        return _decode(parts, latents)
+        return _decode(parts, latents, decoder)
     except Exception as exc:
         if classify(exc) is not FailureKind.OUT_OF_MEMORY or latents.shape[0] == 1:
             raise
     free_device_memory()
     mid = latents.shape[0] // 2
     return np.concatenate(
-        [decode_latents(parts, latents[:mid]), decode_latents(parts, latents[mid:])]
+        [
+            decode_latents(parts, latents[:mid], decoder),
+            decode_latents(parts, latents[mid:], decoder),
+        ]
     )
 
 
 @torch.no_grad()
-def _decode(parts: PipelineParts, latents: torch.Tensor) -> np.ndarray:
+def _decode(parts: PipelineParts, latents: torch.Tensor, decoder: Decoder | None) -> np.ndarray:
     config = parts.vae.config
     scaled = latents.to(parts.vae_dtype) / config.scaling_factor
     if getattr(config, "shift_factor", None):
         scaled = scaled + config.shift_factor
-    images = parts.vae.decode(scaled, return_dict=False)[0]
+    decode = decoder or (lambda z: parts.vae.decode(z, return_dict=False)[0])
+    images = decode(scaled)
     images = (images.float() / 2 + 0.5).clamp(0, 1)
     # Round, not truncate, so a value a hair below a level does not drop one level.
     pixels = (images.permute(0, 2, 3, 1) * 255).round().to(torch.uint8)

@@ -7,6 +7,9 @@ What lets one forward pass serve heterogeneous requests without changing any of 
 - classifier-free guidance uses a per-row guidance scale (a tensor, not a float);
 - the scheduler is stepped once for the whole batch: its arithmetic is element-wise per row.
 
+The noise prediction (UNet plus guidance) is passed in: eager, or replayed from a CUDA graph
+padded to a bucket (``graphs``); the loop is the same either way.
+
 Rows can leave the batch between steps (cancelled or expired requests); their slices of the
 latents, the conditioning and the scheduler's saved history are dropped with them.
 """
@@ -19,6 +22,7 @@ from typing import Any
 
 import torch
 
+from streamgen.engine.graphs import NoisePredictor
 from streamgen.engine.prompts import Conditioning
 from streamgen.engine.schedulers import takes_generator
 
@@ -64,7 +68,7 @@ def initial_noise(
 
 @torch.no_grad()
 def denoise(
-    unet: Any,
+    predict: NoisePredictor,
     scheduler: Any,
     batch: DenoiseBatch,
     *,
@@ -84,21 +88,12 @@ def denoise(
             alive = [alive[i] for i in keep]
         if not alive:
             break
-        # 2. Predict the noise for the negative and positive halves in one pass.
-        latent_input = scheduler.scale_model_input(torch.cat([batch.latents] * 2), t)
-        cond = batch.conditioning
-        noise = unet(
-            latent_input,
-            t,
-            encoder_hidden_states=cond.embeds,
-            added_cond_kwargs=cond.added_cond_kwargs(),
-            return_dict=False,
-        )[0]
-        # 3. Guidance, per row.
-        negative, positive = noise.chunk(2)
-        scale = batch.guidance.to(noise.dtype).view(-1, 1, 1, 1)
-        noise = negative + scale * (positive - negative)
-        # 4. One scheduler step for all rows; ancestral noise still comes from each row's own
+        # 2. Predict the noise for the negative and positive halves in one pass, then apply
+        #    each row's guidance. Scaling is element-wise, so scaling B rows and then doubling
+        #    them equals scaling the doubled batch.
+        latent_input = scheduler.scale_model_input(batch.latents, t)
+        noise = predict(latent_input, t, batch.conditioning, batch.guidance)
+        # 3. One scheduler step for all rows; ancestral noise still comes from each row's own
         #    generator (diffusers draws one sample per generator when given a list).
         if takes_generator(scheduler):
             step_kwargs["generator"] = batch.generators

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Hashable, Iterable, Sequence
@@ -14,9 +15,18 @@ from PIL.Image import Image
 from streamgen.contracts.request import GenerationRequest
 from streamgen.contracts.validation import clip
 from streamgen.engine import img2img
-from streamgen.engine.decode import check_latents, check_pixels, decode_latents, to_images
+from streamgen.engine.buckets import batch_buckets
+from streamgen.engine.compile_cache import CompileCache
+from streamgen.engine.decode import (
+    Decoder,
+    check_latents,
+    check_pixels,
+    decode_latents,
+    to_images,
+)
 from streamgen.engine.denoise import DenoiseBatch, denoise, initial_noise
 from streamgen.engine.failures import run_isolating
+from streamgen.engine.graphs import BucketGraphs, NoisePredictor, eager_noise
 from streamgen.engine.knobs import Placement, apply_knobs, check_knobs
 from streamgen.engine.loading import (
     PipelineParts,
@@ -48,6 +58,10 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 
+# Warm-up batches run this many steps: compilation, cuDNN's search and graph capture depend on
+# tensor shapes only, never on the number of steps.
+WARM_UP_STEPS = 2
+
 
 @dataclass
 class _RowResult:
@@ -78,9 +92,18 @@ class DiffusionEngine:
             raise ConfigError("engine.models", "no model configured; pass --model NAME=PATH")
         self._init_images = init_images
         self._clock = clock
+        # Before any model is compiled: point torch at the persistent caches and load them.
+        self._compile_cache: CompileCache | None = None
+        if settings.compile_cache_dir:
+            self._compile_cache = CompileCache(
+                settings.compile_cache_dir, label=_device_label(self.device)
+            )
+            self._compile_cache.configure()
+            self._compile_cache.load()
         loaded: dict[str, PipelineParts] = {}
         self._parts: dict[str, PipelineParts] = {}
         self._placements: dict[str, Placement] = {}
+        self._graphs: dict[str, BucketGraphs] = {}
         for name, source in sources.items():
             if source not in loaded:
                 parts = load_pipeline(name, source, self.dtype)
@@ -88,8 +111,12 @@ class DiffusionEngine:
                 apply_knobs(parts, settings, self.device)
                 loaded[source] = parts
                 self._placements[source] = placement
+                if settings.cuda_graphs:
+                    self._graphs[source] = BucketGraphs(parts, self.device, capture=True)
             self._parts[name] = loaded[source]
             self._placements[name] = self._placements[source]
+            if source in self._graphs:
+                self._graphs[name] = self._graphs[source]
         cap = CUDA_MAX_BATCH if self.device.type == "cuda" else CPU_MAX_BATCH
         self._limits = BatchLimits(fixed=settings.max_batch_size, cap=cap, probe=self._probe)
 
@@ -156,19 +183,30 @@ class DiffusionEngine:
     # -- warm-up and introspection ---------------------------------------------------------
 
     def warm_up(self, shapes: Iterable[Shape]) -> dict[Shape, float]:
-        """Run each shape once at its largest batch and once alone; return seconds per shape.
+        """Run each shape at its largest batch and alone (with CUDA graphs: at every bucket,
+        largest first); return seconds per shape. Then save the compile cache, if one is set.
 
         This is when ``torch.compile`` compiles (the second batch size makes the batch
-        dimension dynamic, so later sizes reuse the graph) and cuDNN picks its algorithms.
+        dimension dynamic, so later sizes reuse the graph), cuDNN picks its algorithms and the
+        CUDA graphs are captured, so that no request pays for any of it.
         """
         took: dict[Shape, float] = {}
         for shape in shapes:
             start = time.perf_counter()
-            for size in sorted({self.max_batch_size(shape), 1}, reverse=True):
-                self._run(shape, _synthetic_rows(shape, size), None)
+            limit = self.max_batch_size(shape)
+            sizes = batch_buckets(limit) if shape.model in self._graphs else {limit, 1}
+            short = dataclasses.replace(shape, steps=min(shape.steps, WARM_UP_STEPS))
+            for size in sorted(sizes, reverse=True):
+                self._run(short, _synthetic_rows(short, size), None, buckets_of=shape)
             took[shape] = time.perf_counter() - start
             log.info("warmed up %s in %.1f s", shape, took[shape])
+        if self._compile_cache is not None:
+            self._compile_cache.save()
         return took
+
+    def graph_count(self) -> int:
+        """CUDA graphs captured so far, over all models (0 without ``engine.cuda_graphs``)."""
+        return sum(g.count for g in {id(g): g for g in self._graphs.values()}.values())
 
     def parts(self, model: str) -> PipelineParts:
         return self._parts[model]
@@ -179,10 +217,16 @@ class DiffusionEngine:
     # -- one batch -------------------------------------------------------------------------
 
     def _run(
-        self, shape: Shape, rows: Sequence[ImageRow], cancelled: CancelCheck | None
+        self,
+        shape: Shape,
+        rows: Sequence[ImageRow],
+        cancelled: CancelCheck | None,
+        *,
+        buckets_of: Shape | None = None,
     ) -> list[_RowResult]:
         began = time.perf_counter()
         parts, place = self._parts[shape.model], self._placements[shape.model]
+        predict, decoder = self._runners(buckets_of or shape, len(rows))
         requests = [row.request for row in rows]
         # 1. Text conditioning, negatives first.
         with place.on_device(*parts.text_encoders):
@@ -241,14 +285,14 @@ class DiffusionEngine:
             return {i for i in alive if i in dropped}
 
         with place.on_device(parts.unet):
-            latents, alive = denoise(parts.unet, scheduler, batch, drop=drop)
+            latents, alive = denoise(predict, scheduler, batch, drop=drop)
         # 5. Decode what is finite; an image that is NaN, inf or black is an error, not a result.
         errors = dict(zip(alive, check_latents(latents), strict=True))
         finite = [k for k, row in enumerate(alive) if errors[row] is None]
         images: dict[int, Image] = {}
         if finite:
             with place.on_device(parts.vae):
-                pixels_out = decode_latents(parts, latents[finite])
+                pixels_out = decode_latents(parts, latents[finite], decoder)
             for k, error, image in zip(
                 finite,
                 check_pixels(pixels_out),
@@ -263,6 +307,17 @@ class DiffusionEngine:
             error = dropped.get(i) or errors.get(i)
             results.append(_RowResult(None if error else images[i], error, seconds, len(rows)))
         return results
+
+    def _runners(self, shape: Shape, rows: int) -> tuple[NoisePredictor, Decoder | None]:
+        """Eager UNet and VAE, or their CUDA graphs over the buckets of ``shape``."""
+        graphs = self._graphs.get(shape.model)
+        if graphs is None:
+            return eager_noise(self._parts[shape.model].unet), None
+        # While the limit is being probed it is not known yet: the probe's sizes are powers of
+        # two up to the cap, which are buckets of any limit it can find.
+        limit = self._limits.known(shape) or self._limits.cap
+        buckets = batch_buckets(max(limit, rows))
+        return graphs.noise_predictor(buckets), graphs.decoder(buckets)
 
     def _probe(self, key: Hashable, size: int) -> None:
         assert isinstance(key, Shape)
@@ -322,6 +377,12 @@ class DiffusionEngine:
             log.warning("init image %r of %s cannot be read: %s", uri, request.request_id, exc)
             raise img2img.InitImageInvalid(f"init image {clip(uri)!r} cannot be read") from exc
         return img2img.decode_init_image(data, width=request.width, height=request.height)
+
+
+def _device_label(device: torch.device) -> str:
+    """What compiled code depends on besides the model: torch and the device it runs on."""
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    return f"torch{torch.__version__}-{name}"
 
 
 def _chunks(rows: Sequence[ImageRow], size: int) -> list[Sequence[ImageRow]]:

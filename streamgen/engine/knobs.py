@@ -37,6 +37,13 @@ def check_knobs(settings: EngineSettings, device: torch.device) -> None:
             raise ConfigError("engine.fuse_qkv", "fused QKV projections need attention=sdpa")
     if settings.compile and settings.cpu_offload:
         raise ConfigError("engine.compile", "cannot compile modules that move between devices")
+    if settings.cuda_graphs:
+        if device.type != "cuda":
+            raise ConfigError("engine.cuda_graphs", "CUDA graphs need a CUDA device")
+        if settings.cpu_offload:
+            raise ConfigError(
+                "engine.cuda_graphs", "a graph cannot replay modules that move between devices"
+            )
 
 
 def apply_knobs(parts: PipelineParts, settings: EngineSettings, device: torch.device) -> None:
@@ -71,12 +78,14 @@ def apply_knobs(parts: PipelineParts, settings: EngineSettings, device: torch.de
         parts.unet.compile()
         parts.vae.decoder.compile()
     log.info(
-        "speed knobs: attention=%s fuse_qkv=%s channels_last=%s vae_slicing=%s compile=%s",
+        "speed knobs: attention=%s fuse_qkv=%s channels_last=%s vae_slicing=%s compile=%s "
+        "cuda_graphs=%s",
         settings.attention,
         settings.fuse_qkv,
         settings.channels_last,
         settings.vae_slicing,
         settings.compile,
+        settings.cuda_graphs,
     )
 
 

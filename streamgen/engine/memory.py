@@ -56,6 +56,16 @@ class BatchLimits:
                 log.info("max batch size for %s: %d (probed)", key, self._limits[key])
         return self._limits[key]
 
+    @property
+    def cap(self) -> int:
+        return self._cap
+
+    def known(self, key: Hashable) -> int | None:
+        """The limit if already decided (fixed or probed), without probing for it."""
+        if key not in self._limits and self._fixed > 0:
+            return self._fixed
+        return self._limits.get(key)
+
     def lower(self, key: Hashable, failed_size: int) -> None:
         """Remember that ``failed_size`` ran out of memory, so later batches stay below it."""
         current = self.get(key)

@@ -32,6 +32,7 @@ store / produce retried            ``store_retry()`` / ``produce_retry()`` →
                                    ``streamgen_store_retries_total`` /
                                    ``streamgen_produce_retries_total``
 start-up                           ``set_worker_info(...)`` → ``streamgen_worker_info``
+warm-up done (before joining)      ``warmed_up(seconds)`` → ``streamgen_warmup_seconds``
 every scrape                       ``streamgen_gpu_memory_bytes``,
                                    ``streamgen_gpu_memory_total_bytes``,
                                    ``streamgen_gpu_utilization_ratio`` (see gpu_stats)
@@ -45,10 +46,12 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from socketserver import ThreadingMixIn
 from typing import Any, Literal
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, make_wsgi_app
 
 from streamgen.ops.backlog import RollingMean, ThroughputWindow
 from streamgen.ops.gpu_stats import GpuCollector
@@ -180,6 +183,11 @@ class Metrics:
         )
         self.commits = Counter("streamgen_commits", "Offset commits sent", registry=r)
         self.worker_info = Info("streamgen_worker", "Identity of this worker", registry=r)
+        self.warmup_seconds = Gauge(
+            "streamgen_warmup_seconds",
+            "How long the start-up warm-up (engine.warmup_shapes, every batch bucket) took",
+            registry=r,
+        )
         if gpu:
             r.register(GpuCollector())
         for kind in REBALANCE_KINDS:
@@ -303,6 +311,9 @@ class Metrics:
             }
         )
 
+    def warmed_up(self, seconds: float) -> None:
+        self.warmup_seconds.set(seconds)
+
     # -- derived -----------------------------------------------------------------------------
     def backlog_gpu_seconds_estimate(self) -> float | None:
         """This worker's lag x recent mean request cost / recent throughput, if measured."""
@@ -322,10 +333,29 @@ class Metrics:
             self.backlog_gpu_seconds.set(estimate)
 
     # -- exposition --------------------------------------------------------------------------
-    def serve(self, port: int, addr: str = "0.0.0.0") -> Any:
-        """Serve ``/metrics`` for this registry on a daemon thread; returns the HTTP server
-        (``server.shutdown()`` stops it). Port 0 picks a free port: ``server.server_port``."""
-        server, _thread = start_http_server(port, addr=addr, registry=self.registry)
+    def serve(
+        self,
+        port: int,
+        addr: str = "0.0.0.0",
+        *,
+        ready: Callable[[], tuple[bool, str]] | None = None,
+    ) -> Any:
+        """Serve ``/metrics`` for this registry, and ``/ready`` (200 or 503, from ``ready``)
+        when given, on a daemon thread; returns the HTTP server (``server.shutdown()`` stops
+        it). Port 0 picks a free port: ``server.server_port``."""
+        metrics_app = make_wsgi_app(self.registry)
+
+        def app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes] | list[bytes]:
+            if ready is not None and environ.get("PATH_INFO") == "/ready":
+                ok, why = ready()
+                status = "200 OK" if ok else "503 Service Unavailable"
+                start_response(status, [("Content-Type", "text/plain; charset=utf-8")])
+                return [f"{why}\n".encode()]
+            body: Iterator[bytes] = metrics_app(environ, start_response)
+            return body
+
+        server = make_server(addr, port, app, _ThreadingServer, handler_class=_QuietHandler)
+        threading.Thread(target=server.serve_forever, daemon=True, name="metrics-http").start()
         return server
 
     def series_names(self) -> set[str]:
@@ -341,3 +371,16 @@ class Metrics:
             elif family.type == "info":
                 names.add(f"{family.name}_info")
         return names
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    """One thread per scrape or probe: a slow scraper never delays the readiness probe."""
+
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access log line per scrape and probe (every few seconds, for ever)."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass

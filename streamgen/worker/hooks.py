@@ -16,8 +16,9 @@ from opentelemetry.trace import Span
 
 from streamgen.contracts.request import GenerationRequest
 from streamgen.engine.types import GenerationOutcome
-from streamgen.errors import StreamgenError
+from streamgen.errors import ConfigError, StreamgenError
 from streamgen.ops.metrics import Metrics, RebalanceKind
+from streamgen.ops.readiness import Readiness
 from streamgen.ops.tracing import WorkerTracer
 from streamgen.settings import Settings
 from streamgen.worker.offsets import TopicPartitionKey
@@ -56,6 +57,7 @@ class WorkerHooks:
         self._metrics_port = metrics_port
         self._metrics_address = metrics_address
         self.server: Any = None
+        self.readiness = Readiness()
 
     @classmethod
     def from_settings(cls, settings: Settings, *, worker_id: str, host: str) -> WorkerHooks:
@@ -70,19 +72,45 @@ class WorkerHooks:
             metrics_address=settings.worker.metrics_address,
         )
 
+    def serve(self) -> None:
+        """Start ``/metrics`` and ``/ready`` (once): before the warm-up, so that the probe
+        answers 503 while the worker compiles instead of refusing connections."""
+        if self._metrics_port and self.server is None:
+            try:
+                self.server = self.metrics.serve(
+                    self._metrics_port, addr=self._metrics_address, ready=self.readiness.check
+                )
+            except OSError as exc:  # port taken, address not on this host
+                raise ConfigError(
+                    "worker.metrics_port",
+                    f"cannot serve /metrics on {self._metrics_address}:{self._metrics_port}: "
+                    f"{exc.strerror or exc}. Pick a free port (0 turns it off) or fix "
+                    "worker.metrics_address.",
+                ) from None
+            log.info(
+                "metrics on http://%s:%d/metrics, readiness on /ready",
+                self._metrics_address,
+                self.server.server_port,
+            )
+
+    def warmed_up(self, seconds: float) -> None:
+        self.metrics.warmed_up(seconds)
+        self.readiness.warmed_up()
+
     def started(self) -> None:
         self.metrics.set_worker_info(
             worker_id=self.worker_id, host=self.host, device=self.device, group_id=self.group_id
         )
-        if self._metrics_port:
-            self.server = self.metrics.serve(self._metrics_port, addr=self._metrics_address)
-            log.info(
-                "metrics on http://%s:%d/metrics", self._metrics_address, self.server.server_port
-            )
+        self.serve()
+
+    def stopping(self) -> None:
+        self.readiness.stopping()
 
     def stopped(self) -> None:
+        self.readiness.stopping()
         if self.server is not None:
             self.server.shutdown()
+            self.server = None
 
     # -- consumer loop ----------------------------------------------------------------------
     def received(self, record: SourceRecord) -> Span:
@@ -134,6 +162,8 @@ class WorkerHooks:
         self, kind: RebalanceKind, changed: Iterable[TopicPartitionKey], assigned: int
     ) -> None:
         self.metrics.rebalanced(kind, assigned, list(changed))
+        if kind == "assign":
+            self.readiness.joined()
 
     # -- GPU thread and outputs --------------------------------------------------------------
     @contextmanager

@@ -11,9 +11,12 @@ import os
 import signal
 import socket
 import threading
+import time
+from collections.abc import Iterable
 from types import FrameType
+from typing import Protocol, runtime_checkable
 
-from streamgen.engine.types import Engine
+from streamgen.engine.types import Engine, Shape
 from streamgen.errors import ConfigError
 from streamgen.settings import Settings
 from streamgen.store.base import ObjectStore
@@ -33,6 +36,13 @@ EXIT_FATAL = 3  # device lost, retry budget exhausted, or a bug: nothing unsafe 
 EXIT_CONFIG = 4  # a misconfiguration found at start-up: fix the named setting, then restart
 
 
+@runtime_checkable
+class WarmableEngine(Protocol):
+    """An engine that can compile and capture shapes ahead of requests (DiffusionEngine)."""
+
+    def warm_up(self, shapes: Iterable[Shape]) -> dict[Shape, float]: ...
+
+
 def run_worker(
     settings: Settings,
     *,
@@ -46,12 +56,16 @@ def run_worker(
     """Run until SIGTERM/SIGINT (or ``stop``); return the process exit code."""
     host = socket.gethostname()
     worker_id = settings.worker.worker_id or f"{host}-{os.getpid()}"
+    hooks = hooks or WorkerHooks.from_settings(settings, worker_id=worker_id, host=host)
     try:
+        # /metrics and /ready answer from the first moment: 503 until warmed up and joined.
+        hooks.serve()
         parts = _start(settings, worker_id, host, engine, store, encode, hooks)
     except ConfigError as exc:
         # One paragraph for the operator; the traceback only for whoever debugs streamgen.
         log.debug("start-up failed", exc_info=True)
         log.error("worker %s cannot start: %s", worker_id, exc)
+        hooks.stopped()
         return EXIT_CONFIG
     if install_signal_handlers:
         _install_signal_handlers(parts.loop)
@@ -70,6 +84,7 @@ def run_worker(
     try:
         parts.loop.run()
     finally:
+        parts.hooks.stopping()  # not ready from the first moment of the drain
         complete = _shut_down(parts)
         parts.hooks.stopped()
     if parts.loop.fatal is not None:
@@ -87,9 +102,9 @@ def _start(
     engine: Engine | None,
     store: ObjectStore | None,
     encode: EncodeImage | None,
-    hooks: WorkerHooks | None,
+    hooks: WorkerHooks,
 ) -> WorkerParts:
-    """Check what can be checked, cheapest first, then load the model and join the group."""
+    """Check what can be checked, cheapest first, load the model, warm it up, then join."""
     # 1. The broker answers, accepts our credentials and has the topics: seconds, not the
     #    minutes a model load takes, so a wrong address is reported at once.
     check_broker(settings, producer_config(settings, worker_id))
@@ -113,7 +128,10 @@ def _start(
         from streamgen.engine.encode import encode_image
 
         encode = encode_image
-    hooks = hooks or WorkerHooks.from_settings(settings, worker_id=worker_id, host=host)
+    # 4. Warm up before joining the group: a worker that compiles after it joined holds
+    #    partitions it cannot serve for minutes, and its first requests pay for the compile.
+    _warm_up(settings, engine, hooks)
+    # 5. Only now subscribe (assemble): the first assignment makes the worker ready.
     return assemble(
         settings,
         worker_id=worker_id,
@@ -123,6 +141,22 @@ def _start(
         encode=encode,
         hooks=hooks,
     )
+
+
+def _warm_up(settings: Settings, engine: Engine, hooks: WorkerHooks) -> None:
+    from streamgen.engine.warmup import warmup_shapes
+
+    shapes = warmup_shapes(settings)
+    start = time.perf_counter()
+    if shapes and isinstance(engine, WarmableEngine):
+        log.info("warming up %d shape(s) before joining the group", len(shapes))
+        engine.warm_up(shapes)
+    elif shapes:
+        log.warning("engine %s cannot warm up; engine.warmup_shapes ignored", type(engine))
+    seconds = time.perf_counter() - start
+    hooks.warmed_up(seconds)
+    if shapes:
+        log.info("warm-up took %.1f s", seconds)
 
 
 def _shut_down(parts: WorkerParts) -> bool:

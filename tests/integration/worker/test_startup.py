@@ -115,3 +115,17 @@ def test_a_missing_model_directory_stops_start_up(
 def test_cuda_asked_for_without_cuda_stops_start_up(worker_settings: Settings) -> None:
     engine = replace(worker_settings.engine, device="cuda")
     assert_refused(replace(worker_settings, engine=engine), "engine.device", "CUDA")
+
+
+def test_a_metrics_port_in_use_stops_start_up(worker_settings: Settings) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        worker = replace(
+            worker_settings,
+            worker=replace(worker_settings.worker, metrics_port=port, metrics_address="127.0.0.1"),
+        )
+        assert_refused(worker, "worker.metrics_port", str(port))

@@ -124,3 +124,18 @@ def test_kubernetes_grace_period_outlasts_the_drain() -> None:
         trigger["metadata"]
     )
     assert scaled["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+
+
+def test_kubernetes_readiness_waits_for_the_warm_up_and_the_cache_is_a_volume() -> None:
+    from streamgen.settings import load_settings
+
+    deployment = yaml.safe_load((DEPLOY / "k8s/worker.yaml").read_text())
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    settings = load_settings(env=env)  # every setting the manifest sets is valid
+    assert settings.engine.warmup_shapes and settings.engine.cuda_graphs
+    assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volume = mounts[settings.engine.compile_cache_dir]
+    assert volume in {v["name"] for v in pod["volumes"]}

@@ -1,0 +1,89 @@
+"""``engine.warmup_shapes``: the request shapes a worker compiles and captures before it joins.
+
+Each entry is ``WIDTHxHEIGHTxSTEPS``, optionally followed by ``:SCHEDULER`` and ``@MODEL``
+(``512x512x30``, ``1024x1024x30:euler@sdxl``); the scheduler defaults to
+``engine.default_scheduler`` and the model to ``default``. A worker that warms these up before
+it subscribes serves its first requests of these shapes at full speed instead of stalling its
+partitions for a minute or more of compilation.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from streamgen.engine.types import Shape
+from streamgen.errors import ConfigError
+
+if TYPE_CHECKING:
+    from streamgen.settings import Settings
+
+__all__ = ["SETTING", "parse_warmup_shapes", "warmup_shapes"]
+
+SETTING = "engine.warmup_shapes"
+
+_ENTRY = re.compile(
+    r"^(?P<width>\d+)x(?P<height>\d+)x(?P<steps>\d+)"
+    r"(?::(?P<scheduler>[a-z0-9_]+))?(?:@(?P<model>[A-Za-z0-9_.-]+))?$"
+)
+# The latent grid is 1/8 of the image; the UNet halves it three times more.
+_MULTIPLE = 8
+
+
+def parse_warmup_shapes(
+    entries: Iterable[str],
+    *,
+    default_scheduler: str,
+    models: Iterable[str],
+    schedulers: Iterable[str],
+    max_size: int = 2048,
+    max_steps: int = 150,
+) -> list[Shape]:
+    """Parse every entry, or raise ConfigError naming ``engine.warmup_shapes`` and the entry."""
+    known_models = {*models, "default"}
+    known_schedulers = set(schedulers)
+    shapes: list[Shape] = []
+    for raw in entries:
+        entry = raw.strip()
+        match = _ENTRY.match(entry)
+        if match is None:
+            raise ConfigError(
+                SETTING, f"{raw!r} is not WIDTHxHEIGHTxSTEPS[:SCHEDULER][@MODEL], e.g. 512x512x30"
+            )
+        width, height, steps = (int(match[k]) for k in ("width", "height", "steps"))
+        for name, size in (("width", width), ("height", height)):
+            if not _MULTIPLE <= size <= max_size or size % _MULTIPLE:
+                raise ConfigError(
+                    SETTING,
+                    f"{raw!r}: {name} {size} must be a multiple of {_MULTIPLE} "
+                    f"in {_MULTIPLE}..{max_size}",
+                )
+        if not 1 <= steps <= max_steps:
+            raise ConfigError(SETTING, f"{raw!r}: steps {steps} not in 1..{max_steps}")
+        scheduler = match["scheduler"] or default_scheduler
+        if scheduler not in known_schedulers:
+            raise ConfigError(
+                SETTING, f"{raw!r}: scheduler {scheduler!r} not in {sorted(known_schedulers)}"
+            )
+        model = match["model"] or "default"
+        if model not in known_models:
+            raise ConfigError(SETTING, f"{raw!r}: model {model!r} not in {sorted(known_models)}")
+        shape = Shape(model, "txt2img", width, height, steps, scheduler)
+        if shape not in shapes:
+            shapes.append(shape)
+    return shapes
+
+
+def warmup_shapes(settings: Settings) -> list[Shape]:
+    """The configured entries, checked against the models, schedulers and request bounds."""
+    from streamgen.engine.schedulers import SCHEDULERS
+
+    return parse_warmup_shapes(
+        settings.engine.warmup_shapes,
+        default_scheduler=settings.engine.default_scheduler,
+        models=settings.engine.models,
+        schedulers=SCHEDULERS,
+        max_size=settings.validation.max_size,
+        max_steps=settings.validation.max_steps,
+    )
