@@ -22,14 +22,10 @@ from confluent_kafka.admin import AdminClient
 from streamgen.local.cache import cache_root, exclusive
 from streamgen.local.process import (
     LocalStackError,
-    ensure_port_free,
-    is_alive,
+    ServerProcess,
     port_accepts,
     require_tool,
-    running_pid,
     spawn,
-    stop,
-    wait_until,
 )
 from streamgen.local.security import KafkaSecurity
 
@@ -147,16 +143,20 @@ class KafkaBroker:
         return self.home / "logs" / "server.log"
 
     @property
-    def _pid_file(self) -> Path:
-        return self.home / "kafka.pid"
-
-    @property
-    def _marker(self) -> str:
-        # The absolute config path appears on the java command line and is unique to this stack.
-        return str(self.config_file)
+    def _process(self) -> ServerProcess:
+        return ServerProcess(
+            name=f"Kafka on {self.bootstrap_servers}",
+            component="Kafka",
+            pid_file=self.home / "kafka.pid",
+            # The absolute config path is on the java command line and unique to this stack.
+            marker=str(self.config_file),
+            ports=(self.port, self.controller_port),
+            log_file=self.log_file,
+            start_timeout_s=_START_TIMEOUT_S,
+        )
 
     def pid(self) -> int | None:
-        return running_pid(self._pid_file, self._marker)
+        return self._process.pid()
 
     def ready(self) -> bool:
         """The port accepts connections and *this* broker answers a metadata request.
@@ -180,37 +180,29 @@ class KafkaBroker:
 
     def start(self) -> None:
         """Start the broker unless it already runs, and wait until it answers."""
-        pid = self.pid()
-        if pid is None:
-            for port in (self.port, self.controller_port):
-                ensure_port_free(port, "Kafka")
-            libs = prepare_kafka()
-            self._write_config()
-            self._format_storage(libs)
-            pid = spawn(
-                [
-                    require_tool("java", _JAVA_HINT),
-                    *_JVM_OPTIONS,
-                    f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}",
-                    f"-Dkafka.logs.dir={self.home / 'logs'}",
-                    "-cp",
-                    f"{libs}/*",
-                    "kafka.Kafka",
-                    str(self.config_file),
-                ],
-                pid_file=self._pid_file,
-                log_file=self.home / "logs" / "stdout.log",
-            )
-        wait_until(
-            self.ready,
-            timeout=_START_TIMEOUT_S,
-            what=f"Kafka on {self.bootstrap_servers}",
-            alive=lambda: is_alive(pid),
-            log_file=self.log_file,
-        )
+        self._process.start(self._launch, self.ready)
 
     def stop(self) -> bool:
-        return stop(self._pid_file, self._marker)
+        return self._process.stop()
+
+    def _launch(self) -> int:
+        libs = prepare_kafka()
+        self._write_config()
+        self._format_storage(libs)
+        return spawn(
+            [
+                require_tool("java", _JAVA_HINT),
+                *_JVM_OPTIONS,
+                f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}",
+                f"-Dkafka.logs.dir={self.home / 'logs'}",
+                "-cp",
+                f"{libs}/*",
+                "kafka.Kafka",
+                str(self.config_file),
+            ],
+            pid_file=self._process.pid_file,
+            log_file=self.home / "logs" / "stdout.log",
+        )
 
     def _write_config(self) -> None:
         logs = self.home / "logs"

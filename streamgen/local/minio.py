@@ -17,13 +17,9 @@ from pathlib import Path
 from streamgen.local.cache import cache_root, exclusive
 from streamgen.local.process import (
     LocalStackError,
-    ensure_port_free,
-    is_alive,
+    ServerProcess,
     require_tool,
-    running_pid,
     spawn,
-    stop,
-    wait_until,
 )
 
 __all__ = ["MINIO_VERSION", "MinioServer", "prepare_minio"]
@@ -81,16 +77,20 @@ class MinioServer:
         return self.home / "logs" / "minio.log"
 
     @property
-    def _pid_file(self) -> Path:
-        return self.home / "minio.pid"
-
-    @property
-    def _marker(self) -> str:
-        # The absolute data dir appears on the command line and is unique to this stack.
-        return str(self.data_dir)
+    def _process(self) -> ServerProcess:
+        return ServerProcess(
+            name=f"MinIO on {self.endpoint}",
+            component="MinIO",
+            pid_file=self.home / "minio.pid",
+            # The absolute data dir is on the command line and unique to this stack.
+            marker=str(self.data_dir),
+            ports=(self.port, self.console_port),
+            log_file=self.log_file,
+            start_timeout_s=_START_TIMEOUT_S,
+        )
 
     def pid(self) -> int | None:
-        return running_pid(self._pid_file, self._marker)
+        return self._process.pid()
 
     def ready(self) -> bool:
         url = f"http://{self.endpoint}/minio/health/live"
@@ -102,37 +102,24 @@ class MinioServer:
 
     def start(self) -> None:
         """Start the server unless it already runs, and wait until it reports itself live."""
-        pid = self.pid()
-        if pid is None:
-            for port in (self.port, self.console_port):
-                ensure_port_free(port, "MinIO")
-            binary = prepare_minio()
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            env = {
-                **os.environ,
-                "MINIO_ROOT_USER": self.access_key,
-                "MINIO_ROOT_PASSWORD": self.secret_key,
-                # No phone-home for updates from a local test server.
-                "MINIO_UPDATE": "off",
-            }
-            argv = [
-                str(binary), "server", str(self.data_dir),
-                "--address", self.endpoint,
-                "--console-address", f"127.0.0.1:{self.console_port}",
-            ]  # fmt: skip
-            pid = spawn(
-                argv,
-                pid_file=self._pid_file,
-                log_file=self.log_file,
-                env=env,
-            )
-        wait_until(
-            self.ready,
-            timeout=_START_TIMEOUT_S,
-            what=f"MinIO on {self.endpoint}",
-            alive=lambda: is_alive(pid),
-            log_file=self.log_file,
-        )
+        self._process.start(self._launch, self.ready)
 
     def stop(self) -> bool:
-        return stop(self._pid_file, self._marker, grace=10.0)
+        return self._process.stop(grace=10.0)
+
+    def _launch(self) -> int:
+        binary = prepare_minio()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        env = {
+            **os.environ,
+            "MINIO_ROOT_USER": self.access_key,
+            "MINIO_ROOT_PASSWORD": self.secret_key,
+            # No phone-home for updates from a local test server.
+            "MINIO_UPDATE": "off",
+        }
+        argv = [
+            str(binary), "server", str(self.data_dir),
+            "--address", self.endpoint,
+            "--console-address", f"127.0.0.1:{self.console_port}",
+        ]  # fmt: skip
+        return spawn(argv, pid_file=self._process.pid_file, log_file=self.log_file, env=env)

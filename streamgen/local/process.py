@@ -15,10 +15,12 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
     "LocalStackError",
+    "ServerProcess",
     "ensure_port_free",
     "free_ports",
     "is_alive",
@@ -168,6 +170,47 @@ def wait_until(
         if time.monotonic() > deadline:
             raise LocalStackError(f"{what} was not ready after {timeout:.0f}s{hint}")
         time.sleep(0.2)
+
+
+@dataclass(frozen=True)
+class ServerProcess:
+    """Where one of the stack's servers keeps its pid, how its process is recognised, and what
+    it needs free: the part of starting and stopping that Kafka, MinIO and the registry share.
+
+    ``marker`` is a string only this server's command line holds (an absolute path of its
+    state dir), so a stale pid file or a stranger on the port is never taken for it.
+    """
+
+    name: str  # for messages: "Kafka on 127.0.0.1:9092"
+    component: str  # for the port check: "Kafka"
+    pid_file: Path
+    marker: str
+    ports: tuple[int, ...]
+    log_file: Path
+    start_timeout_s: float
+
+    def pid(self) -> int | None:
+        return running_pid(self.pid_file, self.marker)
+
+    def start(self, launch: Callable[[], int], ready: Callable[[], bool]) -> None:
+        """Unless the process already runs: check its ports are free and ``launch`` it (which
+        returns its pid); then wait until ``ready``, failing early if it exits."""
+        pid = self.pid()
+        if pid is None:
+            for port in self.ports:
+                ensure_port_free(port, self.component)
+            pid = launch()
+        started = pid
+        wait_until(
+            ready,
+            timeout=self.start_timeout_s,
+            what=self.name,
+            alive=lambda: is_alive(started),
+            log_file=self.log_file,
+        )
+
+    def stop(self, *, grace: float = 30.0) -> bool:
+        return stop(self.pid_file, self.marker, grace=grace)
 
 
 def _tail(log_file: Path, lines: int = 15) -> str:

@@ -25,13 +25,9 @@ from pathlib import Path
 from streamgen.local.cache import cache_root, exclusive
 from streamgen.local.process import (
     LocalStackError,
-    ensure_port_free,
-    is_alive,
+    ServerProcess,
     require_tool,
-    running_pid,
     spawn,
-    stop,
-    wait_until,
 )
 
 __all__ = ["CCOMPAT_PATH", "SchemaRegistryServer", "prepare_registry", "registry_version"]
@@ -132,15 +128,23 @@ class SchemaRegistryServer:
         return self.home / "data" / "registry"
 
     @property
-    def _pid_file(self) -> Path:
-        return self.home / "registry.pid"
-
-    @property
-    def _marker(self) -> str:
+    def _jdbc_url(self) -> str:
         return f"jdbc:h2:file:{self._database}"
 
+    @property
+    def _process(self) -> ServerProcess:
+        return ServerProcess(
+            name=f"the schema registry on {self.address}",
+            component="the schema registry",
+            pid_file=self.home / "registry.pid",
+            marker=self._jdbc_url,
+            ports=(self.port,),
+            log_file=self.log_file,
+            start_timeout_s=_START_TIMEOUT_S,
+        )
+
     def pid(self) -> int | None:
-        return running_pid(self._pid_file, self._marker)
+        return self._process.pid()
 
     def ready(self) -> bool:
         """The Confluent-compatible API answers (a list of subjects), not merely the port."""
@@ -152,28 +156,21 @@ class SchemaRegistryServer:
 
     def start(self) -> None:
         """Start the registry unless it already runs, and wait until its API answers."""
-        pid = self.pid()
-        if pid is None:
-            ensure_port_free(self.port, "the schema registry")
-            jar = prepare_registry()
-            self._database.parent.mkdir(parents=True, exist_ok=True)
-            argv = [
-                require_tool("java", _JAVA_HINT),
-                *_JVM_OPTIONS,
-                "-Dquarkus.http.host=127.0.0.1",
-                f"-Dquarkus.http.port={self.port}",
-                f"-Dquarkus.datasource.jdbc.url={self._marker}",
-                "-jar",
-                str(jar),
-            ]
-            pid = spawn(argv, pid_file=self._pid_file, log_file=self.log_file, cwd=self.home)
-        wait_until(
-            self.ready,
-            timeout=_START_TIMEOUT_S,
-            what=f"the schema registry on {self.address}",
-            alive=lambda: is_alive(pid),
-            log_file=self.log_file,
-        )
+        self._process.start(self._launch, self.ready)
 
     def stop(self) -> bool:
-        return stop(self._pid_file, self._marker, grace=10.0)
+        return self._process.stop(grace=10.0)
+
+    def _launch(self) -> int:
+        jar = prepare_registry()
+        self._database.parent.mkdir(parents=True, exist_ok=True)
+        argv = [
+            require_tool("java", _JAVA_HINT),
+            *_JVM_OPTIONS,
+            "-Dquarkus.http.host=127.0.0.1",
+            f"-Dquarkus.http.port={self.port}",
+            f"-Dquarkus.datasource.jdbc.url={self._jdbc_url}",
+            "-jar",
+            str(jar),
+        ]
+        return spawn(argv, pid_file=self._process.pid_file, log_file=self.log_file, cwd=self.home)
