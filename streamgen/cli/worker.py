@@ -57,7 +57,8 @@ def worker(
 
     Stops on SIGTERM/SIGINT after draining in-flight work (a second signal stops at once).
     Exit codes: 0 drained cleanly, 2 stopped with unfinished work (it will be redone),
-    3 fatal error (nothing unsafe committed).
+    3 fatal error (nothing unsafe committed), 4 misconfiguration found at start-up (the log
+    line names the setting).
     """
     from streamgen.worker.run import run_worker
 

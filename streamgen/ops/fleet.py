@@ -14,6 +14,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Literal
 
+from streamgen.exit_codes import EXIT_CONFIG
+
 __all__ = [
     "ExitDecision",
     "RestartPolicy",
@@ -189,6 +191,14 @@ class Supervisor:
         if exitcode == 0:
             # A worker only exits 0 after draining on a signal of its own: respect that.
             return ExitDecision("finished", 0.0, f"{slot.label} {how}; not restarted")
+        if exitcode == EXIT_CONFIG:
+            # Its log names the setting; restarting with the same settings fails the same way.
+            return ExitDecision(
+                "give_up",
+                0.0,
+                f"{slot.label} {how} (misconfiguration at start-up, see its log); not "
+                "restarted — the other workers keep running",
+            )
         self._crashes.setdefault(index := slot.index, deque()).append(now)
         count = self.crashes(index, now)
         p = self.policy

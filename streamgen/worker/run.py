@@ -18,6 +18,7 @@ from typing import Protocol, runtime_checkable
 
 from streamgen.engine.types import Engine, Shape
 from streamgen.errors import ConfigError
+from streamgen.exit_codes import EXIT_CONFIG, EXIT_FATAL, EXIT_INCOMPLETE_DRAIN
 from streamgen.settings import Settings
 from streamgen.store.base import ObjectStore
 from streamgen.worker.assembly import WorkerParts, assemble, producer_config
@@ -30,10 +31,6 @@ from streamgen.worker.storage import EncodeImage
 __all__ = ["EXIT_CONFIG", "EXIT_FATAL", "EXIT_INCOMPLETE_DRAIN", "run_worker"]
 
 log = logging.getLogger(__name__)
-
-EXIT_INCOMPLETE_DRAIN = 2  # stopped before every in-flight request was durable (redone later)
-EXIT_FATAL = 3  # device lost, retry budget exhausted, or a bug: nothing unsafe was committed
-EXIT_CONFIG = 4  # a misconfiguration found at start-up: fix the named setting, then restart
 
 
 @runtime_checkable

@@ -9,8 +9,8 @@ from dataclasses import replace
 
 import pytest
 
+from streamgen.exit_codes import EXIT_CONFIG
 from streamgen.local.process import free_ports
-from streamgen.worker.run import EXIT_CONFIG
 from tests.chaos.conftest import ChaosRun
 from tests.chaos.harness.figures import record_verdict
 from tests.chaos.harness.load import LoadGenerator

@@ -19,9 +19,9 @@ import pytest
 import torch
 from minio import Minio
 
+from streamgen.exit_codes import EXIT_CONFIG
 from streamgen.local.process import free_ports
 from streamgen.settings import Settings
-from streamgen.worker.run import EXIT_CONFIG
 from tests.integration.worker.conftest import settings_env
 
 pytestmark = pytest.mark.integration

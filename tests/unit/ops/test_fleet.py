@@ -108,3 +108,9 @@ def test_policy_validation() -> None:
         RestartPolicy(max_crashes=0)
     with pytest.raises(ValueError, match="initial_backoff_s"):
         RestartPolicy(initial_backoff_s=5, max_backoff_s=1)
+
+
+def test_a_misconfigured_worker_is_not_restarted() -> None:
+    decision = Supervisor().exited(SLOT, 4, 0.0, stopping=False)
+    assert decision.action == "give_up"
+    assert "misconfiguration" in decision.message
