@@ -66,6 +66,12 @@ def test_init_image_prefixes_are_a_list_in_toml_and_comma_separated_text(tmp_pat
         ({"STREAMGEN_STORE_INIT_IMAGE_PREFIXES": "s3://img"}, "store.init_image_prefixes", "file:"),
         ({"STREAMGEN_STORE_INIT_IMAGE_PREFIXES": "ftp://x"}, "store.init_image_prefixes", "s3:"),
         ({"STREAMGEN_STORE_INIT_IMAGE_MAX_BYTES": "0"}, "store.init_image_max_bytes", "> 0"),
+        ({"STREAMGEN_WORKER_GROUP_PROTOCOL": "eager"}, "worker.group_protocol", "classic"),
+        ({"STREAMGEN_WORKER_FETCH_BUFFER_RECORDS": "0"}, "worker.fetch_buffer_records", "> 0"),
+        ({"STREAMGEN_WORKER_FETCH_BUFFER_BYTES": "-1"}, "worker.fetch_buffer_bytes", "> 0"),
+        ({"STREAMGEN_KAFKA_CONNECT_TIMEOUT_S": "0"}, "kafka.connect_timeout_s", "> 0"),
+        ({"STREAMGEN_STORE_CONNECT_TIMEOUT_S": "soon"}, "store.connect_timeout_s", "float"),
+        ({"STREAMGEN_STORE_CREATE_BUCKET": "perhaps"}, "store.create_bucket", "true/false"),
     ],
 )
 def test_an_invalid_setting_is_named(source: dict[str, str], name: str, message: str) -> None:
