@@ -16,7 +16,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 
-from streamgen.bench.throughput import Clock, Throughput
+from benchmarks.throughput import Clock, Throughput
 
 __all__ = ["raw_consume_produce"]
 

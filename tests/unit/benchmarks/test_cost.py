@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streamgen.bench.cost import usd_per_1000_images
+from benchmarks.cost import usd_per_1000_images
 
 
 def test_one_image_per_second_at_3_60_an_hour_costs_one_dollar_per_1000() -> None:

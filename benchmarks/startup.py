@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from streamgen.bench.models import MODEL, add_engine_arguments, model_dir, requests
+from benchmarks.models import MODEL, add_engine_arguments, model_dir, requests
 
 KNOBS = ("compile", "cuda_graphs", "fuse_qkv", "channels_last")
 
@@ -84,7 +84,7 @@ def _spawn(args: argparse.Namespace, model: Path, cache: Path) -> dict[str, Any]
     command = [
         sys.executable,
         "-m",
-        "streamgen.bench.startup",
+        "benchmarks.startup",
         "--child",
         "--model",
         str(model),

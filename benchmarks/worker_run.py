@@ -15,7 +15,7 @@ from typing import Any
 
 from opentelemetry.trace import Span
 
-from streamgen.bench.throughput import Clock, Throughput
+from benchmarks.throughput import Clock, Throughput
 from streamgen.engine.types import Engine, GenerationOutcome
 from streamgen.ops.metrics import Metrics
 from streamgen.settings import Settings

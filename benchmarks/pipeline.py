@@ -26,12 +26,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from streamgen.bench.noop_engine import NoopEngine
-from streamgen.bench.raw_kafka import raw_consume_produce
-from streamgen.bench.report import environment, write_json
-from streamgen.bench.stack import bench_settings, fresh_topics, prefill, running_stack
-from streamgen.bench.throughput import Throughput
-from streamgen.bench.worker_run import run_until_committed
+from benchmarks.noop_engine import NoopEngine
+from benchmarks.raw_kafka import raw_consume_produce
+from benchmarks.report import environment, write_json
+from benchmarks.stack import bench_settings, fresh_topics, prefill, running_stack
+from benchmarks.throughput import Throughput
+from benchmarks.worker_run import run_until_committed
 from streamgen.contracts.request import GenerationRequest
 from streamgen.local.stack import LocalStack
 from streamgen.local.topics import create_topics, plan_topics
@@ -176,7 +176,7 @@ def _profile(
 ) -> dict[str, Any]:
     from pyinstrument.renderers import ConsoleRenderer
 
-    from streamgen.bench.profiling import profile_threads
+    from benchmarks.profiling import profile_threads
     from streamgen.worker.generation import GenerationStage
 
     label = "streamgen, no-op engine, file store (profiled)"

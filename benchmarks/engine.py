@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from streamgen.bench.cost import usd_per_1000_images
+from benchmarks.cost import usd_per_1000_images
 from streamgen.contracts.request import GenerationRequest
 from streamgen.engine.engine import DiffusionEngine
 from streamgen.engine.loading import PipelineParts

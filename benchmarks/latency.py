@@ -28,16 +28,16 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from streamgen.bench.local_source import LocalFeed, TimedRecord
-from streamgen.bench.models import (
+from benchmarks.local_source import LocalFeed, TimedRecord
+from benchmarks.models import (
     MODEL,
     add_engine_arguments,
     model_dir,
     on_engine_thread,
     requests,
 )
-from streamgen.bench.report import environment, write_json
-from streamgen.bench.worker_run import ProgressHooks
+from benchmarks.report import environment, write_json
+from benchmarks.worker_run import ProgressHooks
 from streamgen.contracts.codec import request_codec, result_codec
 from streamgen.contracts.request import GenerationRequest
 from streamgen.engine.types import Engine
@@ -177,7 +177,7 @@ def _through_local(settings: Settings, engine: Engine, args: argparse.Namespace)
 
 # -- Kafka source ----------------------------------------------------------------------------
 def _kafka_source(stack: ExitStack) -> Any:
-    from streamgen.bench.stack import running_stack
+    from benchmarks.stack import running_stack
 
     return stack.enter_context(running_stack())
 
@@ -185,7 +185,7 @@ def _kafka_source(stack: ExitStack) -> Any:
 def _through_kafka(
     local_stack: Any, settings: Settings, engine: Engine, args: argparse.Namespace
 ) -> list[float]:
-    from streamgen.bench.stack import fresh_topics
+    from benchmarks.stack import fresh_topics
     from streamgen.worker.run import run_worker
 
     topics = fresh_topics(local_stack, partitions=1)

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streamgen.bench.latency import percentile
-from streamgen.bench.noop_engine import NoopEngine
+from benchmarks.latency import percentile
+from benchmarks.noop_engine import NoopEngine
 from streamgen.contracts.request import GenerationRequest
 
 

@@ -2,7 +2,7 @@
 
 The device machine has no Java, so no Kafka broker: requests are fed from memory through the
 worker's own decode / batch / generate / encode+store / result path (see
-:mod:`streamgen.bench.local_source`, which says exactly what stands in for Kafka); the Kafka
+:mod:`benchmarks.local_source`, which says exactly what stands in for Kafka); the Kafka
 side's cost is benchmark 1's. In one run, on one loaded engine:
 
 1. warm up every batch size (2 steps, untimed: cuDNN autotuning, torch.compile);
@@ -23,16 +23,16 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from streamgen.bench.local_source import LocalFeed, TimedRecord
-from streamgen.bench.models import (
+from benchmarks.local_source import LocalFeed, TimedRecord
+from benchmarks.models import (
     MODEL,
     add_engine_arguments,
     model_dir,
     on_engine_thread,
     requests,
 )
-from streamgen.bench.report import environment, write_json
-from streamgen.bench.worker_run import ProgressHooks
+from benchmarks.report import environment, write_json
+from benchmarks.worker_run import ProgressHooks
 from streamgen.contracts.codec import request_codec
 from streamgen.settings import EngineSettings, Settings, StoreSettings, WorkerSettings
 

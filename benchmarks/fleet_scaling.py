@@ -4,7 +4,7 @@ The fleet is the real one: :func:`~streamgen.ops.fleet.plan_slots` pins each wor
 (``CUDA_VISIBLE_DEVICES``) and :class:`~streamgen.ops.fleet_runner.Fleet` spawns and supervises
 the processes. What each process runs differs from ``streamgen worker`` in one way only: with
 no Kafka broker on the GPU machine, its share of the requests is fed from memory through the
-worker's own stages (:mod:`streamgen.bench.local_source`), as in ``bench-e2e``.
+worker's own stages (:mod:`benchmarks.local_source`), as in ``bench-e2e``.
 
 Every process loads its engine and warms up, then waits for the others, so the timed window
 (first start to last finish, over all processes) holds only generation work.
@@ -23,8 +23,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from streamgen.bench.models import MODEL, add_engine_arguments, model_dir, requests
-from streamgen.bench.report import environment, write_json
+from benchmarks.models import MODEL, add_engine_arguments, model_dir, requests
+from benchmarks.report import environment, write_json
 from streamgen.ops.fleet import RestartPolicy, Supervisor, WorkerSlot, plan_slots
 from streamgen.ops.fleet_runner import Fleet
 
@@ -125,9 +125,9 @@ def _wait_for_files(shared: Path, suffix: str, count: int, runner: threading.Thr
 
 def bench_slot(slot: WorkerSlot, overrides: Mapping[str, Any], _config_file: str | None) -> int:
     """A fleet child: load and warm the engine, wait for "go", run its share, report."""
-    from streamgen.bench.local_source import LocalFeed, TimedRecord
-    from streamgen.bench.models import on_engine_thread
-    from streamgen.bench.worker_run import ProgressHooks
+    from benchmarks.local_source import LocalFeed, TimedRecord
+    from benchmarks.models import on_engine_thread
+    from benchmarks.worker_run import ProgressHooks
     from streamgen.contracts.codec import request_codec
     from streamgen.engine.encode import encode_image
     from streamgen.engine.engine import DiffusionEngine
