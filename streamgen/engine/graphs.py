@@ -34,7 +34,7 @@ from streamgen.engine.buckets import PaddingPlan
 from streamgen.engine.loading import PipelineParts
 from streamgen.engine.prompts import Conditioning
 
-__all__ = ["BucketGraphs", "NoisePredictor", "eager_noise"]
+__all__ = ["BucketGraphs", "NoisePredictor", "eager_noise", "guided_step"]
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +52,20 @@ def eager_noise(unet: Any) -> NoisePredictor:
     def predict(
         latents: torch.Tensor, t: torch.Tensor, cond: Conditioning, guidance: torch.Tensor
     ) -> torch.Tensor:
-        return _guided(unet, latents, t, cond, guidance)
+        return guided_step(unet, latents, t, cond, guidance)
 
     return predict
 
 
-def _guided(
+def _eager_decode(vae: Any) -> Callable[[torch.Tensor], torch.Tensor]:
+    def decode(latents: torch.Tensor) -> torch.Tensor:
+        images: torch.Tensor = vae.decode(latents, return_dict=False)[0]
+        return images
+
+    return decode
+
+
+def guided_step(
     unet: Any, latents: torch.Tensor, t: torch.Tensor, cond: Conditioning, guidance: torch.Tensor
 ) -> torch.Tensor:
     # The negative and positive halves share one pass; guidance is per row.
@@ -88,8 +96,20 @@ class _Captured:
 class BucketGraphs:
     """The graphs of one loaded model, keyed by what they capture, tensor shapes and bucket."""
 
-    def __init__(self, parts: PipelineParts, device: torch.device, *, capture: bool) -> None:
+    def __init__(
+        self,
+        parts: PipelineParts,
+        device: torch.device,
+        *,
+        capture: bool,
+        step: NoisePredictor | None = None,
+        decode: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
+        """``step`` and ``decode`` replace the eager UNet step and ``vae.decode`` (what
+        ``engine.aot_compile`` compiled); the graphs capture whichever runs."""
         self._parts = parts
+        self._step = step or eager_noise(parts.unet)
+        self._decode = decode or _eager_decode(parts.vae)
         self._device = device
         self._capture = capture
         self._pool = torch.cuda.graph_pool_handle() if capture else None
@@ -170,13 +190,13 @@ class BucketGraphs:
         if cond.pooled is not None and cond.time_ids is not None:
             inputs["pooled"] = static(cond.pooled, 2 * bucket)
             inputs["time_ids"] = static(cond.time_ids, 2 * bucket)
-        unet = self._parts.unet
+        guided = self._step
 
         def step() -> torch.Tensor:
             static_cond = Conditioning(
                 inputs["embeds"], inputs.get("pooled"), inputs.get("time_ids")
             )
-            return _guided(unet, inputs["latents"], inputs["t"], static_cond, inputs["guidance"])
+            return guided(inputs["latents"], inputs["t"], static_cond, inputs["guidance"])
 
         return _Captured(inputs=inputs, run=step)
 
@@ -198,11 +218,10 @@ class BucketGraphs:
                         device=latents.device,
                     )
                 }
-                vae = self._parts.vae
+                eager = self._decode
 
                 def run() -> torch.Tensor:
-                    images: torch.Tensor = vae.decode(inputs["latents"], return_dict=False)[0]
-                    return images
+                    return eager(inputs["latents"])
 
                 graph = _Captured(inputs=inputs, run=run)
             _load_rows(graph.inputs["latents"], latents, plan)

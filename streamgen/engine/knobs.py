@@ -37,6 +37,18 @@ def check_knobs(settings: EngineSettings, device: torch.device) -> None:
             raise ConfigError("engine.fuse_qkv", "fused QKV projections need attention=sdpa")
     if settings.compile and settings.cpu_offload:
         raise ConfigError("engine.compile", "cannot compile modules that move between devices")
+    if settings.aot_compile:
+        if settings.compile:
+            raise ConfigError("engine.aot_compile", "choose aot_compile or compile, not both")
+        if settings.cpu_offload:
+            raise ConfigError(
+                "engine.aot_compile", "cannot compile modules that move between devices"
+            )
+        if not settings.compile_cache_dir:
+            raise ConfigError(
+                "engine.aot_compile",
+                "needs engine.compile_cache_dir: the compiled modules are kept there",
+            )
     if settings.cuda_graphs:
         if device.type != "cuda":
             raise ConfigError("engine.cuda_graphs", "CUDA graphs need a CUDA device")
@@ -79,12 +91,13 @@ def apply_knobs(parts: PipelineParts, settings: EngineSettings, device: torch.de
         parts.vae.decoder.compile()
     log.info(
         "speed knobs: attention=%s fuse_qkv=%s channels_last=%s vae_slicing=%s compile=%s "
-        "cuda_graphs=%s",
+        "aot_compile=%s cuda_graphs=%s",
         settings.attention,
         settings.fuse_qkv,
         settings.channels_last,
         settings.vae_slicing,
         settings.compile,
+        settings.aot_compile,
         settings.cuda_graphs,
     )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -105,7 +106,7 @@ def test_fp16_batched_equals_alone_sd15() -> None:
 GRAPH_MAX_LEVELS = 2
 
 
-def _graph_engine(model_dir: str, max_batch: int, **knobs: bool) -> DiffusionEngine:
+def _graph_engine(model_dir: str, max_batch: int, **knobs: Any) -> DiffusionEngine:
     return DiffusionEngine(
         EngineSettings(
             models={"m": model_dir},
@@ -135,10 +136,12 @@ def _sized(size: int, steps: int, n: int) -> list[GenerationRequest]:
     ]
 
 
-def _graph_diffs(model_dir: str, size: int, steps: int, max_batch: int) -> dict[int, int]:
+def _graph_diffs(
+    model_dir: str, size: int, steps: int, max_batch: int, **knobs: Any
+) -> dict[int, int]:
     """Worst level difference, batched vs alone, for a batch filling each bucket exactly and
     one needing padding (3 in the bucket of 4, ...)."""
-    engine = _graph_engine(model_dir, max_batch)
+    engine = _graph_engine(model_dir, max_batch, **knobs)
     requests = _sized(size, steps, max_batch)
     alone = [engine.generate([r])[0] for r in requests]
     worst: dict[int, int] = {}
@@ -184,4 +187,42 @@ def test_cuda_graphs_ancestral_and_history_schedulers_tiny(tiny_dir: Path, sched
 @pytest.mark.skipif("STREAMGEN_GPU_SD15" not in os.environ, reason="STREAMGEN_GPU_SD15 not set")
 def test_cuda_graphs_batched_equals_alone_every_bucket_sd15() -> None:
     worst = _graph_diffs(os.environ["STREAMGEN_GPU_SD15"], 512, 10, 8)
+    assert max(worst.values()) <= GRAPH_MAX_LEVELS
+
+
+# --- engine.aot_compile under CUDA graphs: one dynamic-batch package captured per bucket -----
+
+
+def test_aot_compile_with_cuda_graphs_batched_equals_alone_every_bucket_tiny(
+    tiny_dir: Path, tmp_path: Path
+) -> None:
+    worst = _graph_diffs(str(tiny_dir), 64, 6, 6, aot_compile=True, compile_cache_dir=str(tmp_path))
+    assert max(worst.values()) <= GRAPH_MAX_LEVELS
+
+
+def test_aot_compile_changes_nothing_but_speed_tiny(tiny_dir: Path, tmp_path: Path) -> None:
+    plain = DiffusionEngine(EngineSettings(models={"m": str(tiny_dir)}, device="cuda"))
+    compiled = DiffusionEngine(
+        EngineSettings(
+            models={"m": str(tiny_dir)},
+            device="cuda",
+            aot_compile=True,
+            compile_cache_dir=str(tmp_path),
+        )
+    )
+    requests = _mix(64, 6, "dpmpp_2m")
+    for a, b in zip(plain.generate(requests), compiled.generate(requests), strict=True):
+        for x, y in zip(a.images, b.images, strict=True):
+            assert np.abs(np.asarray(x, np.int16) - np.asarray(y, np.int16)).max() <= MAX_LEVELS
+    assert compiled.aot_packages() == {"compiled": 2, "loaded": 0}
+
+
+@pytest.mark.skipif("STREAMGEN_GPU_SD15" not in os.environ, reason="STREAMGEN_GPU_SD15 not set")
+def test_aot_compile_with_cuda_graphs_batched_equals_alone_every_bucket_sd15(
+    tmp_path: Path,
+) -> None:
+    cache = os.environ.get("STREAMGEN_GPU_AOT_CACHE", str(tmp_path))
+    worst = _graph_diffs(
+        os.environ["STREAMGEN_GPU_SD15"], 512, 10, 8, aot_compile=True, compile_cache_dir=cache
+    )
     assert max(worst.values()) <= GRAPH_MAX_LEVELS
