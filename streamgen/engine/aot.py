@@ -199,8 +199,11 @@ class AotModules:
 
         # Every input's first dimension is the batch (or twice it): dynamic, so one package
         # serves every batch size; torch.export infers how they relate.
-        # A batch of one would be specialised (torch.export fixes sizes 0 and 1): export two.
-        example = [torch.cat([x, x]) if x.dim() > 0 else x for x in example]
+        # Traced at a batch of two whatever the first call's size: a batch of one would be
+        # specialised (torch.export fixes sizes 0 and 1), and a batch of 32 or more takes
+        # another branch in diffusers' upsampler (a no-op copy at 64 rows and over).
+        rows = example[0].shape[0]
+        example = [_two_batches(x, x.shape[0] // rows) if x.dim() > 0 else x for x in example]
         dynamic = tuple({0: Dim.AUTO} if x.dim() > 0 else None for x in example)
         with torch.no_grad():
             exported = torch.export.export(module, tuple(example), dynamic_shapes=dynamic)
@@ -214,3 +217,9 @@ class AotModules:
             Path(tmp).replace(path)
         finally:
             Path(tmp).unlink(missing_ok=True)
+
+
+def _two_batches(x: torch.Tensor, per_row: int) -> torch.Tensor:
+    """An input of ``per_row`` rows per batch row (2 for the guided UNet's conditioning),
+    shaped for a batch of two."""
+    return torch.cat([x[:per_row]] * 2)
