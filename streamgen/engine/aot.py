@@ -8,8 +8,10 @@ knobs, dtype, torch and device loads the package's shared library, which takes w
 second, and traces nothing.
 
 - **One package per latent shape, every batch size.** The batch dimension is exported dynamic,
-  so one package serves every bucket of ``engine.cuda_graphs`` (which captures the package's
-  calls like the eager ones) and every batch size without graphs.
+  so one package serves every batch size.
+- **Not with CUDA graphs.** The AOTInductor runner does what a capture forbids (measured on an
+  H200 with torch 2.11), so ``engine.cuda_graphs`` is refused with it; its C++ wrapper already
+  launches kernels without Python in between.
 - **The weights stay the module's.** Packages hold code only
   (``aot_inductor.package_constants_in_so=False``); the loaded model reads the live module's
   parameters (``load_constants(..., user_managed=True)``), so GPU memory is not doubled and a
@@ -37,14 +39,37 @@ import torch
 from streamgen.engine.graphs import guided_step
 from streamgen.engine.loading import PipelineParts
 from streamgen.engine.prompts import Conditioning
+from streamgen.errors import ConfigError
 from streamgen.settings import EngineSettings
 
-__all__ = ["AotModules", "package_key"]
+__all__ = ["AotModules", "check_aot_compile", "package_key"]
 
 log = logging.getLogger(__name__)
 
 # What a package's code depends on besides the architecture: inductor settings that change it.
 _INDUCTOR = {"aot_inductor.package_constants_in_so": False, "conv_1x1_as_mm": True}
+
+
+def check_aot_compile(settings: EngineSettings) -> None:
+    """Refuse what cannot work with ``engine.aot_compile``, naming the setting."""
+    if not settings.aot_compile:
+        return
+    if settings.compile:
+        raise ConfigError("engine.aot_compile", "choose aot_compile or compile, not both")
+    if settings.cpu_offload:
+        raise ConfigError("engine.aot_compile", "cannot compile modules that move between devices")
+    if not settings.compile_cache_dir:
+        raise ConfigError(
+            "engine.aot_compile",
+            "needs engine.compile_cache_dir: the compiled modules are kept there",
+        )
+    if settings.cuda_graphs:
+        # Measured on an H200 (torch 2.11): the AOTInductor runner performs operations a
+        # capture forbids ("operation not permitted when stream is capturing").
+        raise ConfigError(
+            "engine.aot_compile",
+            "cannot be captured in CUDA graphs: choose aot_compile or cuda_graphs",
+        )
 
 
 class _GuidedStep(torch.nn.Module):

@@ -118,10 +118,7 @@ class DiffusionEngine:
                 if aot is not None:
                     self._aot[source] = aot
                 if settings.cuda_graphs:
-                    step, decode = (aot.guided, aot.decode) if aot else (None, None)
-                    self._graphs[source] = BucketGraphs(
-                        parts, self.device, capture=True, step=step, decode=decode
-                    )
+                    self._graphs[source] = BucketGraphs(parts, self.device, capture=True)
             self._parts[name] = loaded[source]
             self._placements[name] = self._placements[source]
             if source in self._graphs:

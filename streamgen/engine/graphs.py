@@ -57,14 +57,6 @@ def eager_noise(unet: Any) -> NoisePredictor:
     return predict
 
 
-def _eager_decode(vae: Any) -> Callable[[torch.Tensor], torch.Tensor]:
-    def decode(latents: torch.Tensor) -> torch.Tensor:
-        images: torch.Tensor = vae.decode(latents, return_dict=False)[0]
-        return images
-
-    return decode
-
-
 def guided_step(
     unet: Any, latents: torch.Tensor, t: torch.Tensor, cond: Conditioning, guidance: torch.Tensor
 ) -> torch.Tensor:
@@ -96,20 +88,8 @@ class _Captured:
 class BucketGraphs:
     """The graphs of one loaded model, keyed by what they capture, tensor shapes and bucket."""
 
-    def __init__(
-        self,
-        parts: PipelineParts,
-        device: torch.device,
-        *,
-        capture: bool,
-        step: NoisePredictor | None = None,
-        decode: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    ) -> None:
-        """``step`` and ``decode`` replace the eager UNet step and ``vae.decode`` (what
-        ``engine.aot_compile`` compiled); the graphs capture whichever runs."""
+    def __init__(self, parts: PipelineParts, device: torch.device, *, capture: bool) -> None:
         self._parts = parts
-        self._step = step or eager_noise(parts.unet)
-        self._decode = decode or _eager_decode(parts.vae)
         self._device = device
         self._capture = capture
         self._pool = torch.cuda.graph_pool_handle() if capture else None
@@ -190,13 +170,15 @@ class BucketGraphs:
         if cond.pooled is not None and cond.time_ids is not None:
             inputs["pooled"] = static(cond.pooled, 2 * bucket)
             inputs["time_ids"] = static(cond.time_ids, 2 * bucket)
-        guided = self._step
+        unet = self._parts.unet
 
         def step() -> torch.Tensor:
             static_cond = Conditioning(
                 inputs["embeds"], inputs.get("pooled"), inputs.get("time_ids")
             )
-            return guided(inputs["latents"], inputs["t"], static_cond, inputs["guidance"])
+            return guided_step(
+                unet, inputs["latents"], inputs["t"], static_cond, inputs["guidance"]
+            )
 
         return _Captured(inputs=inputs, run=step)
 
@@ -218,10 +200,11 @@ class BucketGraphs:
                         device=latents.device,
                     )
                 }
-                eager = self._decode
+                vae = self._parts.vae
 
                 def run() -> torch.Tensor:
-                    return eager(inputs["latents"])
+                    images: torch.Tensor = vae.decode(inputs["latents"], return_dict=False)[0]
+                    return images
 
                 graph = _Captured(inputs=inputs, run=run)
             _load_rows(graph.inputs["latents"], latents, plan)

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from streamgen.engine.aot import check_aot_compile
 from streamgen.engine.loading import PipelineParts
 from streamgen.errors import ConfigError
 from streamgen.settings import EngineSettings
@@ -37,18 +38,7 @@ def check_knobs(settings: EngineSettings, device: torch.device) -> None:
             raise ConfigError("engine.fuse_qkv", "fused QKV projections need attention=sdpa")
     if settings.compile and settings.cpu_offload:
         raise ConfigError("engine.compile", "cannot compile modules that move between devices")
-    if settings.aot_compile:
-        if settings.compile:
-            raise ConfigError("engine.aot_compile", "choose aot_compile or compile, not both")
-        if settings.cpu_offload:
-            raise ConfigError(
-                "engine.aot_compile", "cannot compile modules that move between devices"
-            )
-        if not settings.compile_cache_dir:
-            raise ConfigError(
-                "engine.aot_compile",
-                "needs engine.compile_cache_dir: the compiled modules are kept there",
-            )
+    check_aot_compile(settings)
     if settings.cuda_graphs:
         if device.type != "cuda":
             raise ConfigError("engine.cuda_graphs", "CUDA graphs need a CUDA device")

@@ -55,6 +55,7 @@ def test_package_key_changes_with_anything_the_code_depends_on(change: dict[str,
         ({"compile": True, "compile_cache_dir": "/tmp/x"}, "not both"),
         ({"cpu_offload": True, "compile_cache_dir": "/tmp/x"}, "move between devices"),
         ({}, "needs engine.compile_cache_dir"),
+        ({"cuda_graphs": True, "compile_cache_dir": "/tmp/x"}, "CUDA graphs"),
     ],
 )
 def test_aot_compile_refuses_what_cannot_work(knobs: dict[str, object], message: str) -> None:
