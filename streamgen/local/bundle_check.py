@@ -137,6 +137,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="broker-bundle", description=__doc__)
     p.add_argument("--out", type=Path, default=Path(".broker") / BUNDLE_NAME)
     p.add_argument("--check-only", action="store_true", help="check --out, do not rebuild it")
+    p.add_argument(
+        "--unpack-to",
+        type=Path,
+        help="unpack here and keep it (STREAMGEN_CACHE_DIR=DIR STREAMGEN_JAVA=DIR/jre/bin/java)",
+    )
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="streamgen-bundle-") as scratch:
         if not args.check_only:
@@ -148,7 +153,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "before xz)",
                 flush=True,
             )
-        env = unpack(args.out, Path(scratch) / "unpacked")
+        start = time.monotonic()
+        env = unpack(args.out, args.unpack_to or Path(scratch) / "unpacked")
+        exports = " ".join(f"{name}={value}" for name, value in env.items())
+        print(f"unpacked in {time.monotonic() - start:.1f} s: {exports}", flush=True)
         ready_s = check_bundle(env, Path(scratch) / "state")
     print(
         f"checked: a broker on the bundle's JRE (no java on PATH) answered in {ready_s:.1f} s, "
