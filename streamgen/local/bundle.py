@@ -14,8 +14,9 @@ always looks, and runs on the bundle's ``java``::
 The bundle has to fit, with the project and its wheels, into the 64 MiB that one call to the
 GPU machine carries, so three things make it small:
 
-- **only the modules the broker loads:** JRE_MODULES, each one found missing by starting a
-  broker without it (``scripts/broker-bundle --check`` proves the set still suffices);
+- **only the modules the broker needs:** JRE_MODULES (why each is there is written beside it);
+  ``scripts/broker-bundle`` starts a broker on the result, so a set that no longer suffices
+  fails the build's check;
 - **only what the broker loads from the jars:** whole jars it never opens (UNUSED_JARS, read off
   ``-Xlog:class+load`` while a broker formatted its storage, created topics and served
   producers and consumers with every codec and both group protocols) are left out, and of the
@@ -54,12 +55,15 @@ __all__ = [
     "unpack",
 ]
 
-# Each one found needed by starting a broker without it: java.desktop for java.beans (log4j-core
-# builds a PropertyChangeEvent whenever its configuration is set; it brings java.xml, which
-# log4j's configuration factories need), java.security.sasl (the controller's channel builder),
-# java.management (the broker's JMX metrics), java.logging, jdk.unsupported (sun.misc.Unsafe for
-# lz4, zstd and snappy). Left out on purpose: java.naming (log4j then warns once that JNDI
-# lookups are off, which is what a broker wants), TLS and Kerberos (the bundle's broker is local).
+# java.desktop, java.management and java.security.sasl were each found needed by starting a
+# broker without it: java.desktop for java.beans (log4j-core builds a PropertyChangeEvent
+# whenever its configuration is set; it brings java.xml, for log4j's configuration factories,
+# and java.logging), java.management for the JMX metrics (ManagementFactory at start-up),
+# java.security.sasl for the controller's channel. jdk.unsupported (a few classes) is not needed to
+# start, but kept: sun.misc.Unsafe is how Kafka unmaps index files and how lz4 and snappy take
+# their fast paths. Left out on purpose: java.naming (log4j then warns once that JNDI lookups
+# are off, which is what a broker wants), java.sql, jdk.management, and TLS and Kerberos
+# (jdk.crypto.ec, java.security.jgss: the bundle's broker listens on 127.0.0.1 in plain text).
 JRE_MODULES = (
     "java.base",
     "java.desktop",
