@@ -42,6 +42,7 @@ from streamgen.contracts.codec import request_codec, result_codec
 from streamgen.contracts.request import GenerationRequest
 from streamgen.engine.types import Engine
 from streamgen.settings import EngineSettings, Settings, StoreSettings, WorkerSettings
+from streamgen.worker.hooks import WorkerHooks
 
 __all__ = ["main", "percentile", "through_kafka"]
 
@@ -183,7 +184,11 @@ def _kafka_source(stack: ExitStack) -> Any:
 
 
 def through_kafka(
-    local_stack: Any, settings: Settings, engine: Engine, args: argparse.Namespace
+    local_stack: Any,
+    settings: Settings,
+    engine: Engine,
+    args: argparse.Namespace,
+    hooks: WorkerHooks | None = None,
 ) -> list[float]:
     """Run the worker on ``engine`` against ``local_stack``'s broker (a LocalStack or a
     KafkaBroker) and send ``args.requests`` requests, one every ``args.interval`` seconds;
@@ -204,7 +209,7 @@ def through_kafka(
     worker = threading.Thread(
         target=run_worker,
         args=(settings,),
-        kwargs={"engine": engine, "install_signal_handlers": False, "stop": stop},
+        kwargs={"engine": engine, "hooks": hooks, "install_signal_handlers": False, "stop": stop},
         daemon=True,
     )
     worker.start()
