@@ -42,8 +42,9 @@ from streamgen.contracts.codec import request_codec, result_codec
 from streamgen.contracts.request import GenerationRequest
 from streamgen.engine.types import Engine
 from streamgen.settings import EngineSettings, Settings, StoreSettings, WorkerSettings
+from streamgen.worker.hooks import WorkerHooks
 
-__all__ = ["main", "percentile"]
+__all__ = ["main", "percentile", "through_kafka"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -69,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for max_wait_ms in args.max_wait_ms:
             settings = _settings(args, f"file://{images}/{max_wait_ms}", max_wait_ms)
             if source is not None:
-                latencies = _through_kafka(source, settings, engine, args)
+                latencies = through_kafka(source, settings, engine, args)
             else:
                 latencies = _through_local(settings, engine, args)
             rows.append(_row(max_wait_ms, latencies, alone))
@@ -182,9 +183,16 @@ def _kafka_source(stack: ExitStack) -> Any:
     return stack.enter_context(running_stack())
 
 
-def _through_kafka(
-    local_stack: Any, settings: Settings, engine: Engine, args: argparse.Namespace
+def through_kafka(
+    local_stack: Any,
+    settings: Settings,
+    engine: Engine,
+    args: argparse.Namespace,
+    hooks: WorkerHooks | None = None,
 ) -> list[float]:
+    """Run the worker on ``engine`` against ``local_stack``'s broker (a LocalStack or a
+    KafkaBroker) and send ``args.requests`` requests, one every ``args.interval`` seconds;
+    return each one's seconds from ``created_at`` (set as it is produced) to its result read."""
     from benchmarks.stack import fresh_topics
     from streamgen.worker.run import run_worker
 
@@ -201,7 +209,7 @@ def _through_kafka(
     worker = threading.Thread(
         target=run_worker,
         args=(settings,),
-        kwargs={"engine": engine, "install_signal_handlers": False, "stop": stop},
+        kwargs={"engine": engine, "hooks": hooks, "install_signal_handlers": False, "stop": stop},
         daemon=True,
     )
     worker.start()

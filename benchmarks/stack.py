@@ -12,6 +12,7 @@ from confluent_kafka import Producer
 
 from streamgen.contracts.codec import request_codec
 from streamgen.contracts.request import GenerationRequest
+from streamgen.local.kafka import KafkaBroker
 from streamgen.local.process import free_ports
 from streamgen.local.stack import LocalStack
 from streamgen.local.topics import create_topics, plan_topics
@@ -41,7 +42,7 @@ def running_stack() -> Iterator[LocalStack]:
             stack.down()
 
 
-def fresh_topics(stack: LocalStack, partitions: int, tag: str = "") -> TopicSettings:
+def fresh_topics(stack: LocalStack | KafkaBroker, partitions: int, tag: str = "") -> TopicSettings:
     tag = tag or uuid.uuid4().hex[:8]
     topics = TopicSettings(
         requests=f"bench-{tag}.requests",

@@ -20,6 +20,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from streamgen.local.cache import cache_root, exclusive
+from streamgen.local.java import java_executable
 from streamgen.local.process import (
     LocalStackError,
     ServerProcess,
@@ -31,7 +32,6 @@ from streamgen.local.security import KafkaSecurity
 
 __all__ = ["KafkaBroker", "kafka_version", "new_cluster_id", "pom_path", "prepare_kafka"]
 
-_JAVA_HINT = "install a Java 17+ runtime (Debian/Ubuntu: apt-get install openjdk-17-jre-headless)"
 _MVN_HINT = "install Apache Maven (Debian/Ubuntu: apt-get install maven)"
 
 # A laptop or a 2-core CI box runs this next to the tests: a small heap, the serial collector and
@@ -60,7 +60,7 @@ def kafka_version(pom: Path) -> str:
 
 def prepare_kafka() -> Path:
     """Return the directory holding the broker's jars, resolving them with mvn on first use."""
-    require_tool("java", _JAVA_HINT)
+    java_executable()
     pom = pom_path()
     home = cache_root() / f"kafka-{kafka_version(pom)}"
     libs = home / "libs"
@@ -191,7 +191,7 @@ class KafkaBroker:
         self._format_storage(libs)
         return spawn(
             [
-                require_tool("java", _JAVA_HINT),
+                java_executable(),
                 *_JVM_OPTIONS,
                 f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}",
                 f"-Dkafka.logs.dir={self.home / 'logs'}",
@@ -257,7 +257,7 @@ class KafkaBroker:
         if (self.home / "data" / "meta.properties").exists():
             return
         command = [
-            require_tool("java", _JAVA_HINT), "-Xmx256m", "-XX:TieredStopAtLevel=1",
+            java_executable(), "-Xmx256m", "-XX:TieredStopAtLevel=1",
             f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}",
             "-cp", f"{libs}/*", "kafka.tools.StorageTool", "format",
             "-t", self.cluster_id, "-c", str(self.config_file),
