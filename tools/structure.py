@@ -32,14 +32,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Bottom first. A room may import its own layer and those below it, never one above.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("exit_codes", "errors", "credentials"),
-    ("settings",),
-    ("contracts",),
-    ("store", "engine"),
-    ("ops",),
-    ("worker",),
-    ("submit", "local"),
-    ("cli",),
+    ("exit_codes", "errors", "credentials"),  # what can go wrong, and how a process exits
+    ("settings",),  # the typed settings, their defaults
+    ("contracts",),  # requests and results, their wire formats, request validation
+    ("store",),  # object stores, image bytes for storage, init-image places
+    ("engine",),  # batched diffusion
+    ("configuration", "telemetry"),  # reading and checking the settings; metrics and spans
+    ("worker",),  # one consumer-group member: poll → generate → store → publish → commit
+    ("fleet", "ops", "submit", "local"),  # one worker per GPU; topics, lag, replay; producers
+    ("cli",),  # the streamgen command
     ("__init__", "__main__"),
 )
 

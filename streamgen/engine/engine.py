@@ -15,6 +15,7 @@ from PIL.Image import Image
 from streamgen.contracts.request import GenerationRequest
 from streamgen.contracts.validation import clip
 from streamgen.engine import img2img
+from streamgen.engine.batch_failures import run_isolating
 from streamgen.engine.buckets import batch_buckets
 from streamgen.engine.compile_cache import CompileCache
 from streamgen.engine.decode import (
@@ -25,7 +26,6 @@ from streamgen.engine.decode import (
     to_images,
 )
 from streamgen.engine.denoise import DenoiseBatch, denoise, initial_noise
-from streamgen.engine.failures import run_isolating
 from streamgen.engine.graphs import BucketGraphs, NoisePredictor, eager_noise
 from streamgen.engine.knobs import Placement, apply_knobs, check_knobs
 from streamgen.engine.loading import (

@@ -53,8 +53,8 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, make_wsgi_app
 
-from streamgen.ops.backlog import RollingMean, ThroughputWindow
-from streamgen.ops.gpu_stats import GpuCollector
+from streamgen.telemetry.backlog import RollingMean, ThroughputWindow
+from streamgen.telemetry.gpu_stats import GpuCollector
 
 __all__ = ["REBALANCE_KINDS", "Metrics", "RebalanceKind"]
 
