@@ -25,7 +25,7 @@ from typing import Any
 
 from benchmarks.models import MODEL, add_engine_arguments, model_dir, requests
 
-KNOBS = ("compile", "cuda_graphs", "fuse_qkv", "channels_last")
+KNOBS = ("compile", "aot_compile", "cuda_graphs", "fuse_qkv", "channels_last")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -142,6 +142,7 @@ def _child(args: argparse.Namespace) -> int:
         device=args.device,
         dtype=args.dtype,
         compile="compile" in knobs,
+        aot_compile="aot_compile" in knobs,
         cuda_graphs="cuda_graphs" in knobs,
         fuse_qkv="fuse_qkv" in knobs,
         channels_last="channels_last" in knobs,
@@ -169,6 +170,7 @@ def _child(args: argparse.Namespace) -> int:
         "warm_up_s": warmed - loaded,
         "first_image_s": first - warmed,
         "cuda_graphs_captured": engine.graph_count(),
+        "aot_packages": engine.aot_packages(),
         "cache_files": sum(1 for p in Path(args.cache).rglob("*") if p.is_file()),
     }
     print(json.dumps(report), flush=True)

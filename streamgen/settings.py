@@ -101,6 +101,9 @@ class EngineSettings:
     channels_last: bool = False
     fuse_qkv: bool = False
     compile: bool = False
+    # UNet step and VAE decoder compiled ahead of time into compile_cache_dir (aot.py): later
+    # starts load them in seconds instead of tracing for tens of seconds like `compile`.
+    aot_compile: bool = False
     # CUDA graphs of the UNet step and the VAE decode per batch-size bucket (graphs.py): batch 1
     # is launch-bound without them.
     cuda_graphs: bool = False

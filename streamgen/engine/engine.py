@@ -13,6 +13,7 @@ import torch
 from streamgen.contracts.request import GenerationRequest
 from streamgen.contracts.validation import clip
 from streamgen.engine import img2img
+from streamgen.engine.aot import AotModules
 from streamgen.engine.batch_failures import run_isolating
 from streamgen.engine.buckets import batch_buckets
 from streamgen.engine.compile_cache import CompileCache
@@ -81,11 +82,13 @@ class DiffusionEngine:
                 settings.compile_cache_dir, label=_device_label(self.device)
             )
             self._compile_cache.configure()
-            self._compile_cache.load()
+            if settings.compile:  # the artifacts file carries torch.compile's work only
+                self._compile_cache.load()
         loaded: dict[str, PipelineParts] = {}
         self._parts: dict[str, PipelineParts] = {}
         self._placements: dict[str, Placement] = {}
         self._graphs: dict[str, BucketGraphs] = {}
+        self._aot: dict[str, AotModules] = {}
         for name, source in sources.items():
             if source not in loaded:
                 parts = load_pipeline(name, source, self.dtype)
@@ -93,12 +96,17 @@ class DiffusionEngine:
                 apply_knobs(parts, settings, self.device)
                 loaded[source] = parts
                 self._placements[source] = placement
+                aot = AotModules.configured(parts, settings, _device_label(self.device))
+                if aot is not None:
+                    self._aot[source] = aot
                 if settings.cuda_graphs:
                     self._graphs[source] = BucketGraphs(parts, self.device, capture=True)
             self._parts[name] = loaded[source]
             self._placements[name] = self._placements[source]
             if source in self._graphs:
                 self._graphs[name] = self._graphs[source]
+            if source in self._aot:
+                self._aot[name] = self._aot[source]
         cap = CUDA_MAX_BATCH if self.device.type == "cuda" else CPU_MAX_BATCH
         self._limits = BatchLimits(fixed=settings.max_batch_size, cap=cap, probe=self._probe)
 
@@ -182,13 +190,21 @@ class DiffusionEngine:
                 self._run(short, synthetic_rows(short, size), None, buckets_of=shape)
             took[shape] = time.perf_counter() - start
             log.info("warmed up %s in %.1f s", shape, took[shape])
-        if self._compile_cache is not None:
+        if self._compile_cache is not None and self.settings.compile:
             self._compile_cache.save()
         return took
 
     def graph_count(self) -> int:
         """CUDA graphs captured so far, over all models (0 without ``engine.cuda_graphs``)."""
         return sum(g.count for g in {id(g): g for g in self._graphs.values()}.values())
+
+    def aot_packages(self) -> dict[str, int]:
+        """Packages compiled and loaded so far (``engine.aot_compile``), over all models."""
+        unique = {id(a): a for a in self._aot.values()}.values()
+        return {
+            "compiled": sum(a.compiled for a in unique),
+            "loaded": sum(a.loaded for a in unique),
+        }
 
     def parts(self, model: str) -> PipelineParts:
         return self._parts[model]
@@ -221,6 +237,9 @@ class DiffusionEngine:
         """Eager UNet and VAE, or their CUDA graphs over the buckets of ``shape``."""
         graphs = self._graphs.get(shape.model)
         if graphs is None:
+            aot = self._aot.get(shape.model)
+            if aot is not None:
+                return aot.guided, aot.decode
             return eager_noise(self._parts[shape.model].unet), None
         # While the limit is being probed it is not known yet: the probe's sizes are powers of
         # two up to the cap, which are buckets of any limit it can find.

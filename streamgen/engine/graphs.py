@@ -34,7 +34,7 @@ from streamgen.engine.buckets import PaddingPlan
 from streamgen.engine.loading import PipelineParts
 from streamgen.engine.prompts import Conditioning
 
-__all__ = ["BucketGraphs", "NoisePredictor", "eager_noise"]
+__all__ = ["BucketGraphs", "NoisePredictor", "eager_noise", "guided_step"]
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +52,12 @@ def eager_noise(unet: Any) -> NoisePredictor:
     def predict(
         latents: torch.Tensor, t: torch.Tensor, cond: Conditioning, guidance: torch.Tensor
     ) -> torch.Tensor:
-        return _guided(unet, latents, t, cond, guidance)
+        return guided_step(unet, latents, t, cond, guidance)
 
     return predict
 
 
-def _guided(
+def guided_step(
     unet: Any, latents: torch.Tensor, t: torch.Tensor, cond: Conditioning, guidance: torch.Tensor
 ) -> torch.Tensor:
     # The negative and positive halves share one pass; guidance is per row.
@@ -176,7 +176,9 @@ class BucketGraphs:
             static_cond = Conditioning(
                 inputs["embeds"], inputs.get("pooled"), inputs.get("time_ids")
             )
-            return _guided(unet, inputs["latents"], inputs["t"], static_cond, inputs["guidance"])
+            return guided_step(
+                unet, inputs["latents"], inputs["t"], static_cond, inputs["guidance"]
+            )
 
         return _Captured(inputs=inputs, run=step)
 

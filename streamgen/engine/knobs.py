@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from streamgen.engine.aot import check_aot_compile
 from streamgen.engine.loading import PipelineParts
 from streamgen.errors import ConfigError
 from streamgen.settings import EngineSettings
@@ -37,6 +38,7 @@ def check_knobs(settings: EngineSettings, device: torch.device) -> None:
             raise ConfigError("engine.fuse_qkv", "fused QKV projections need attention=sdpa")
     if settings.compile and settings.cpu_offload:
         raise ConfigError("engine.compile", "cannot compile modules that move between devices")
+    check_aot_compile(settings)
     if settings.cuda_graphs:
         if device.type != "cuda":
             raise ConfigError("engine.cuda_graphs", "CUDA graphs need a CUDA device")
@@ -79,12 +81,13 @@ def apply_knobs(parts: PipelineParts, settings: EngineSettings, device: torch.de
         parts.vae.decoder.compile()
     log.info(
         "speed knobs: attention=%s fuse_qkv=%s channels_last=%s vae_slicing=%s compile=%s "
-        "cuda_graphs=%s",
+        "aot_compile=%s cuda_graphs=%s",
         settings.attention,
         settings.fuse_qkv,
         settings.channels_last,
         settings.vae_slicing,
         settings.compile,
+        settings.aot_compile,
         settings.cuda_graphs,
     )
 

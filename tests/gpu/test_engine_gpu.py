@@ -185,3 +185,41 @@ def test_cuda_graphs_ancestral_and_history_schedulers_tiny(tiny_dir: Path, sched
 def test_cuda_graphs_batched_equals_alone_every_bucket_sd15() -> None:
     worst = _graph_diffs(os.environ["STREAMGEN_GPU_SD15"], 512, 10, 8)
     assert max(worst.values()) <= GRAPH_MAX_LEVELS
+
+
+# --- engine.aot_compile: one dynamic-batch package per latent shape ------------------------
+
+
+@pytest.fixture(scope="module")
+def aot_cache(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Shared by the tests below: the first compiles, the others load what it wrote."""
+    return os.environ.get("STREAMGEN_GPU_AOT_CACHE") or str(tmp_path_factory.mktemp("aot"))
+
+
+def _aot_engine(model_dir: str, cache: str, max_batch: int = 0) -> DiffusionEngine:
+    return DiffusionEngine(
+        EngineSettings(
+            models={"m": model_dir},
+            device="cuda",
+            aot_compile=True,
+            compile_cache_dir=cache,
+            max_batch_size=max_batch,
+        )
+    )
+
+
+def test_aot_compile_changes_nothing_but_speed_tiny(tiny_dir: Path, aot_cache: str) -> None:
+    plain = DiffusionEngine(EngineSettings(models={"m": str(tiny_dir)}, device="cuda"))
+    compiled = _aot_engine(str(tiny_dir), aot_cache, 4)
+    requests = _mix(64, 6, "dpmpp_2m")
+    for a, b in zip(plain.generate(requests), compiled.generate(requests), strict=True):
+        for x, y in zip(a.images, b.images, strict=True):
+            assert np.abs(np.asarray(x, np.int16) - np.asarray(y, np.int16)).max() <= MAX_LEVELS
+    assert sum(compiled.aot_packages().values()) == 2  # the UNet step and the VAE decoder
+
+
+def test_aot_compile_batched_equals_alone_tiny(tiny_dir: Path, aot_cache: str) -> None:
+    engine = _aot_engine(str(tiny_dir), aot_cache, 4)
+    worst, mean = _diffs(engine, _mix(64, 6, "dpmpp_2m"))
+    assert worst <= MAX_LEVELS and mean <= MAX_MEAN_LEVELS
+    assert engine.aot_packages() == {"compiled": 0, "loaded": 2}  # the first test compiled

@@ -1,0 +1,250 @@
+"""``engine.aot_compile``: the UNet step and the VAE decoder compiled ahead of time.
+
+``torch.compile`` traces Python bytecode at every start, and no cache skips that: a warm start
+on an H200 still spent 28 s in Dynamo (docs/benchmarks.md, "Start-up"). Here each module is
+exported once (``torch.export``) and compiled by AOTInductor into a package under
+``<engine.compile_cache_dir>/aot/``; a later start with the same architecture, latent shape,
+knobs, dtype, torch and device loads the package's shared library, which takes well under a
+second, and traces nothing.
+
+- **One package per latent shape, every batch size.** The batch dimension is exported dynamic,
+  so one package serves every batch size.
+- **Not with CUDA graphs.** The AOTInductor runner does what a capture forbids (measured on an
+  H200 with torch 2.11), so ``engine.cuda_graphs`` is refused with it; its C++ wrapper already
+  launches kernels without Python in between.
+- **The weights stay the module's.** Packages hold code only
+  (``aot_inductor.package_constants_in_so=False``); the loaded model reads the live module's
+  parameters (``load_constants(..., user_managed=True)``), so GPU memory is not doubled and a
+  package does not depend on the weights, only on the architecture: a fine-tuned checkpoint of
+  the same architecture reuses it.
+- **A package is written whole or not at all** (a temporary file, then a rename), so workers
+  sharing the volume never load a half-written one; one that cannot be loaded is compiled again
+  and replaced, with a warning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from streamgen.engine.graphs import guided_step
+from streamgen.engine.loading import PipelineParts
+from streamgen.engine.prompts import Conditioning
+from streamgen.errors import ConfigError
+from streamgen.settings import EngineSettings
+
+__all__ = ["AotModules", "check_aot_compile", "package_key"]
+
+log = logging.getLogger(__name__)
+
+# What a package's code depends on besides the architecture: inductor settings that change it.
+_INDUCTOR = {"aot_inductor.package_constants_in_so": False, "conv_1x1_as_mm": True}
+
+
+def check_aot_compile(settings: EngineSettings) -> None:
+    """Refuse what cannot work with ``engine.aot_compile``, naming the setting."""
+    if not settings.aot_compile:
+        return
+    if settings.compile:
+        raise ConfigError("engine.aot_compile", "choose aot_compile or compile, not both")
+    if settings.cpu_offload:
+        raise ConfigError("engine.aot_compile", "cannot compile modules that move between devices")
+    if not settings.compile_cache_dir:
+        raise ConfigError(
+            "engine.aot_compile",
+            "needs engine.compile_cache_dir: the compiled modules are kept there",
+        )
+    if settings.cuda_graphs:
+        # Measured on an H200 (torch 2.11): the AOTInductor runner performs operations a
+        # capture forbids ("operation not permitted when stream is capturing").
+        raise ConfigError(
+            "engine.aot_compile",
+            "cannot be captured in CUDA graphs: choose aot_compile or cuda_graphs",
+        )
+
+
+class _GuidedStep(torch.nn.Module):
+    """The exported function: the UNet pass and guidance combine of ``graphs.guided_step``."""
+
+    def __init__(self, unet: Any) -> None:
+        super().__init__()
+        self.unet = unet
+
+    def forward(
+        self,
+        latents: torch.Tensor,
+        t: torch.Tensor,
+        embeds: torch.Tensor,
+        guidance: torch.Tensor,
+        pooled: torch.Tensor | None = None,
+        time_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        return guided_step(self.unet, latents, t, Conditioning(embeds, pooled, time_ids), guidance)
+
+
+class _Decode(torch.nn.Module):
+    def __init__(self, vae: Any) -> None:
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, latents: torch.Tensor) -> torch.Tensor:
+        images: torch.Tensor = self.vae.decode(latents, return_dict=False)[0]
+        return images
+
+
+def package_key(kind: str, architecture: dict[str, Any], inputs: dict[str, Any], label: str) -> str:
+    """A file name that changes whenever the compiled code could: the module's architecture
+    (its config), the input shapes but the batch, dtypes, knobs, torch and the device."""
+    blob = json.dumps(
+        {"kind": kind, "arch": architecture, "inputs": inputs, "label": label, "cfg": _INDUCTOR},
+        sort_keys=True,
+        default=str,
+    )
+    return f"{kind}-{hashlib.sha256(blob.encode()).hexdigest()[:24]}.pt2"
+
+
+class AotModules:
+    """The compiled UNet step and VAE decoder of one loaded model, per latent shape."""
+
+    def __init__(self, parts: PipelineParts, directory: Path, *, label: str, knobs: str) -> None:
+        """``label`` names torch and the device, ``knobs`` the speed knobs that change the
+        modules (fused QKV, channels-last, attention)."""
+        self._parts = parts
+        self._dir = directory / "aot"
+        self._label = f"{label}|{knobs}"
+        self._step = _GuidedStep(parts.unet).eval()
+        self._decode = _Decode(parts.vae).eval()
+        self._loaded: dict[str, Callable[..., torch.Tensor]] = {}
+        self.compiled = 0  # packages compiled by this process (0 on a warm start)
+        self.loaded = 0  # packages loaded from the directory
+
+    @classmethod
+    def configured(
+        cls, parts: PipelineParts, settings: EngineSettings, label: str
+    ) -> AotModules | None:
+        """The model's compiled modules if ``engine.aot_compile`` is on (knobs.check_knobs
+        made sure ``engine.compile_cache_dir`` is set)."""
+        if not settings.aot_compile:
+            return None
+        knobs = (
+            f"attention={settings.attention} fuse_qkv={settings.fuse_qkv} "
+            f"channels_last={settings.channels_last} dtype={parts.dtype}"
+        )
+        return cls(parts, Path(settings.compile_cache_dir), label=label, knobs=knobs)
+
+    def guided(
+        self, latents: torch.Tensor, t: torch.Tensor, cond: Conditioning, guidance: torch.Tensor
+    ) -> torch.Tensor:
+        """What ``graphs.eager_noise`` computes, through the package for this latent shape."""
+        args = [latents, t, cond.embeds, guidance]
+        if cond.pooled is not None and cond.time_ids is not None:
+            args += [cond.pooled, cond.time_ids]
+        shapes = {
+            "latents": tuple(latents.shape[1:]),
+            "embeds": tuple(cond.embeds.shape[1:]),
+            "pooled": None if cond.pooled is None else tuple(cond.pooled.shape[1:]),
+            "dtype": str(latents.dtype),
+            "t": (str(t.dtype), tuple(t.shape)),
+        }
+        key = package_key("unet", dict(self._parts.unet.config), shapes, self._label)
+        return self._runner(key, self._step, args)(*args)
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """``vae.decode(latents)[0]`` through the package for this latent shape."""
+        shapes = {"latents": tuple(latents.shape[1:]), "dtype": str(latents.dtype)}
+        key = package_key("vae", dict(self._parts.vae.config), shapes, self._label)
+        return self._runner(key, self._decode, [latents])(latents)
+
+    def _runner(
+        self, key: str, module: torch.nn.Module, example: list[torch.Tensor]
+    ) -> Callable[..., torch.Tensor]:
+        runner = self._loaded.get(key)
+        if runner is None:
+            path = self._dir / key
+            runner = self._load(path, module) if path.exists() else None
+            if runner is not None:
+                self.loaded += 1
+            else:
+                runner = self._compile(path, module, example)
+            self._loaded[key] = runner
+        return runner
+
+    def _load(self, path: Path, module: torch.nn.Module) -> Callable[..., torch.Tensor] | None:
+        start = time.perf_counter()
+        try:
+            runner = torch._inductor.aoti_load_package(str(path))
+            # The live module's tensors, not copies: the package holds no weights.
+            weights = {**dict(module.named_parameters()), **dict(module.named_buffers())}
+            wanted = runner.get_constant_fqns()
+            runner.load_constants(
+                {name: weights[name] for name in wanted}, check_full_update=True, user_managed=True
+            )
+        except Exception as exc:  # a torn, foreign or stale file: compile it again
+            log.warning("compiled package %s cannot be loaded (%s): compiling it again", path, exc)
+            return None
+        log.info("loaded compiled %s in %.2f s", path.name, time.perf_counter() - start)
+        loaded: Callable[..., torch.Tensor] = runner
+        return loaded
+
+    def _compile(
+        self, path: Path, module: torch.nn.Module, example: list[torch.Tensor]
+    ) -> Callable[..., torch.Tensor]:
+        """Compile, save and load the package; the eager module if any of that fails.
+
+        Compiling is an optimisation: a model torch.export or AOTInductor cannot handle must
+        not turn every request of its shape into a failure.
+        """
+        start = time.perf_counter()
+        try:
+            self._write_package(path, module, example)
+        except Exception:
+            log.exception("compiling %s ahead of time failed: this shape runs eagerly", path.name)
+            return module
+        log.info("compiled %s ahead of time in %.1f s", path.name, time.perf_counter() - start)
+        runner = self._load(path, module)
+        if runner is None:
+            log.error("the package just compiled cannot be loaded: %s runs eagerly", path.name)
+            return module
+        self.compiled += 1
+        return runner
+
+    def _write_package(
+        self, path: Path, module: torch.nn.Module, example: list[torch.Tensor]
+    ) -> None:
+        from torch.export import Dim
+
+        # Every input's first dimension is the batch (or twice it): dynamic, so one package
+        # serves every batch size; torch.export infers how they relate.
+        # Traced at a batch of two whatever the first call's size: a batch of one would be
+        # specialised (torch.export fixes sizes 0 and 1), and a batch of 32 or more takes
+        # another branch in diffusers' upsampler (a no-op copy at 64 rows and over).
+        rows = example[0].shape[0]
+        example = [_two_batches(x, x.shape[0] // rows) if x.dim() > 0 else x for x in example]
+        dynamic = tuple({0: Dim.AUTO} if x.dim() > 0 else None for x in example)
+        with torch.no_grad():
+            exported = torch.export.export(module, tuple(example), dynamic_shapes=dynamic)
+        self._dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self._dir, prefix=f".{path.stem}.", suffix=".tmp.pt2")
+        os.close(fd)
+        try:
+            torch._inductor.aoti_compile_and_package(
+                exported, package_path=tmp, inductor_configs=dict(_INDUCTOR)
+            )
+            Path(tmp).replace(path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+
+def _two_batches(x: torch.Tensor, per_row: int) -> torch.Tensor:
+    """An input of ``per_row`` rows per batch row (2 for the guided UNet's conditioning),
+    shaped for a batch of two."""
+    return torch.cat([x[:per_row]] * 2)
