@@ -41,9 +41,9 @@ __all__ = ["engine_alone", "main"]
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from streamgen.engine.encode import encode_image
     from streamgen.engine.engine import DiffusionEngine
     from streamgen.store import FileStore
+    from streamgen.store.encode import encode_image
 
     report: dict[str, Any] = {"benchmark": "end to end (local source)", "settings": vars(args)}
     report["environment"] = environment(with_torch=True)

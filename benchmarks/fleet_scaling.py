@@ -1,10 +1,10 @@
 """Benchmark 3 — scaling: one worker per GPU (``streamgen fleet --gpus all``) versus one GPU.
 
-The fleet is the real one: :func:`~streamgen.ops.fleet.plan_slots` pins each worker to its GPU
-(``CUDA_VISIBLE_DEVICES``) and :class:`~streamgen.ops.fleet_runner.Fleet` spawns and supervises
-the processes. What each process runs differs from ``streamgen worker`` in one way only: with
-no Kafka broker on the GPU machine, its share of the requests is fed from memory through the
-worker's own stages (:mod:`benchmarks.local_source`), as in ``bench-e2e``.
+The fleet is the real one: :func:`~streamgen.fleet.supervisor.plan_slots` pins each worker to
+its GPU (``CUDA_VISIBLE_DEVICES``) and :class:`~streamgen.fleet.processes.Fleet` spawns and
+supervises the processes. What each process runs differs from ``streamgen worker`` in one way
+only: with no Kafka broker on the GPU machine, its share of the requests is fed from memory
+through the worker's own stages (:mod:`benchmarks.local_source`), as in ``bench-e2e``.
 
 Every process loads its engine and warms up, then waits for the others, so the timed window
 (first start to last finish, over all processes) holds only generation work.
@@ -25,8 +25,8 @@ from typing import Any
 
 from benchmarks.models import MODEL, add_engine_arguments, model_dir, requests
 from benchmarks.report import environment, write_json
-from streamgen.ops.fleet import RestartPolicy, Supervisor, WorkerSlot, plan_slots
-from streamgen.ops.fleet_runner import Fleet
+from streamgen.fleet.processes import Fleet
+from streamgen.fleet.supervisor import RestartPolicy, Supervisor, WorkerSlot, plan_slots
 
 __all__ = ["bench_slot", "main"]
 
@@ -129,10 +129,10 @@ def bench_slot(slot: WorkerSlot, overrides: Mapping[str, Any], _config_file: str
     from benchmarks.models import on_engine_thread
     from benchmarks.worker_run import ProgressHooks
     from streamgen.contracts.codec import request_codec
-    from streamgen.engine.encode import encode_image
     from streamgen.engine.engine import DiffusionEngine
     from streamgen.settings import EngineSettings, Settings, StoreSettings, WorkerSettings
     from streamgen.store import FileStore
+    from streamgen.store.encode import encode_image
 
     shared = Path(overrides["bench.dir"])
     args = argparse.Namespace(**overrides["bench.args"])

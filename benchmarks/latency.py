@@ -154,8 +154,8 @@ def _print_row(row: dict[str, float]) -> None:
 
 # -- local source ----------------------------------------------------------------------------
 def _through_local(settings: Settings, engine: Engine, args: argparse.Namespace) -> list[float]:
-    from streamgen.engine.encode import encode_image
     from streamgen.store import open_store
+    from streamgen.store.encode import encode_image
 
     codec = request_codec(settings.kafka, "local.requests")
     start_mono, start_wall = time.monotonic() + 0.5, time.time() + 0.5

@@ -29,11 +29,11 @@ from streamgen.contracts.result import WorkerIdentity
 from streamgen.engine.types import Engine, Shape
 from streamgen.settings import Settings
 from streamgen.store.base import ObjectStore
+from streamgen.telemetry.worker_hooks import WorkerHooks
 from streamgen.worker.assembly import intake_for
 from streamgen.worker.backoff import Backoff
 from streamgen.worker.batcher import MicroBatcher
 from streamgen.worker.generation import GenerationStage
-from streamgen.worker.hooks import WorkerHooks
 from streamgen.worker.intake import Intake, Rejected
 from streamgen.worker.loop import Durable, Fatal
 from streamgen.worker.offsets import OffsetTracker
@@ -41,7 +41,7 @@ from streamgen.worker.outputs import OutcomeSink, OutcomeSummary
 from streamgen.worker.ownership import Ownership
 from streamgen.worker.publisher import OnRejected
 from streamgen.worker.storage import EncodeImage, ImageWriter, StoreRetry
-from streamgen.worker.work import SourceRecord, WorkItem
+from streamgen.worker.work_item import SourceRecord, WorkItem
 from streamgen.worker.work_queue import WorkQueue
 
 __all__ = ["LocalFeed", "LocalRun", "MemoryResults", "TimedRecord"]

@@ -34,7 +34,7 @@ from benchmarks.throughput import Throughput
 from benchmarks.worker_run import run_until_committed
 from streamgen.contracts.request import GenerationRequest
 from streamgen.local.stack import LocalStack
-from streamgen.local.topics import create_topics, plan_topics
+from streamgen.ops.topics import create_topics, plan_topics
 from streamgen.settings import EngineSettings, Settings, TopicSettings, WorkerSettings
 
 MODEL = "noop"

@@ -15,7 +15,7 @@ from streamgen.contracts.request import GenerationRequest
 from streamgen.local.kafka import KafkaBroker
 from streamgen.local.process import free_ports
 from streamgen.local.stack import LocalStack
-from streamgen.local.topics import create_topics, plan_topics
+from streamgen.ops.topics import create_topics, plan_topics
 from streamgen.settings import KafkaSettings, Settings, StoreSettings, TopicSettings
 
 __all__ = ["bench_settings", "fresh_topics", "prefill", "running_stack"]

@@ -17,13 +17,13 @@ from opentelemetry.trace import Span
 
 from benchmarks.throughput import Clock, Throughput
 from streamgen.engine.types import Engine, GenerationOutcome
-from streamgen.ops.metrics import Metrics
 from streamgen.settings import Settings
 from streamgen.store.base import ObjectStore
-from streamgen.worker.hooks import WorkerHooks
+from streamgen.telemetry.metrics import Metrics
+from streamgen.telemetry.tracing import KafkaRecordLike
+from streamgen.telemetry.worker_hooks import WorkerHooks, WorkItem
 from streamgen.worker.offsets import TopicPartitionKey
 from streamgen.worker.run import run_worker
-from streamgen.worker.work import SourceRecord, WorkItem
 
 __all__ = ["ProgressHooks", "run_until_committed"]
 
@@ -51,7 +51,7 @@ class ProgressHooks(WorkerHooks):
         batches = sum(self.batch_sizes.values())
         return sum(k * n for k, n in self.batch_sizes.items()) / batches if batches else 0.0
 
-    def received(self, record: SourceRecord) -> Span:
+    def received(self, record: KafkaRecordLike) -> Span:
         self.clock.start_once()
         return super().received(record)
 

@@ -1,24 +1,14 @@
-"""One source of truth for configuration.
+"""The typed settings: every section, its fields and their defaults.
 
-Every setting has a dotted name (``section.field``) and is read, in increasing precedence, from
-its default, an optional TOML file (``[section] field = …``), the environment
-(``STREAMGEN_SECTION_FIELD``) and command-line flags. Values are validated once, at start-up,
-and an invalid one raises :class:`~streamgen.errors.ConfigError` naming it.
+Every setting has a dotted name (``section.field``). :func:`streamgen.configuration.load_settings`
+reads them from a TOML file, the environment and flags and checks them whole; the packages
+below it (contracts, store, engine, …) import only these types, so they never depend on how
+the settings were read.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import os
-import tomllib
-import typing
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, TypeVar
-
-from streamgen.credentials import SECRET_SETTINGS, read_properties_file, read_secret_file
-from streamgen.errors import ConfigError
 
 __all__ = [
     "EngineSettings",
@@ -28,10 +18,7 @@ __all__ = [
     "TopicSettings",
     "ValidationBounds",
     "WorkerSettings",
-    "load_settings",
 ]
-
-ENV_PREFIX = "STREAMGEN_"
 
 
 @dataclass(frozen=True)
@@ -170,176 +157,3 @@ class Settings:
     validation: ValidationBounds = field(default_factory=ValidationBounds)
     engine: EngineSettings = field(default_factory=EngineSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
-
-
-T = TypeVar("T")
-
-
-def _parse(name: str, kind: Any, raw: Any) -> Any:
-    """Convert a raw value (string from env/flags, or a TOML value) to the field's type."""
-    origin = typing.get_origin(kind)
-    if origin is tuple:
-        items = raw if isinstance(raw, list | tuple) else str(raw).replace("\n", ",").split(",")
-        return tuple(str(item).strip() for item in items if str(item).strip())
-    if origin is dict or kind is dict:
-        if isinstance(raw, Mapping):
-            return {str(k): str(v) for k, v in raw.items()}
-        pairs = [p for p in str(raw).replace("\n", ",").split(",") if p.strip()]
-        out: dict[str, str] = {}
-        for pair in pairs:
-            key, sep, value = pair.partition("=")
-            if not sep or not key.strip():
-                # A secret's fragment (a password holding ",") must not be echoed back.
-                shown = "item without '='" if name in SECRET_SETTINGS else repr(pair)
-                raise ConfigError(name, f"expected KEY=VALUE pairs, got {shown}")
-            out[key.strip()] = value.strip()
-        return out
-    if kind is bool:
-        if isinstance(raw, bool):
-            return raw
-        text = str(raw).strip().lower()
-        if text in {"1", "true", "yes", "on"}:
-            return True
-        if text in {"0", "false", "no", "off"}:
-            return False
-        raise ConfigError(name, f"expected true/false, got {raw!r}")
-    if kind in (int, float):
-        try:
-            return kind(raw)
-        except (TypeError, ValueError):
-            raise ConfigError(name, f"expected {kind.__name__}, got {raw!r}") from None
-    return str(raw)
-
-
-def _build(section_cls: type[T], section: str, values: Mapping[str, Any]) -> T:
-    hints = typing.get_type_hints(section_cls)
-    known = {f.name for f in dataclasses.fields(section_cls)}  # type: ignore[arg-type]
-    for key in values:
-        if key not in known:
-            raise ConfigError(f"{section}.{key}", f"unknown setting; known: {sorted(known)}")
-    parsed = {k: _parse(f"{section}.{k}", hints[k], v) for k, v in values.items()}
-    return section_cls(**parsed)
-
-
-def load_settings(
-    overrides: Mapping[str, Any] | None = None,
-    *,
-    config_file: str | os.PathLike[str] | None = None,
-    env: Mapping[str, str] | None = None,
-) -> Settings:
-    """Merge defaults < file < environment < ``overrides`` (dotted names) and validate."""
-    env = os.environ if env is None else env
-    sections: dict[str, dict[str, Any]] = {f.name: {} for f in dataclasses.fields(Settings)}
-    if config_file:
-        path = Path(config_file)
-        try:
-            data = tomllib.loads(path.read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError("config_file", f"cannot read {path}: {exc}") from None
-        for section, table in data.items():
-            if section not in sections or not isinstance(table, dict):
-                raise ConfigError(section, f"unknown section in {path}; known: {sorted(sections)}")
-            sections[section].update(table)
-    for section, section_field in _section_types().items():
-        for f in dataclasses.fields(section_field):
-            var = f"{ENV_PREFIX}{section}_{f.name}".upper()
-            if var in env:
-                sections[section][f.name] = env[var]
-    for dotted, value in (overrides or {}).items():
-        if value is None:
-            continue
-        section, _, key = dotted.partition(".")
-        if section not in sections or not key:
-            raise ConfigError(dotted, "not a known setting")
-        sections[section][key] = value
-    built = {name: _build(cls, name, sections[name]) for name, cls in _section_types().items()}
-    settings = _read_secret_files(Settings(**built))
-    _validate(settings)
-    return settings
-
-
-def _read_secret_files(s: Settings) -> Settings:
-    """Fill secrets from the ``*_file`` settings; the values then live only in memory."""
-    kafka = s.kafka
-    if kafka.client_config_file:
-        from_file = read_properties_file("kafka.client_config_file", kafka.client_config_file)
-        kafka = dataclasses.replace(kafka, client_config={**from_file, **kafka.client_config})
-    store = dataclasses.replace(
-        s.store,
-        access_key=_store_key(s.store, "access_key"),
-        secret_key=_store_key(s.store, "secret_key"),
-    )
-    return dataclasses.replace(s, kafka=kafka, store=store)
-
-
-def _store_key(store: StoreSettings, name: str) -> str:
-    value: str = getattr(store, name)
-    path: str = getattr(store, f"{name}_file")
-    if not path:
-        return value
-    if value:
-        raise ConfigError(
-            f"store.{name}_file", f"set either store.{name} or store.{name}_file, not both"
-        )
-    return read_secret_file(f"store.{name}_file", path)
-
-
-def _section_types() -> dict[str, Any]:
-    hints = typing.get_type_hints(Settings)
-    return {f.name: hints[f.name] for f in dataclasses.fields(Settings)}
-
-
-def _validate(s: Settings) -> None:
-    def positive(name: str, value: float) -> None:
-        if value <= 0:
-            raise ConfigError(name, f"must be > 0, got {value}")
-
-    positive("topics.partitions", s.topics.partitions)
-    positive("topics.replication_factor", s.topics.replication_factor)
-    positive("worker.max_in_flight", s.worker.max_in_flight)
-    positive("worker.fetch_buffer_records", s.worker.fetch_buffer_records)
-    positive("worker.fetch_buffer_bytes", s.worker.fetch_buffer_bytes)
-    positive("worker.max_attempts", s.worker.max_attempts)
-    positive("worker.commit_interval_ms", s.worker.commit_interval_ms)
-    positive("worker.retry_initial_ms", s.worker.retry_initial_ms)
-    positive("engine.encode_threads", s.engine.encode_threads)
-    if s.worker.max_wait_ms < 0:
-        raise ConfigError("worker.max_wait_ms", f"must be >= 0, got {s.worker.max_wait_ms}")
-    if s.worker.retry_max_ms < s.worker.retry_initial_ms:
-        raise ConfigError("worker.retry_max_ms", "must be >= worker.retry_initial_ms")
-    if s.engine.max_batch_size < 0:
-        raise ConfigError("engine.max_batch_size", "must be >= 0 (0 means probe)")
-    if s.engine.dtype not in {"auto", "float16", "bfloat16", "float32"}:
-        raise ConfigError(
-            "engine.dtype", f"{s.engine.dtype!r} not in auto|float16|bfloat16|float32"
-        )
-    from streamgen.engine.warmup import warmup_shapes
-
-    warmup_shapes(s)
-    if s.engine.attention not in {"sdpa", "xformers"}:
-        raise ConfigError("engine.attention", f"{s.engine.attention!r} not in sdpa|xformers")
-    if not (s.store.url.startswith("file://") or s.store.url.startswith("s3://")):
-        raise ConfigError(
-            "store.url", f"{s.store.url!r}: expected file://DIR or s3://BUCKET[/PREFIX]"
-        )
-    if s.store.image_format not in {"png", "webp"}:
-        raise ConfigError("store.image_format", f"{s.store.image_format!r} not in png|webp")
-    positive("store.init_image_max_bytes", s.store.init_image_max_bytes)
-    from streamgen.store.prefixes import AllowedPrefixes  # the store package imports settings
-
-    AllowedPrefixes.from_settings(s.store)
-    b = s.validation
-    if not 8 <= b.min_size <= b.max_size:
-        raise ConfigError("validation.min_size", "need 8 <= min_size <= max_size")
-    if b.min_steps < 1 or b.max_steps < b.min_steps:
-        raise ConfigError("validation.max_steps", "need 1 <= min_steps <= max_steps")
-    if b.max_guidance < b.min_guidance:
-        raise ConfigError("validation.max_guidance", "must be >= validation.min_guidance")
-    if s.worker.drain_timeout_s <= 0:
-        raise ConfigError("worker.drain_timeout_s", "must be > 0")
-    if s.worker.group_protocol not in {"classic", "consumer"}:
-        raise ConfigError(
-            "worker.group_protocol", f"{s.worker.group_protocol!r} not in classic|consumer"
-        )
-    positive("kafka.connect_timeout_s", s.kafka.connect_timeout_s)
-    positive("store.connect_timeout_s", s.store.connect_timeout_s)

@@ -18,7 +18,7 @@ import pytest
 
 from streamgen.local.process import LocalStackError, free_ports, is_alive, read_pid
 from streamgen.local.stack import LocalStack
-from streamgen.local.topics import create_topics, plan_topics
+from streamgen.ops.topics import create_topics, plan_topics
 from streamgen.settings import KafkaSettings, Settings, StoreSettings, TopicSettings
 
 

@@ -93,9 +93,9 @@ def up(
     secure: bool | None,
 ) -> None:
     """Start the stack (idempotent), create the topics and the bucket, print how to use them."""
+    from streamgen.configuration import load_settings
     from streamgen.local.acls import grant, producer_acls, worker_acls
-    from streamgen.local.topics import create_topics, plan_topics
-    from streamgen.settings import load_settings
+    from streamgen.ops.topics import create_topics, plan_topics
     from streamgen.store import MinioStore
 
     started = time.monotonic()

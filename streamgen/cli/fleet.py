@@ -57,8 +57,8 @@ def fleet(
     Exit codes: 0 every worker drained, 1 every worker was given up on, 2 some worker did not
     stop cleanly.
     """
-    from streamgen.ops.fleet import RestartPolicy, Supervisor, plan_slots
-    from streamgen.ops.fleet_runner import Fleet
+    from streamgen.fleet.processes import Fleet
+    from streamgen.fleet.supervisor import RestartPolicy, Supervisor, plan_slots
 
     overrides = {
         "engine.models": ",".join(models) if models else None,

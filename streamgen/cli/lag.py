@@ -50,8 +50,8 @@ def lag(
     """Per-partition lag of a consumer group (committed offset, log end, lag, age of the
     oldest unprocessed request, owner) with totals, the backlog in GPU-seconds and the time
     to drain it."""
-    from streamgen.ops.lag import committed_rate, render_table
     from streamgen.ops.lag_probe import LagError, LagProbe
+    from streamgen.ops.lag_report import committed_rate, render_table
 
     settings = load_from_flags(
         config_file,

@@ -7,8 +7,9 @@ from typing import Any, TypeVar
 
 import click
 
+from streamgen.configuration import load_settings
 from streamgen.errors import ConfigError
-from streamgen.settings import Settings, load_settings
+from streamgen.settings import Settings
 
 __all__ = ["load_from_flags", "settings_options"]
 

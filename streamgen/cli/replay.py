@@ -11,7 +11,7 @@ import click
 from streamgen.cli.options import load_from_flags, settings_options
 
 if TYPE_CHECKING:
-    from streamgen.ops.replay import DeadLetterView
+    from streamgen.ops.replay_rules import DeadLetterView
 
 
 @click.command()
@@ -71,8 +71,8 @@ def replay(
     group's progress covers every record examined: to apply other filters to records already
     examined, use --from-beginning or another --group.
     """
-    from streamgen.ops.replay import ReplayFilter, parse_offset_range, parse_time
-    from streamgen.ops.replayer import DEFAULT_REPLAY_GROUP, Replayer, ReplayError
+    from streamgen.ops.replay_rules import ReplayFilter, parse_offset_range, parse_time
+    from streamgen.ops.replay_run import DEFAULT_REPLAY_GROUP, Replayer, ReplayError
 
     settings = load_from_flags(config_file, bootstrap_servers, set_values)
     now_ms = int(time.time() * 1000)
@@ -128,7 +128,7 @@ def replay(
 
 
 def _table(letters: list[DeadLetterView], now_ms: int) -> str:
-    from streamgen.ops.lag import format_duration
+    from streamgen.ops.lag_report import format_duration
 
     rows = [("REQUEST-ID", "ERROR", "ATTEMPTS", "AGE", "SOURCE")]
     for letter in letters:

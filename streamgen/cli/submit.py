@@ -12,12 +12,12 @@ from typing import Any
 
 import click
 
+from streamgen.configuration import load_settings
 from streamgen.contracts.codec import request_codec, result_codec
 from streamgen.contracts.request import GenerationRequest
 from streamgen.contracts.result import GenerationResult
 from streamgen.errors import ConfigError, StreamgenError
-from streamgen.ops.tracing import configure_tracing
-from streamgen.settings import Settings, load_settings
+from streamgen.settings import Settings
 from streamgen.submit.fields import FIELDS, FieldError, parse_timestamp
 from streamgen.submit.follow import ResultFollower
 from streamgen.submit.publish import Delivery, DeliveryFailed, RequestPublisher
@@ -32,6 +32,7 @@ from streamgen.submit.sources import (
     new_request_id,
 )
 from streamgen.submit.summary import Summary, summarize
+from streamgen.telemetry.tracing import configure_tracing
 
 __all__ = ["submit"]
 

@@ -41,7 +41,7 @@ def create(
     the load); results and dead letters one each. Existing topics gain partitions up to the
     setting and get the configured retention.
     """
-    from streamgen.local.topics import create_topics, plan_topics
+    from streamgen.ops.topics import create_topics, plan_topics
     from streamgen.store import open_store
 
     settings = load_from_flags(

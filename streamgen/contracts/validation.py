@@ -12,14 +12,11 @@ import math
 import re
 from collections.abc import Collection
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, get_args
+from typing import Any, Protocol, get_args
 
 from streamgen.contracts.request import GenerationRequest, Task
 from streamgen.errors import DeadlineExpired, InvalidRequest
 from streamgen.settings import ValidationBounds
-
-if TYPE_CHECKING:
-    from streamgen.store.prefixes import AllowedPrefixes
 
 __all__ = ["MAX_REQUEST_ID_CHARS", "MAX_SEED", "REQUEST_ID_PATTERN", "clip", "validate"]
 
@@ -33,6 +30,15 @@ MAX_SEED = 2**63 - 1
 TASKS: tuple[str, ...] = get_args(Task)
 
 
+class InitImagePrefixes(Protocol):
+    """Where an init image may be read from: :class:`streamgen.store.prefixes.AllowedPrefixes`
+    (the contracts sit below the store and never import it)."""
+
+    def locate(self, uri: object) -> object:
+        """Raise :class:`InvalidRequest` unless ``uri`` lies under an allowed root."""
+        ...
+
+
 def validate(
     request: GenerationRequest,
     bounds: ValidationBounds,
@@ -40,7 +46,7 @@ def validate(
     models: Collection[str] | None,
     schedulers: Collection[str] | None,
     now: datetime,
-    init_images: AllowedPrefixes | None = None,
+    init_images: InitImagePrefixes | None = None,
 ) -> GenerationRequest:
     """Return ``request`` unchanged if every field is in range, else raise InvalidRequest.
 
@@ -102,7 +108,7 @@ def _check_model(
         )
 
 
-def _check_task(request: GenerationRequest, init_images: AllowedPrefixes | None) -> None:
+def _check_task(request: GenerationRequest, init_images: InitImagePrefixes | None) -> None:
     if request.task not in TASKS:
         raise InvalidRequest("task", request.task, f"one of {', '.join(TASKS)}")
     uri = request.init_image_uri

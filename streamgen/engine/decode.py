@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from streamgen.engine.failures import FailureKind, classify
+from streamgen.engine.batch_failures import FailureKind, classify
 from streamgen.engine.loading import PipelineParts
 from streamgen.engine.memory import free_device_memory
 from streamgen.errors import GenerationFailed

@@ -6,27 +6,18 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Hashable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import torch
-from PIL.Image import Image
 
 from streamgen.contracts.request import GenerationRequest
 from streamgen.contracts.validation import clip
 from streamgen.engine import img2img
 from streamgen.engine.aot import AotModules
+from streamgen.engine.batch_failures import run_isolating
 from streamgen.engine.buckets import batch_buckets
 from streamgen.engine.compile_cache import CompileCache
-from streamgen.engine.decode import (
-    Decoder,
-    check_latents,
-    check_pixels,
-    decode_latents,
-    to_images,
-)
-from streamgen.engine.denoise import DenoiseBatch, denoise, initial_noise
-from streamgen.engine.failures import run_isolating
+from streamgen.engine.decode import Decoder
 from streamgen.engine.graphs import BucketGraphs, NoisePredictor, eager_noise
 from streamgen.engine.knobs import Placement, apply_knobs, check_knobs
 from streamgen.engine.loading import (
@@ -37,10 +28,9 @@ from streamgen.engine.loading import (
     resolve_dtype,
 )
 from streamgen.engine.memory import CPU_MAX_BATCH, CUDA_MAX_BATCH, BatchLimits
-from streamgen.engine.prompts import encode_prompts
 from streamgen.engine.requests import ImageRow, expand_rows, not_retryable, reject_reason
-from streamgen.engine.schedulers import make_scheduler
-from streamgen.engine.seeds import generator_for, request_seed
+from streamgen.engine.seeds import request_seed
+from streamgen.engine.stages import RowResult, run_batch, synthetic_rows
 from streamgen.engine.types import CancelCheck, GenerationOutcome, Shape, shape_of
 from streamgen.errors import (
     ConfigError,
@@ -62,14 +52,6 @@ Clock = Callable[[], datetime]
 # Warm-up batches run this many steps: compilation, cuDNN's search and graph capture depend on
 # tensor shapes only, never on the number of steps.
 WARM_UP_STEPS = 2
-
-
-@dataclass
-class _RowResult:
-    image: Image | None = None
-    error: GenerationFailed | None = None
-    seconds: float = 0.0
-    batch_size: int = 0
 
 
 class DiffusionEngine:
@@ -171,13 +153,13 @@ class DiffusionEngine:
                 errors[slot] = not_retryable(message, InvalidRequest.code)
         # 2. Run each group in batches that fit; a failing batch is split until the culprit
         #    fails alone, so the other requests still get their images.
-        results: dict[tuple[int, int], _RowResult] = {}
+        results: dict[tuple[int, int], RowResult] = {}
         for (shape, _), rows in groups.items():
             for batch in _chunks(rows, self.max_batch_size(shape)):
                 outcome = run_isolating(
                     batch,
                     lambda b, s=shape: self._run(s, b, cancelled),  # type: ignore[misc]
-                    lambda row, error: _RowResult(error=error),
+                    lambda row, error: RowResult(error=error),
                     after_oom=lambda size, s=shape: self._limits.lower(s, size),  # type: ignore[misc]
                 )
                 for row, result in zip(batch, outcome, strict=True):
@@ -205,7 +187,7 @@ class DiffusionEngine:
             sizes = batch_buckets(limit) if shape.model in self._graphs else {limit, 1}
             short = dataclasses.replace(shape, steps=min(shape.steps, WARM_UP_STEPS))
             for size in sorted(sizes, reverse=True):
-                self._run(short, _synthetic_rows(short, size), None, buckets_of=shape)
+                self._run(short, synthetic_rows(short, size), None, buckets_of=shape)
             took[shape] = time.perf_counter() - start
             log.info("warmed up %s in %.1f s", shape, took[shape])
         if self._compile_cache is not None and self.settings.compile:
@@ -230,7 +212,7 @@ class DiffusionEngine:
     def placement(self, model: str) -> Placement:
         return self._placements[model]
 
-    # -- one batch -------------------------------------------------------------------------
+    # -- one batch (streamgen.engine.stages) ----------------------------------------------
 
     def _run(
         self,
@@ -239,90 +221,17 @@ class DiffusionEngine:
         cancelled: CancelCheck | None,
         *,
         buckets_of: Shape | None = None,
-    ) -> list[_RowResult]:
-        began = time.perf_counter()
-        parts, place = self._parts[shape.model], self._placements[shape.model]
-        predict, decoder = self._runners(buckets_of or shape, len(rows))
-        requests = [row.request for row in rows]
-        # 1. Text conditioning, negatives first.
-        with place.on_device(*parts.text_encoders):
-            conditioning = encode_prompts(
-                parts,
-                [r.prompt for r in requests],
-                [r.negative_prompt for r in requests],
-                width=shape.width,
-                height=shape.height,
-                device=self.device,
-            )
-        # 2. Timesteps; img2img rows start part-way (all rows of a batch share the start).
-        scheduler = make_scheduler(shape.scheduler, parts.scheduler_config)
-        scheduler.set_timesteps(shape.steps, device=self.device)
-        first = rows[0].start * scheduler.order
-        timesteps = scheduler.timesteps[first:]
-        if hasattr(scheduler, "set_begin_index"):
-            scheduler.set_begin_index(first)
-        # 3. Starting latents, from each row's own generator.
-        generators = [generator_for(row.seed, row.image_index) for row in rows]
-        factor = parts.vae_scale_factor
-        latent_shape = (
-            parts.unet.config.in_channels,
-            shape.height // factor,
-            shape.width // factor,
+    ) -> list[RowResult]:
+        return run_batch(
+            self._parts[shape.model],
+            self._placements[shape.model],
+            shape,
+            rows,
+            runners=lambda: self._runners(buckets_of or shape, len(rows)),
+            device=self.device,
+            dtype=self.dtype,
+            dropped_reason=lambda request: self._dropped_reason(request, cancelled),
         )
-        noise = initial_noise(generators, latent_shape, device=self.device, dtype=self.dtype)
-        if shape.task == "img2img":
-            pixels = torch.stack([row.init_pixels for row in rows if row.init_pixels is not None])
-            with place.on_device(parts.vae):
-                clean = img2img.encode_init_images(parts, pixels, self.device)
-            latents = scheduler.add_noise(clean, noise, timesteps[:1].repeat(len(rows)))
-        else:
-            latents = noise * scheduler.init_noise_sigma
-        guidance = [r.guidance_scale for r in requests]
-        batch = DenoiseBatch(
-            latents=latents,
-            conditioning=conditioning,
-            guidance=torch.tensor(guidance, device=self.device, dtype=torch.float32),
-            generators=generators,
-            timesteps=timesteps,
-        )
-        # 4. Denoise; rows of cancelled or expired requests leave between steps.
-        dropped: dict[int, GenerationFailed] = {}
-
-        def drop(alive: Sequence[int]) -> set[int]:
-            # Asked once per request and step, however many images the request has.
-            reasons = {
-                r.request_id: self._dropped_reason(r, cancelled)
-                for r in {rows[i].request.request_id: rows[i].request for i in alive}.values()
-            }
-            for i in alive:
-                reason = reasons[rows[i].request.request_id]
-                if reason is not None:
-                    dropped[i] = reason
-            return {i for i in alive if i in dropped}
-
-        with place.on_device(parts.unet):
-            latents, alive = denoise(predict, scheduler, batch, drop=drop)
-        # 5. Decode what is finite; an image that is NaN, inf or black is an error, not a result.
-        errors = dict(zip(alive, check_latents(latents), strict=True))
-        finite = [k for k, row in enumerate(alive) if errors[row] is None]
-        images: dict[int, Image] = {}
-        if finite:
-            with place.on_device(parts.vae):
-                pixels_out = decode_latents(parts, latents[finite], decoder)
-            for k, error, image in zip(
-                finite,
-                check_pixels(pixels_out),
-                to_images(pixels_out, range(len(finite))),
-                strict=True,
-            ):
-                errors[alive[k]] = error
-                images[alive[k]] = image
-        seconds = time.perf_counter() - began
-        results = []
-        for i in range(len(rows)):
-            error = dropped.get(i) or errors.get(i)
-            results.append(_RowResult(None if error else images[i], error, seconds, len(rows)))
-        return results
 
     def _runners(self, shape: Shape, rows: int) -> tuple[NoisePredictor, Decoder | None]:
         """Eager UNet and VAE, or their CUDA graphs over the buckets of ``shape``."""
@@ -340,7 +249,7 @@ class DiffusionEngine:
 
     def _probe(self, key: Hashable, size: int) -> None:
         assert isinstance(key, Shape)
-        self._run(key, _synthetic_rows(key, size), None)
+        self._run(key, synthetic_rows(key, size), None)
 
     # -- per-request checks ----------------------------------------------------------------
 
@@ -408,29 +317,11 @@ def _chunks(rows: Sequence[ImageRow], size: int) -> list[Sequence[ImageRow]]:
     return [rows[i : i + size] for i in range(0, len(rows), size)]
 
 
-def _synthetic_rows(shape: Shape, size: int) -> list[ImageRow]:
-    """Rows for probing and warm-up: the shape's real tensor sizes, no real request behind them."""
-    request = GenerationRequest(
-        request_id="warm-up",
-        prompt="warm-up",
-        model=shape.model,
-        task=shape.task,
-        width=shape.width,
-        height=shape.height,
-        steps=shape.steps,
-        scheduler=shape.scheduler,
-        num_images=size,
-        seed=0,
-    )
-    pixels = torch.zeros(3, shape.height, shape.width) if shape.task == "img2img" else None
-    return expand_rows(0, request, 0, pixels)
-
-
 def _outcome(
     request: GenerationRequest,
     seed: int,
     error: GenerationFailed | None,
-    results: dict[tuple[int, int], _RowResult],
+    results: dict[tuple[int, int], RowResult],
     slot: int,
 ) -> GenerationOutcome:
     if error is not None:

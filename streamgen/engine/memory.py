@@ -8,7 +8,7 @@ from collections.abc import Callable, Hashable
 
 import torch
 
-from streamgen.engine.failures import FailureKind, classify
+from streamgen.engine.batch_failures import FailureKind, classify
 from streamgen.errors import DeviceLost
 
 __all__ = ["CPU_MAX_BATCH", "CUDA_MAX_BATCH", "BatchLimits", "largest_fitting_power_of_two"]

@@ -21,9 +21,9 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from streamgen.contracts.codec import request_codec, result_codec
 from streamgen.errors import DecodeError, StreamgenError
-from streamgen.ops.backlog import pixel_steps
-from streamgen.ops.lag import GroupLag, PartitionLag, results_rate
+from streamgen.ops.lag_report import GroupLag, PartitionLag, results_rate
 from streamgen.settings import Settings
+from streamgen.telemetry.backlog import pixel_steps
 
 __all__ = ["LagError", "LagProbe"]
 

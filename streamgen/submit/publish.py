@@ -14,8 +14,8 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from streamgen.contracts.codec import AvroCodec
 from streamgen.contracts.request import GenerationRequest
 from streamgen.errors import BrokerUnavailable
-from streamgen.ops.tracing import inject_context
 from streamgen.settings import KafkaSettings
+from streamgen.telemetry.tracing import inject_context
 
 __all__ = ["Delivery", "DeliveryFailed", "RequestPublisher", "producer_config"]
 

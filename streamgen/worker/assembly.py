@@ -19,13 +19,13 @@ from streamgen.engine.types import Engine
 from streamgen.settings import Settings
 from streamgen.store.base import ObjectStore
 from streamgen.store.prefixes import AllowedPrefixes
+from streamgen.telemetry.worker_hooks import WorkerHooks
 from streamgen.worker.backoff import Backoff
 from streamgen.worker.batcher import MicroBatcher
 from streamgen.worker.claim_check import ClaimChecker
 from streamgen.worker.commits import Committer
 from streamgen.worker.fetch_buffer import FetchBuffer
 from streamgen.worker.generation import GenerationStage
-from streamgen.worker.hooks import WorkerHooks
 from streamgen.worker.intake import Intake
 from streamgen.worker.loop import ConsumerLoop, Durable, Fatal, LoopLimits
 from streamgen.worker.offsets import OffsetTracker

@@ -37,7 +37,7 @@ from streamgen.errors import StoreUnavailable
 from streamgen.store.base import ObjectStore
 from streamgen.worker.publisher import OnAck
 from streamgen.worker.storage import StoreRetry
-from streamgen.worker.work import SourceRecord
+from streamgen.worker.work_item import SourceRecord
 
 __all__ = ["ClaimChecker", "DeadLetterKeys", "dead_letter_keys", "result_key"]
 

@@ -19,13 +19,13 @@ from datetime import UTC, datetime
 from streamgen.contracts.request import GenerationRequest
 from streamgen.engine.types import Engine, GenerationOutcome
 from streamgen.errors import DeadlineExpired, StoreUnavailable, StreamgenError
+from streamgen.telemetry.worker_hooks import WorkerHooks
 from streamgen.worker.backoff import Backoff, TransientRetries
-from streamgen.worker.failures import Disposition, classify
-from streamgen.worker.hooks import WorkerHooks
+from streamgen.worker.failure_policy import Disposition, classify
 from streamgen.worker.outputs import OutcomeSink
 from streamgen.worker.ownership import Ownership
 from streamgen.worker.storage import ImageWriter
-from streamgen.worker.work import WorkItem
+from streamgen.worker.work_item import WorkItem
 from streamgen.worker.work_queue import WorkQueue
 
 __all__ = ["GenerationStage"]

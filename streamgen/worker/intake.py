@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from streamgen.contracts.request import GenerationRequest
 from streamgen.errors import DecodeError, InvalidRecord
-from streamgen.worker.work import SourceRecord
+from streamgen.worker.work_item import SourceRecord
 
 __all__ = ["Intake", "Rejected"]
 

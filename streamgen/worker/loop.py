@@ -21,15 +21,15 @@ from confluent_kafka import Consumer, TopicPartition
 
 from streamgen.engine.types import Engine
 from streamgen.errors import TransientError
+from streamgen.telemetry.worker_hooks import WorkerHooks
 from streamgen.worker.backoff import Backoff
 from streamgen.worker.commits import Committer
 from streamgen.worker.fetch_buffer import FetchBuffer
-from streamgen.worker.hooks import WorkerHooks
 from streamgen.worker.intake import Intake, Rejected
 from streamgen.worker.offsets import OffsetTracker, Ticket, TopicPartitionKey
 from streamgen.worker.outputs import OutcomeSink, OutcomeSummary
 from streamgen.worker.publisher import Publisher
-from streamgen.worker.work import SourceRecord, WorkItem
+from streamgen.worker.work_item import SourceRecord, WorkItem
 from streamgen.worker.work_queue import WorkQueue
 
 __all__ = ["ConsumerLoop", "LoopLimits"]

@@ -27,11 +27,11 @@ from streamgen.contracts.result import (
     WorkerIdentity,
 )
 from streamgen.errors import StreamgenError
-from streamgen.ops.tracing import WorkerTracer
+from streamgen.telemetry.tracing import WorkerTracer
 from streamgen.worker.claim_check import ClaimChecker
 from streamgen.worker.offsets import Ticket
 from streamgen.worker.publisher import OnRejected
-from streamgen.worker.work import SourceRecord, WorkItem
+from streamgen.worker.work_item import SourceRecord, WorkItem
 
 __all__ = ["OutcomeSink", "OutcomeSummary", "RecordSender"]
 

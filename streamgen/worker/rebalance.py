@@ -18,7 +18,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
-from streamgen.ops.metrics import RebalanceKind
+from streamgen.telemetry.metrics import RebalanceKind
 from streamgen.worker.offsets import OffsetTracker, TopicPartitionKey
 from streamgen.worker.ownership import Ownership
 from streamgen.worker.work_queue import WorkQueue

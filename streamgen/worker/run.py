@@ -21,8 +21,8 @@ from streamgen.errors import ConfigError
 from streamgen.exit_codes import EXIT_CONFIG, EXIT_FATAL, EXIT_INCOMPLETE_DRAIN
 from streamgen.settings import Settings
 from streamgen.store.base import ObjectStore
+from streamgen.telemetry.worker_hooks import WorkerHooks
 from streamgen.worker.assembly import WorkerParts, assemble, producer_config
-from streamgen.worker.hooks import WorkerHooks
 from streamgen.worker.loop import ConsumerLoop
 from streamgen.worker.size_limits import check_record_size_limits
 from streamgen.worker.startup import check_broker, check_store
@@ -122,7 +122,7 @@ def _start(
         init_images = InitImageReader.from_settings(settings.store, store)
         engine = DiffusionEngine(settings.engine, init_images)
     if encode is None:
-        from streamgen.engine.encode import encode_image
+        from streamgen.store.encode import encode_image
 
         encode = encode_image
     # 4. Warm up before joining the group: a worker that compiles after it joined holds

@@ -20,7 +20,7 @@ from streamgen.contracts.result import StoredImage
 from streamgen.errors import StoreUnavailable
 from streamgen.store.base import ObjectStore
 from streamgen.worker.backoff import Backoff, TransientRetries
-from streamgen.worker.work import WorkItem
+from streamgen.worker.work_item import WorkItem
 
 __all__ = ["ImageWriter", "StoreRetry", "object_key"]
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from streamgen.engine.types import Shape
 from streamgen.worker.batcher import Batch, MicroBatcher
-from streamgen.worker.work import WorkItem
+from streamgen.worker.work_item import WorkItem
 
 __all__ = ["WorkQueue"]
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from streamgen.ops.fleet import RestartPolicy, Supervisor, WorkerSlot, plan_slots
-from streamgen.ops.fleet_runner import Fleet
+from streamgen.fleet.processes import Fleet
+from streamgen.fleet.supervisor import RestartPolicy, Supervisor, WorkerSlot, plan_slots
 
 pytestmark = pytest.mark.integration
 

@@ -22,8 +22,8 @@ from streamgen.contracts.dead_letter import (
     header_map,
 )
 from streamgen.contracts.request import GenerationRequest
-from streamgen.ops.replay import ReplayFilter
-from streamgen.ops.replayer import Replayer
+from streamgen.ops.replay_rules import ReplayFilter
+from streamgen.ops.replay_run import Replayer
 from streamgen.settings import Settings
 from tests.support.kafka import consume_all
 

@@ -15,7 +15,7 @@ from minio import Minio
 from streamgen.cli import main
 from streamgen.local.process import LocalStackError, free_ports
 from streamgen.local.stack import LocalStack
-from streamgen.local.topics import create_topics, plan_topics
+from streamgen.ops.topics import create_topics, plan_topics
 from streamgen.settings import Settings, TopicSettings
 from tests.support.kafka import consume_all
 

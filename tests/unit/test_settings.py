@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from streamgen.configuration import load_settings
 from streamgen.errors import ConfigError
-from streamgen.settings import Settings, load_settings
+from streamgen.settings import Settings
 
 
 def test_defaults_are_valid() -> None:

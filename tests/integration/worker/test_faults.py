@@ -13,9 +13,9 @@ from dataclasses import replace
 import pytest
 
 from streamgen.engine import DiffusionEngine
-from streamgen.engine.encode import encode_image
 from streamgen.settings import Settings
 from streamgen.store import open_store
+from streamgen.store.encode import encode_image
 from tests.integration.worker.conftest import (
     all_committed,
     committed_offsets,

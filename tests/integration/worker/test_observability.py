@@ -12,10 +12,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from streamgen.contracts.codec import request_codec
-from streamgen.ops.metrics import Metrics
-from streamgen.ops.tracing import WorkerTracer, extract_context, inject_context
 from streamgen.settings import Settings
-from streamgen.worker.hooks import WorkerHooks
+from streamgen.telemetry.metrics import Metrics
+from streamgen.telemetry.tracing import WorkerTracer, extract_context, inject_context
+from streamgen.telemetry.worker_hooks import WorkerHooks
 from tests.integration.worker.conftest import (
     all_committed,
     make_request,

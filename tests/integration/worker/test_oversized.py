@@ -14,8 +14,8 @@ from confluent_kafka import Producer
 
 from streamgen.contracts import dead_letter as dl
 from streamgen.contracts.codec import request_codec, result_codec
-from streamgen.ops.replay import ReplayFilter
-from streamgen.ops.replayer import Replayer
+from streamgen.ops.replay_rules import ReplayFilter
+from streamgen.ops.replay_run import Replayer
 from streamgen.settings import Settings
 from streamgen.store import open_store
 from tests.integration.worker.conftest import (

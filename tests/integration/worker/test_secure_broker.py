@@ -27,7 +27,7 @@ from streamgen.contracts.result import GenerationResult
 from streamgen.local.acls import grant, producer_acls, worker_acls
 from streamgen.local.process import free_ports
 from streamgen.local.stack import LocalStack
-from streamgen.local.topics import TopicSpec, create_topics, plan_topics
+from streamgen.ops.topics import TopicSpec, create_topics, plan_topics
 from streamgen.settings import (
     EngineSettings,
     KafkaSettings,

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from streamgen.ops.metrics import Metrics
+from streamgen.telemetry.metrics import Metrics
 
 DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
 # Series Prometheus itself adds to every scrape job.
@@ -69,7 +69,7 @@ def test_every_queried_series_is_exported(where: str, expr: str) -> None:
     names = metric_names(expr)
     assert names, f"{where}: no metric found in {expr!r}"
     unknown = names - exported() - BUILT_IN
-    assert not unknown, f"{where}: {sorted(unknown)} not exported by streamgen.ops.metrics"
+    assert not unknown, f"{where}: {sorted(unknown)} not exported by streamgen.telemetry.metrics"
 
 
 def test_dashboard_covers_what_operators_asked_for() -> None:
@@ -127,7 +127,7 @@ def test_kubernetes_grace_period_outlasts_the_drain() -> None:
 
 
 def test_kubernetes_readiness_waits_for_the_warm_up_and_the_cache_is_a_volume() -> None:
-    from streamgen.settings import load_settings
+    from streamgen.configuration import load_settings
 
     deployment = yaml.safe_load((DEPLOY / "k8s/worker.yaml").read_text())
     pod = deployment["spec"]["template"]["spec"]

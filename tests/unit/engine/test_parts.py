@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from streamgen.cli.model import model
-from streamgen.engine.encode import encode_image
 from streamgen.engine.engine import DiffusionEngine
 from streamgen.engine.knobs import check_knobs
 from streamgen.engine.loading import model_sources, resolve_device, resolve_dtype
@@ -24,6 +23,7 @@ from streamgen.engine.schedulers import SCHEDULERS, check_scheduler_name, make_s
 from streamgen.engine.seeds import request_seed
 from streamgen.errors import ConfigError, DeviceLost, InvalidRequest
 from streamgen.settings import EngineSettings
+from streamgen.store.encode import encode_image
 from tests.unit.engine.conftest import assert_same_images, request
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from streamgen.configuration import load_settings
 from streamgen.engine.schedulers import SCHEDULERS
 from streamgen.engine.types import Shape
 from streamgen.engine.warmup import parse_warmup_shapes
 from streamgen.errors import ConfigError
-from streamgen.settings import load_settings
 
 
 def parse(*entries: str) -> list[Shape]:

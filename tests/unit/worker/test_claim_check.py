@@ -24,7 +24,7 @@ from streamgen.worker.claim_check import ClaimChecker, dead_letter_keys, result_
 from streamgen.worker.offsets import Ticket
 from streamgen.worker.outputs import OutcomeSink, OutcomeSummary
 from streamgen.worker.storage import StoreRetry
-from streamgen.worker.work import SourceRecord
+from streamgen.worker.work_item import SourceRecord
 from tests.unit.contracts.strategies import DECODE_FAILURE
 from tests.unit.memory_store import MemoryStore
 

@@ -3,7 +3,7 @@ import pytest
 from streamgen.contracts.request import GenerationRequest
 from streamgen.errors import DecodeError, InvalidRequest, TransientError
 from streamgen.worker.intake import Intake, Rejected
-from streamgen.worker.work import SourceRecord
+from streamgen.worker.work_item import SourceRecord
 
 
 def record(value: bytes | None, key: bytes | None = b"req-1") -> SourceRecord:

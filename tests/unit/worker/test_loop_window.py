@@ -18,12 +18,12 @@ from hypothesis import strategies as st
 
 from streamgen.contracts.request import GenerationRequest
 from streamgen.engine.types import Shape, shape_of
-from streamgen.ops.metrics import Metrics
+from streamgen.telemetry.metrics import Metrics
+from streamgen.telemetry.worker_hooks import WorkerHooks
 from streamgen.worker.backoff import Backoff
 from streamgen.worker.batcher import MicroBatcher
 from streamgen.worker.commits import Committer
 from streamgen.worker.fetch_buffer import FetchBuffer
-from streamgen.worker.hooks import WorkerHooks
 from streamgen.worker.intake import Intake
 from streamgen.worker.loop import ConsumerLoop, Durable, Fatal, LoopLimits
 from streamgen.worker.offsets import OffsetTracker

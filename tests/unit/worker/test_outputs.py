@@ -11,7 +11,7 @@ from streamgen.contracts.result import GenerationResult, StoredImage, WorkerIden
 from streamgen.errors import DecodeError, InvalidRequest
 from streamgen.worker.offsets import Ticket
 from streamgen.worker.outputs import OutcomeSink, OutcomeSummary
-from streamgen.worker.work import SourceRecord, WorkItem
+from streamgen.worker.work_item import SourceRecord, WorkItem
 
 
 class RecordingPublisher:

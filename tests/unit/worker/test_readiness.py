@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from streamgen.configuration import load_settings
 from streamgen.contracts.request import GenerationRequest
 from streamgen.engine.types import GenerationOutcome, Shape, shape_of
-from streamgen.ops.metrics import Metrics
-from streamgen.settings import load_settings
+from streamgen.telemetry.metrics import Metrics
+from streamgen.telemetry.worker_hooks import WorkerHooks
 from streamgen.worker import run
-from streamgen.worker.hooks import WorkerHooks
 
 
 def free_port() -> int:

@@ -13,8 +13,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from streamgen.errors import ConfigError
-from streamgen.ops.tracing import WorkerTracer, extract_context, inject_context
-from streamgen.ops.tracing_setup import configure_tracing, requested_exporters
+from streamgen.telemetry.tracing import WorkerTracer, extract_context, inject_context
+from streamgen.telemetry.tracing_setup import configure_tracing, requested_exporters
 
 
 @dataclass
@@ -186,7 +186,7 @@ def test_missing_otlp_package_is_a_log_line_not_a_crash(caplog: pytest.LogCaptur
 
 def test_console_exporter_prints_spans_from_a_real_process() -> None:
     code = (
-        "from streamgen.ops.tracing import configure_tracing, inject_context\n"
+        "from streamgen.telemetry.tracing import configure_tracing, inject_context\n"
         "p = configure_tracing('probe')\n"
         "h = []\n"
         "inject_context(h, topic='requests')\n"

@@ -1,8 +1,8 @@
 """Where the worker reports what happens: Prometheus metrics and OpenTelemetry spans.
 
 The loop, the GPU thread and the rebalance handler call these methods at their events; the
-mapping to series lives in :mod:`streamgen.ops.metrics`, the spans in
-:mod:`streamgen.ops.tracing`. Kept out of the loop so the loop stays short.
+mapping to series lives in :mod:`streamgen.telemetry.metrics`, the spans in
+:mod:`streamgen.telemetry.tracing`. Kept out of the loop so the loop stays short.
 """
 
 from __future__ import annotations
@@ -10,24 +10,53 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 from opentelemetry.trace import Span
 
 from streamgen.contracts.request import GenerationRequest
 from streamgen.engine.types import GenerationOutcome
 from streamgen.errors import ConfigError, StreamgenError
-from streamgen.ops.metrics import Metrics, RebalanceKind
-from streamgen.ops.readiness import Readiness
-from streamgen.ops.tracing import WorkerTracer
 from streamgen.settings import Settings
-from streamgen.worker.offsets import TopicPartitionKey
-from streamgen.worker.outputs import OutcomeSummary
-from streamgen.worker.work import SourceRecord, WorkItem
+from streamgen.telemetry.metrics import Metrics, RebalanceKind
+from streamgen.telemetry.readiness import Readiness
+from streamgen.telemetry.tracing import KafkaRecordLike, WorkerTracer
 
 __all__ = ["WorkerHooks"]
 
 log = logging.getLogger(__name__)
+
+# The worker's values as far as telemetry reads them. Telemetry sits below the worker and
+# never imports it: these are satisfied by streamgen.worker.work_item.WorkItem,
+# streamgen.worker.outputs.OutcomeSummary and streamgen.worker.offsets.TopicPartitionKey.
+TopicPartitionKey = tuple[str, int]
+
+
+class WorkItem(Protocol):
+    request: GenerationRequest
+    received_at: float  # wall clock, seconds
+    span: Any
+
+
+class OutcomeSummary(Protocol):
+    @property
+    def status(self) -> str: ...
+    @property
+    def request_id(self) -> str: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def error_code(self) -> str: ...
+    @property
+    def stage(self) -> str: ...
+    @property
+    def dead_lettered(self) -> bool: ...
+    @property
+    def queue_wait_s(self) -> float | None: ...
+    @property
+    def e2e_s(self) -> float | None: ...
+    @property
+    def span(self) -> Any: ...
 
 
 def _pixel_steps(item: WorkItem) -> int:
@@ -113,7 +142,7 @@ class WorkerHooks:
             self.server = None
 
     # -- consumer loop ----------------------------------------------------------------------
-    def received(self, record: SourceRecord) -> Span:
+    def received(self, record: KafkaRecordLike) -> Span:
         """The record's ``process`` span, a child of the producer's trace context."""
         return self.tracer.record_received(record)
 

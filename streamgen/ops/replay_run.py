@@ -25,7 +25,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from streamgen.contracts.codec import request_codec
 from streamgen.contracts.dead_letter import ClaimedObject, decode_envelope, read_claim_check
 from streamgen.errors import DecodeError, StoreUnavailable, StreamgenError
-from streamgen.ops.replay import DeadLetterView, Pacer, ReplayFilter, replay_headers
+from streamgen.ops.replay_rules import DeadLetterView, Pacer, ReplayFilter, replay_headers
 from streamgen.settings import Settings
 from streamgen.store import ObjectStore, open_store
 

@@ -6,7 +6,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streamgen.ops.fleet import RestartPolicy, Supervisor, WorkerSlot, describe_exit, plan_slots
+from streamgen.fleet.supervisor import (
+    RestartPolicy,
+    Supervisor,
+    WorkerSlot,
+    describe_exit,
+    plan_slots,
+)
 
 
 def test_one_pinned_worker_per_gpu_with_its_own_identity_and_port() -> None:

@@ -25,7 +25,7 @@ from multiprocessing.process import BaseProcess
 from types import FrameType
 from typing import Any
 
-from streamgen.ops.fleet import Supervisor, WorkerSlot
+from streamgen.fleet.supervisor import Supervisor, WorkerSlot
 
 __all__ = ["ChildTarget", "Fleet", "run_worker_slot"]
 
@@ -39,7 +39,7 @@ ChildTarget = Callable[[WorkerSlot, Mapping[str, Any], "str | None"], int]
 
 def run_worker_slot(slot: WorkerSlot, overrides: Mapping[str, Any], config_file: str | None) -> int:
     """The default child: a streamgen worker with this slot's identity, port and device."""
-    from streamgen.settings import load_settings
+    from streamgen.configuration import load_settings
     from streamgen.worker.run import run_worker
 
     settings = load_settings({**overrides, **slot.settings_overrides()}, config_file=config_file)

@@ -9,7 +9,7 @@ from streamgen.errors import (
     RequestCancelled,
     StoreUnavailable,
 )
-from streamgen.worker.failures import Disposition, classify
+from streamgen.worker.failure_policy import Disposition, classify
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ import urllib.request
 import pytest
 from prometheus_client import CollectorRegistry
 
-from streamgen.ops.metrics import Metrics
+from streamgen.telemetry.metrics import Metrics
 
 
 def fresh(**kwargs: object) -> tuple[Metrics, CollectorRegistry]:

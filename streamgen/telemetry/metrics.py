@@ -46,15 +46,14 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from socketserver import ThreadingMixIn
+from collections.abc import Callable, Iterable
 from typing import Any, Literal
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, make_wsgi_app
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
-from streamgen.ops.backlog import RollingMean, ThroughputWindow
-from streamgen.ops.gpu_stats import GpuCollector
+from streamgen.telemetry.backlog import RollingMean, ThroughputWindow
+from streamgen.telemetry.exposition import series_names, serve_http
+from streamgen.telemetry.gpu_stats import GpuCollector
 
 __all__ = ["REBALANCE_KINDS", "Metrics", "RebalanceKind"]
 
@@ -332,7 +331,7 @@ class Metrics:
         if estimate is not None:
             self.backlog_gpu_seconds.set(estimate)
 
-    # -- exposition --------------------------------------------------------------------------
+    # -- exposition (streamgen.telemetry.exposition) -----------------------------------------
     def serve(
         self,
         port: int,
@@ -340,47 +339,10 @@ class Metrics:
         *,
         ready: Callable[[], tuple[bool, str]] | None = None,
     ) -> Any:
-        """Serve ``/metrics`` for this registry, and ``/ready`` (200 or 503, from ``ready``)
-        when given, on a daemon thread; returns the HTTP server (``server.shutdown()`` stops
-        it). Port 0 picks a free port: ``server.server_port``."""
-        metrics_app = make_wsgi_app(self.registry)
-
-        def app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes] | list[bytes]:
-            if ready is not None and environ.get("PATH_INFO") == "/ready":
-                ok, why = ready()
-                status = "200 OK" if ok else "503 Service Unavailable"
-                start_response(status, [("Content-Type", "text/plain; charset=utf-8")])
-                return [f"{why}\n".encode()]
-            body: Iterator[bytes] = metrics_app(environ, start_response)
-            return body
-
-        server = make_server(addr, port, app, _ThreadingServer, handler_class=_QuietHandler)
-        threading.Thread(target=server.serve_forever, daemon=True, name="metrics-http").start()
-        return server
+        """Serve ``/metrics`` (and ``/ready`` when given) for this registry: see
+        :func:`~streamgen.telemetry.exposition.serve_http`."""
+        return serve_http(self.registry, port, addr, ready=ready)
 
     def series_names(self) -> set[str]:
         """Every sample name this registry can expose (``_total``, ``_bucket`` … included)."""
-        names: set[str] = set()
-        for family in self.registry.collect():
-            names.add(family.name)
-            names.update(sample.name for sample in family.samples)
-            if family.type == "counter":
-                names.add(f"{family.name}_total")
-            elif family.type == "histogram":
-                names.update(f"{family.name}{s}" for s in ("_bucket", "_sum", "_count"))
-            elif family.type == "info":
-                names.add(f"{family.name}_info")
-        return names
-
-
-class _ThreadingServer(ThreadingMixIn, WSGIServer):
-    """One thread per scrape or probe: a slow scraper never delays the readiness probe."""
-
-    daemon_threads = True
-
-
-class _QuietHandler(WSGIRequestHandler):
-    """No access log line per scrape and probe (every few seconds, for ever)."""
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+        return series_names(self.registry)

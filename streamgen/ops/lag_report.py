@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from streamgen.ops.backlog import BacklogEstimate, backlog_estimate
+from streamgen.telemetry.backlog import BacklogEstimate, backlog_estimate
 
 __all__ = [
     "GroupLag",

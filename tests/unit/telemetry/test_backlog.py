@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streamgen.ops.backlog import RollingMean, ThroughputWindow, backlog_estimate, pixel_steps
+from streamgen.telemetry.backlog import RollingMean, ThroughputWindow, backlog_estimate, pixel_steps
 
 
 def test_pixel_steps_is_the_product() -> None:

@@ -4,7 +4,7 @@ One worker per GPU, each pinned with ``CUDA_VISIBLE_DEVICES``, with a worker id 
 group membership id derived from host and device, and a metrics port of its own. A worker that
 dies is restarted after an exponential backoff; one that crashes ``max_crashes`` times within
 ``window_s`` is given up on while the others keep running.
-:mod:`streamgen.ops.fleet_runner` owns the processes.
+:mod:`streamgen.fleet.processes` owns the processes.
 """
 
 from __future__ import annotations

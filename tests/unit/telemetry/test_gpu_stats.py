@@ -5,7 +5,7 @@ import types
 
 import pytest
 
-from streamgen.ops.gpu_stats import GPU_SERIES, GpuCollector, NvmlDevice, visible_nvml_devices
+from streamgen.telemetry.gpu_stats import GPU_SERIES, GpuCollector, NvmlDevice, visible_nvml_devices
 
 
 def test_without_pinning_cuda_index_is_nvml_index() -> None:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streamgen.ops.lag import (
+from streamgen.ops.lag_report import (
     GroupLag,
     PartitionLag,
     committed_rate,

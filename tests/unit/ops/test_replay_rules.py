@@ -15,7 +15,7 @@ from streamgen.contracts.dead_letter import (
     dead_letter_headers,
     header_map,
 )
-from streamgen.ops.replay import (
+from streamgen.ops.replay_rules import (
     DeadLetterView,
     Pacer,
     ReplayFilter,
@@ -23,7 +23,7 @@ from streamgen.ops.replay import (
     parse_time,
     replay_headers,
 )
-from streamgen.ops.replayer import committed_offsets
+from streamgen.ops.replay_run import committed_offsets
 
 WHY = DeadLetterReason(
     stage="generate",

@@ -11,9 +11,9 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from streamgen.engine.batch_failures import FailureKind, classify, run_isolating
 from streamgen.engine.decode import check_pixels
 from streamgen.engine.engine import DiffusionEngine
-from streamgen.engine.failures import FailureKind, classify, run_isolating
 from streamgen.errors import DeviceLost, GenerationFailed
 from streamgen.settings import EngineSettings
 from tests.unit.engine.conftest import assert_same_images, request

@@ -15,7 +15,7 @@ Attributes follow the current messaging semantic conventions (``messaging.system
 ``messaging.destination.name``, ``messaging.consumer.group.name``, ``messaging.kafka.offset`` …).
 
 Off by default: :func:`configure_tracing` installs an SDK provider only when the standard
-``OTEL_*`` variables ask for an exporter (see :mod:`streamgen.ops.tracing_setup`). Without one
+``OTEL_*`` variables ask for an exporter (see :mod:`streamgen.telemetry.tracing_setup`). Without one
 every call here hits OpenTelemetry's no-op tracer, which still forwards an upstream
 ``traceparent`` from request headers to result headers, so traces are not cut by a worker
 that does not export its own spans.
@@ -32,7 +32,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from streamgen.ops.tracing_setup import configure_tracing
+from streamgen.telemetry.tracing_setup import configure_tracing
 
 __all__ = [
     "TRACE_HEADERS",

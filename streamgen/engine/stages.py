@@ -1,0 +1,163 @@
+"""One batch through the diffusion stages, as a diffusers pipeline call reads.
+
+Text conditioning, timesteps, starting latents (each row from its own generator), denoise
+(rows of cancelled or expired requests leave between steps), decode and check. The
+:class:`~streamgen.engine.engine.DiffusionEngine` owns the loaded models, the batch limits and
+the warm-up, and calls :func:`run_batch` for every batch it runs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from PIL.Image import Image
+
+from streamgen.contracts.request import GenerationRequest
+from streamgen.engine import img2img
+from streamgen.engine.decode import (
+    Decoder,
+    check_latents,
+    check_pixels,
+    decode_latents,
+    to_images,
+)
+from streamgen.engine.denoise import DenoiseBatch, denoise, initial_noise
+from streamgen.engine.graphs import NoisePredictor
+from streamgen.engine.knobs import Placement
+from streamgen.engine.loading import PipelineParts
+from streamgen.engine.prompts import encode_prompts
+from streamgen.engine.requests import ImageRow, expand_rows
+from streamgen.engine.schedulers import make_scheduler
+from streamgen.engine.seeds import generator_for
+from streamgen.engine.types import Shape
+from streamgen.errors import GenerationFailed
+
+__all__ = ["RowResult", "run_batch", "synthetic_rows"]
+
+
+@dataclass
+class RowResult:
+    """One image row's result: its image or its error, and the batch it ran in."""
+
+    image: Image | None = None
+    error: GenerationFailed | None = None
+    seconds: float = 0.0
+    batch_size: int = 0
+
+
+def run_batch(
+    parts: PipelineParts,
+    place: Placement,
+    shape: Shape,
+    rows: Sequence[ImageRow],
+    *,
+    runners: Callable[[], tuple[NoisePredictor, Decoder | None]],
+    device: torch.device,
+    dtype: torch.dtype,
+    dropped_reason: Callable[[GenerationRequest], GenerationFailed | None],
+) -> list[RowResult]:
+    """One result per row. ``runners`` gives the UNet and VAE to run (eager, or CUDA graphs);
+    ``dropped_reason`` says, between steps, why a request must leave the batch, if it must."""
+    began = time.perf_counter()
+    predict, decoder = runners()
+    requests = [row.request for row in rows]
+    # 1. Text conditioning, negatives first.
+    with place.on_device(*parts.text_encoders):
+        conditioning = encode_prompts(
+            parts,
+            [r.prompt for r in requests],
+            [r.negative_prompt for r in requests],
+            width=shape.width,
+            height=shape.height,
+            device=device,
+        )
+    # 2. Timesteps; img2img rows start part-way (all rows of a batch share the start).
+    scheduler = make_scheduler(shape.scheduler, parts.scheduler_config)
+    scheduler.set_timesteps(shape.steps, device=device)
+    first = rows[0].start * scheduler.order
+    timesteps = scheduler.timesteps[first:]
+    if hasattr(scheduler, "set_begin_index"):
+        scheduler.set_begin_index(first)
+    # 3. Starting latents, from each row's own generator.
+    generators = [generator_for(row.seed, row.image_index) for row in rows]
+    factor = parts.vae_scale_factor
+    latent_shape = (
+        parts.unet.config.in_channels,
+        shape.height // factor,
+        shape.width // factor,
+    )
+    noise = initial_noise(generators, latent_shape, device=device, dtype=dtype)
+    if shape.task == "img2img":
+        pixels = torch.stack([row.init_pixels for row in rows if row.init_pixels is not None])
+        with place.on_device(parts.vae):
+            clean = img2img.encode_init_images(parts, pixels, device)
+        latents = scheduler.add_noise(clean, noise, timesteps[:1].repeat(len(rows)))
+    else:
+        latents = noise * scheduler.init_noise_sigma
+    guidance = [r.guidance_scale for r in requests]
+    batch = DenoiseBatch(
+        latents=latents,
+        conditioning=conditioning,
+        guidance=torch.tensor(guidance, device=device, dtype=torch.float32),
+        generators=generators,
+        timesteps=timesteps,
+    )
+    # 4. Denoise; rows of cancelled or expired requests leave between steps.
+    dropped: dict[int, GenerationFailed] = {}
+
+    def drop(alive: Sequence[int]) -> set[int]:
+        # Asked once per request and step, however many images the request has.
+        reasons = {
+            r.request_id: dropped_reason(r)
+            for r in {rows[i].request.request_id: rows[i].request for i in alive}.values()
+        }
+        for i in alive:
+            reason = reasons[rows[i].request.request_id]
+            if reason is not None:
+                dropped[i] = reason
+        return {i for i in alive if i in dropped}
+
+    with place.on_device(parts.unet):
+        latents, alive = denoise(predict, scheduler, batch, drop=drop)
+    # 5. Decode what is finite; an image that is NaN, inf or black is an error, not a result.
+    errors = dict(zip(alive, check_latents(latents), strict=True))
+    finite = [k for k, row in enumerate(alive) if errors[row] is None]
+    images: dict[int, Image] = {}
+    if finite:
+        with place.on_device(parts.vae):
+            pixels_out = decode_latents(parts, latents[finite], decoder)
+        for k, error, image in zip(
+            finite,
+            check_pixels(pixels_out),
+            to_images(pixels_out, range(len(finite))),
+            strict=True,
+        ):
+            errors[alive[k]] = error
+            images[alive[k]] = image
+    seconds = time.perf_counter() - began
+    results = []
+    for i in range(len(rows)):
+        error = dropped.get(i) or errors.get(i)
+        results.append(RowResult(None if error else images[i], error, seconds, len(rows)))
+    return results
+
+
+def synthetic_rows(shape: Shape, size: int) -> list[ImageRow]:
+    """Rows for probing and warm-up: the shape's real tensor sizes, no real request behind them."""
+    request = GenerationRequest(
+        request_id="warm-up",
+        prompt="warm-up",
+        model=shape.model,
+        task=shape.task,
+        width=shape.width,
+        height=shape.height,
+        steps=shape.steps,
+        scheduler=shape.scheduler,
+        num_images=size,
+        seed=0,
+    )
+    pixels = torch.zeros(3, shape.height, shape.width) if shape.task == "img2img" else None
+    return expand_rows(0, request, 0, pixels)

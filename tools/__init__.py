@@ -1,0 +1,1 @@
+"""Development tools that read the source tree (``scripts/structure``). Not in the wheel."""
