@@ -42,7 +42,7 @@ from streamgen.contracts.codec import request_codec, result_codec
 from streamgen.contracts.request import GenerationRequest
 from streamgen.engine.types import Engine
 from streamgen.settings import EngineSettings, Settings, StoreSettings, WorkerSettings
-from streamgen.worker.hooks import WorkerHooks
+from streamgen.telemetry.worker_hooks import WorkerHooks
 
 __all__ = ["main", "percentile", "through_kafka"]
 

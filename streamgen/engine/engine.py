@@ -82,7 +82,7 @@ class DiffusionEngine:
                 settings.compile_cache_dir, label=_device_label(self.device)
             )
             self._compile_cache.configure()
-            if settings.compile:  # the artifacts file carries torch.compile's work only
+            if not settings.aot_compile:  # the artifacts carry torch.compile's work, not AOT
                 self._compile_cache.load()
         loaded: dict[str, PipelineParts] = {}
         self._parts: dict[str, PipelineParts] = {}
@@ -190,7 +190,7 @@ class DiffusionEngine:
                 self._run(short, synthetic_rows(short, size), None, buckets_of=shape)
             took[shape] = time.perf_counter() - start
             log.info("warmed up %s in %.1f s", shape, took[shape])
-        if self._compile_cache is not None and self.settings.compile:
+        if self._compile_cache is not None and not self.settings.aot_compile:
             self._compile_cache.save()
         return took
 

@@ -23,7 +23,7 @@ from confluent_kafka import Consumer, Producer
 from streamgen.local.bundle import BUNDLE_NAME, build_bundle, unpack
 from streamgen.local.kafka import KafkaBroker, new_cluster_id
 from streamgen.local.process import LocalStackError, free_ports
-from streamgen.local.topics import create_topics, plan_topics
+from streamgen.ops.topics import create_topics, plan_topics
 from streamgen.settings import TopicSettings
 
 __all__ = ["check_bundle", "main", "path_without_java"]
