@@ -8,6 +8,7 @@ record to the commit that covers the last one, the same window as the raw baseli
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
@@ -15,6 +16,7 @@ from typing import Any
 
 from opentelemetry.trace import Span
 
+from benchmarks.gaps import IntakeGaps
 from benchmarks.throughput import Clock, Throughput
 from streamgen.engine.types import Engine, GenerationOutcome
 from streamgen.ops.metrics import Metrics
@@ -29,7 +31,8 @@ __all__ = ["ProgressHooks", "run_until_committed"]
 
 
 class ProgressHooks(WorkerHooks):
-    """WorkerHooks that also time the run, count batch sizes and sum the engine's time."""
+    """WorkerHooks that also time the run, count batch sizes, sum the engine's time and note
+    the gaps in the intake (benchmarks.gaps)."""
 
     def __init__(self, settings: Settings, *, worker_id: str, expected: int = 0) -> None:
         super().__init__(
@@ -45,6 +48,7 @@ class ProgressHooks(WorkerHooks):
         self.batch_sizes: Counter[int] = Counter()
         self.generate_seconds = 0.0  # wall time inside engine.generate, summed over batches
         self.result: Throughput | None = None
+        self.gaps = IntakeGaps()
         self._points: dict[TopicPartitionKey, int] = {}
 
     def mean_batch_size(self) -> float:
@@ -53,7 +57,14 @@ class ProgressHooks(WorkerHooks):
 
     def received(self, record: SourceRecord) -> Span:
         self.clock.start_once()
+        if not self.done.is_set():  # the run's window only, like the clock
+            self.gaps.received(time.monotonic())
         return super().received(record)
+
+    def paused(self, partitions: int) -> None:
+        super().paused(partitions)
+        if partitions == 0:
+            self.gaps.resumed(time.monotonic())
 
     def batch(
         self, items: Sequence[WorkItem], outcomes: Sequence[GenerationOutcome], gpu_seconds: float
