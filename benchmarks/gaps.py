@@ -1,12 +1,13 @@
-"""Where the worker's intake stalls: gaps between admitted records, and after each resume.
+"""Where the worker's intake stalls: after each resume, and between admitted records.
 
 The issue's target is "no resume gaps above 50 ms": when the worker resumes its partitions,
-records must flow again at once. The hooks see a record when the loop admits it (after the
-fetch buffer) and a resume when backpressure lifts, so two figures are kept:
+records must flow from the broker again at once (librdkafka drops a paused partition's
+prefetched records, and re-fetches only after the resume). Two figures are kept:
 
-* the resume gap: from each resume to the next record admitted;
-* the gaps between consecutive admitted records, whatever their cause (a stall after a
-  resume, a slow poll, a full window): their maximum bounds every stall of the run.
+* the resume gap: from each ``resume()`` to the next ``consume()`` that returns records
+  (``benchmarks.worker_run`` wraps the worker's consumer to see both);
+* the gaps between consecutive records the loop admits, whatever their cause (a stall after a
+  resume, a full window of uncommitted work, a slow poll): their maximum bounds every stall.
 """
 
 from __future__ import annotations
@@ -36,16 +37,20 @@ class IntakeGaps:
     _resumed_at: float | None = None
 
     def resumed(self, now: float) -> None:
-        if self._resumed_at is None:  # a second resume before any record: the first counts
+        if self._resumed_at is None:  # resumed again before records came: the first counts
             self._resumed_at = now
 
-    def received(self, now: float) -> None:
-        if self._last_record is not None:
-            self.record_gaps.append(now - self._last_record)
-        self._last_record = now
+    def fetched(self, now: float) -> None:
+        """A poll returned records from the broker."""
         if self._resumed_at is not None:
             self.resume_gaps.append(now - self._resumed_at)
             self._resumed_at = None
+
+    def received(self, now: float) -> None:
+        """The loop admitted a record."""
+        if self._last_record is not None:
+            self.record_gaps.append(now - self._last_record)
+        self._last_record = now
 
     def as_dict(self) -> dict[str, float | int]:
         ms = [1000 * g for g in self.resume_gaps]

@@ -2,7 +2,9 @@
 
 The hooks it is given are the worker's own (metrics and tracing stay on, as in production),
 extended to note the first record received and the commits: the run is timed from the first
-record to the commit that covers the last one, the same window as the raw baseline's.
+record to the commit that covers the last one, the same window as the raw baseline's. The
+worker's consumer is built from a subclass that also notes resumes and fetches (the intake
+gaps of ``benchmarks.gaps``).
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
+from confluent_kafka import Consumer, Message, TopicPartition
 from opentelemetry.trace import Span
 
 from benchmarks.gaps import IntakeGaps
@@ -22,6 +26,7 @@ from streamgen.engine.types import Engine, GenerationOutcome
 from streamgen.ops.metrics import Metrics
 from streamgen.settings import Settings
 from streamgen.store.base import ObjectStore
+from streamgen.worker import assembly
 from streamgen.worker.hooks import WorkerHooks
 from streamgen.worker.offsets import TopicPartitionKey
 from streamgen.worker.run import run_worker
@@ -61,11 +66,6 @@ class ProgressHooks(WorkerHooks):
             self.gaps.received(time.monotonic())
         return super().received(record)
 
-    def paused(self, partitions: int) -> None:
-        super().paused(partitions)
-        if partitions == 0:
-            self.gaps.resumed(time.monotonic())
-
     def batch(
         self, items: Sequence[WorkItem], outcomes: Sequence[GenerationOutcome], gpu_seconds: float
     ) -> None:
@@ -82,6 +82,33 @@ class ProgressHooks(WorkerHooks):
         if not self.done.is_set() and sum(self._points.values()) >= self.expected:
             self.result = self.clock.result("", self.expected)
             self.done.set()
+
+
+@contextmanager
+def _fetch_timed(hooks: ProgressHooks) -> Iterator[None]:
+    """The worker's own consumer, built from a subclass that notes each resume and each poll
+    that brings records (the resume gap): the loop and its settings are untouched."""
+
+    class FetchTimedConsumer(Consumer):
+        def resume(self, partitions: list[TopicPartition]) -> None:
+            super().resume(partitions)
+            if not hooks.done.is_set():
+                hooks.gaps.resumed(time.monotonic())
+
+        def consume(self, num_messages: int = 1, timeout: float = -1) -> list[Message]:
+            messages = super().consume(num_messages, timeout)
+            if not hooks.done.is_set() and any(m.error() is None for m in messages):
+                hooks.gaps.fetched(time.monotonic())
+            return messages
+
+    # assembly builds the consumer from its module-level name; swap that name for the run.
+    namespace = vars(assembly)
+    original = namespace["Consumer"]
+    namespace["Consumer"] = FetchTimedConsumer
+    try:
+        yield
+    finally:
+        namespace["Consumer"] = original
 
 
 def run_until_committed(
@@ -112,10 +139,11 @@ def run_until_committed(
         )
 
     thread = threading.Thread(target=target, name="bench-worker", daemon=True)
-    thread.start()
-    finished = hooks.done.wait(timeout_s)
-    stop.set()
-    thread.join(120)
+    with _fetch_timed(hooks):
+        thread.start()
+        finished = hooks.done.wait(timeout_s)
+        stop.set()
+        thread.join(120)
     if not finished or hooks.result is None:
         raise TimeoutError(f"{label}: not every request committed within {timeout_s}s")
     if codes != [0]:

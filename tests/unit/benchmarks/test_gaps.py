@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from benchmarks.gaps import IntakeGaps, percentile
 
 EVENTS = st.lists(
-    st.tuples(st.sampled_from(["record", "resume"]), st.floats(0, 1, allow_nan=False)),
+    st.tuples(st.sampled_from(["record", "fetch", "resume"]), st.floats(0, 1, allow_nan=False)),
     max_size=40,
 )
 
@@ -19,20 +19,21 @@ EVENTS = st.lists(
 @given(EVENTS)
 def test_gaps_match_a_direct_reading_of_the_timeline(events: list[tuple[str, float]]) -> None:
     gaps = IntakeGaps()
+    feed = {"record": gaps.received, "fetch": gaps.fetched, "resume": gaps.resumed}
     now = 0.0
     timeline = []
     for kind, step in events:
         now += step
         timeline.append((kind, now))
-        (gaps.received if kind == "record" else gaps.resumed)(now)
+        feed[kind](now)
     records = [t for kind, t in timeline if kind == "record"]
     assert gaps.record_gaps == [b - a for a, b in itertools.pairwise(records)]
-    # A resume gap runs from the first resume after a record (or the start) to the next record.
+    # A resume gap runs from the first resume since the last fetch to the next fetch.
     expected, pending = [], None
     for kind, t in timeline:
         if kind == "resume" and pending is None:
             pending = t
-        elif kind == "record" and pending is not None:
+        elif kind == "fetch" and pending is not None:
             expected.append(t - pending)
             pending = None
     assert gaps.resume_gaps == expected
