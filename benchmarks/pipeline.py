@@ -7,7 +7,8 @@ consumer group of its own:
   (b) streamgen's worker with the no-op engine and the file store;
   (c) the same with MinIO (s3://).
 
-Reported: requests/s of each, (b)/(a) and (c)/(a), CPU time of this process per request, and
+Reported: requests/s of each, (b)/(a) and (c)/(a), CPU time of this process per request, the
+gaps in the worker's intake (``benchmarks.gaps``: after each resume, and between records), and
 (with ``--profile``) a pyinstrument profile of a further file-store run over every thread.
 """
 
@@ -51,6 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"pre-filling {topics.requests} with {args.requests} requests …", flush=True)
         prefill(base, _requests(args.requests))
         runs: list[Throughput] = []
+        intake: dict[str, dict[str, float | int]] = {}
         outputs = _outputs(stack, topics)
         raw_out = next(outputs)
         runs.append(
@@ -78,13 +80,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 settings, label=label, expected=args.requests, engine=_engine(args)
             )
             runs.append(throughput)
+            intake[label] = hooks.gaps.as_dict()
             _print(throughput, hooks.batch_sizes)
+            print(f"{'':42s} intake: {intake[label]}", flush=True)
         if args.profile:
             report["profile"] = _profile(base, next(outputs), f"file://{images}/p", args)
     for path in stack_cleanup:
         shutil.rmtree(path, ignore_errors=True)
     raw = runs[0]
-    report["runs"] = [r.as_dict() for r in runs]
+    report["runs"] = [{**r.as_dict(), **_intake(intake, r.label)} for r in runs]
     report["ratios_to_raw"] = {
         r.label: round(r.requests_per_s / raw.requests_per_s, 3) for r in runs[1:]
     }
@@ -194,6 +198,10 @@ def _profile(
     print(f"profile of {profiles.started} threads written to {args.profile}")
     assert pool_thread  # the pool's threads are threading.Thread: covered above
     return {"path": args.profile, "threads": profiles.started, "run": throughput.as_dict()}
+
+
+def _intake(intake: dict[str, dict[str, float | int]], label: str) -> dict[str, Any]:
+    return {"intake_gaps": intake[label]} if label in intake else {}
 
 
 def _print(run: Throughput, batch_sizes: Any = None) -> None:

@@ -2,19 +2,25 @@
 
 The hooks it is given are the worker's own (metrics and tracing stay on, as in production),
 extended to note the first record received and the commits: the run is timed from the first
-record to the commit that covers the last one, the same window as the raw baseline's.
+record to the commit that covers the last one, the same window as the raw baseline's. The
+worker's consumer is built from a subclass that also notes resumes and fetches (the intake
+gaps of ``benchmarks.gaps``).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
+from confluent_kafka import Consumer, Message, TopicPartition
 from opentelemetry.trace import Span
 
+from benchmarks.gaps import IntakeGaps
 from benchmarks.throughput import Clock, Throughput
 from streamgen.engine.types import Engine, GenerationOutcome
 from streamgen.settings import Settings
@@ -22,6 +28,7 @@ from streamgen.store.base import ObjectStore
 from streamgen.telemetry.metrics import Metrics
 from streamgen.telemetry.tracing import KafkaRecordLike
 from streamgen.telemetry.worker_hooks import WorkerHooks, WorkItem
+from streamgen.worker import assembly
 from streamgen.worker.offsets import TopicPartitionKey
 from streamgen.worker.run import run_worker
 
@@ -29,7 +36,8 @@ __all__ = ["ProgressHooks", "run_until_committed"]
 
 
 class ProgressHooks(WorkerHooks):
-    """WorkerHooks that also time the run, count batch sizes and sum the engine's time."""
+    """WorkerHooks that also time the run, count batch sizes, sum the engine's time and note
+    the gaps in the intake (benchmarks.gaps)."""
 
     def __init__(self, settings: Settings, *, worker_id: str, expected: int = 0) -> None:
         super().__init__(
@@ -45,6 +53,7 @@ class ProgressHooks(WorkerHooks):
         self.batch_sizes: Counter[int] = Counter()
         self.generate_seconds = 0.0  # wall time inside engine.generate, summed over batches
         self.result: Throughput | None = None
+        self.gaps = IntakeGaps()
         self._points: dict[TopicPartitionKey, int] = {}
 
     def mean_batch_size(self) -> float:
@@ -53,6 +62,8 @@ class ProgressHooks(WorkerHooks):
 
     def received(self, record: KafkaRecordLike) -> Span:
         self.clock.start_once()
+        if not self.done.is_set():  # the run's window only, like the clock
+            self.gaps.received(time.monotonic())
         return super().received(record)
 
     def batch(
@@ -71,6 +82,33 @@ class ProgressHooks(WorkerHooks):
         if not self.done.is_set() and sum(self._points.values()) >= self.expected:
             self.result = self.clock.result("", self.expected)
             self.done.set()
+
+
+@contextmanager
+def _fetch_timed(hooks: ProgressHooks) -> Iterator[None]:
+    """The worker's own consumer, built from a subclass that notes each resume and each poll
+    that brings records (the resume gap): the loop and its settings are untouched."""
+
+    class FetchTimedConsumer(Consumer):
+        def resume(self, partitions: list[TopicPartition]) -> None:
+            super().resume(partitions)
+            if not hooks.done.is_set():
+                hooks.gaps.resumed(time.monotonic())
+
+        def consume(self, num_messages: int = 1, timeout: float = -1) -> list[Message]:
+            messages = super().consume(num_messages, timeout)
+            if not hooks.done.is_set() and any(m.error() is None for m in messages):
+                hooks.gaps.fetched(time.monotonic())
+            return messages
+
+    # assembly builds the consumer from its module-level name; swap that name for the run.
+    namespace = vars(assembly)
+    original = namespace["Consumer"]
+    namespace["Consumer"] = FetchTimedConsumer
+    try:
+        yield
+    finally:
+        namespace["Consumer"] = original
 
 
 def run_until_committed(
@@ -101,10 +139,11 @@ def run_until_committed(
         )
 
     thread = threading.Thread(target=target, name="bench-worker", daemon=True)
-    thread.start()
-    finished = hooks.done.wait(timeout_s)
-    stop.set()
-    thread.join(120)
+    with _fetch_timed(hooks):
+        thread.start()
+        finished = hooks.done.wait(timeout_s)
+        stop.set()
+        thread.join(120)
     if not finished or hooks.result is None:
         raise TimeoutError(f"{label}: not every request committed within {timeout_s}s")
     if codes != [0]:

@@ -128,7 +128,11 @@ class AvroCodec(Generic[T]):
         try:
             # fastavro's writer would silently write an int32 field out of range as a longer
             # varint that other Avro readers reject; validating first keeps the bytes portable.
-            avro_validate(record, self._reader.parsed, raise_errors=True)
+            # The quiet pass first: with raise_errors=True fastavro builds (and JSON-formats)
+            # an exception for every union branch a value does not take, which cost more than
+            # the write itself; the loud pass runs only to name what does not fit.
+            if not avro_validate(record, self._reader.parsed, raise_errors=False):
+                avro_validate(record, self._reader.parsed, raise_errors=True)
             out = io.BytesIO()
             schemaless_writer(out, self._reader.parsed, record, strict=True)
         except ValidationError as exc:
@@ -296,21 +300,38 @@ class AvroCodec(Generic[T]):
         )
 
 
-def _naive_datetime_field(value: Any, path: str = "") -> str:
+def _naive_datetime_field(value: Any) -> str:
     """The dotted path of the first timezone-less datetime inside ``value``, or ""."""
+    path = _naive_datetime_path(value)
+    if path is None:
+        return ""
+    # Built only for the error: formatting every key on the way down cost as much as the scan.
+    dotted = ""
+    for key in reversed(path):
+        if isinstance(key, int):
+            dotted = f"{dotted}[{key}]"
+        else:
+            dotted = f"{dotted}.{key}" if dotted else key
+    return dotted
+
+
+def _naive_datetime_path(value: Any) -> list[str | int] | None:
+    """The keys to the first naive datetime, innermost first; None when there is none."""
     if isinstance(value, datetime):
-        return path if value.tzinfo is None else ""
+        return [] if value.tzinfo is None else None
     if isinstance(value, dict):
         for key, item in value.items():
-            found = _naive_datetime_field(item, f"{path}.{key}" if path else str(key))
-            if found:
+            found = _naive_datetime_path(item)
+            if found is not None:
+                found.append(str(key))
                 return found
-    if isinstance(value, list | tuple):
+    elif isinstance(value, list | tuple):
         for i, item in enumerate(value):
-            found = _naive_datetime_field(item, f"{path}[{i}]")
-            if found:
+            found = _naive_datetime_path(item)
+            if found is not None:
+                found.append(i)
                 return found
-    return ""
+    return None
 
 
 def registry_client(kafka: KafkaSettings) -> SchemaRegistryClient | None:

@@ -64,9 +64,22 @@ class GenerationResult:
     metadata: dict[str, str] = field(default_factory=dict)
 
     def to_record(self) -> dict[str, Any]:
-        record = dataclasses.asdict(self)
-        record["images"] = list(record["images"])
-        return record
+        # Field by field, shallow: dataclasses.asdict deep-copies every datetime and string,
+        # which made it the costliest step of encoding a result (docs/benchmarks.md).
+        return {
+            "request_id": self.request_id,
+            "status": self.status,
+            "worker": _shallow(self.worker),
+            "timings": _shallow(self.timings),
+            "images": [_shallow(image) for image in self.images],
+            "width": self.width,
+            "height": self.height,
+            "seed": self.seed,
+            "model": self.model,
+            "error": None if self.error is None else _shallow(self.error),
+            "attempt": self.attempt,
+            "metadata": dict(self.metadata),
+        }
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> GenerationResult:
@@ -85,3 +98,14 @@ class GenerationResult:
             attempt=record.get("attempt", 1),
             metadata=dict(record.get("metadata", {})),
         )
+
+
+_FIELD_NAMES = {
+    cls: tuple(f.name for f in dataclasses.fields(cls))
+    for cls in (StoredImage, ResultError, Timings, WorkerIdentity)
+}
+
+
+def _shallow(value: StoredImage | ResultError | Timings | WorkerIdentity) -> dict[str, Any]:
+    """The fields of a flat contract dataclass (its values are immutable: no copy needed)."""
+    return {name: getattr(value, name) for name in _FIELD_NAMES[type(value)]}

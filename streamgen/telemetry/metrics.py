@@ -195,6 +195,17 @@ class Metrics:
         self._lag: dict[tuple[str, int], int] = {}
         self._throughput = ThroughputWindow()
         self._request_cost = RollingMean()
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+    def _labelled(self, metric: Counter | Histogram, *values: str) -> Any:
+        """``metric.labels(*values)``, remembered: prometheus-client checks the values and
+        takes a lock on every call, several times per request. Only for series that are never
+        removed (``commit_lag``'s are, so it is not asked here)."""
+        key = (id(metric), values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
 
     # -- counters fed per request -----------------------------------------------------------
     def model_label(self, model: str) -> str:
@@ -204,7 +215,7 @@ class Metrics:
 
     def request_consumed(self, model: str, pixel_steps: int = 0) -> None:
         """A record left the consumer: decoded (``model`` known) or rejected (``""``)."""
-        self.requests_consumed.labels(self.model_label(model)).inc()
+        self._labelled(self.requests_consumed, self.model_label(model)).inc()
         if pixel_steps > 0:
             self._request_cost.add(pixel_steps)
 
@@ -213,9 +224,9 @@ class Metrics:
     ) -> None:
         """The engine returned a batch of ``size`` requests with ``images`` good images."""
         label = self.model_label(model)
-        self.batch_size.labels(label).observe(size)
-        self.batch_gpu_seconds.labels(label).observe(gpu_seconds)
-        self.images_generated.labels(label).inc(images)
+        self._labelled(self.batch_size, label).observe(size)
+        self._labelled(self.batch_gpu_seconds, label).observe(gpu_seconds)
+        self._labelled(self.images_generated, label).inc(images)
         if pixel_steps > 0:
             self._throughput.observe(pixel_steps, gpu_seconds)
             self._update_backlog()
@@ -233,14 +244,16 @@ class Metrics:
         """A result event was acknowledged by the broker."""
         label = self.model_label(model)
         if status == "SUCCEEDED":
-            self.requests_succeeded.labels(label).inc()
+            self._labelled(self.requests_succeeded, label).inc()
         else:
-            self.requests_failed.labels(label, error_code or "UNKNOWN", stage or "unknown").inc()
+            code, at = error_code or "UNKNOWN", stage or "unknown"
+            self._labelled(self.requests_failed, label, code, at).inc()
         if queue_wait_s is not None:
-            self.queue_wait_seconds.labels(label).observe(max(queue_wait_s, 0.0))
+            self._labelled(self.queue_wait_seconds, label).observe(max(queue_wait_s, 0.0))
         if e2e_s is not None:
             # Producer and worker clocks differ; a negative latency is skew, not speed.
-            self.request_latency_seconds.labels(label, status).observe(max(e2e_s, 0.0))
+            latency = self._labelled(self.request_latency_seconds, label, status)
+            latency.observe(max(e2e_s, 0.0))
 
     def dead_lettered(self, model: str, code: str, stage: str) -> None:
         """A dead letter was acknowledged by the broker (``model`` "" when undecodable)."""

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import socket
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from streamgen.contracts.codec import (
     AvroCodec,
     EncodeError,
     SchemaRegistryUnavailable,
+    _naive_datetime_field,
     request_codec,
     result_codec,
 )
@@ -331,6 +333,55 @@ def test_values_outside_the_schema_are_refused_on_encode(
 ) -> None:
     with pytest.raises(EncodeError, match=field):
         AvroCodec(REQUEST_CONTRACT, topic=TOPIC).encode(a_request(**changes))
+
+
+@given(results())
+def test_result_record_is_the_dataclass_fields_with_images_as_a_list(
+    result: GenerationResult,
+) -> None:
+    # to_record is written field by field for speed; asdict is the plain statement of it.
+    expected = dataclasses.asdict(result)
+    expected["images"] = list(expected["images"])
+    assert result.to_record() == expected
+
+
+# Nested records as the codec sees them: dicts, lists and tuples of scalars and aware datetimes.
+AWARE = datetime(2030, 1, 1, tzinfo=UTC)
+NESTED = st.recursive(
+    st.none() | st.integers() | st.text(max_size=5) | st.just(AWARE),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.lists(inner, max_size=3).map(tuple)
+        | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@given(NESTED)
+def test_no_naive_datetime_names_no_field(value: Any) -> None:
+    assert _naive_datetime_field(value) == ""
+
+
+KEYS = st.text(min_size=1, max_size=5)
+
+
+@given(
+    record=st.dictionaries(KEYS, NESTED, max_size=3),
+    first=KEYS,
+    steps=st.lists(KEYS | st.integers(0, 2), max_size=3),
+)
+def test_a_naive_datetime_is_named_by_its_path(
+    record: dict[str, Any], first: str, steps: list[str | int]
+) -> None:
+    # Plant a naive datetime under ``first`` and then ``steps`` (a str: a dict key; an int: a
+    # list index, after aware datetimes), ahead of everything else so it is the first found.
+    planted: Any = datetime(2030, 1, 1)
+    for step in reversed(steps):
+        planted = [AWARE] * step + [planted] if isinstance(step, int) else {step: planted}
+    record = {first: planted, **{k: v for k, v in record.items() if k != first}}
+    path = first + "".join(f"[{s}]" if isinstance(s, int) else f".{s}" for s in steps)
+    assert _naive_datetime_field(record) == path
 
 
 def test_registered_schema_is_the_full_current_schema() -> None:

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 import urllib.request
+from collections import Counter
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from streamgen.telemetry.metrics import Metrics
@@ -58,6 +61,38 @@ def test_request_lifecycle_counts_each_outcome_once() -> None:
         value(r, "streamgen_request_latency_seconds_sum", model="tiny", status="SUCCEEDED") == 1.5
     )
     assert value(r, "streamgen_request_latency_seconds_count", model="tiny", status="FAILED") == 1
+
+
+OUTCOMES = st.lists(
+    st.tuples(
+        st.sampled_from(["tiny", "sd15", "other", ""]),
+        st.sampled_from(["SUCCEEDED", "FAILED"]),
+        st.sampled_from(["GENERATION_FAILED", "INVALID_REQUEST", ""]),
+    ),
+    max_size=30,
+)
+
+
+@given(OUTCOMES)
+def test_every_outcome_lands_in_its_own_series(outcomes: list[tuple[str, str, str]]) -> None:
+    # Labelled children are remembered per series: each event must still count in its own.
+    metrics, r = fresh(models=["tiny", "sd15"])
+    for model, status, code in outcomes:
+        metrics.request_consumed(model)
+        metrics.request_finished(model, status, error_code=code, stage="generate", e2e_s=1.0)  # type: ignore[arg-type]
+    label = {"tiny": "tiny", "sd15": "sd15", "other": "unknown", "": "unknown"}
+    consumed = Counter(label[m] for m, _, _ in outcomes)
+    succeeded = Counter(label[m] for m, s, _ in outcomes if s == "SUCCEEDED")
+    failed = Counter((label[m], c or "UNKNOWN") for m, s, c in outcomes if s == "FAILED")
+    for model in ("tiny", "sd15", "unknown"):
+        assert (value(r, "streamgen_requests_consumed_total", model=model) or 0) == consumed[model]
+        assert (value(r, "streamgen_requests_succeeded_total", model=model) or 0) == succeeded[
+            model
+        ]
+        for code in ("GENERATION_FAILED", "INVALID_REQUEST", "UNKNOWN"):
+            labels = {"model": model, "code": code, "stage": "generate"}
+            found = value(r, "streamgen_requests_failed_total", **labels) or 0
+            assert found == failed[(model, code)]
 
 
 def test_models_outside_the_served_set_share_one_label() -> None:

@@ -200,3 +200,56 @@ def test_console_exporter_prints_spans_from_a_real_process() -> None:
     assert '"name": "send requests"' in out
     assert '"service.name": "probe"' in out
     assert "traceparent" in out
+
+
+@pytest.mark.parametrize("off", [None, trace.NoOpTracerProvider()], ids=["global", "no-op"])
+def test_tracing_off_forwards_the_upstream_context_through_every_stage(
+    off: trace.TracerProvider | None,
+) -> None:
+    # None: the global provider, which no test in this process installs (a proxy until then).
+    upstream = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    tracer = WorkerTracer(off, group_id="g", client_id="w")
+    span = tracer.record_received(Record(headers=[("traceparent", upstream.encode())]))
+    with tracer.stage("decode", span) as decode:
+        assert not decode.is_recording()
+    tracer.batch_wait(span, 1.0, 2.0)
+    with tracer.generate([span, None], model="tiny") as batch:
+        assert not batch.is_recording()
+    headers: list[tuple[str, bytes]] = [("traceparent", b"stale")]
+    with tracer.publish(span, topic="results", key=b"k", headers=headers):
+        pass
+    assert headers == [("traceparent", upstream.encode())]
+    tracer.finished(span)
+
+
+def test_tracing_off_without_upstream_publishes_no_trace_headers() -> None:
+    tracer = WorkerTracer(trace.NoOpTracerProvider())
+    span = tracer.record_received(Record())
+    headers: list[tuple[str, bytes]] = [("app", b"x")]
+    with tracer.publish(span, topic="results", key=None, headers=headers):
+        pass
+    assert headers == [("app", b"x")]
+
+
+def test_a_provider_installed_after_the_tracer_turns_its_spans_on() -> None:
+    # A fresh process: the global provider can be set once per process.
+    code = (
+        "from opentelemetry import trace\n"
+        "from opentelemetry.sdk.trace import TracerProvider\n"
+        "from opentelemetry.sdk.trace.export import SimpleSpanProcessor\n"
+        "from opentelemetry.sdk.trace.export.in_memory_span_exporter import "
+        "InMemorySpanExporter\n"
+        "from streamgen.telemetry.tracing import WorkerTracer\n"
+        "tracer = WorkerTracer()\n"
+        "exporter = InMemorySpanExporter()\n"
+        "provider = TracerProvider()\n"
+        "provider.add_span_processor(SimpleSpanProcessor(exporter))\n"
+        "trace.set_tracer_provider(provider)\n"
+        "with tracer.stage('decode', None):\n"
+        "    pass\n"
+        "print([s.name for s in exporter.get_finished_spans()])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "['decode']"
