@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
 import json
-import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import IntEnum
@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from streamgen.cli.progress import progress
 from streamgen.contracts.codec import request_codec, result_codec
 from streamgen.contracts.request import GenerationRequest
 from streamgen.contracts.result import GenerationResult
@@ -291,8 +292,11 @@ def _print_deliveries(deliveries: list[Delivery], as_json: bool) -> None:
 def _follow(
     follower: ResultFollower, ids: list[str], timeout_s: float
 ) -> dict[str, GenerationResult]:
-    with click.progressbar(length=len(ids), label="results", file=sys.stderr) as bar:
-        return dict(follower.follow(ids, timeout_s=timeout_s, on_result=lambda _: bar.update(1)))
+    arrived = itertools.count(1)
+    with progress("results") as report:
+        return follower.follow(
+            ids, timeout_s=timeout_s, on_result=lambda _: report(next(arrived), len(ids))
+        )
 
 
 def _print_summary(summary: Summary, as_json: bool) -> None:
