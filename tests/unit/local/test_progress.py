@@ -40,9 +40,11 @@ def heartbeats() -> Iterator[SeenHeartbeats]:
 def test_start_heartbeats_and_duration(
     heartbeats: SeenHeartbeats, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.INFO, logger="streamgen.local.progress"):
-        with building("MinIO", "building with go install", every_s=0.01):
-            assert heartbeats.enough.wait(60), "no heartbeat while the step ran"
+    with (
+        caplog.at_level(logging.INFO, logger="streamgen.local.progress"),
+        building("MinIO", "building with go install", every_s=0.01),
+    ):
+        assert heartbeats.enough.wait(60), "no heartbeat while the step ran"
     messages = [r.getMessage() for r in caplog.records]
     assert messages[0] == "MinIO: building with go install ..."
     assert messages[1].startswith("MinIO: still building with go install (")
@@ -50,8 +52,11 @@ def test_start_heartbeats_and_duration(
 
 
 def test_a_failure_says_so_and_raises(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="streamgen.local.progress"):
-        with pytest.raises(RuntimeError), building("Kafka jars", "resolving with mvn"):
-            raise RuntimeError("mvn: no network")
+    with (
+        caplog.at_level(logging.INFO, logger="streamgen.local.progress"),
+        pytest.raises(RuntimeError),
+        building("Kafka jars", "resolving with mvn"),
+    ):
+        raise RuntimeError("mvn: no network")
     assert caplog.records[-1].getMessage().startswith("Kafka jars: failed after ")
     assert caplog.records[-1].levelno == logging.ERROR
