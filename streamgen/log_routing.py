@@ -7,7 +7,9 @@ fallback streamgen is fine with, a transient state a client retries by itself) i
 
 from __future__ import annotations
 
+import importlib
 import logging
+from typing import Any
 
 __all__ = ["KNOWN_NOISE", "demote_known_noise", "librdkafka_logger", "quiet_diffusers"]
 
@@ -56,10 +58,10 @@ def quiet_diffusers() -> None:
     loading or writing a pipeline takes seconds), and the filters above. Call it where diffusers
     is imported anyway, before a pipeline is loaded or built."""
     demote_known_noise()
-    import diffusers.utils.logging
-    import huggingface_hub.utils
-    import transformers.utils.logging
-
-    diffusers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.disable_progress_bar()
-    huggingface_hub.utils.disable_progress_bars()
+    for module, switch_off in (
+        ("diffusers.utils.logging", "disable_progress_bar"),
+        ("transformers.utils.logging", "disable_progress_bar"),
+        ("huggingface_hub.utils", "disable_progress_bars"),
+    ):
+        untyped: Any = importlib.import_module(module)
+        getattr(untyped, switch_off)()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -91,7 +92,6 @@ def load_pipeline(name: str, source: str, dtype: torch.dtype) -> PipelineParts:
     network; only a hub id may download.
     """
     import diffusers
-    from diffusers.utils import is_accelerate_available
 
     from streamgen.log_routing import quiet_diffusers
 
@@ -112,7 +112,7 @@ def load_pipeline(name: str, source: str, dtype: torch.dtype) -> PipelineParts:
             local_files_only=local,
             # Said explicitly: left to its default, diffusers warns (and asks to install
             # accelerate) on every load where accelerate is absent, as on the CPU demo.
-            low_cpu_mem_usage=is_accelerate_available(),
+            low_cpu_mem_usage=importlib.util.find_spec("accelerate") is not None,
         )
     except (OSError, ValueError) as exc:
         hint = "" if local else " (not a local directory, so it was looked up as a hub id)"

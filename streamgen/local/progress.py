@@ -46,5 +46,12 @@ def building(component: str, action: str, *, every_s: float = HEARTBEAT_S) -> It
     log.info("%s: done in %.1f s", component, time.monotonic() - started)
 
 
+# Components already reported cached by this process: `dev up` looks each one up twice
+# (preparing, then starting), and one line per component is enough.
+_reported: set[Path] = set()
+
+
 def cached(component: str, path: Path) -> None:
-    log.info("%s: cached (%s)", component, path)
+    level = logging.DEBUG if path in _reported else logging.INFO
+    _reported.add(path)
+    log.log(level, "%s: cached (%s)", component, path)
