@@ -6,13 +6,14 @@ runs the engine; a small pool encodes and stores images and produces results.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import FrameType
 from typing import Protocol, runtime_checkable
 
@@ -63,9 +64,9 @@ def run_worker(
     host = socket.gethostname()
     worker_id = settings.worker.worker_id or f"{host}-{os.getpid()}"
     try:
-        code, reason = _run(
-            settings, worker_id, host, engine, store, encode, hooks, install_signal_handlers, stop
-        )
+        hooks = hooks or WorkerHooks.from_settings(settings, worker_id=worker_id, host=host)
+        start = functools.partial(_start, settings, worker_id, host, engine, store, encode, hooks)
+        code, reason = _run(settings, worker_id, start, hooks, install_signal_handlers, stop)
     except Exception as exc:
         # A bug, not a fault the worker knows: the traceback for whoever debugs it, then the
         # same last line as every other way out (nothing unsafe was committed: commits only
@@ -80,20 +81,16 @@ def run_worker(
 def _run(
     settings: Settings,
     worker_id: str,
-    host: str,
-    engine: Engine | None,
-    store: ObjectStore | None,
-    encode: EncodeImage | None,
-    hooks: WorkerHooks | None,
+    start: Callable[[], WorkerParts],
+    hooks: WorkerHooks,
     install_signal_handlers: bool,
     stop: threading.Event | None,
 ) -> tuple[int, str]:
     """Start, run and shut down; return the exit code and why, in a few words."""
-    hooks = hooks or WorkerHooks.from_settings(settings, worker_id=worker_id, host=host)
     try:
         # /metrics and /ready answer from the first moment: 503 until warmed up and joined.
         hooks.serve()
-        parts = _start(settings, worker_id, host, engine, store, encode, hooks)
+        parts = start()
     except ConfigError as exc:
         # One paragraph for the operator; the traceback only for whoever debugs streamgen.
         log.debug("start-up failed", exc_info=True)
