@@ -11,6 +11,8 @@ from typing import Any
 
 import click
 
+from streamgen.log_routing import demote_known_noise
+
 # command name -> "module:attribute"; each module owns one command (or group).
 COMMANDS = {
     "dev": "streamgen.cli.dev:dev",
@@ -46,6 +48,7 @@ def main(log_level: str) -> None:
         level=log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    demote_known_noise()
     # The schema registry client logs every HTTP request at INFO: noise at the default level,
     # still there with --log-level DEBUG.
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:

@@ -11,7 +11,7 @@ from streamgen.configuration import load_settings
 from streamgen.errors import ConfigError
 from streamgen.settings import Settings
 
-__all__ = ["load_from_flags", "settings_options"]
+__all__ = ["load_from_flags", "overrides_from_flags", "settings_options"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -48,6 +48,19 @@ def load_from_flags(
     extra: dict[str, Any] | None = None,
 ) -> Settings:
     """Settings from defaults < file < env < --set < dedicated flags; a bad one exits non-zero."""
+    overrides = overrides_from_flags(bootstrap_servers, set_values, extra)
+    try:
+        return load_settings(overrides, config_file=config_file)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
+def overrides_from_flags(
+    bootstrap_servers: str | None,
+    set_values: Iterable[str],
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Dotted setting -> value from --set, then --bootstrap-servers, then dedicated flags."""
     overrides: dict[str, Any] = {}
     for item in set_values:
         name, sep, value = item.partition("=")
@@ -59,7 +72,4 @@ def load_from_flags(
     if bootstrap_servers:
         overrides["kafka.bootstrap_servers"] = bootstrap_servers
     overrides.update({k: v for k, v in (extra or {}).items() if v is not None})
-    try:
-        return load_settings(overrides, config_file=config_file)
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from exc
+    return overrides

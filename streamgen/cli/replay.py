@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import TYPE_CHECKING
 
 import click
 
 from streamgen.cli.options import load_from_flags, settings_options
+from streamgen.cli.progress import progress
 
 if TYPE_CHECKING:
     from streamgen.ops.replay_rules import DeadLetterView
@@ -92,12 +92,7 @@ def replay(
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     replayer = Replayer(settings, group=group or DEFAULT_REPLAY_GROUP)
-    with click.progressbar(length=0, label="dead letters", file=sys.stderr) as bar:
-
-        def progress(done: int, total: int) -> None:
-            bar.length = total
-            bar.update(done - bar.pos)
-
+    with progress("dead letters") as report:
         try:
             summary = replayer.run(
                 selection,
@@ -106,7 +101,7 @@ def replay(
                 rate=rate,
                 dry_run=dry_run,
                 from_beginning=from_beginning,
-                progress=progress,
+                progress=report,
             )
         except ReplayError as exc:
             raise click.ClickException(str(exc)) from exc

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
 import json
-import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import IntEnum
@@ -12,6 +12,8 @@ from typing import Any
 
 import click
 
+from streamgen.cli.options import overrides_from_flags, settings_options
+from streamgen.cli.progress import progress
 from streamgen.configuration import load_settings
 from streamgen.contracts.codec import request_codec, result_codec
 from streamgen.contracts.request import GenerationRequest
@@ -46,13 +48,12 @@ class Exit(IntEnum):
     DOWNLOAD_FAILED = 5
 
 
-# flag -> dotted setting
+# flag -> dotted setting (--config, --bootstrap-servers and --set are every command's)
 SETTING_FLAGS = {
-    "bootstrap_servers": "kafka.bootstrap_servers",
     "schema_registry_url": "kafka.schema_registry_url",
     "topic": "topics.requests",
     "results_topic": "topics.results",
-    "store_url": "store.url",
+    "store": "store.url",
 }
 # created_at is stamped at submit time; metadata has its own repeatable flag.
 FIELD_FLAGS = [name for name in FIELDS if name not in {"created_at", "metadata"}]
@@ -101,12 +102,13 @@ def _options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @click.command()
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML settings.")
-@click.option("--bootstrap-servers", help="kafka.bootstrap_servers")
+@settings_options
 @click.option("--schema-registry-url", help="kafka.schema_registry_url (registry framing)")
 @click.option("--topic", help="topics.requests")
 @click.option("--results-topic", help="topics.results")
-@click.option("--store-url", help="store.url (for --download)")
+@click.option("--store", help="store.url, file://DIR or s3://BUCKET[/PREFIX] (for --download).")
+# The name this flag had before it matched `worker --store`; kept so scripts keep working.
+@click.option("--store-url", hidden=True)
 @click.option("--count", type=int, default=1, show_default=True, help="Requests from the flags.")
 @click.option("--jsonl", type=click.Path(exists=True, dir_okay=False), help="One request a line.")
 @click.option("--csv", "csv_file", type=click.Path(exists=True, dir_okay=False), help="Catalog.")
@@ -144,7 +146,16 @@ def submit(**opts: Any) -> None:
     requests FAILED, 4 results missing at the timeout; 5 some images could not be downloaded.
     """
     now = datetime.now(UTC)
-    overrides = {SETTING_FLAGS[k]: v for k, v in opts.items() if k in SETTING_FLAGS}
+    if opts["store_url"] is not None:
+        if opts["store"] is not None:
+            raise click.UsageError("give --store only (--store-url is its deprecated name)")
+        click.echo("warning: --store-url is deprecated; use --store (the same setting)", err=True)
+        opts["store"] = opts["store_url"]
+    overrides = overrides_from_flags(
+        opts["bootstrap_servers"],
+        opts["set_values"],
+        {setting: opts[flag] for flag, setting in SETTING_FLAGS.items()},
+    )
     try:
         settings = load_settings(overrides, config_file=opts["config_file"])
     except ConfigError as exc:
@@ -292,8 +303,11 @@ def _print_deliveries(deliveries: list[Delivery], as_json: bool) -> None:
 def _follow(
     follower: ResultFollower, ids: list[str], timeout_s: float
 ) -> dict[str, GenerationResult]:
-    with click.progressbar(length=len(ids), label="results", file=sys.stderr) as bar:
-        return dict(follower.follow(ids, timeout_s=timeout_s, on_result=lambda _: bar.update(1)))
+    arrived = itertools.count(1)
+    with progress("results") as report:
+        return follower.follow(
+            ids, timeout_s=timeout_s, on_result=lambda _: report(next(arrived), len(ids))
+        )
 
 
 def _print_summary(summary: Summary, as_json: bool) -> None:

@@ -73,6 +73,11 @@ class DiffusionEngine:
         sources = model_sources(settings.models)
         if not sources:
             raise ConfigError("engine.models", "no model configured; pass --model NAME=PATH")
+        # A request that names no model asks for "default", an alias of the first model: shapes
+        # (so batches, batch limits and logs) carry that model's own name, and requests that
+        # name it either way share batches.
+        first = next(iter(settings.models), "default")
+        self._model_names = {name: first if name == "default" else name for name in sources}
         self._init_images = init_images
         self._clock = clock
         # Before any model is compiled: point torch at the persistent caches and load them.
@@ -113,7 +118,7 @@ class DiffusionEngine:
     # -- the Engine protocol ---------------------------------------------------------------
 
     def shape_of(self, request: GenerationRequest) -> Shape:
-        return shape_of(request, self.settings.default_scheduler)
+        return self._named(shape_of(request, self.settings.default_scheduler))
 
     def max_batch_size(self, shape: Shape) -> int:
         return self._limits.get(shape)
@@ -181,7 +186,7 @@ class DiffusionEngine:
         CUDA graphs are captured, so that no request pays for any of it.
         """
         took: dict[Shape, float] = {}
-        for shape in shapes:
+        for shape in map(self._named, shapes):
             start = time.perf_counter()
             limit = self.max_batch_size(shape)
             sizes = batch_buckets(limit) if shape.model in self._graphs else {limit, 1}
@@ -193,6 +198,11 @@ class DiffusionEngine:
         if self._compile_cache is not None and not self.settings.aot_compile:
             self._compile_cache.save()
         return took
+
+    def _named(self, shape: Shape) -> Shape:
+        """``shape`` with the model's own name where it says ``default``."""
+        name = self._model_names.get(shape.model, shape.model)
+        return shape if name == shape.model else dataclasses.replace(shape, model=name)
 
     def graph_count(self) -> int:
         """CUDA graphs captured so far, over all models (0 without ``engine.cuda_graphs``)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -92,6 +93,9 @@ def load_pipeline(name: str, source: str, dtype: torch.dtype) -> PipelineParts:
     """
     import diffusers
 
+    from streamgen.log_routing import quiet_diffusers
+
+    quiet_diffusers()
     loader: Any = diffusers.DiffusionPipeline.from_pretrained
 
     local = Path(source).expanduser().exists()
@@ -104,8 +108,11 @@ def load_pipeline(name: str, source: str, dtype: torch.dtype) -> PipelineParts:
     try:
         pipeline = loader(
             str(Path(source).expanduser()) if local else source,
-            torch_dtype=dtype,
+            dtype=dtype,
             local_files_only=local,
+            # Said explicitly: left to its default, diffusers warns (and asks to install
+            # accelerate) on every load where accelerate is absent, as on the CPU demo.
+            low_cpu_mem_usage=importlib.util.find_spec("accelerate") is not None,
         )
     except (OSError, ValueError) as exc:
         hint = "" if local else " (not a local directory, so it was looked up as a hub id)"

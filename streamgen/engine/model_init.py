@@ -178,6 +178,9 @@ def write_model(
     """
     import diffusers
 
+    from streamgen.log_routing import quiet_diffusers
+
+    quiet_diffusers()
     if arch not in ARCHS:
         raise ValueError(f"arch={arch!r} is unknown; choose one of {sorted(ARCHS)}")
     spec = ARCHS[arch]

@@ -28,6 +28,7 @@ from streamgen.local.process import (
     require_tool,
     spawn,
 )
+from streamgen.local.progress import building, cached
 from streamgen.local.security import KafkaSecurity
 
 __all__ = ["KafkaBroker", "kafka_version", "new_cluster_id", "pom_path", "prepare_kafka"]
@@ -66,6 +67,7 @@ def prepare_kafka() -> Path:
     libs = home / "libs"
     with exclusive(home):
         if libs.is_dir():
+            cached("Kafka jars", libs)
             return libs
         mvn = require_tool("mvn", _MVN_HINT)
         # Resolve into a scratch dir and rename it at the end: an interrupted download must not
@@ -76,7 +78,8 @@ def prepare_kafka() -> Path:
             mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
             f"-DoutputDirectory={scratch}", "-DincludeScope=runtime",
         ]  # fmt: skip
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        with building("Kafka jars", "resolving with mvn from Maven Central"):
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise LocalStackError(
                 f"mvn could not resolve the Kafka jars (exit {done.returncode}):\n"

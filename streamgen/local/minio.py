@@ -21,6 +21,7 @@ from streamgen.local.process import (
     require_tool,
     spawn,
 )
+from streamgen.local.progress import building, cached
 
 __all__ = ["MINIO_VERSION", "MinioServer", "prepare_minio"]
 
@@ -36,6 +37,7 @@ def prepare_minio() -> Path:
     binary = home / "minio"
     with exclusive(home):
         if binary.is_file():
+            cached("MinIO", binary)
             return binary
         go = require_tool("go", _GO_HINT)
         # Build into a scratch GOBIN and move the finished binary: an interrupted build must
@@ -44,7 +46,8 @@ def prepare_minio() -> Path:
         scratch.mkdir(exist_ok=True)
         env = {**os.environ, "GOBIN": str(scratch), "CGO_ENABLED": "0"}
         command = [go, "install", f"{MINIO_MODULE}@{MINIO_VERSION}"]
-        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        with building("MinIO", "building with go install (minutes the first time)"):
+            done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise LocalStackError(
                 f"`go install {MINIO_MODULE}@{MINIO_VERSION}` failed (exit {done.returncode}):\n"

@@ -29,6 +29,7 @@ from streamgen.local.process import (
     require_tool,
     spawn,
 )
+from streamgen.local.progress import building, cached
 
 __all__ = ["CCOMPAT_PATH", "SchemaRegistryServer", "prepare_registry", "registry_version"]
 
@@ -74,6 +75,7 @@ def prepare_registry() -> Path:
     app = home / "app"
     with exclusive(home):
         if (app / RUNNER_JAR).is_file():
+            cached("schema registry", app)
             return app / RUNNER_JAR
         mvn = require_tool("mvn", _MVN_HINT)
         # Build in a scratch project and rename the result at the end: an interrupted build
@@ -83,7 +85,8 @@ def prepare_registry() -> Path:
         build.mkdir(parents=True)
         shutil.copyfile(pom, build / "pom.xml")
         command = [mvn, "-q", "-B", "-f", str(build / "pom.xml"), "package", "-DskipTests"]
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        with building("schema registry", "building Apicurio with mvn package"):
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
         target = build / "target"
         if done.returncode != 0 or not (target / RUNNER_JAR).is_file():
             raise LocalStackError(

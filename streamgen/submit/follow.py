@@ -18,6 +18,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from streamgen.contracts.codec import AvroCodec
 from streamgen.contracts.result import GenerationResult
 from streamgen.errors import BrokerUnavailable, DecodeError
+from streamgen.log_routing import librdkafka_logger
 from streamgen.settings import KafkaSettings
 
 __all__ = ["ResultFollower"]
@@ -41,6 +42,7 @@ class ResultFollower:
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest",
+            "logger": librdkafka_logger(),
         }
         self._consumer = Consumer(config)
         self._codec = codec

@@ -14,6 +14,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from streamgen.contracts.codec import AvroCodec
 from streamgen.contracts.request import GenerationRequest
 from streamgen.errors import BrokerUnavailable
+from streamgen.log_routing import librdkafka_logger
 from streamgen.settings import KafkaSettings
 from streamgen.telemetry.tracing import inject_context
 
@@ -56,6 +57,7 @@ def producer_config(kafka: KafkaSettings, *, delivery_timeout_s: float) -> dict[
         # Every record gets a delivery report (success or failure) within this time.
         "message.timeout.ms": max(1, int(delivery_timeout_s * 1000)),
         "linger.ms": 5,
+        "logger": librdkafka_logger(),
     }
 
 

@@ -16,6 +16,7 @@ from streamgen.contracts.request import GenerationRequest
 from streamgen.contracts.result import WorkerIdentity
 from streamgen.contracts.validation import validate
 from streamgen.engine.types import Engine
+from streamgen.log_routing import librdkafka_logger
 from streamgen.settings import Settings
 from streamgen.store.base import ObjectStore
 from streamgen.store.prefixes import AllowedPrefixes
@@ -96,6 +97,7 @@ def producer_config(settings: Settings, worker_id: str) -> dict[str, Any]:
         "bootstrap.servers": settings.kafka.bootstrap_servers,
         "client.id": f"{worker_id}-out",
         **settings.kafka.client_config,
+        "logger": librdkafka_logger(),
     }
 
 

@@ -6,19 +6,20 @@ runs the engine; a small pool encodes and stores images and produces results.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import FrameType
 from typing import Protocol, runtime_checkable
 
 from streamgen.engine.types import Engine, Shape
 from streamgen.errors import ConfigError
-from streamgen.exit_codes import EXIT_CONFIG, EXIT_FATAL, EXIT_INCOMPLETE_DRAIN
+from streamgen.exit_codes import EXIT_CONFIG, EXIT_FATAL, EXIT_INCOMPLETE_DRAIN, EXIT_UNEXPECTED
 from streamgen.settings import Settings
 from streamgen.store.base import ObjectStore
 from streamgen.telemetry.worker_hooks import WorkerHooks
@@ -28,7 +29,13 @@ from streamgen.worker.size_limits import check_record_size_limits
 from streamgen.worker.startup import check_broker, check_store
 from streamgen.worker.storage import EncodeImage
 
-__all__ = ["EXIT_CONFIG", "EXIT_FATAL", "EXIT_INCOMPLETE_DRAIN", "run_worker"]
+__all__ = [
+    "EXIT_CONFIG",
+    "EXIT_FATAL",
+    "EXIT_INCOMPLETE_DRAIN",
+    "EXIT_UNEXPECTED",
+    "run_worker",
+]
 
 log = logging.getLogger(__name__)
 
@@ -50,20 +57,46 @@ def run_worker(
     install_signal_handlers: bool = True,
     stop: threading.Event | None = None,
 ) -> int:
-    """Run until SIGTERM/SIGINT (or ``stop``); return the process exit code."""
+    """Run until SIGTERM/SIGINT (or ``stop``); return the process exit code.
+
+    Whatever the way out, the last log line says so: ``worker ID stopped: exit N (reason)``.
+    """
     host = socket.gethostname()
     worker_id = settings.worker.worker_id or f"{host}-{os.getpid()}"
-    hooks = hooks or WorkerHooks.from_settings(settings, worker_id=worker_id, host=host)
+    try:
+        hooks = hooks or WorkerHooks.from_settings(settings, worker_id=worker_id, host=host)
+        start = functools.partial(_start, settings, worker_id, host, engine, store, encode, hooks)
+        code, reason = _run(settings, worker_id, start, hooks, install_signal_handlers, stop)
+    except Exception as exc:
+        # A bug, not a fault the worker knows: the traceback for whoever debugs it, then the
+        # same last line as every other way out (nothing unsafe was committed: commits only
+        # ever follow durable outputs).
+        log.critical("worker %s failed unexpectedly", worker_id, exc_info=True)
+        code, reason = EXIT_UNEXPECTED, f"unexpected {type(exc).__name__}: {exc}"
+    level = logging.INFO if code == 0 else logging.WARNING
+    log.log(level, "worker %s stopped: exit %d (%s)", worker_id, code, reason)
+    return code
+
+
+def _run(
+    settings: Settings,
+    worker_id: str,
+    start: Callable[[], WorkerParts],
+    hooks: WorkerHooks,
+    install_signal_handlers: bool,
+    stop: threading.Event | None,
+) -> tuple[int, str]:
+    """Start, run and shut down; return the exit code and why, in a few words."""
     try:
         # /metrics and /ready answer from the first moment: 503 until warmed up and joined.
         hooks.serve()
-        parts = _start(settings, worker_id, host, engine, store, encode, hooks)
+        parts = start()
     except ConfigError as exc:
         # One paragraph for the operator; the traceback only for whoever debugs streamgen.
         log.debug("start-up failed", exc_info=True)
         log.error("worker %s cannot start: %s", worker_id, exc)
         hooks.stopped()
-        return EXIT_CONFIG
+        return EXIT_CONFIG, f"misconfiguration at start-up: {exc.setting}"
     if install_signal_handlers:
         _install_signal_handlers(parts.loop)
     if stop is not None:
@@ -86,10 +119,10 @@ def run_worker(
         parts.hooks.stopped()
     if parts.loop.fatal is not None:
         log.critical("worker %s stopping on a fatal error: %s", worker_id, parts.loop.fatal)
-        return EXIT_FATAL
-    code = 0 if complete else EXIT_INCOMPLETE_DRAIN
-    log.info("worker %s stopped (exit %d)", worker_id, code)
-    return code
+        return EXIT_FATAL, f"fatal error: {parts.loop.fatal}"
+    if not complete:
+        return EXIT_INCOMPLETE_DRAIN, "stopped with unfinished work; it will be redone"
+    return 0, "drained cleanly"
 
 
 def _start(

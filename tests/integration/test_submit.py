@@ -164,7 +164,7 @@ def test_wait_summarizes_results_and_downloads_images(settings: Settings, tmp_pa
         "--wait",
         "--timeout",
         "60",
-        "--store-url",
+        "--store",
         settings.store.url,
         "--download",
         str(out_dir),

@@ -6,7 +6,7 @@ import time
 import uuid
 from collections.abc import Mapping
 
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 __all__ = ["consume_all"]
 
@@ -41,10 +41,7 @@ def consume_all(
         if described.error is not None:
             raise RuntimeError(f"topic {topic}: {described.error.str()}")
         partitions = sorted(described.partitions)
-        ends = {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-            for p in partitions
-        }
+        ends = {p: _end_offset(consumer, TopicPartition(topic, p)) for p in partitions}
         consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
         messages: list[Message] = []
         positions = dict.fromkeys(partitions, 0)
@@ -70,3 +67,24 @@ def consume_all(
         return messages
     finally:
         consumer.close()
+
+
+# A topic created moments ago (each test has its own) may have no leader yet, or one the
+# client's metadata does not know: the broker answers these until the election settles.
+_NO_LEADER_YET = {
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+}
+
+
+def _end_offset(consumer: Consumer, partition: TopicPartition, timeout: float = 30.0) -> int:
+    """The partition's log end offset, waiting (bounded) for its leader to be known."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return int(consumer.get_watermark_offsets(partition, timeout=10)[1])
+        except KafkaException as exc:
+            if exc.args[0].code() not in _NO_LEADER_YET or time.monotonic() > deadline:
+                raise
+        time.sleep(0.1)

@@ -65,6 +65,8 @@ def assert_refused(settings: Settings, setting: str, *words: str) -> str:
     for word in words:
         assert word in line, line
     assert "consuming" not in output, "it joined the group before failing"
+    last = output.strip().splitlines()[-1]
+    assert last.endswith(f"stopped: exit {EXIT_CONFIG} (misconfiguration at start-up: {setting})")
     return line
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 
@@ -117,3 +118,29 @@ def test_negative_timeouts_are_usage_errors(flag: str) -> None:
     result = run("--prompt", "x", flag, "-1")
     assert result.exit_code == 2
     assert flag in result.output
+
+
+def test_set_reaches_the_settings_and_a_bad_one_names_the_setting() -> None:
+    result = run("--set", "worker.max_in_flight=0", "--prompt", "x")
+    assert result.exit_code == 1
+    assert "setting 'worker.max_in_flight': must be > 0, got 0" in result.output
+
+
+def test_a_dedicated_flag_wins_over_set() -> None:
+    result = run("--set", "store.url=ftp://set", "--store", "ftp://flag", "--prompt", "x")
+    assert result.exit_code == 1
+    assert "'ftp://flag': expected file://DIR or s3://BUCKET" in result.output
+
+
+def test_store_url_is_a_deprecated_name_of_store() -> None:
+    result = run("--store-url", "ftp://old", "--prompt", "x")
+    assert result.exit_code == 1
+    assert "warning: --store-url is deprecated; use --store" in result.output
+    assert "setting 'store.url': 'ftp://old'" in result.output
+    assert "--store-url" not in submit.get_help(click.Context(submit))
+
+
+def test_store_and_its_deprecated_name_together_are_refused() -> None:
+    result = run("--store-url", "file:///a", "--store", "file:///b", "--prompt", "x")
+    assert result.exit_code == 2
+    assert "give --store only" in result.output
