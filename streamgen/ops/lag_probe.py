@@ -21,6 +21,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from streamgen.contracts.codec import request_codec, result_codec
 from streamgen.errors import DecodeError, StreamgenError
+from streamgen.kafka_config import admin_config, consumer_config
 from streamgen.ops.lag_report import GroupLag, PartitionLag, results_rate
 from streamgen.settings import Settings
 from streamgen.telemetry.backlog import pixel_steps
@@ -58,18 +59,16 @@ def _result(future: Any, what: str) -> Any:
 class LagProbe:
     def __init__(self, settings: Settings, *, registry: SchemaRegistryClient | None = None) -> None:
         self._settings = settings
-        base: dict[str, Any] = {
-            "bootstrap.servers": settings.kafka.bootstrap_servers,
-            **settings.kafka.client_config,
-        }
-        self._admin = AdminClient(base)
-        self._reader_config = {
-            **base,
-            # Never subscribes, never commits: the id only satisfies librdkafka.
-            "group.id": f"streamgen-lag-probe-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": False,
-        }
+        self._admin = AdminClient(admin_config(settings.kafka))
+        self._reader_config = consumer_config(
+            settings.kafka,
+            required={
+                # Never subscribes, never commits: the id only satisfies librdkafka.
+                "group.id": f"streamgen-lag-probe-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+                "enable.partition.eof": False,
+            },
+        )
         self._requests = request_codec(settings.kafka, settings.topics.requests, registry=registry)
         self._results = result_codec(settings.kafka, settings.topics.results, registry=registry)
 

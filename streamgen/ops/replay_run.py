@@ -25,6 +25,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from streamgen.contracts.codec import request_codec
 from streamgen.contracts.dead_letter import ClaimedObject, decode_envelope, read_claim_check
 from streamgen.errors import DecodeError, StoreUnavailable, StreamgenError
+from streamgen.kafka_config import consumer_config, producer_config
 from streamgen.ops.replay_rules import DeadLetterView, Pacer, ReplayFilter, replay_headers
 from streamgen.settings import Settings
 from streamgen.store import ObjectStore, open_store
@@ -72,27 +73,27 @@ class ReplaySummary:
 
 class Replayer:
     def __init__(self, settings: Settings, *, group: str = DEFAULT_REPLAY_GROUP) -> None:
-        base: dict[str, Any] = {
-            "bootstrap.servers": settings.kafka.bootstrap_servers,
-            **settings.kafka.client_config,
-        }
         self._topic = settings.topics.dead_letter
         self._group = group
-        self._consumer_config = {
-            **base,
-            "group.id": group,
-            "client.id": f"streamgen-replay-{uuid.uuid4().hex[:6]}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "auto.offset.reset": "earliest",
-        }
-        self._producer_config = {
-            "message.max.bytes": REPLAY_MESSAGE_MAX_BYTES,
-            **base,
-            "enable.idempotence": True,
-            "acks": "all",
-            "client.id": f"streamgen-replay-{uuid.uuid4().hex[:6]}",
-        }
+        self._consumer_config = consumer_config(
+            settings.kafka,
+            required={
+                "group.id": group,
+                "client.id": f"streamgen-replay-{uuid.uuid4().hex[:6]}",
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+                "auto.offset.reset": "earliest",
+            },
+        )
+        self._producer_config = producer_config(
+            settings.kafka,
+            defaults={"message.max.bytes": REPLAY_MESSAGE_MAX_BYTES},
+            required={
+                "enable.idempotence": True,
+                "acks": "all",
+                "client.id": f"streamgen-replay-{uuid.uuid4().hex[:6]}",
+            },
+        )
         self._requests = request_codec(settings.kafka, settings.topics.requests)
         self._store_settings = settings.store
         self._store: ObjectStore | None = None  # opened at the first claim check

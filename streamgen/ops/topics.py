@@ -26,7 +26,8 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 )
 
 from streamgen.errors import BrokerUnavailable, ConfigError
-from streamgen.settings import TopicSettings
+from streamgen.kafka_config import admin_config
+from streamgen.settings import KafkaSettings, TopicSettings
 
 __all__ = ["TopicSpec", "TopicState", "create_topics", "plan_topics"]
 
@@ -73,7 +74,8 @@ def create_topics(
     *,
     client_config: dict[str, str] | None = None,
 ) -> list[TopicState]:
-    admin = AdminClient({**(client_config or {}), "bootstrap.servers": bootstrap_servers})
+    kafka = KafkaSettings(bootstrap_servers=bootstrap_servers, client_config=client_config or {})
+    admin = AdminClient(admin_config(kafka))
     try:
         existing = admin.list_topics(timeout=_TIMEOUT_S).topics
     except KafkaException as exc:

@@ -11,14 +11,13 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Collection
-from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from streamgen.contracts.codec import AvroCodec
 from streamgen.contracts.result import GenerationResult
 from streamgen.errors import BrokerUnavailable, DecodeError
-from streamgen.log_routing import librdkafka_logger
+from streamgen.kafka_config import consumer_config
 from streamgen.settings import KafkaSettings
 
 __all__ = ["ResultFollower"]
@@ -35,15 +34,16 @@ class ResultFollower:
     def __init__(
         self, kafka: KafkaSettings, codec: AvroCodec[GenerationResult], topic: str
     ) -> None:
-        config: dict[str, Any] = {
-            "bootstrap.servers": kafka.bootstrap_servers,
-            **kafka.client_config,
-            "group.id": f"streamgen-submit-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "auto.offset.reset": "earliest",
-            "logger": librdkafka_logger(),
-        }
+        config = consumer_config(
+            kafka,
+            required={
+                "group.id": f"streamgen-submit-{uuid.uuid4().hex}",
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "auto.offset.reset": "earliest",
+            },
+            route_logs=True,
+        )
         self._consumer = Consumer(config)
         self._codec = codec
         self._topic = topic

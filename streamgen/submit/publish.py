@@ -14,11 +14,11 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from streamgen.contracts.codec import AvroCodec
 from streamgen.contracts.request import GenerationRequest
 from streamgen.errors import BrokerUnavailable
-from streamgen.log_routing import librdkafka_logger
+from streamgen.kafka_config import producer_config
 from streamgen.settings import KafkaSettings
 from streamgen.telemetry.tracing import inject_context
 
-__all__ = ["Delivery", "DeliveryFailed", "RequestPublisher", "producer_config"]
+__all__ = ["Delivery", "DeliveryFailed", "RequestPublisher", "request_producer_config"]
 
 log = logging.getLogger(__name__)
 
@@ -45,20 +45,21 @@ class DeliveryFailed(Exception):
         self.delivered = delivered
 
 
-def producer_config(kafka: KafkaSettings, *, delivery_timeout_s: float) -> dict[str, Any]:
+def request_producer_config(kafka: KafkaSettings, *, delivery_timeout_s: float) -> dict[str, Any]:
     """The user's client settings, then what this producer's guarantees need (not overridable):
     idempotence and acks=all so a retried send never duplicates or loses a request.
     """
-    return {
-        "bootstrap.servers": kafka.bootstrap_servers,
-        **kafka.client_config,
-        "enable.idempotence": True,
-        "acks": "all",
-        # Every record gets a delivery report (success or failure) within this time.
-        "message.timeout.ms": max(1, int(delivery_timeout_s * 1000)),
-        "linger.ms": 5,
-        "logger": librdkafka_logger(),
-    }
+    return producer_config(
+        kafka,
+        required={
+            "enable.idempotence": True,
+            "acks": "all",
+            # Every record gets a delivery report (success or failure) within this time.
+            "message.timeout.ms": max(1, int(delivery_timeout_s * 1000)),
+            "linger.ms": 5,
+        },
+        route_logs=True,
+    )
 
 
 class RequestPublisher:
@@ -72,7 +73,9 @@ class RequestPublisher:
         *,
         delivery_timeout_s: float = 30.0,
     ) -> None:
-        self._producer = Producer(producer_config(kafka, delivery_timeout_s=delivery_timeout_s))
+        self._producer = Producer(
+            request_producer_config(kafka, delivery_timeout_s=delivery_timeout_s)
+        )
         self._codec = codec
         self._topic = topic
         self._delivery_timeout_s = delivery_timeout_s

@@ -11,12 +11,12 @@ from typing import Any
 
 from confluent_kafka import Consumer
 
+from streamgen import kafka_config
 from streamgen.contracts.codec import request_codec, result_codec
 from streamgen.contracts.request import GenerationRequest
 from streamgen.contracts.result import WorkerIdentity
 from streamgen.contracts.validation import validate
 from streamgen.engine.types import Engine
-from streamgen.log_routing import librdkafka_logger
 from streamgen.settings import Settings
 from streamgen.store.base import ObjectStore
 from streamgen.store.prefixes import AllowedPrefixes
@@ -55,8 +55,7 @@ Events = queue.SimpleQueue[Durable | Fatal]
 
 def consumer_config(settings: Settings, worker_id: str) -> dict[str, Any]:
     w = settings.worker
-    config: dict[str, Any] = {
-        "bootstrap.servers": settings.kafka.bootstrap_servers,
+    defaults: dict[str, Any] = {
         "group.id": w.group_id,
         "client.id": worker_id,
         # At-least-once: offsets are stored and committed by hand, behind durable outputs.
@@ -69,11 +68,9 @@ def consumer_config(settings: Settings, worker_id: str) -> dict[str, Any]:
         # (the fetch buffer), but each must cost one fetch round trip, not a second.
         "fetch.queue.backoff.ms": 20,
         **group_protocol_config(w.group_protocol, w.session_timeout_ms),
-        **settings.kafka.client_config,
     }
-    if w.group_instance_id:
-        config["group.instance.id"] = w.group_instance_id
-    return config
+    static = {"group.instance.id": w.group_instance_id} if w.group_instance_id else {}
+    return kafka_config.consumer_config(settings.kafka, defaults=defaults, required=static)
 
 
 def group_protocol_config(protocol: str, session_timeout_ms: int) -> dict[str, Any]:
@@ -93,12 +90,9 @@ def group_protocol_config(protocol: str, session_timeout_ms: int) -> dict[str, A
 
 
 def producer_config(settings: Settings, worker_id: str) -> dict[str, Any]:
-    return {
-        "bootstrap.servers": settings.kafka.bootstrap_servers,
-        "client.id": f"{worker_id}-out",
-        **settings.kafka.client_config,
-        "logger": librdkafka_logger(),
-    }
+    return kafka_config.producer_config(
+        settings.kafka, defaults={"client.id": f"{worker_id}-out"}, route_logs=True
+    )
 
 
 @dataclass

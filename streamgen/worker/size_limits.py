@@ -18,6 +18,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource  # type: ignore[attr-defined]
 
 from streamgen.contracts.dead_letter import CLAIM_CHECKED_MAX_BYTES
+from streamgen.kafka_config import admin_config
 from streamgen.settings import Settings
 
 __all__ = ["check_record_size_limits", "size_limits_disagreement"]
@@ -61,7 +62,7 @@ def check_record_size_limits(settings: Settings) -> None:
     client_config = settings.kafka.client_config
     producer_limit = int(client_config.get("message.max.bytes", LIBRDKAFKA_MESSAGE_MAX_BYTES))
     topics = (settings.topics.results, settings.topics.dead_letter)
-    admin = AdminClient({**client_config, "bootstrap.servers": settings.kafka.bootstrap_servers})
+    admin = AdminClient(admin_config(settings.kafka))
     resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in topics]
     try:
         futures = admin.describe_configs(resources, request_timeout=_DESCRIBE_TIMEOUT_S)
