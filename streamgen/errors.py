@@ -7,9 +7,9 @@
     ├── InvalidRecord               → dead letter at once (+ FAILED result if the id is known)
     │   ├── DecodeError             bytes are not a request we can read (stage "decode")
     │   └── InvalidRequest          a field is out of range or inconsistent (stage "validate")
-    │       └── DeadlineExpired     the request's deadline passed before it was generated
-    ├── GenerationFailed            one request failed in the engine; retried, then dead letter
-    │   └── RequestCancelled        dropped between denoising steps (cancelled or expired)
+    │       └── DeadlineExpired ◀─┐ the request's deadline passed before it was generated
+    ├── GenerationFailed          │ one request failed in the engine; retried, then dead letter
+    │   └── RequestCancelled ─────┘ dropped from its batch (cancelled, or expired: both)
     ├── TransientError              infrastructure hiccup; retried with backoff, never dead-lettered
     │   ├── StoreUnavailable        object store down, slow or refusing
     │   ├── BrokerUnavailable       produce failed or timed out
@@ -19,10 +19,16 @@
 
 Each error carries a ``stage`` and a stable ``code`` so that dead-letter headers, result events
 and log lines say the same thing.
+
+``DeadlineExpired`` is both an ``InvalidRequest`` and a ``RequestCancelled``: one error whether the
+deadline is found passed on arrival (intake rejects invalid records), in the queue or between
+denoising steps (the engine drops requests from a batch as ``RequestCancelled``). Either way the
+request is dead-lettered with a FAILED result, never retried.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 __all__ = [
@@ -87,10 +93,6 @@ class InvalidRequest(InvalidRecord):
         self.allowed = allowed
 
 
-class DeadlineExpired(InvalidRequest):
-    code = "DEADLINE_EXPIRED"
-
-
 class GenerationFailed(StreamgenError):
     """The engine failed for this one request (after bisection isolated it)."""
 
@@ -109,6 +111,22 @@ class RequestCancelled(GenerationFailed):
 
     code = "CANCELLED"
     retryable = False
+
+
+class DeadlineExpired(InvalidRequest, RequestCancelled):
+    """The request's deadline was not later than ``now`` when it was checked. ``stage`` says
+    where: ``validate`` (on arrival, before it was queued) or ``generate`` (its batch was being
+    formed or ran, and the request left it)."""
+
+    code = "DEADLINE_EXPIRED"
+
+    def __init__(self, deadline: datetime, now: datetime, *, stage: str = "validate") -> None:
+        super().__init__(
+            "deadline",
+            deadline.isoformat(),
+            f"must be later than now ({now.isoformat()}): the request expired",
+        )
+        self.stage = stage
 
 
 class TransientError(StreamgenError):

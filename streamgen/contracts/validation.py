@@ -18,7 +18,14 @@ from streamgen.contracts.request import GenerationRequest, Task
 from streamgen.errors import DeadlineExpired, InvalidRequest
 from streamgen.settings import ValidationBounds
 
-__all__ = ["MAX_REQUEST_ID_CHARS", "MAX_SEED", "REQUEST_ID_PATTERN", "clip", "validate"]
+__all__ = [
+    "MAX_REQUEST_ID_CHARS",
+    "MAX_SEED",
+    "REQUEST_ID_PATTERN",
+    "clip",
+    "deadline_expired",
+    "validate",
+]
 
 # Object keys derive from request_id: only characters that are safe in an S3 key and a file
 # name, and never "." or ".." alone (a file:// store would climb out of its directory).
@@ -163,12 +170,19 @@ def _check_times(request: GenerationRequest, now: datetime) -> None:
         value = getattr(request, name)
         if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
             raise InvalidRequest(name, value, "a timezone-aware timestamp, or null")
+    expired = deadline_expired(request, now)
+    if expired is not None:
+        raise expired
+
+
+def deadline_expired(
+    request: GenerationRequest, now: datetime, *, stage: str = "validate"
+) -> DeadlineExpired | None:
+    """The one deadline check, made on arrival, when a batch is formed and between denoising
+    steps: DeadlineExpired when the request has a deadline not later than ``now``, else None."""
     if request.deadline is not None and request.deadline <= now:
-        raise DeadlineExpired(
-            "deadline",
-            request.deadline.isoformat(),
-            f"must be later than now ({now.isoformat()}): the request expired",
-        )
+        return DeadlineExpired(request.deadline, now, stage=stage)
+    return None
 
 
 def _check_metadata(request: GenerationRequest, b: ValidationBounds) -> None:

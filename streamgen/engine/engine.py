@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import torch
 
 from streamgen.contracts.request import GenerationRequest
-from streamgen.contracts.validation import clip
+from streamgen.contracts.validation import clip, deadline_expired
 from streamgen.engine import img2img
 from streamgen.engine.aot import AotModules
 from streamgen.engine.batch_failures import run_isolating
@@ -266,10 +266,9 @@ class DiffusionEngine:
     def _dropped_reason(
         self, request: GenerationRequest, cancelled: CancelCheck | None
     ) -> GenerationFailed | None:
-        if request.deadline is not None and self._clock() >= request.deadline:
-            return RequestCancelled(
-                f"deadline {request.deadline.isoformat()} passed", code="DEADLINE_EXPIRED"
-            )
+        expired = deadline_expired(request, self._clock(), stage="generate")
+        if expired is not None:
+            return expired
         if cancelled is not None and cancelled(request):
             return RequestCancelled("request was cancelled")
         return None

@@ -4,10 +4,10 @@
 failure                    disposition
 =========================  ==============================================================
 DecodeError                dead letter at once (no request id: the dead letter alone)
-InvalidRequest / expired   dead letter at once + FAILED result
+InvalidRequest             dead letter at once + FAILED result; DeadlineExpired is one, on
+                           arrival, in the queue or mid-batch alike
 GenerationFailed           generate again until ``max_attempts``, then dead letter + FAILED
-RequestCancelled           partition moved away: drop silently (the new owner redoes it);
-                           deadline passed mid-batch: dead letter + FAILED
+RequestCancelled           partition moved away: drop silently (the new owner redoes it)
 TransientError             retried with backoff in place (store, publish, init images on the
                            GPU thread); never reaches here unless its retry budget ran out,
                            which is fatal
@@ -20,7 +20,6 @@ from __future__ import annotations
 import enum
 
 from streamgen.errors import (
-    DeadlineExpired,
     FatalError,
     GenerationFailed,
     InvalidRecord,
@@ -39,11 +38,11 @@ class Disposition(enum.Enum):
 
 
 def classify(error: BaseException, *, attempt: int, max_attempts: int) -> Disposition:
+    # Before RequestCancelled: an expired request (DeadlineExpired is both) owes an outcome.
     if isinstance(error, InvalidRecord):
         return Disposition.DEAD_LETTER
     if isinstance(error, RequestCancelled):
-        # Dropped between denoising steps: expired requests still owe the caller an outcome.
-        return Disposition.DEAD_LETTER if error.code == DeadlineExpired.code else Disposition.DROP
+        return Disposition.DROP
     if isinstance(error, GenerationFailed):
         if error.retryable and attempt < max_attempts:
             return Disposition.RETRY

@@ -16,9 +16,9 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from streamgen.contracts.request import GenerationRequest
+from streamgen.contracts.validation import deadline_expired
 from streamgen.engine.types import Engine, GenerationOutcome
-from streamgen.errors import DeadlineExpired, StoreUnavailable, StreamgenError
+from streamgen.errors import StoreUnavailable, StreamgenError
 from streamgen.telemetry.worker_hooks import WorkerHooks
 from streamgen.worker.backoff import Backoff, TransientRetries
 from streamgen.worker.failure_policy import Disposition, classify
@@ -42,10 +42,6 @@ class _BatchRun:
     started_at: float  # wall clock, seconds
     gpu_seconds: float
     size: int
-
-
-def _expired(request: GenerationRequest, now: datetime) -> bool:
-    return request.deadline is not None and request.deadline <= now
 
 
 class GenerationStage(threading.Thread):
@@ -130,10 +126,9 @@ class GenerationStage(threading.Thread):
         for item in items:
             if not self._ownership.is_current(item.ticket):
                 continue
-            if _expired(item.request, now):
-                self._fail(
-                    item, DeadlineExpired("deadline", item.request.deadline, "passed while queued")
-                )
+            expired = deadline_expired(item.request, now)
+            if expired is not None:
+                self._fail(item, expired)
                 continue
             live.append(item)
         return live

@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streamgen.contracts.request import GenerationRequest, Task
-from streamgen.contracts.validation import MAX_SEED, validate
-from streamgen.errors import DeadlineExpired, InvalidRequest
+from streamgen.contracts.validation import MAX_SEED, deadline_expired, validate
+from streamgen.errors import DeadlineExpired, InvalidRequest, RequestCancelled
 from streamgen.settings import StoreSettings, ValidationBounds
 from streamgen.store.prefixes import AllowedPrefixes
 
@@ -117,6 +117,17 @@ def test_deadline_already_past_is_deadline_expired() -> None:
     assert error.field == "deadline"
     assert "2030-06-01T11:59:59.999000+00:00" in str(error)
     assert rejected(a_request(deadline=NOW)).code == "DEADLINE_EXPIRED"
+    assert error.stage == "validate"
+
+
+def test_one_deadline_check_serves_every_stage() -> None:
+    late = a_request(deadline=NOW)
+    expired = deadline_expired(late, NOW, stage="generate")
+    assert isinstance(expired, DeadlineExpired) and expired.stage == "generate"
+    # Also a RequestCancelled: the engine drops it from a batch like a cancelled request.
+    assert isinstance(expired, RequestCancelled) and not expired.retryable
+    assert deadline_expired(late, NOW - timedelta(microseconds=1)) is None
+    assert deadline_expired(a_request(deadline=None), NOW) is None
 
 
 def test_deadline_in_the_future_passes() -> None:

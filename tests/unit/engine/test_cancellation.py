@@ -10,7 +10,7 @@ import pytest
 from streamgen.contracts.request import GenerationRequest
 from streamgen.engine.engine import DiffusionEngine
 from streamgen.engine.schedulers import SCHEDULERS
-from streamgen.errors import RequestCancelled
+from streamgen.errors import DeadlineExpired, RequestCancelled
 from streamgen.settings import EngineSettings
 from tests.unit.engine.conftest import assert_same_images, request
 
@@ -26,8 +26,9 @@ def test_expired_request_is_not_generated(clocked: DiffusionEngine) -> None:
     late = request("late", deadline=NOW - timedelta(seconds=1))
     fresh = request("fresh", deadline=NOW + timedelta(hours=1))
     late_outcome, fresh_outcome = clocked.generate([late, fresh])
-    assert isinstance(late_outcome.error, RequestCancelled)
+    assert isinstance(late_outcome.error, DeadlineExpired)
     assert late_outcome.error.code == "DEADLINE_EXPIRED" and not late_outcome.error.retryable
+    assert late_outcome.error.stage == "generate"
     assert fresh_outcome.ok and fresh_outcome.batch_size == 1  # the late one took no slot
 
 

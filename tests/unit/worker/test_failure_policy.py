@@ -1,3 +1,5 @@
+from datetime import UTC, datetime
+
 import pytest
 
 from streamgen.errors import (
@@ -11,18 +13,20 @@ from streamgen.errors import (
 )
 from streamgen.worker.failure_policy import Disposition, classify
 
+NOON = datetime(2030, 6, 1, 12, tzinfo=UTC)
+
 
 @pytest.mark.parametrize(
     ("error", "attempt", "expected"),
     [
         (DecodeError("garbage"), 1, Disposition.DEAD_LETTER),
         (InvalidRequest("steps", 0, "1..150"), 1, Disposition.DEAD_LETTER),
-        (DeadlineExpired("deadline", 0, "passed"), 1, Disposition.DEAD_LETTER),
+        (DeadlineExpired(NOON, NOON), 1, Disposition.DEAD_LETTER),
+        (DeadlineExpired(NOON, NOON, stage="generate"), 1, Disposition.DEAD_LETTER),
         (GenerationFailed("nan latents"), 1, Disposition.RETRY),
         (GenerationFailed("nan latents"), 2, Disposition.RETRY),
         (GenerationFailed("nan latents"), 3, Disposition.DEAD_LETTER),
         (RequestCancelled("partition revoked"), 1, Disposition.DROP),
-        (RequestCancelled("deadline passed", code="DEADLINE_EXPIRED"), 1, Disposition.DEAD_LETTER),
         (StoreUnavailable("budget exhausted"), 1, Disposition.FATAL),
         (DeviceLost("illegal memory access"), 1, Disposition.FATAL),
         (RuntimeError("a bug"), 1, Disposition.FATAL),
