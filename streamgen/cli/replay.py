@@ -126,14 +126,14 @@ def _table(letters: list[DeadLetterView], now_ms: int) -> str:
     from streamgen.ops.lag_report import format_duration
 
     rows = [("REQUEST-ID", "ERROR", "ATTEMPTS", "AGE", "SOURCE")]
-    for letter in letters:
+    for why in (letter.reason for letter in letters):
         rows.append(
             (
-                letter.request_id or "-",
-                f"{letter.stage}/{letter.code}",
-                str(letter.attempts),
-                format_duration(max(now_ms - letter.failed_at_ms, 0) / 1000),
-                f"{letter.original_topic}[{letter.original_partition}]@{letter.original_offset}",
+                why.request_id or "-",
+                f"{why.stage}/{why.code}",
+                str(why.attempts),
+                format_duration(max(now_ms - why.failed_at_ms, 0) / 1000),
+                f"{why.topic}[{why.partition}]@{why.offset}",
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

@@ -115,6 +115,68 @@ def dead_letter_headers(
     return kept + [(k, v.encode()) for k, v in added.items()]
 
 
+def read_dead_letter_reason(
+    headers: Sequence[tuple[str, bytes | None]] | None, *, record_timestamp_ms: int
+) -> DeadLetterReason:
+    """What :func:`dead_letter_headers` wrote, read back. A header that is missing or not a
+    number reads as empty, 0 (attempts) or -1 (a position), and ``failed_at_ms`` falls back to
+    the dead letter's own timestamp: a dead letter of an older worker still reads."""
+    h = header_map(headers)
+    return DeadLetterReason(
+        stage=h.get(H_STAGE, ""),
+        error_class=h.get(H_CLASS, ""),
+        code=h.get(H_CODE, ""),
+        message=h.get(H_MESSAGE, ""),
+        retryable=h.get(H_RETRYABLE, "") == "true",
+        attempts=_int(h.get(H_ATTEMPTS, ""), 0),
+        request_id=h.get(H_REQUEST_ID, ""),
+        topic=h.get(H_TOPIC, ""),
+        partition=_int(h.get(H_PARTITION, ""), -1),
+        offset=_int(h.get(H_OFFSET, ""), -1),
+        timestamp_ms=_int(h.get(H_TIMESTAMP, ""), -1),
+        group_id=h.get(H_GROUP, ""),
+        worker_id=h.get(H_WORKER, ""),
+        failed_at_ms=_int(h.get(H_FAILED_AT, ""), record_timestamp_ms),
+    )
+
+
+def replay_count(headers: Sequence[tuple[str, bytes | None]] | None) -> int:
+    """How many times the record has been replayed (0 if never)."""
+    return _int(header_map(headers).get(H_REPLAY_COUNT, ""), 0)
+
+
+def replay_headers(
+    original: Sequence[tuple[str, bytes | None]] | None,
+    *,
+    source: tuple[int, int],
+    attempts: int,
+    now_ms: int,
+) -> Headers:
+    """A dead letter's own headers, minus ``streamgen.error.*``, ``streamgen.claim.*`` and stale
+    replay provenance, plus this replay's provenance: the count, when, ``source`` (its partition
+    and offset in the dead-letter topic) and the attempt count the worker continues from."""
+    kept = [
+        (k, v)
+        for k, v in original_headers(original)
+        if not k.startswith(REPLAY_PREFIX) and k != H_ATTEMPT
+    ]
+    added = {
+        H_REPLAY_COUNT: str(replay_count(original) + 1),
+        H_REPLAY_AT: str(now_ms),
+        H_REPLAY_SOURCE_PARTITION: str(source[0]),
+        H_REPLAY_SOURCE_OFFSET: str(source[1]),
+        H_ATTEMPT: str(attempts),
+    }
+    return kept + [(k, v.encode()) for k, v in added.items()]
+
+
+def _int(text: str, default: int) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        return default
+
+
 def header_map(headers: Sequence[tuple[str, bytes | None]] | None) -> dict[str, str]:
     """Headers as a dict of text (last value wins, as Kafka clients usually read them)."""
     out: dict[str, str] = {}

@@ -1,11 +1,10 @@
-"""Which dead letters ``streamgen replay`` sends back, and with which headers (pure, no I/O).
+"""Which dead letters ``streamgen replay`` sends back, and how fast (pure, no I/O).
 
-A dead letter is the original record plus ``streamgen.error.*`` headers
-(:mod:`streamgen.contracts.dead_letter`), or, for a record too large to dead-letter as it was,
-a claim check naming where its bytes are kept. Replaying it re-publishes the original key,
-value and headers without the error and claim headers, plus ``streamgen.replay.*``
-provenance: how many times it has been replayed, when, and where in the dead-letter topic it
-came from.
+A dead letter is the original record plus ``streamgen.error.*`` headers, or, for a record too
+large to dead-letter as it was, a claim check naming where its bytes are kept; both are
+written and read in :mod:`streamgen.contracts.dead_letter`, and so are the
+``streamgen.replay.*`` provenance headers a replay adds. Here: the filters on what they say,
+and the pace.
 """
 
 from __future__ import annotations
@@ -17,25 +16,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from streamgen.contracts.dead_letter import (
-    H_ATTEMPT,
-    H_ATTEMPTS,
-    H_CLASS,
-    H_CODE,
-    H_FAILED_AT,
-    H_MESSAGE,
-    H_OFFSET,
-    H_PARTITION,
-    H_REPLAY_AT,
-    H_REPLAY_COUNT,
-    H_REPLAY_SOURCE_OFFSET,
-    H_REPLAY_SOURCE_PARTITION,
-    H_REQUEST_ID,
-    H_RETRYABLE,
-    H_STAGE,
-    H_TOPIC,
-    REPLAY_PREFIX,
-    header_map,
-    original_headers,
+    DeadLetterReason,
+    read_dead_letter_reason,
+    replay_count,
 )
 
 __all__ = [
@@ -44,36 +27,18 @@ __all__ = [
     "ReplayFilter",
     "parse_offset_range",
     "parse_time",
-    "replay_headers",
 ]
-
-Headers = list[tuple[str, bytes]]
-
-
-def _int(text: str, default: int) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        return default
 
 
 @dataclass(frozen=True)
 class DeadLetterView:
-    """What the filters and the dry-run table need from one dead letter."""
+    """What the filters and the dry-run table need from one dead letter: where it is in the
+    dead-letter topic, why it failed (its headers, read by
+    :func:`~streamgen.contracts.dead_letter.read_dead_letter_reason`) and its model."""
 
     dlq_partition: int
     dlq_offset: int
-    request_id: str
-    stage: str
-    error_class: str
-    code: str
-    message: str
-    retryable: bool
-    attempts: int
-    original_topic: str
-    original_partition: int
-    original_offset: int
-    failed_at_ms: int
+    reason: DeadLetterReason
     replay_count: int
     model: str | None  # None: the value could not be decoded
 
@@ -87,22 +52,11 @@ class DeadLetterView:
         headers: Sequence[tuple[str, bytes | None]] | None,
         model: str | None,
     ) -> DeadLetterView:
-        h = header_map(headers)
         return cls(
             dlq_partition=partition,
             dlq_offset=offset,
-            request_id=h.get(H_REQUEST_ID, ""),
-            stage=h.get(H_STAGE, ""),
-            error_class=h.get(H_CLASS, ""),
-            code=h.get(H_CODE, ""),
-            message=h.get(H_MESSAGE, ""),
-            retryable=h.get(H_RETRYABLE, "") == "true",
-            attempts=_int(h.get(H_ATTEMPTS, ""), 0),
-            original_topic=h.get(H_TOPIC, ""),
-            original_partition=_int(h.get(H_PARTITION, ""), -1),
-            original_offset=_int(h.get(H_OFFSET, ""), -1),
-            failed_at_ms=_int(h.get(H_FAILED_AT, ""), timestamp_ms),
-            replay_count=_int(h.get(H_REPLAY_COUNT, ""), 0),
+            reason=read_dead_letter_reason(headers, record_timestamp_ms=timestamp_ms),
+            replay_count=replay_count(headers),
             model=model,
         )
 
@@ -123,41 +77,20 @@ class ReplayFilter:
     request_ids: frozenset[str] = frozenset()
 
     def matches(self, letter: DeadLetterView) -> bool:
+        why = letter.reason
         checks = (
-            not self.stages or letter.stage in self.stages,
-            not self.error_classes or letter.error_class in self.error_classes,
-            not self.codes or letter.code in self.codes,
-            self.retryable is None or letter.retryable == self.retryable,
-            self.since_ms is None or letter.failed_at_ms >= self.since_ms,
-            self.until_ms is None or letter.failed_at_ms < self.until_ms,
-            not self.partitions or letter.original_partition in self.partitions,
-            self.offset_range is None
-            or self.offset_range[0] <= letter.original_offset <= self.offset_range[1],
+            not self.stages or why.stage in self.stages,
+            not self.error_classes or why.error_class in self.error_classes,
+            not self.codes or why.code in self.codes,
+            self.retryable is None or why.retryable == self.retryable,
+            self.since_ms is None or why.failed_at_ms >= self.since_ms,
+            self.until_ms is None or why.failed_at_ms < self.until_ms,
+            not self.partitions or why.partition in self.partitions,
+            self.offset_range is None or self.offset_range[0] <= why.offset <= self.offset_range[1],
             not self.models or letter.model in self.models,
-            not self.request_ids or letter.request_id in self.request_ids,
+            not self.request_ids or why.request_id in self.request_ids,
         )
         return all(checks)
-
-
-def replay_headers(
-    original: Sequence[tuple[str, bytes | None]] | None, letter: DeadLetterView, now_ms: int
-) -> Headers:
-    """The record's own headers, minus ``streamgen.error.*``, ``streamgen.claim.*`` and stale
-    replay provenance, plus this replay's provenance and the attempt count the worker
-    continues from."""
-    kept = [
-        (k, v)
-        for k, v in original_headers(original)
-        if not k.startswith(REPLAY_PREFIX) and k != H_ATTEMPT
-    ]
-    added = {
-        H_REPLAY_COUNT: str(letter.replay_count + 1),
-        H_REPLAY_AT: str(now_ms),
-        H_REPLAY_SOURCE_PARTITION: str(letter.dlq_partition),
-        H_REPLAY_SOURCE_OFFSET: str(letter.dlq_offset),
-        H_ATTEMPT: str(letter.attempts),
-    }
-    return kept + [(k, v.encode()) for k, v in added.items()]
 
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")

@@ -23,10 +23,15 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from streamgen.contracts.codec import request_codec
-from streamgen.contracts.dead_letter import ClaimedObject, decode_envelope, read_claim_check
+from streamgen.contracts.dead_letter import (
+    ClaimedObject,
+    decode_envelope,
+    read_claim_check,
+    replay_headers,
+)
 from streamgen.errors import DecodeError, StoreUnavailable, StreamgenError
 from streamgen.kafka_config import consumer_config, producer_config
-from streamgen.ops.replay_rules import DeadLetterView, Pacer, ReplayFilter, replay_headers
+from streamgen.ops.replay_rules import DeadLetterView, Pacer, ReplayFilter
 from streamgen.settings import Settings
 from streamgen.store import ObjectStore, open_store
 
@@ -231,19 +236,20 @@ class Replayer:
         if not selection.matches(letter):
             return
         summary.matched += 1
-        who = letter.request_id or f"{self._topic}[{letter.dlq_partition}]@{letter.dlq_offset}"
+        why = letter.reason
+        who = why.request_id or f"{self._topic}[{letter.dlq_partition}]@{letter.dlq_offset}"
         if letter.replay_count >= max_replays:
             log.warning(
                 "skipping %s: already replayed %d times (--max-replays %d); last error %s: %s",
                 who,
                 letter.replay_count,
                 max_replays,
-                letter.code,
-                letter.message,
+                why.code,
+                why.message,
             )
             summary.skipped_max_replays += 1
             return
-        target = to_topic or letter.original_topic
+        target = to_topic or why.topic
         if not target:
             log.warning("skipping %s: no original topic header; pass --to TOPIC", who)
             summary.skipped_no_topic += 1
@@ -252,7 +258,12 @@ class Replayer:
             summary.would_replay.append(letter)
             return
         out: list[tuple[str, str | bytes | None]] = [
-            *replay_headers(original.headers, letter, int(time.time() * 1000))
+            *replay_headers(
+                original.headers,
+                source=(letter.dlq_partition, letter.dlq_offset),
+                attempts=why.attempts,
+                now_ms=int(time.time() * 1000),
+            )
         ]
         pacer.wait()
         producer.produce(

@@ -14,6 +14,8 @@ from streamgen.contracts.dead_letter import (
     claim_checked_dead_letter,
     dead_letter_headers,
     header_map,
+    read_dead_letter_reason,
+    replay_headers,
 )
 from streamgen.ops.replay_rules import (
     DeadLetterView,
@@ -21,7 +23,6 @@ from streamgen.ops.replay_rules import (
     ReplayFilter,
     parse_offset_range,
     parse_time,
-    replay_headers,
 )
 from streamgen.ops.replay_run import committed_offsets
 
@@ -49,27 +50,27 @@ def view(headers: list[tuple[str, bytes]], model: str | None = "tiny") -> DeadLe
     )
 
 
-def test_view_reads_every_error_header() -> None:
-    v = view(dead_letter_headers([("a", b"1")], WHY))
-    assert (v.request_id, v.stage, v.code, v.retryable, v.attempts) == (
-        "r1",
-        "generate",
-        "GENERATION_FAILED",
-        True,
-        3,
-    )
-    assert (v.original_topic, v.original_partition, v.original_offset) == ("req", 2, 40)
-    assert v.failed_at_ms == 5_000 and v.replay_count == 0
+def replayed(headers: list[tuple[str, bytes]], now_ms: int) -> list[tuple[str, bytes]]:
+    letter = view(headers)
+    source = (letter.dlq_partition, letter.dlq_offset)
+    return replay_headers(headers, source=source, attempts=letter.reason.attempts, now_ms=now_ms)
+
+
+def test_the_reason_written_is_the_reason_read() -> None:
+    headers = dead_letter_headers([("a", b"1")], WHY)
+    assert read_dead_letter_reason(headers, record_timestamp_ms=9_000) == WHY
+    v = view(headers)
+    assert v.reason == WHY and v.replay_count == 0
 
 
 def test_missing_headers_fall_back_to_the_record() -> None:
-    v = view([])
-    assert v.failed_at_ms == 9_000 and v.original_partition == -1 and v.code == ""
+    why = view([]).reason
+    assert why.failed_at_ms == 9_000 and why.partition == -1 and why.code == ""
+    assert why.attempts == 0 and not why.retryable
 
 
 def test_replay_headers_strip_errors_and_count_replays() -> None:
-    letter = view(dead_letter_headers([("app", b"x")], WHY))
-    once = replay_headers(dead_letter_headers([("app", b"x")], WHY), letter, now_ms=123)
+    once = replayed(dead_letter_headers([("app", b"x")], WHY), now_ms=123)
     h = header_map(once)
     assert not any(k.startswith("streamgen.error.") for k in h)
     assert h["app"] == "x"
@@ -80,8 +81,8 @@ def test_replay_headers_strip_errors_and_count_replays() -> None:
         "7",
     )
     # It fails again and is dead-lettered again: the count keeps climbing, one header each.
-    again = view(dead_letter_headers(once, WHY))
-    twice = replay_headers(dead_letter_headers(once, WHY), again, now_ms=456)
+    twice = replayed(dead_letter_headers(once, WHY), now_ms=456)
+    assert header_map(twice)["streamgen.attempt"] == "3"
     assert [k for k, _ in twice].count("streamgen.replay.count") == 1
     assert header_map(twice)["streamgen.replay.count"] == "2"
 
@@ -138,7 +139,7 @@ def test_pacer_refuses_a_zero_rate() -> None:
 def test_replay_headers_strip_the_claim_check() -> None:
     claim = ClaimCheck(ClaimedObject("s3://b/k", 10, "ab"), None)
     _, _, headers = claim_checked_dead_letter(b"k", [("app", b"x")], WHY, claim)
-    out = replay_headers(headers, view(headers), now_ms=1)
+    out = replayed(headers, now_ms=1)
     assert [k for k, _ in out][:1] == ["app"]
     assert not any(k.startswith("streamgen.claim.") for k, _ in out)
 
