@@ -124,6 +124,7 @@ def replay(
 
 def _table(letters: list[DeadLetterView], now_ms: int) -> str:
     from streamgen.ops.lag_report import format_duration
+    from streamgen.ops.text_table import text_table
 
     rows = [("REQUEST-ID", "ERROR", "ATTEMPTS", "AGE", "SOURCE")]
     for why in (letter.reason for letter in letters):
@@ -136,7 +137,4 @@ def _table(letters: list[DeadLetterView], now_ms: int) -> str:
                 f"{why.topic}[{why.partition}]@{why.offset}",
             )
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
-    )
+    return text_table(rows)

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from streamgen.ops.text_table import text_table
 from streamgen.telemetry.backlog import BacklogEstimate, backlog_estimate
 
 __all__ = [
@@ -193,8 +194,7 @@ def render_table(report: GroupLag) -> str:
                 p.owner or "-",
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
+    lines = [text_table(rows)]
     backlog = report.backlog
     rate = (
         f"{backlog.drain_rate:.2f} msg/s ({report.drain_rate_source})"

@@ -18,6 +18,7 @@ from streamgen.contracts.request import GenerationRequest
 from streamgen.engine.types import GenerationOutcome
 from streamgen.errors import ConfigError, StreamgenError
 from streamgen.settings import Settings
+from streamgen.telemetry.backlog import pixel_steps
 from streamgen.telemetry.metrics import Metrics, RebalanceKind
 from streamgen.telemetry.readiness import Readiness
 from streamgen.telemetry.tracing import KafkaRecordLike, WorkerTracer
@@ -61,7 +62,7 @@ class OutcomeSummary(Protocol):
 
 def _pixel_steps(item: WorkItem) -> int:
     r = item.request
-    return r.width * r.height * r.steps * r.num_images
+    return pixel_steps(r.steps, r.width, r.height, r.num_images)
 
 
 class WorkerHooks:

@@ -141,7 +141,7 @@ def test_filters_select_exactly_what_they_name(stack_settings: Settings) -> None
         summary = Replayer(stack_settings, group=f"g-{uuid.uuid4().hex[:6]}").run(
             selection, dry_run=True
         )
-        return sorted(v.request_id for v in summary.would_replay)
+        return sorted(v.reason.request_id for v in summary.would_replay)
 
     assert would(ReplayFilter(stages=frozenset({"decode"}))) == [""]
     assert would(ReplayFilter(error_classes=frozenset({"GenerationFailed"}))) == sorted(
