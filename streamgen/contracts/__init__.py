@@ -12,11 +12,11 @@ from streamgen.contracts.codec import (
     Contract,
     EncodeError,
     SchemaRegistryUnavailable,
-    registry_client,
     request_codec,
     result_codec,
 )
 from streamgen.contracts.dead_letter import DeadLetterReason, dead_letter_headers, header_map
+from streamgen.contracts.registry import registry_client
 from streamgen.contracts.request import GenerationRequest, Task
 from streamgen.contracts.result import (
     GenerationResult,

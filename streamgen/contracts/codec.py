@@ -25,11 +25,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, SchemaRegistryError
+from confluent_kafka.schema_registry import SchemaRegistryClient
 from fastavro import schemaless_reader, schemaless_writer
 from fastavro.validation import ValidationError
 from fastavro.validation import validate as avro_validate
 
+from streamgen.contracts.registry import RegistrySubject, registry_client
 from streamgen.contracts.request import GenerationRequest
 from streamgen.contracts.result import GenerationResult
 from streamgen.contracts.schemas import (
@@ -38,9 +39,8 @@ from streamgen.contracts.schemas import (
     SchemaCatalog,
     WriterSchema,
     load_catalog,
-    parse_writer_schema,
 )
-from streamgen.errors import ConfigError, DecodeError, SchemaRegistryUnavailable
+from streamgen.errors import DecodeError, SchemaRegistryUnavailable
 from streamgen.settings import KafkaSettings
 
 __all__ = [
@@ -50,7 +50,6 @@ __all__ = [
     "Contract",
     "EncodeError",
     "SchemaRegistryUnavailable",
-    "registry_client",
     "request_codec",
     "result_codec",
 ]
@@ -61,7 +60,6 @@ SINGLE_OBJECT_MAGIC = b"\xc3\x01"
 SINGLE_OBJECT_HEADER = len(SINGLE_OBJECT_MAGIC) + 8
 REGISTRY_MAGIC = b"\x00"
 REGISTRY_HEADER = len(REGISTRY_MAGIC) + 4
-HTTP_NOT_FOUND = 404
 
 
 class EncodeError(ValueError):
@@ -100,10 +98,10 @@ class AvroCodec(Generic[T]):
         self._contract = contract
         self._catalog = catalog or load_catalog()
         self._reader = self._catalog.current(contract.schema_name)
-        self._registry = registry
-        self._subject = f"{topic}-value"
-        self._registered_id: int | None = None
-        self._by_schema_id: dict[int, WriterSchema] = {}
+        # Confluent's TopicNameStrategy: the value schema of ``topic`` is subject <topic>-value.
+        self._registry = (
+            None if registry is None else RegistrySubject(registry, f"{topic}-value", self._reader)
+        )
 
     @property
     def framing(self) -> str:
@@ -116,7 +114,7 @@ class AvroCodec(Generic[T]):
         body = self._write(self._contract.to_record(value))
         if self._registry is None:
             return SINGLE_OBJECT_MAGIC + self._reader.fingerprint + body
-        return REGISTRY_MAGIC + self._schema_id().to_bytes(4, "big") + body
+        return REGISTRY_MAGIC + self._registry.schema_id().to_bytes(4, "big") + body
 
     def _write(self, record: dict[str, Any]) -> bytes:
         naive = _naive_datetime_field(record)
@@ -160,26 +158,7 @@ class AvroCodec(Generic[T]):
         has to reach the registry later: a worker learns at start-up, not at its first result,
         that the registry is unreachable or refuses the schema."""
         if self._registry is not None:
-            self._schema_id()
-
-    def _schema_id(self) -> int:
-        if self._registered_id is None:
-            assert self._registry is not None
-            schema = Schema(self._reader.text, "AVRO")
-            try:
-                self._registered_id = int(self._registry.register_schema(self._subject, schema))
-            except SchemaRegistryError as exc:
-                if exc.http_status_code is not None and 400 <= exc.http_status_code < 500:
-                    # 409 incompatible / 422 invalid: a deployment problem, not a hiccup.
-                    raise ConfigError(
-                        "kafka.schema_registry_url",
-                        f"registry refused {self._reader.name} under subject {self._subject!r}: "
-                        f"{exc}",
-                    ) from exc
-                raise self._unavailable(f"registering subject {self._subject!r}", exc) from exc
-            except Exception as exc:
-                raise self._unavailable(f"registering subject {self._subject!r}", exc) from exc
-        return self._registered_id
+            self._registry.schema_id()
 
     # -- decode -----------------------------------------------------------------------------
 
@@ -234,32 +213,12 @@ class AvroCodec(Generic[T]):
                 f"got {len(data)}"
             )
         schema_id = int.from_bytes(data[1:REGISTRY_HEADER], "big")
-        cached = self._by_schema_id.get(schema_id)
-        if cached is not None:
-            return self._check_name(cached)
         if self._registry is None:
             raise DecodeError(
                 f"schema-registry framing (schema id {schema_id}) but no schema registry is "
                 "configured (kafka.schema_registry_url)"
             )
-        try:
-            schema = self._registry.get_schema(schema_id)
-        except SchemaRegistryError as exc:
-            if exc.http_status_code == HTTP_NOT_FOUND:
-                raise DecodeError(f"unknown schema-registry schema id {schema_id}") from exc
-            raise self._unavailable(f"looking up schema id {schema_id}", exc) from exc
-        except Exception as exc:
-            raise self._unavailable(f"looking up schema id {schema_id}", exc) from exc
-        if (schema.schema_type or "AVRO") != "AVRO":
-            raise DecodeError(f"schema id {schema_id} is a {schema.schema_type} schema, not Avro")
-        try:
-            writer = parse_writer_schema(
-                schema.schema_str, version=f"registry:{schema_id}", source=f"schema id {schema_id}"
-            )
-        except ValueError as exc:
-            raise DecodeError(str(exc)) from exc
-        self._by_schema_id[schema_id] = writer
-        return self._check_name(writer)
+        return self._check_name(self._registry.writer(schema_id))
 
     def _check_name(self, writer: WriterSchema) -> WriterSchema:
         if writer.name != self._reader.name:
@@ -294,11 +253,6 @@ class AvroCodec(Generic[T]):
                 f"record does not fit {self._contract.python_name}: {type(exc).__name__}: {exc}"
             ) from exc
 
-    def _unavailable(self, doing: str, exc: Exception) -> SchemaRegistryUnavailable:
-        return SchemaRegistryUnavailable(
-            f"schema registry unavailable while {doing}: {type(exc).__name__}: {exc}"
-        )
-
 
 def _naive_datetime_field(value: Any) -> str:
     """The dotted path of the first timezone-less datetime inside ``value``, or ""."""
@@ -332,16 +286,6 @@ def _naive_datetime_path(value: Any) -> list[str | int] | None:
                 found.append(i)
                 return found
     return None
-
-
-def registry_client(kafka: KafkaSettings) -> SchemaRegistryClient | None:
-    """The registry client for these settings (``mock://…`` gives an in-memory one), or None."""
-    if not kafka.schema_registry_url:
-        return None
-    client: SchemaRegistryClient = SchemaRegistryClient.new_client(
-        {"url": kafka.schema_registry_url}
-    )
-    return client
 
 
 def request_codec(

@@ -6,13 +6,13 @@ are committed only after every record re-published from it was acknowledged by t
 a crash replays at most one chunk again and a second run replays nothing twice.
 
 A claim-checked dead letter (its bytes too large for the topic when it failed) is followed to
-the object store: the original key, value and headers are read back, checked against their
-sha256, and re-published exactly. One whose object is gone is skipped and said so.
+the object store (:mod:`streamgen.ops.replay_claims`): the original key, value and headers are
+read back, checked against their sha256, and re-published exactly. One whose object is gone is
+skipped and said so.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 import uuid
@@ -23,17 +23,12 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from streamgen.contracts.codec import request_codec
-from streamgen.contracts.dead_letter import (
-    ClaimedObject,
-    decode_envelope,
-    read_claim_check,
-    replay_headers,
-)
+from streamgen.contracts.dead_letter import read_claim_check, replay_headers
 from streamgen.errors import DecodeError, StoreUnavailable, StreamgenError
 from streamgen.kafka_config import consumer_config, producer_config
+from streamgen.ops.replay_claims import ClaimedRecords, ClaimMissing, Original
 from streamgen.ops.replay_rules import DeadLetterView, Pacer, ReplayFilter
 from streamgen.settings import Settings
-from streamgen.store import ObjectStore, open_store
 
 __all__ = ["DEFAULT_REPLAY_GROUP", "ReplayError", "ReplaySummary", "Replayer"]
 
@@ -50,19 +45,6 @@ REPLAY_MESSAGE_MAX_BYTES = 100 * 1024 * 1024
 
 class ReplayError(StreamgenError):
     code = "REPLAY_FAILED"
-
-
-class ClaimMissing(Exception):
-    """A claim-checked object is gone from the store, or no longer has the bytes it names."""
-
-
-@dataclass(frozen=True)
-class _Original:
-    """The record a dead letter stands for (headers still with streamgen's own)."""
-
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes | None]]
 
 
 @dataclass
@@ -100,8 +82,7 @@ class Replayer:
             },
         )
         self._requests = request_codec(settings.kafka, settings.topics.requests)
-        self._store_settings = settings.store
-        self._store: ObjectStore | None = None  # opened at the first claim check
+        self._claims = ClaimedRecords(settings.store)
         self._failures: list[str] = []  # delivery errors, filled by the producer's callback
 
     def run(
@@ -216,15 +197,18 @@ class Replayer:
         try:
             # The value behind a claim check is read only when it is needed.
             original = (
-                self._original(message) if claimed and (selection.models or producer) else None
+                self._claims.original(message)
+                if claimed and (selection.models or producer)
+                else Original(message.key(), message.value(), headers)
             )
         except ClaimMissing as exc:
             where = f"{self._topic}[{message.partition()}]@{message.offset()}"
             log.error("cannot replay %s: its claim-checked %s", where, exc)
             summary.skipped_missing_claim += 1
             return
-        if original is None:
-            original = _Original(message.key(), message.value(), headers)
+        except StoreUnavailable as exc:
+            # Transient: stop before committing, so a later run tries this record again.
+            raise ReplayError(str(exc)) from exc
         model = self._model(original.value) if selection.models else None
         letter = DeadLetterView.from_record(
             partition=message.partition(),
@@ -275,33 +259,6 @@ class Replayer:
         )
         producer.poll(0)
         summary.replayed += 1
-
-    def _original(self, message: Any) -> _Original:
-        """Follow a claim check: the key, value and headers the dead letter stands for."""
-        headers = list(message.headers() or [])
-        claim = read_claim_check(headers)
-        if claim is None:
-            return _Original(message.key(), message.value(), headers)
-        key: bytes | None = message.key()
-        if claim.envelope is not None:
-            key, kept = decode_envelope(self._fetch(claim.envelope))
-            headers = [*kept, *headers]  # the dead letter's own say why it failed
-        value = None if claim.value is None else self._fetch(claim.value)
-        return _Original(key, value, headers)
-
-    def _fetch(self, held: ClaimedObject) -> bytes:
-        if self._store is None:
-            self._store = open_store(self._store_settings)
-        try:
-            data = self._store.get(held.uri)
-        except FileNotFoundError:
-            raise ClaimMissing(f"object {held.uri} is missing from the object store") from None
-        except StoreUnavailable as exc:
-            # Transient: stop before committing, so a later run tries this record again.
-            raise ReplayError(f"cannot read the claim-checked {held.uri}: {exc}") from exc
-        if hashlib.sha256(data).hexdigest() != held.sha256:
-            raise ClaimMissing(f"object {held.uri} no longer matches its sha256 {held.sha256}")
-        return data
 
     def _model(self, value: bytes | None) -> str | None:
         try:

@@ -18,6 +18,7 @@ __all__ = [
     "BacklogEstimate",
     "RollingMean",
     "ThroughputWindow",
+    "WorkerBacklog",
     "backlog_estimate",
     "pixel_steps",
 ]
@@ -122,3 +123,44 @@ class RollingMean:
     def mean(self) -> float | None:
         with self._lock:
             return sum(self._values) / len(self._values) if self._values else None
+
+
+class WorkerBacklog:
+    """One worker's backlog in GPU-seconds: the commit lag of its partitions x the mean cost of
+    its recent requests / the throughput of its recent batches. Thread-safe; the worker's
+    :class:`~streamgen.telemetry.metrics.Metrics` exports it as a gauge."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lag: dict[tuple[str, int], int] = {}
+        self._throughput = ThroughputWindow()
+        self._request_cost = RollingMean()
+
+    def consumed(self, pixel_steps: int) -> None:
+        """A request of this cost was taken from the topic."""
+        self._request_cost.add(pixel_steps)
+
+    def generated(self, pixel_steps: int, gpu_seconds: float) -> None:
+        """A batch of this much work took this long on the GPU."""
+        self._throughput.observe(pixel_steps, gpu_seconds)
+
+    def set_lag(self, topic: str, partition: int, lag: int) -> None:
+        with self._lock:
+            self._lag[(topic, partition)] = lag
+
+    def forget(self, topic: str, partition: int) -> None:
+        """The partition is no longer this worker's: its lag is someone else's backlog."""
+        with self._lock:
+            self._lag.pop((topic, partition), None)
+
+    def gpu_seconds(self) -> float | None:
+        """0 with no lag; None until both a cost and a throughput have been measured."""
+        throughput = self._throughput.throughput()
+        cost = self._request_cost.mean()
+        with self._lock:
+            messages = sum(self._lag.values())
+        if messages == 0:
+            return 0.0
+        if throughput is None or cost is None:
+            return None
+        return messages * cost / throughput

@@ -45,13 +45,12 @@ worker's side is ``rate(streamgen_batch_gpu_seconds_sum[1m])``.
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
-from streamgen.telemetry.backlog import RollingMean, ThroughputWindow
+from streamgen.telemetry.backlog import WorkerBacklog
 from streamgen.telemetry.exposition import series_names, serve_http
 from streamgen.telemetry.gpu_stats import GpuCollector
 
@@ -191,10 +190,7 @@ class Metrics:
             r.register(GpuCollector())
         for kind in REBALANCE_KINDS:
             self.rebalances.labels(kind)  # present at 0 so rate() sees the first rebalance
-        self._lock = threading.Lock()
-        self._lag: dict[tuple[str, int], int] = {}
-        self._throughput = ThroughputWindow()
-        self._request_cost = RollingMean()
+        self._backlog = WorkerBacklog()
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
 
     def _labelled(self, metric: Counter | Histogram, *values: str) -> Any:
@@ -217,7 +213,7 @@ class Metrics:
         """A record left the consumer: decoded (``model`` known) or rejected (``""``)."""
         self._labelled(self.requests_consumed, self.model_label(model)).inc()
         if pixel_steps > 0:
-            self._request_cost.add(pixel_steps)
+            self._backlog.consumed(pixel_steps)
 
     def observe_batch(
         self, model: str, size: int, gpu_seconds: float, images: int, pixel_steps: int = 0
@@ -228,7 +224,7 @@ class Metrics:
         self._labelled(self.batch_gpu_seconds, label).observe(gpu_seconds)
         self._labelled(self.images_generated, label).inc(images)
         if pixel_steps > 0:
-            self._throughput.observe(pixel_steps, gpu_seconds)
+            self._backlog.generated(pixel_steps, gpu_seconds)
             self._update_backlog()
 
     def request_finished(
@@ -293,13 +289,11 @@ class Metrics:
         """``committed`` < 0 (nothing committed yet) counts the whole log as lag."""
         lag = max(log_end - max(committed, 0), 0)
         self.commit_lag.labels(topic, str(partition)).set(lag)
-        with self._lock:
-            self._lag[(topic, partition)] = lag
+        self._backlog.set_lag(topic, partition, lag)
         self._update_backlog()
 
     def forget_partition(self, topic: str, partition: int) -> None:
-        with self._lock:
-            self._lag.pop((topic, partition), None)
+        self._backlog.forget(topic, partition)
         with contextlib.suppress(KeyError):  # never reported for this partition
             self.commit_lag.remove(topic, str(partition))
         self._update_backlog()
@@ -329,15 +323,7 @@ class Metrics:
     # -- derived -----------------------------------------------------------------------------
     def backlog_gpu_seconds_estimate(self) -> float | None:
         """This worker's lag x recent mean request cost / recent throughput, if measured."""
-        throughput = self._throughput.throughput()
-        cost = self._request_cost.mean()
-        with self._lock:
-            messages = sum(self._lag.values())
-        if messages == 0:
-            return 0.0
-        if throughput is None or cost is None:
-            return None
-        return messages * cost / throughput
+        return self._backlog.gpu_seconds()
 
     def _update_backlog(self) -> None:
         estimate = self.backlog_gpu_seconds_estimate()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tools.structure import LAYERS, offences, read
+from tools.structure import LAYERS, module_files, offences, read
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,3 +36,14 @@ def test_the_checker_sees_an_upward_import_and_a_circle(tmp_path: Path) -> None:
 def test_every_layer_names_distinct_rooms() -> None:
     rooms = [room for layer in LAYERS for room in layer]
     assert len(rooms) == len(set(rooms))
+
+
+# One module, one job (STYLE.md): a module past this has two, and is split along their seam.
+MAX_MODULE_LINES = 350
+
+
+def test_no_product_module_is_over_350_lines() -> None:
+    sizes = {name: len(path.read_text().splitlines()) for name, path in module_files(ROOT).items()}
+    assert module_files(ROOT), "no modules found: the check would pass vacuously"
+    offenders = {name: n for name, n in sorted(sizes.items()) if n > MAX_MODULE_LINES}
+    assert offenders == {}, f"over {MAX_MODULE_LINES} lines: {offenders}"

@@ -6,7 +6,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streamgen.telemetry.backlog import RollingMean, ThroughputWindow, backlog_estimate, pixel_steps
+from streamgen.telemetry.backlog import (
+    RollingMean,
+    ThroughputWindow,
+    WorkerBacklog,
+    backlog_estimate,
+    pixel_steps,
+)
 
 
 def test_pixel_steps_is_the_product() -> None:
@@ -75,3 +81,17 @@ def test_rolling_mean() -> None:
     assert mean.mean() == 4.0
     with pytest.raises(ValueError, match="size must be > 0"):
         RollingMean(size=0)
+
+
+def test_a_workers_backlog_is_its_lag_times_cost_over_throughput() -> None:
+    backlog = WorkerBacklog()
+    assert backlog.gpu_seconds() == 0.0  # no lag, nothing to do
+    backlog.set_lag("t", 0, 10)
+    assert backlog.gpu_seconds() is None  # neither cost nor speed measured yet
+    backlog.consumed(100)
+    backlog.consumed(300)
+    backlog.generated(1000, 2.0)
+    backlog.set_lag("t", 1, 10)
+    assert backlog.gpu_seconds() == pytest.approx(20 * 200 / 500)
+    backlog.forget("t", 0)
+    assert backlog.gpu_seconds() == pytest.approx(10 * 200 / 500)
