@@ -13,7 +13,7 @@ A role then adds its own keys on either side of the user's ``client_config``::
 - ``defaults``: what the client wants unless the user says otherwise (a client id, tuning);
 - ``required``: what the client's guarantees need, which no setting may change (idempotence
   for a producer whose retries must not duplicate, manual commits for a reader that must not
-  move the group's offsets);
+  move the group's offsets, a consumer's group);
 - ``route_logs``: librdkafka's log lines go through Python logging
   (:func:`streamgen.log_routing.librdkafka_logger`), so ``--log-level`` and the known-noise
   filters apply. Only for clients that ``poll()`` or ``flush()``, which is when the lines
@@ -46,13 +46,16 @@ def producer_config(
 
 def consumer_config(
     kafka: KafkaSettings,
+    group_id: str,
     *,
     defaults: Mapping[str, Any] = _NONE,
     required: Mapping[str, Any] = _NONE,
     route_logs: bool = False,
 ) -> dict[str, Any]:
-    """A ``Consumer``'s configuration; ``group.id`` comes in ``defaults`` or ``required``."""
-    return _layered(kafka, defaults, required, route_logs)
+    """A ``Consumer``'s configuration, in consumer group ``group_id`` whatever
+    ``client_config`` says: the group is where offsets are committed and what ACLs and
+    ``streamgen lag`` name, so it is streamgen's choice (``worker.group_id``), never a login's."""
+    return _layered(kafka, defaults, {**required, "group.id": group_id}, route_logs)
 
 
 def admin_config(kafka: KafkaSettings) -> dict[str, Any]:

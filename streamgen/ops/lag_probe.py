@@ -62,12 +62,9 @@ class LagProbe:
         self._admin = AdminClient(admin_config(settings.kafka))
         self._reader_config = consumer_config(
             settings.kafka,
-            required={
-                # Never subscribes, never commits: the id only satisfies librdkafka.
-                "group.id": f"streamgen-lag-probe-{uuid.uuid4().hex[:8]}",
-                "enable.auto.commit": False,
-                "enable.partition.eof": False,
-            },
+            # Never subscribes, never commits: the group id only satisfies librdkafka.
+            f"streamgen-lag-probe-{uuid.uuid4().hex[:8]}",
+            required={"enable.auto.commit": False, "enable.partition.eof": False},
         )
         self._requests = request_codec(settings.kafka, settings.topics.requests, registry=registry)
         self._results = result_codec(settings.kafka, settings.topics.results, registry=registry)

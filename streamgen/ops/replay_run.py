@@ -64,8 +64,8 @@ class Replayer:
         self._group = group
         self._consumer_config = consumer_config(
             settings.kafka,
+            group,
             required={
-                "group.id": group,
                 "client.id": f"streamgen-replay-{uuid.uuid4().hex[:6]}",
                 "enable.auto.commit": False,
                 "enable.partition.eof": True,

@@ -36,8 +36,8 @@ class ResultFollower:
     ) -> None:
         config = consumer_config(
             kafka,
+            f"streamgen-submit-{uuid.uuid4().hex}",
             required={
-                "group.id": f"streamgen-submit-{uuid.uuid4().hex}",
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
                 "auto.offset.reset": "earliest",

@@ -56,7 +56,6 @@ Events = queue.SimpleQueue[Durable | Fatal]
 def consumer_config(settings: Settings, worker_id: str) -> dict[str, Any]:
     w = settings.worker
     defaults: dict[str, Any] = {
-        "group.id": w.group_id,
         "client.id": worker_id,
         # At-least-once: offsets are stored and committed by hand, behind durable outputs.
         "enable.auto.commit": False,
@@ -70,7 +69,9 @@ def consumer_config(settings: Settings, worker_id: str) -> dict[str, Any]:
         **group_protocol_config(w.group_protocol, w.session_timeout_ms),
     }
     static = {"group.instance.id": w.group_instance_id} if w.group_instance_id else {}
-    return kafka_config.consumer_config(settings.kafka, defaults=defaults, required=static)
+    return kafka_config.consumer_config(
+        settings.kafka, w.group_id, defaults=defaults, required=static
+    )
 
 
 def group_protocol_config(protocol: str, session_timeout_ms: int) -> dict[str, Any]:

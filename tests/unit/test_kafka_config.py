@@ -24,16 +24,23 @@ def test_an_admin_client_gets_the_address_and_the_login_only() -> None:
 
 def test_the_users_config_overrides_defaults_and_never_what_is_required() -> None:
     kafka = KafkaSettings(client_config={"linger.ms": "50", "acks": "1"})
-    for role in (producer_config, consumer_config):
-        config = role(kafka, defaults={"linger.ms": 5}, required={"acks": "all"})
+    for config in (
+        producer_config(kafka, defaults={"linger.ms": 5}, required={"acks": "all"}),
+        consumer_config(kafka, "g", defaults={"linger.ms": 5}, required={"acks": "all"}),
+    ):
         assert config["linger.ms"] == "50"
         assert config["acks"] == "all"
+
+
+def test_a_consumer_joins_the_group_streamgen_names_whatever_the_login_says() -> None:
+    kafka = KafkaSettings(client_config={"group.id": "from-a-properties-file"})
+    assert consumer_config(kafka, "streamgen")["group.id"] == "streamgen"
 
 
 def test_librdkafka_logs_are_routed_only_when_asked() -> None:
     routed = producer_config(KAFKA, route_logs=True)["logger"]
     assert isinstance(routed, logging.Logger) and routed.name == "streamgen.librdkafka"
-    assert "logger" not in consumer_config(KAFKA)
+    assert "logger" not in consumer_config(KAFKA, "g")
     assert "logger" not in admin_config(KAFKA)
 
 
@@ -45,7 +52,7 @@ def test_the_login_file_reaches_every_client(tmp_path: Path) -> None:
         "STREAMGEN_KAFKA_CLIENT_CONFIG": "sasl.username=env-user",
     }
     kafka = load_settings(env=env).kafka
-    for config in (admin_config(kafka), producer_config(kafka), consumer_config(kafka)):
+    for config in (admin_config(kafka), producer_config(kafka), consumer_config(kafka, "g")):
         assert config["sasl.password"] == "from-file"
         assert config["sasl.username"] == "env-user"  # client_config wins over its file
 
