@@ -4,7 +4,8 @@ THE RULE (DESIGN invariant 2): an offset is committed only when every offset bel
 partition has its images stored and its result or dead letter acknowledged by the broker. It is
 enforced in one place: tickets are completed (step 4) only from broker acknowledgements, and
 commits (step 6, ``commits.Committer``) only ever take the OffsetTracker's contiguous low-water
-mark.
+mark. Stopping keeps it the same way, in one sequence (``close_out``): stop generation, flush the
+producer, turn its acknowledgements into completed tickets, and only then commit.
 """
 
 from __future__ import annotations
@@ -292,11 +293,27 @@ class ConsumerLoop:
             # Keep polling (paused) so the group does not evict us while the GPU finishes.
             self.consumer.consume(MAX_RECORDS_PER_POLL, POLL_TIMEOUT_S)
             self.serve_outputs(0.0)
-        stop_generation()
-        self.publisher.flush(0.5 if self._force.is_set() else 10.0)
-        self.serve_outputs(0.0)
-        self.commit_now()
+        self.close_out(stop_generation, flush_timeout_s=0.5 if self._force.is_set() else 10.0)
         return self.tracker.outstanding() == 0
+
+    def close_out(self, stop_generation: Callable[[], None], *, flush_timeout_s: float) -> None:
+        """The one way the worker stops: commit what is durable and nothing else (THE RULE).
+
+        Called after a drain and, without one, after a fatal error (a broken GPU is not
+        waited for).
+        """
+        # 1. Stop generation and the output threads' retries: after this no new result or
+        #    dead letter is handed to the producer, so the flush below sees the last of them.
+        stop_generation()
+        # 2. Flush the producer: the results and dead letters it still holds get the broker's
+        #    answer now, or stay unacknowledged (their offsets then stay uncommitted).
+        self.publisher.flush(flush_timeout_s)
+        # 3. Serve outputs: the acknowledgements become completed tickets. Only completed
+        #    tickets move the low-water mark, so this must come before the commit.
+        self.serve_outputs(0.0)
+        # 4. Commit synchronously: the low-water mark covers exactly what is durable, and the
+        #    answer is needed before the consumer closes.
+        self.commit_now()
 
 
 def _is_error(message: Any) -> bool:
