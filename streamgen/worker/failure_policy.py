@@ -28,7 +28,7 @@ from streamgen.errors import (
     TransientError,
 )
 
-__all__ = ["Disposition", "classify"]
+__all__ = ["Disposition", "disposition_for"]
 
 
 class Disposition(enum.Enum):
@@ -38,7 +38,7 @@ class Disposition(enum.Enum):
     FATAL = "fatal"
 
 
-def classify(error: BaseException, *, attempt: int, max_attempts: int) -> Disposition:
+def disposition_for(error: BaseException, *, attempt: int, max_attempts: int) -> Disposition:
     if isinstance(error, InvalidRecord):
         return Disposition.DEAD_LETTER
     if isinstance(error, RequestCancelled):

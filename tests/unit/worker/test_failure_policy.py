@@ -9,7 +9,7 @@ from streamgen.errors import (
     RequestCancelled,
     StoreUnavailable,
 )
-from streamgen.worker.failure_policy import Disposition, classify
+from streamgen.worker.failure_policy import Disposition, disposition_for
 
 
 @pytest.mark.parametrize(
@@ -31,4 +31,4 @@ from streamgen.worker.failure_policy import Disposition, classify
 def test_each_failure_class_has_one_disposition(
     error: BaseException, attempt: int, expected: Disposition
 ) -> None:
-    assert classify(error, attempt=attempt, max_attempts=3) is expected
+    assert disposition_for(error, attempt=attempt, max_attempts=3) is expected
