@@ -137,7 +137,8 @@ class LocalFeed:
                 max_wait_s=w.max_wait_ms / 1000,
                 max_batch_size=self._max_batch_size,
                 fairness=w.priority_fairness,
-            )
+            ),
+            self._engine.shape_of,
         )
         pool = ThreadPoolExecutor(s.engine.encode_threads, "streamgen-out")
         backoff = Backoff(w.retry_initial_ms / 1000, w.retry_max_ms / 1000)
@@ -204,7 +205,7 @@ class LocalFeed:
             return
         item = WorkItem(ticket, record, request, received_at=time.time(), span=span)
         self._hooks.admitted(item)
-        work.put(self._engine.shape_of(request), item)
+        work.put(item)
 
     def _complete(
         self,

@@ -211,7 +211,8 @@ def assemble(
             max_wait_s=w.max_wait_ms / 1000,
             max_batch_size=engine.max_batch_size,
             fairness=w.priority_fairness,
-        )
+        ),
+        engine.shape_of,
     )
     tracker, ownership = OffsetTracker(), Ownership()
     # 3. The GPU thread, storing images on the output pool, off the GPU path.
@@ -238,7 +239,6 @@ def assemble(
         work=work,
         intake=intake_for(settings),
         sink=sink,
-        engine=engine,
         limits=LoopLimits(
             max_in_flight=w.max_in_flight,
             commit_interval_s=w.commit_interval_ms / 1000,

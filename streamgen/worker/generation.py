@@ -180,7 +180,7 @@ class GenerationStage(threading.Thread):
                 outcome.error,
             )
             item.attempt += 1
-            self._queue.put(self._engine.shape_of(item.request), item)
+            self._queue.put(item)
         elif disposition is Disposition.DEAD_LETTER:
             self._fail(item, outcome.error)
         elif disposition is Disposition.FATAL:

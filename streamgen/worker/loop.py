@@ -20,7 +20,6 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
-from streamgen.engine.types import Engine
 from streamgen.errors import TransientError
 from streamgen.telemetry.worker_hooks import WorkerHooks
 from streamgen.worker.backoff import Backoff
@@ -88,7 +87,6 @@ class ConsumerLoop:
         work: WorkQueue,
         intake: Intake,
         sink: OutcomeSink,
-        engine: Engine,
         limits: LoopLimits,
         events: queue.SimpleQueue[Durable | Fatal],
         decode_backoff: Backoff,
@@ -102,7 +100,6 @@ class ConsumerLoop:
         self.work = work
         self.intake = intake
         self.sink = sink
-        self.engine = engine
         self.limits = limits
         self.events = events
         self.hooks = hooks
@@ -214,7 +211,7 @@ class ConsumerLoop:
         ticket = self.tracker.hand_out(tp, record.offset)
         item = WorkItem(ticket, record, request, received_at=time.time(), span=span)
         self.hooks.admitted(item)
-        self.work.put(self.engine.shape_of(request), item)
+        self.work.put(item)
 
     def _block(self, tp: TopicPartitionKey, offset: int, exc: Exception) -> None:
         """Transient decode failure: rewind the partition and retry it after a backoff."""

@@ -152,10 +152,11 @@ def make_loop(
         consumer=consumer,  # type: ignore[arg-type]
         publisher=Outputs(),  # type: ignore[arg-type]
         tracker=tracker,
-        work=WorkQueue(MicroBatcher(max_wait_s=0.0, max_batch_size=Engine.max_batch_size)),
+        work=WorkQueue(
+            MicroBatcher(max_wait_s=0.0, max_batch_size=Engine.max_batch_size), Engine().shape_of
+        ),
         intake=Intake(decode=admissions.decode, validate=lambda request: request),
         sink=Outputs(),  # type: ignore[arg-type]
-        engine=Engine(),  # type: ignore[arg-type]
         limits=LoopLimits(max_in_flight, commit_interval_s=0.0, drain_timeout_s=1.0),
         events=events,
         decode_backoff=Backoff(0.1, 1.0),
