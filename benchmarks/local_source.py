@@ -140,7 +140,7 @@ class LocalFeed:
             ),
             self._engine.shape_of,
         )
-        pool = ThreadPoolExecutor(s.engine.encode_threads, "streamgen-out")
+        pool = ThreadPoolExecutor(w.encode_threads, "streamgen-out")
         backoff = Backoff(w.retry_initial_ms / 1000, w.retry_max_ms / 1000)
         writer = ImageWriter(self._store, self._encode, s.store.image_format, StoreRetry(backoff))
         stage = GenerationStage(

@@ -195,7 +195,7 @@ def assemble(
     backoff = Backoff(w.retry_initial_ms / 1000, w.retry_max_ms / 1000)
     stopping = threading.Event()
     store_retry = StoreRetry(backoff, w.retry_budget_s, hooks.store_retry, stopping.is_set)
-    output_pool = ThreadPoolExecutor(settings.engine.encode_threads, "streamgen-out")
+    output_pool = ThreadPoolExecutor(w.encode_threads, "streamgen-out")
     publisher, sink = _outputs(
         settings,
         identity,
