@@ -24,6 +24,7 @@ from streamgen.telemetry.worker_hooks import WorkerHooks
 from streamgen.worker.backoff import Backoff
 from streamgen.worker.batcher import MicroBatcher
 from streamgen.worker.claim_check import ClaimChecker
+from streamgen.worker.clients import ConsumerFactory, OutputSender, RequestConsumer
 from streamgen.worker.commits import Committer
 from streamgen.worker.fetch_buffer import FetchBuffer
 from streamgen.worker.generation import GenerationStage
@@ -104,7 +105,7 @@ def producer_config(settings: Settings, worker_id: str) -> dict[str, Any]:
 @dataclass
 class WorkerParts:
     worker_id: str
-    consumer: Consumer
+    consumer: RequestConsumer
     loop: ConsumerLoop
     stage: GenerationStage
     output_pool: ThreadPoolExecutor
@@ -121,9 +122,10 @@ def _outputs(
     store: ObjectStore,
     store_retry: StoreRetry,
     output_pool: Executor,
-) -> tuple[Publisher, OutcomeSink]:
+    sender: OutputSender | None,
+) -> tuple[OutputSender, OutcomeSink]:
     w = settings.worker
-    publisher = Publisher(
+    publisher = sender or Publisher(
         producer_config(settings, identity.worker_id),
         backoff=Backoff(w.retry_initial_ms / 1000, w.retry_max_ms / 1000),
         retry_budget_s=w.retry_budget_s,
@@ -184,7 +186,14 @@ def assemble(
     store: ObjectStore,
     encode: EncodeImage,
     hooks: WorkerHooks,
+    consumer_factory: ConsumerFactory | None = None,
+    sender: OutputSender | None = None,
 ) -> WorkerParts:
+    """Build the worker's parts and subscribe.
+
+    ``consumer_factory`` and ``sender`` stand in for the Kafka clients (confluent-kafka's
+    ``Consumer``, the :class:`Publisher`): in-memory ones run the same loop without a broker.
+    """
     w = settings.worker
     events: Events = queue.SimpleQueue()
     identity = WorkerIdentity(
@@ -204,6 +213,7 @@ def assemble(
         store=store,
         store_retry=store_retry,
         output_pool=output_pool,
+        sender=sender,
     )
     # 2. The hand-off between the consumer and the GPU: a micro-batcher per shape.
     work = WorkQueue(
@@ -231,7 +241,11 @@ def assemble(
     )
     # 4. The consumer loop, subscribed with rebalance callbacks that keep commits safe.
     committer = Committer(tracker, on_committed=hooks.committed)
-    consumer = Consumer({**consumer_config(settings, worker_id), "on_commit": committer.on_commit})
+    # The module's name is looked up at call time: benchmarks/worker_run.py swaps it.
+    make_consumer: ConsumerFactory = consumer_factory or Consumer
+    consumer = make_consumer(
+        {**consumer_config(settings, worker_id), "on_commit": committer.on_commit}
+    )
     loop = ConsumerLoop(
         consumer=consumer,
         publisher=publisher,

@@ -18,17 +18,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import TopicPartition
 
 from streamgen.errors import TransientError
 from streamgen.telemetry.worker_hooks import WorkerHooks
 from streamgen.worker.backoff import Backoff
+from streamgen.worker.clients import OutputSender, RequestConsumer
 from streamgen.worker.commits import Committer
 from streamgen.worker.fetch_buffer import FetchBuffer
 from streamgen.worker.intake import Intake, Rejected
 from streamgen.worker.offsets import OffsetTracker, Ticket, TopicPartitionKey
 from streamgen.worker.outputs import OutcomeSink, OutcomeSummary
-from streamgen.worker.publisher import Publisher
 from streamgen.worker.work_item import SourceRecord, WorkItem
 from streamgen.worker.work_queue import WorkQueue
 
@@ -81,8 +81,8 @@ class ConsumerLoop:
     def __init__(
         self,
         *,
-        consumer: Consumer,
-        publisher: Publisher,
+        consumer: RequestConsumer,
+        publisher: OutputSender,
         tracker: OffsetTracker,
         work: WorkQueue,
         intake: Intake,
