@@ -140,7 +140,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=3, help="engine-alone calls per batch size")
     p.add_argument("--max-wait-ms", type=int, default=WorkerSettings.max_wait_ms)
     p.add_argument("--max-in-flight", type=int, default=0, help="0: 3x the best batch size")
-    p.add_argument("--encode-threads", type=int, default=EngineSettings.encode_threads)
+    p.add_argument("--encode-threads", type=int, default=WorkerSettings.encode_threads)
     for knob in ("channels_last", "fuse_qkv", "compile"):
         p.add_argument(f"--{knob.replace('_', '-')}", action="store_true", help="engine knob")
     p.add_argument("--json", metavar="PATH", help="write the report as JSON here")
@@ -156,7 +156,6 @@ def _engine_settings(args: argparse.Namespace, max_batch: int) -> EngineSettings
         channels_last=args.channels_last,
         fuse_qkv=args.fuse_qkv,
         compile=args.compile,
-        encode_threads=args.encode_threads,
     )
 
 
@@ -165,7 +164,11 @@ def _settings(args: argparse.Namespace, images: str, best_batch: int) -> Setting
     return Settings(
         store=StoreSettings(url=f"file://{images}"),
         engine=_engine_settings(args, best_batch),
-        worker=WorkerSettings(max_wait_ms=args.max_wait_ms, max_in_flight=in_flight),
+        worker=WorkerSettings(
+            max_wait_ms=args.max_wait_ms,
+            max_in_flight=in_flight,
+            encode_threads=args.encode_threads,
+        ),
     )
 
 

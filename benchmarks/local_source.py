@@ -1,73 +1,40 @@
-"""The worker's own stages, fed from memory instead of a Kafka broker.
+"""The worker itself, fed from memory instead of a Kafka broker.
 
-For machines with no broker (the GPU machine has no Java): encoded request bytes go through the
-worker's real classes — :class:`Intake` (Avro decode + validation), the :class:`OffsetTracker`,
-the :class:`WorkQueue` / :class:`MicroBatcher`, the :class:`GenerationStage` GPU thread, the
-:class:`ImageWriter` on the output pool (encode + object store) and the :class:`OutcomeSink`
-(result events). Only two things stand in for Kafka, and reports say so:
+For machines with no broker (the GPU machine has no Java): the worker is assembled as in
+production (``assemble``) and its real :class:`ConsumerLoop` runs — Avro decode and validation,
+the offset tracker and commits, the micro-batcher, the GPU thread, the output pool (encode +
+object store) and the result events. Only the two Kafka clients are in memory
+(:mod:`benchmarks.memory_kafka`), and reports say so:
 
-- :class:`LocalFeed` plays steps 1 and 6 of ``ConsumerLoop.step``: it hands out records (all at
-  once like a pre-filled topic, or each at its due time) while in-flight work is below
-  ``max_in_flight``, and completes tickets as outcomes become durable;
-- :class:`MemoryResults` is where result events and dead letters go: it keeps them and
-  acknowledges at once, so "durable" here means "stored and encoded", not "on a broker".
+- the :class:`MemoryConsumer` serves the records (all at once like a pre-filled topic, or each
+  at its due time) and answers commits at once;
+- the :class:`MemoryResults` keeps result events and dead letters and acknowledges at once, so
+  "durable" here means "stored and encoded", not "on a broker".
 
 The Kafka side's cost is measured apart, on CPU, by the pipeline benchmark.
 """
 
 from __future__ import annotations
 
-import queue
-import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 
-from streamgen.contracts.codec import result_codec
-from streamgen.contracts.result import WorkerIdentity
-from streamgen.engine.types import Engine, Shape
+from benchmarks.memory_kafka import MemoryConsumer, MemoryResults
+from streamgen.contracts.request import GenerationRequest
+from streamgen.engine.types import CancelCheck, Engine, GenerationOutcome, Shape
 from streamgen.settings import Settings
 from streamgen.store.base import ObjectStore
-from streamgen.telemetry.worker_hooks import WorkerHooks
-from streamgen.worker.assembly import intake_for
-from streamgen.worker.backoff import Backoff
-from streamgen.worker.batcher import MicroBatcher
-from streamgen.worker.generation import GenerationStage
-from streamgen.worker.intake import Intake, Rejected
-from streamgen.worker.loop import Durable, Fatal
-from streamgen.worker.offsets import OffsetTracker
-from streamgen.worker.outputs import OutcomeSink, OutcomeSummary
-from streamgen.worker.ownership import Ownership
-from streamgen.worker.publisher import OnRejected
-from streamgen.worker.storage import EncodeImage, ImageWriter, StoreRetry
-from streamgen.worker.work_item import SourceRecord, WorkItem
-from streamgen.worker.work_queue import WorkQueue
+from streamgen.telemetry import worker_hooks
+from streamgen.telemetry.worker_hooks import WorkerHooks, WorkItem
+from streamgen.worker.assembly import WorkerParts, assemble
+from streamgen.worker.outputs import OutcomeSummary
+from streamgen.worker.storage import EncodeImage
 
 __all__ = ["LocalFeed", "LocalRun", "MemoryResults", "TimedRecord"]
 
 TOPIC = "local.requests"  # the name records carry; no broker is involved
-
-
-class MemoryResults:
-    """Result events and dead letters, kept in memory and acknowledged at once."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.records: list[tuple[str, bytes | None, bytes | None]] = []
-
-    def send(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        headers: Sequence[tuple[str, bytes]],
-        on_ack: Callable[[], None],
-        on_rejected: OnRejected | None = None,  # never called: memory takes any size
-    ) -> None:
-        with self._lock:
-            self.records.append((topic, key, value))
-        on_ack()
 
 
 @dataclass(frozen=True)
@@ -107,123 +74,97 @@ class LocalFeed:
         hooks: WorkerHooks,
         max_batch_size: Callable[[Shape], int] | None = None,
     ) -> None:
-        self._settings = settings
-        self._engine = engine
+        self._settings = replace(
+            settings,
+            topics=replace(
+                settings.topics,
+                requests=TOPIC,
+                results="local.results",
+                dead_letter="local.dead-letter",
+            ),
+        )
+        self._engine = engine if max_batch_size is None else _BatchLimit(engine, max_batch_size)
         self._store = store
         self._encode = encode
         self._hooks = hooks
-        self._max_batch_size = max_batch_size or engine.max_batch_size
 
     def run(self, records: Iterable[TimedRecord], *, timeout_s: float = 3600.0) -> LocalRun:
-        s, w = self._settings, self._settings.worker
         out = LocalRun()
-        events: queue.SimpleQueue[Durable | Fatal] = queue.SimpleQueue()
-        tracker, ownership = OffsetTracker(), Ownership()
-        tp = (TOPIC, 0)
-        ownership.grant(tp, tracker.assign(tp))
-        identity = WorkerIdentity(worker_id="local", host="local", device=self._hooks.device)
-        sink = OutcomeSink(
-            out.results,
-            results_topic="local.results",
-            dead_letter_topic="local.dead-letter",
-            group_id=w.group_id,
-            identity=identity,
-            encode_result=result_codec(s.kafka, "local.results").encode,
-            on_durable=lambda ticket, summary: events.put(Durable(ticket, summary)),
-            tracer=self._hooks.tracer,
-        )
-        work = WorkQueue(
-            MicroBatcher(
-                max_wait_s=w.max_wait_ms / 1000,
-                max_batch_size=self._max_batch_size,
-                fairness=w.priority_fairness,
-            )
-        )
-        pool = ThreadPoolExecutor(s.engine.encode_threads, "streamgen-out")
-        backoff = Backoff(w.retry_initial_ms / 1000, w.retry_max_ms / 1000)
-        writer = ImageWriter(self._store, self._encode, s.store.image_format, StoreRetry(backoff))
-        stage = GenerationStage(
-            engine=self._engine,
-            queue=work,
-            ownership=ownership,
-            sink=sink,
-            writer=writer,
-            output_pool=pool,
-            max_attempts=w.max_attempts,
-            backoff=backoff,
-            retry_budget_s=w.retry_budget_s,
-            on_fatal=lambda exc: events.put(Fatal(exc)),
-            hooks=self._hooks,
-        )
-        intake = intake_for(s)
-        pending = sorted(records, key=lambda r: r.due)
+        consumer = MemoryConsumer(TOPIC)
+        for record in sorted(records, key=lambda r: r.due):
+            consumer.append(record.key, record.value, due=record.due)
+        expected = len(consumer.log.get(0, []))
         deadline = time.monotonic() + timeout_s
-        stage.start()
-        try:
-            offset = 0
-            while offset < len(pending) or tracker.outstanding():
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"local run: {tracker.outstanding()} requests unfinished")
-                # 1. "Poll": due records, while in-flight work is below the limit.
-                now = time.monotonic()
-                while (
-                    offset < len(pending)
-                    and pending[offset].due <= now
-                    and tracker.outstanding() < w.max_in_flight
-                ):
-                    record = pending[offset]
-                    source = SourceRecord(TOPIC, 0, offset, record.key, record.value, (), 0)
-                    out.first_admitted = out.first_admitted or time.monotonic()
-                    self._admit(source, intake, tracker, sink, work)
-                    offset += 1
-                # 4. Complete what became durable (the wait doubles as the poll interval).
-                next_due = pending[offset].due - now if offset < len(pending) else 0.05
-                self._complete(events, tracker, out, min(max(next_due, 0.001), 0.05))
-        finally:
-            stage.stop()
-            stage.join(30)
-            pool.shutdown(wait=True)
+        with _observed(self._hooks, out):
+            parts = assemble(
+                self._settings,
+                worker_id="local",
+                host="local",
+                engine=self._engine,
+                store=self._store,
+                encode=self._encode,
+                hooks=self._hooks,
+                consumer_factory=consumer.configured,
+                sender=out.results,
+            )
+            parts.stage.start()
+            try:
+                while len(out.summaries) < expected:
+                    if parts.loop.fatal is not None:
+                        error = parts.loop.fatal
+                        raise RuntimeError(f"local run: fatal error: {error}") from error
+                    if time.monotonic() > deadline:
+                        left = expected - len(out.summaries)
+                        raise TimeoutError(f"local run: {left} requests unfinished")
+                    parts.loop.step()
+            finally:
+                parts.loop.close_out(lambda: _stop(parts), flush_timeout_s=0.0)
         out.finished = max((t for t, _ in out.summaries), default=time.monotonic())
         return out
 
-    def _admit(
-        self,
-        record: SourceRecord,
-        intake: Intake,
-        tracker: OffsetTracker,
-        sink: OutcomeSink,
-        work: WorkQueue,
-    ) -> None:
-        """Step 2 of the loop: decode + validate, dead-letter what can never succeed."""
-        ticket = tracker.hand_out((record.topic, record.partition), record.offset)
-        span = self._hooks.received(record)
-        try:
-            request = intake.admit(record)
-        except Rejected as rejected:
-            sink.failed(ticket, record, rejected.error, request=rejected.request, span=span)
-            return
-        item = WorkItem(ticket, record, request, received_at=time.time(), span=span)
-        self._hooks.admitted(item)
-        work.put(self._engine.shape_of(request), item)
 
-    def _complete(
-        self,
-        events: queue.SimpleQueue[Durable | Fatal],
-        tracker: OffsetTracker,
-        out: LocalRun,
-        wait_s: float,
-    ) -> None:
-        try:
-            event = events.get(timeout=wait_s)
-        except queue.Empty:
-            return
-        while True:
-            if isinstance(event, Fatal):
-                raise RuntimeError(f"local run: fatal error: {event.error}") from event.error
-            if tracker.complete(event.ticket):
-                self._hooks.durable(event.summary)
-                out.summaries.append((time.monotonic(), event.summary))
-            try:
-                event = events.get_nowait()
-            except queue.Empty:
-                return
+def _stop(parts: WorkerParts) -> None:
+    parts.stopping.set()
+    parts.stage.stop()
+    parts.stage.join(30)
+    parts.output_pool.shutdown(wait=True)
+
+
+@contextmanager
+def _observed(hooks: WorkerHooks, out: LocalRun) -> Iterator[None]:
+    """Note, for the run's report, when the first record was admitted and when each outcome
+    became durable, through the caller's hooks (restored afterwards)."""
+    admitted, durable = hooks.admitted, hooks.durable
+
+    def on_admitted(item: WorkItem) -> None:
+        out.first_admitted = out.first_admitted or time.monotonic()
+        admitted(item)
+
+    def on_durable(summary: worker_hooks.OutcomeSummary) -> None:
+        assert isinstance(summary, OutcomeSummary)  # what the worker's sink hands over
+        out.first_admitted = out.first_admitted or time.monotonic()  # a dead letter alone
+        out.summaries.append((time.monotonic(), summary))
+        durable(summary)
+
+    hooks.admitted = on_admitted  # type: ignore[method-assign]
+    hooks.durable = on_durable  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        del hooks.admitted, hooks.durable
+
+
+class _BatchLimit:
+    """The engine with a batch-size limit of the benchmark's choosing."""
+
+    def __init__(self, engine: Engine, max_batch_size: Callable[[Shape], int]) -> None:
+        self._engine = engine
+        self.max_batch_size = max_batch_size
+
+    def shape_of(self, request: GenerationRequest) -> Shape:
+        return self._engine.shape_of(request)
+
+    def generate(
+        self, requests: Sequence[GenerationRequest], *, cancelled: CancelCheck | None = None
+    ) -> list[GenerationOutcome]:
+        return self._engine.generate(requests, cancelled=cancelled)

@@ -36,7 +36,7 @@ from benchmarks.worker_run import run_until_committed
 from streamgen.contracts.request import GenerationRequest
 from streamgen.local.stack import LocalStack
 from streamgen.ops.topics import create_topics, plan_topics
-from streamgen.settings import EngineSettings, Settings, TopicSettings, WorkerSettings
+from streamgen.settings import Settings, TopicSettings, WorkerSettings
 
 MODEL = "noop"
 
@@ -108,7 +108,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batch-size", type=int, default=16, help="of the no-op engine")
     p.add_argument("--max-wait-ms", type=int, default=WorkerSettings.max_wait_ms)
     p.add_argument("--max-in-flight", type=int, default=WorkerSettings.max_in_flight)
-    p.add_argument("--encode-threads", type=int, default=EngineSettings.encode_threads)
+    p.add_argument("--encode-threads", type=int, default=WorkerSettings.encode_threads)
     p.add_argument("--image-size", type=int, default=8, help="pixels per side of the image")
     p.add_argument("--skip-minio", action="store_true")
     p.add_argument(
@@ -142,14 +142,13 @@ def _engine(args: argparse.Namespace) -> NoopEngine:
 def _worker_settings(settings: Settings, args: argparse.Namespace) -> Settings:
     return replace(
         settings,
-        engine=replace(
-            settings.engine, models={MODEL: "(no-op engine)"}, encode_threads=args.encode_threads
-        ),
+        engine=replace(settings.engine, models={MODEL: "(no-op engine)"}),
         worker=replace(
             settings.worker,
             max_wait_ms=args.max_wait_ms,
             max_in_flight=args.max_in_flight,
             commit_interval_ms=args.commit_interval_ms,
+            encode_threads=args.encode_threads,
         ),
     )
 

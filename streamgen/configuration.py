@@ -11,6 +11,7 @@ prefixes) are called from here, so this module sits above the store and the engi
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import tomllib
 import typing
@@ -22,9 +23,18 @@ from streamgen.credentials import SECRET_SETTINGS, read_properties_file, read_se
 from streamgen.errors import ConfigError
 from streamgen.settings import Settings, StoreSettings
 
-__all__ = ["ENV_PREFIX", "load_settings"]
+__all__ = ["ENV_PREFIX", "RENAMED", "load_settings"]
+
+log = logging.getLogger(__name__)
 
 ENV_PREFIX = "STREAMGEN_"
+
+# Settings that moved, old dotted name -> new: the old name is still read (file, environment,
+# flags) as the new one, with a warning naming the new one, so existing deployments keep
+# working while they are updated. Where both are given in one source, the new name wins.
+RENAMED = {
+    "engine.encode_threads": "worker.encode_threads",  # it sizes the worker's output pool
+}
 
 
 T = TypeVar("T")
@@ -94,23 +104,45 @@ def load_settings(
         for section, table in data.items():
             if section not in sections or not isinstance(table, dict):
                 raise ConfigError(section, f"unknown section in {path}; known: {sorted(sections)}")
-            sections[section].update(table)
-    for section, section_field in _section_types().items():
-        for f in dataclasses.fields(section_field):
-            var = f"{ENV_PREFIX}{section}_{f.name}".upper()
-            if var in env:
-                sections[section][f.name] = env[var]
-    for dotted, value in (overrides or {}).items():
-        if value is None:
-            continue
+            _put_all(sections, {f"{section}.{key}": value for key, value in table.items()})
+    names = [
+        f"{section}.{f.name}"
+        for section, cls in _section_types().items()
+        for f in dataclasses.fields(cls)
+    ]
+    from_env = {}
+    for dotted in [*names, *RENAMED]:
+        var = ENV_PREFIX + dotted.replace(".", "_").upper()
+        if var in env:
+            from_env[dotted] = env[var]
+    _put_all(sections, from_env)
+    given = {dotted: value for dotted, value in (overrides or {}).items() if value is not None}
+    for dotted in given:
         section, _, key = dotted.partition(".")
         if section not in sections or not key:
             raise ConfigError(dotted, "not a known setting")
-        sections[section][key] = value
+    _put_all(sections, given)
     built = {name: _build(cls, name, sections[name]) for name, cls in _section_types().items()}
     settings = _read_secret_files(Settings(**built))
     _validate(settings)
     return settings
+
+
+def _put_all(sections: dict[str, dict[str, Any]], values: Mapping[str, Any]) -> None:
+    """Write one source's values (dotted names) into ``sections``, reading renamed settings as
+    their new names; a new name given in the same source wins over its old one."""
+    for dotted, value in values.items():
+        new = RENAMED.get(dotted)
+        if new is None:
+            continue
+        log.warning("setting %s is deprecated: use %s", dotted, new)
+        if new not in values:
+            section, _, key = new.partition(".")
+            sections[section][key] = value
+    for dotted, value in values.items():
+        if dotted not in RENAMED:
+            section, _, key = dotted.partition(".")
+            sections[section][key] = value
 
 
 def _read_secret_files(s: Settings) -> Settings:
@@ -157,7 +189,7 @@ def _validate(s: Settings) -> None:
     positive("worker.max_attempts", s.worker.max_attempts)
     positive("worker.commit_interval_ms", s.worker.commit_interval_ms)
     positive("worker.retry_initial_ms", s.worker.retry_initial_ms)
-    positive("engine.encode_threads", s.engine.encode_threads)
+    positive("worker.encode_threads", s.worker.encode_threads)
     if s.worker.max_wait_ms < 0:
         raise ConfigError("worker.max_wait_ms", f"must be >= 0, got {s.worker.max_wait_ms}")
     if s.worker.retry_max_ms < s.worker.retry_initial_ms:

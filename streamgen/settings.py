@@ -115,9 +115,6 @@ class EngineSettings:
     warmup_shapes: tuple[str, ...] = ()
     vae_slicing: bool = False
     cpu_offload: bool = False
-    # Threads that encode, store and publish outputs off the GPU thread. Mostly waiting on the
-    # object store (fsync, HTTP): 2 threads held a no-op engine to 120 req/s, 8 to ~230.
-    encode_threads: int = 8
 
 
 @dataclass(frozen=True)
@@ -147,6 +144,10 @@ class WorkerSettings:
     # /metrics on the host (the page holds no secrets, but it does show topics and load).
     metrics_address: str = "0.0.0.0"
     priority_fairness: int = 4  # a waiting shape is skipped at most this many times
+    # Threads that encode, store and publish outputs off the GPU thread. Mostly waiting on the
+    # object store (fsync, HTTP): 2 threads held a no-op engine to 120 req/s, 8 to ~230.
+    # (Formerly engine.encode_threads, still accepted: configuration.RENAMED.)
+    encode_threads: int = 8
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,7 @@ def worker(
     3 fatal error (nothing unsafe committed), 4 misconfiguration found at start-up (the log
     line names the setting).
     """
+    from streamgen.telemetry.tracing_setup import tracing_from_env
     from streamgen.worker.run import run_worker
 
     settings = load_from_flags(
@@ -84,4 +85,6 @@ def worker(
             "no model configured: pass --model NAME=PATH (e.g. a dir written "
             "by `streamgen model init --arch tiny --out DIR`)"
         )
-    sys.exit(run_worker(settings))
+    with tracing_from_env("streamgen-worker"):  # OTEL_* variables; off without them
+        code = run_worker(settings)
+    sys.exit(code)

@@ -21,7 +21,7 @@ import torch
 
 from streamgen.errors import DeviceLost, GenerationFailed
 
-__all__ = ["FailureKind", "classify", "failure_for", "run_isolating"]
+__all__ = ["FailureKind", "classify_device_error", "failure_for", "run_isolating"]
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ _FATAL_MARKERS = (
 )
 
 
-def classify(exc: BaseException) -> FailureKind:
+def classify_device_error(exc: BaseException) -> FailureKind:
     if isinstance(exc, torch.cuda.OutOfMemoryError):
         return FailureKind.OUT_OF_MEMORY
     message = str(exc).lower()
@@ -83,7 +83,7 @@ def run_isolating(
     try:
         return run(items)
     except Exception as exc:
-        kind = classify(exc)
+        kind = classify_device_error(exc)
         if kind is FailureKind.FATAL:
             raise DeviceLost(f"fatal device error: {exc}") from exc
         if kind is FailureKind.OUT_OF_MEMORY:

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from streamgen.engine.batch_failures import FailureKind, classify
+from streamgen.engine.batch_failures import FailureKind, classify_device_error
 from streamgen.engine.loading import PipelineParts
 from streamgen.engine.memory import free_device_memory
 from streamgen.errors import GenerationFailed
@@ -48,7 +48,7 @@ def decode_latents(
     try:
         return _decode(parts, latents, decoder)
     except Exception as exc:
-        if classify(exc) is not FailureKind.OUT_OF_MEMORY or latents.shape[0] == 1:
+        if classify_device_error(exc) is not FailureKind.OUT_OF_MEMORY or latents.shape[0] == 1:
             raise
     free_device_memory()
     mid = latents.shape[0] // 2

@@ -8,7 +8,7 @@ from collections.abc import Callable, Hashable
 
 import torch
 
-from streamgen.engine.batch_failures import FailureKind, classify
+from streamgen.engine.batch_failures import FailureKind, classify_device_error
 from streamgen.errors import DeviceLost
 
 __all__ = ["CPU_MAX_BATCH", "CUDA_MAX_BATCH", "BatchLimits", "largest_fitting_power_of_two"]
@@ -76,7 +76,7 @@ class BatchLimits:
         try:
             self._probe(key, size)
         except Exception as exc:
-            kind = classify(exc)
+            kind = classify_device_error(exc)
             if kind is FailureKind.FATAL:
                 raise DeviceLost(f"fatal device error while probing {key}: {exc}") from exc
             if kind is not FailureKind.OUT_OF_MEMORY:

@@ -40,10 +40,12 @@ ChildTarget = Callable[[WorkerSlot, Mapping[str, Any], "str | None"], int]
 def run_worker_slot(slot: WorkerSlot, overrides: Mapping[str, Any], config_file: str | None) -> int:
     """The default child: a streamgen worker with this slot's identity, port and device."""
     from streamgen.configuration import load_settings
+    from streamgen.telemetry.tracing_setup import tracing_from_env
     from streamgen.worker.run import run_worker
 
     settings = load_settings({**overrides, **slot.settings_overrides()}, config_file=config_file)
-    return run_worker(settings)
+    with tracing_from_env("streamgen-worker"):
+        return run_worker(settings)
 
 
 def _child_main(

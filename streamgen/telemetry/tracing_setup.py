@@ -16,10 +16,11 @@ timeouts from the same variables; ``OTEL_SERVICE_NAME`` and ``OTEL_TRACES_SAMPLE
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from opentelemetry import trace
@@ -29,7 +30,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 
 from streamgen.errors import ConfigError
 
-__all__ = ["configure_tracing", "requested_exporters"]
+__all__ = ["configure_tracing", "requested_exporters", "tracing_from_env"]
 
 log = logging.getLogger(__name__)
 
@@ -121,3 +122,15 @@ def configure_tracing(
         trace.set_tracer_provider(provider)
     log.info("tracing on: exporting spans to %s", ", ".join(names))
     return provider
+
+
+@contextlib.contextmanager
+def tracing_from_env(service_name: str) -> Iterator[TracerProvider | None]:
+    """:func:`configure_tracing` for a process's lifetime: spans still batched are exported
+    when the block ends, whichever way it ends."""
+    provider = configure_tracing(service_name)
+    try:
+        yield provider
+    finally:
+        if provider is not None:
+            provider.shutdown()

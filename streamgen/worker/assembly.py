@@ -24,6 +24,7 @@ from streamgen.telemetry.worker_hooks import WorkerHooks
 from streamgen.worker.backoff import Backoff
 from streamgen.worker.batcher import MicroBatcher
 from streamgen.worker.claim_check import ClaimChecker
+from streamgen.worker.clients import ConsumerFactory, OutputSender, RequestConsumer
 from streamgen.worker.commits import Committer
 from streamgen.worker.fetch_buffer import FetchBuffer
 from streamgen.worker.generation import GenerationStage
@@ -99,7 +100,7 @@ def producer_config(settings: Settings, worker_id: str) -> dict[str, Any]:
 @dataclass
 class WorkerParts:
     worker_id: str
-    consumer: Consumer
+    consumer: RequestConsumer
     loop: ConsumerLoop
     stage: GenerationStage
     output_pool: ThreadPoolExecutor
@@ -116,9 +117,10 @@ def _outputs(
     store: ObjectStore,
     store_retry: StoreRetry,
     output_pool: Executor,
-) -> tuple[Publisher, OutcomeSink]:
+    sender: OutputSender | None,
+) -> tuple[OutputSender, OutcomeSink]:
     w = settings.worker
-    publisher = Publisher(
+    publisher = sender or Publisher(
         producer_config(settings, identity.worker_id),
         backoff=Backoff(w.retry_initial_ms / 1000, w.retry_max_ms / 1000),
         retry_budget_s=w.retry_budget_s,
@@ -179,7 +181,14 @@ def assemble(
     store: ObjectStore,
     encode: EncodeImage,
     hooks: WorkerHooks,
+    consumer_factory: ConsumerFactory | None = None,
+    sender: OutputSender | None = None,
 ) -> WorkerParts:
+    """Build the worker's parts and subscribe.
+
+    ``consumer_factory`` and ``sender`` stand in for the Kafka clients (confluent-kafka's
+    ``Consumer``, the :class:`Publisher`): in-memory ones run the same loop without a broker.
+    """
     w = settings.worker
     events: Events = queue.SimpleQueue()
     identity = WorkerIdentity(
@@ -190,7 +199,7 @@ def assemble(
     backoff = Backoff(w.retry_initial_ms / 1000, w.retry_max_ms / 1000)
     stopping = threading.Event()
     store_retry = StoreRetry(backoff, w.retry_budget_s, hooks.store_retry, stopping.is_set)
-    output_pool = ThreadPoolExecutor(settings.engine.encode_threads, "streamgen-out")
+    output_pool = ThreadPoolExecutor(w.encode_threads, "streamgen-out")
     publisher, sink = _outputs(
         settings,
         identity,
@@ -199,6 +208,7 @@ def assemble(
         store=store,
         store_retry=store_retry,
         output_pool=output_pool,
+        sender=sender,
     )
     # 2. The hand-off between the consumer and the GPU: a micro-batcher per shape.
     work = WorkQueue(
@@ -206,7 +216,8 @@ def assemble(
             max_wait_s=w.max_wait_ms / 1000,
             max_batch_size=engine.max_batch_size,
             fairness=w.priority_fairness,
-        )
+        ),
+        engine.shape_of,
     )
     tracker, ownership = OffsetTracker(), Ownership()
     # 3. The GPU thread, storing images on the output pool, off the GPU path.
@@ -225,7 +236,11 @@ def assemble(
     )
     # 4. The consumer loop, subscribed with rebalance callbacks that keep commits safe.
     committer = Committer(tracker, on_committed=hooks.committed)
-    consumer = Consumer({**consumer_config(settings, worker_id), "on_commit": committer.on_commit})
+    # The module's name is looked up at call time: benchmarks/worker_run.py swaps it.
+    make_consumer: ConsumerFactory = consumer_factory or Consumer
+    consumer = make_consumer(
+        {**consumer_config(settings, worker_id), "on_commit": committer.on_commit}
+    )
     loop = ConsumerLoop(
         consumer=consumer,
         publisher=publisher,
@@ -233,7 +248,6 @@ def assemble(
         work=work,
         intake=intake_for(settings),
         sink=sink,
-        engine=engine,
         limits=LoopLimits(
             max_in_flight=w.max_in_flight,
             commit_interval_s=w.commit_interval_ms / 1000,

@@ -23,8 +23,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
+from streamgen.worker.clients import RequestConsumer
 from streamgen.worker.offsets import OffsetTracker, TopicPartitionKey
 
 __all__ = ["Committer"]
@@ -65,7 +66,7 @@ class Committer:
     def in_flight(self) -> bool:
         return self._pending is not None
 
-    def commit_async(self, consumer: Consumer) -> None:
+    def commit_async(self, consumer: RequestConsumer) -> None:
         """Send the current commit points unless an earlier commit is still unanswered."""
         if self._pending is not None:
             waited = self._clock() - self._pending.sent_at
@@ -101,7 +102,9 @@ class Committer:
         if confirmed:
             self._on_committed(confirmed, pending.log_ends)
 
-    def commit_sync(self, consumer: Consumer, only: list[TopicPartitionKey] | None = None) -> None:
+    def commit_sync(
+        self, consumer: RequestConsumer, only: list[TopicPartitionKey] | None = None
+    ) -> None:
         """Commit now and wait for the answer (revoke, shutdown)."""
         points = self._tracker.commit_points()
         if only is not None:
@@ -139,7 +142,7 @@ def _partitions(points: dict[TopicPartitionKey, int]) -> list[TopicPartition]:
 
 
 def _log_ends(
-    consumer: Consumer, points: dict[TopicPartitionKey, int]
+    consumer: RequestConsumer, points: dict[TopicPartitionKey, int]
 ) -> dict[TopicPartitionKey, int]:
     """High watermarks from the consumer's cache (no broker round trip) for lag metrics."""
     ends = {}

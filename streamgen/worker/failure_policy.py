@@ -27,7 +27,7 @@ from streamgen.errors import (
     TransientError,
 )
 
-__all__ = ["Disposition", "classify"]
+__all__ = ["Disposition", "disposition_for"]
 
 
 class Disposition(enum.Enum):
@@ -37,7 +37,7 @@ class Disposition(enum.Enum):
     FATAL = "fatal"
 
 
-def classify(error: BaseException, *, attempt: int, max_attempts: int) -> Disposition:
+def disposition_for(error: BaseException, *, attempt: int, max_attempts: int) -> Disposition:
     # Before RequestCancelled: an expired request (DeadlineExpired is both) owes an outcome.
     if isinstance(error, InvalidRecord):
         return Disposition.DEAD_LETTER

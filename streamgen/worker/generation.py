@@ -21,7 +21,7 @@ from streamgen.engine.types import Engine, GenerationOutcome
 from streamgen.errors import StoreUnavailable, StreamgenError
 from streamgen.telemetry.worker_hooks import WorkerHooks
 from streamgen.worker.backoff import Backoff, TransientRetries
-from streamgen.worker.failure_policy import Disposition, classify
+from streamgen.worker.failure_policy import Disposition, disposition_for
 from streamgen.worker.outputs import OutcomeSink
 from streamgen.worker.ownership import Ownership
 from streamgen.worker.storage import ImageWriter
@@ -164,7 +164,9 @@ class GenerationStage(threading.Thread):
         if outcome.error is None:
             self._pool.submit(self._store_and_publish, item, outcome, run)
             return
-        disposition = classify(outcome.error, attempt=item.attempt, max_attempts=self._max_attempts)
+        disposition = disposition_for(
+            outcome.error, attempt=item.attempt, max_attempts=self._max_attempts
+        )
         if disposition is Disposition.RETRY:
             log.warning(
                 "request %s failed (attempt %d): %s",
@@ -173,7 +175,7 @@ class GenerationStage(threading.Thread):
                 outcome.error,
             )
             item.attempt += 1
-            self._queue.put(self._engine.shape_of(item.request), item)
+            self._queue.put(item)
         elif disposition is Disposition.DEAD_LETTER:
             self._fail(item, outcome.error)
         elif disposition is Disposition.FATAL:

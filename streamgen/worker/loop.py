@@ -4,7 +4,8 @@ THE RULE (DESIGN invariant 2): an offset is committed only when every offset bel
 partition has its images stored and its result or dead letter acknowledged by the broker. It is
 enforced in one place: tickets are completed (step 4) only from broker acknowledgements, and
 commits (step 6, ``commits.Committer``) only ever take the OffsetTracker's contiguous low-water
-mark.
+mark. Stopping keeps it the same way, in one sequence (``close_out``): stop generation, flush the
+producer, turn its acknowledgements into completed tickets, and only then commit.
 """
 
 from __future__ import annotations
@@ -17,18 +18,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import TopicPartition
 
-from streamgen.engine.types import Engine
 from streamgen.errors import TransientError
 from streamgen.telemetry.worker_hooks import WorkerHooks
 from streamgen.worker.backoff import Backoff
+from streamgen.worker.clients import OutputSender, RequestConsumer
 from streamgen.worker.commits import Committer
 from streamgen.worker.fetch_buffer import FetchBuffer
 from streamgen.worker.intake import Intake, Rejected
 from streamgen.worker.offsets import OffsetTracker, Ticket, TopicPartitionKey
 from streamgen.worker.outputs import OutcomeSink, OutcomeSummary
-from streamgen.worker.publisher import Publisher
 from streamgen.worker.work_item import SourceRecord, WorkItem
 from streamgen.worker.work_queue import WorkQueue
 
@@ -81,13 +81,12 @@ class ConsumerLoop:
     def __init__(
         self,
         *,
-        consumer: Consumer,
-        publisher: Publisher,
+        consumer: RequestConsumer,
+        publisher: OutputSender,
         tracker: OffsetTracker,
         work: WorkQueue,
         intake: Intake,
         sink: OutcomeSink,
-        engine: Engine,
         limits: LoopLimits,
         events: queue.SimpleQueue[Durable | Fatal],
         decode_backoff: Backoff,
@@ -101,7 +100,6 @@ class ConsumerLoop:
         self.work = work
         self.intake = intake
         self.sink = sink
-        self.engine = engine
         self.limits = limits
         self.events = events
         self.hooks = hooks
@@ -213,7 +211,7 @@ class ConsumerLoop:
         ticket = self.tracker.hand_out(tp, record.offset)
         item = WorkItem(ticket, record, request, received_at=time.time(), span=span)
         self.hooks.admitted(item)
-        self.work.put(self.engine.shape_of(request), item)
+        self.work.put(item)
 
     def _block(self, tp: TopicPartitionKey, offset: int, exc: Exception) -> None:
         """Transient decode failure: rewind the partition and retry it after a backoff."""
@@ -292,11 +290,27 @@ class ConsumerLoop:
             # Keep polling (paused) so the group does not evict us while the GPU finishes.
             self.consumer.consume(MAX_RECORDS_PER_POLL, POLL_TIMEOUT_S)
             self.serve_outputs(0.0)
-        stop_generation()
-        self.publisher.flush(0.5 if self._force.is_set() else 10.0)
-        self.serve_outputs(0.0)
-        self.commit_now()
+        self.close_out(stop_generation, flush_timeout_s=0.5 if self._force.is_set() else 10.0)
         return self.tracker.outstanding() == 0
+
+    def close_out(self, stop_generation: Callable[[], None], *, flush_timeout_s: float) -> None:
+        """The one way the worker stops: commit what is durable and nothing else (THE RULE).
+
+        Called after a drain and, without one, after a fatal error (a broken GPU is not
+        waited for).
+        """
+        # 1. Stop generation and the output threads' retries: after this no new result or
+        #    dead letter is handed to the producer, so the flush below sees the last of them.
+        stop_generation()
+        # 2. Flush the producer: the results and dead letters it still holds get the broker's
+        #    answer now, or stay unacknowledged (their offsets then stay uncommitted).
+        self.publisher.flush(flush_timeout_s)
+        # 3. Serve outputs: the acknowledgements become completed tickets. Only completed
+        #    tickets move the low-water mark, so this must come before the commit.
+        self.serve_outputs(0.0)
+        # 4. Commit synchronously: the low-water mark covers exactly what is durable, and the
+        #    answer is needed before the consumer closes.
+        self.commit_now()
 
 
 def _is_error(message: Any) -> bool:

@@ -16,9 +16,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import TopicPartition
 
 from streamgen.telemetry.metrics import RebalanceKind
+from streamgen.worker.clients import RequestConsumer
 from streamgen.worker.offsets import OffsetTracker, TopicPartitionKey
 from streamgen.worker.ownership import Ownership
 from streamgen.worker.work_queue import WorkQueue
@@ -52,7 +53,7 @@ class RebalanceHandler:
         self._grace_s = revoke_grace_s
         self._on_event = on_event
 
-    def on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def on_assign(self, consumer: RequestConsumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
             key = (tp.topic, tp.partition)
             self._ownership.grant(key, self._tracker.assign(key))
@@ -62,7 +63,7 @@ class RebalanceHandler:
         log.info("assigned %s", _names(partitions))
         self._event("assign", partitions)
 
-    def on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def on_revoke(self, consumer: RequestConsumer, partitions: list[TopicPartition]) -> None:
         keys = {(tp.topic, tp.partition) for tp in partitions}
         # 1. Fetched records and waiting work are simply dropped: nothing was produced for them
         #    yet, and the next owner reads them again from the committed offset.
@@ -86,7 +87,7 @@ class RebalanceHandler:
         log.info("revoked %s (dropped %d waiting requests)", _names(partitions), len(dropped))
         self._event("revoke", partitions)
 
-    def on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def on_lost(self, consumer: RequestConsumer, partitions: list[TopicPartition]) -> None:
         keys = {(tp.topic, tp.partition) for tp in partitions}
         for key in keys:
             self._ownership.withdraw(key)

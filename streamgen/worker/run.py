@@ -199,10 +199,7 @@ def _shut_down(parts: WorkerParts) -> bool:
 
     if loop.fatal is not None:
         # Do not wait for a broken GPU: commit only what is already durable, then leave.
-        stop_generation()
-        loop.publisher.flush(5.0)
-        loop.serve_outputs(0.0)
-        loop.commit_now()
+        loop.close_out(stop_generation, flush_timeout_s=5.0)
         complete = False
     else:
         complete = loop.drain(stop_generation)

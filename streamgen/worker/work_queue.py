@@ -1,4 +1,8 @@
-"""The hand-off between the consumer thread and the GPU thread: a locked MicroBatcher."""
+"""The hand-off between the consumer thread and the GPU thread: a locked MicroBatcher.
+
+Items are batched by their engine shape, computed here, so that whoever puts work in (the
+consumer loop, the GPU thread retrying a request) needs nothing of the engine.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from streamgen.contracts.request import GenerationRequest
 from streamgen.engine.types import Shape
 from streamgen.worker.batcher import Batch, MicroBatcher
 from streamgen.worker.work_item import WorkItem
@@ -14,11 +19,17 @@ __all__ = ["WorkQueue"]
 
 
 class WorkQueue:
-    def __init__(self, batcher: MicroBatcher[Shape, WorkItem]) -> None:
+    def __init__(
+        self,
+        batcher: MicroBatcher[Shape, WorkItem],
+        shape_of: Callable[[GenerationRequest], Shape],
+    ) -> None:
         self._batcher = batcher
+        self._shape_of = shape_of
         self._cond = threading.Condition()
 
-    def put(self, shape: Shape, item: WorkItem) -> None:
+    def put(self, item: WorkItem) -> None:
+        shape = self._shape_of(item.request)
         with self._cond:
             self._batcher.add(shape, item, now=time.monotonic(), priority=item.request.priority)
             self._cond.notify()

@@ -175,3 +175,30 @@ def test_the_metrics_address_defaults_to_all_interfaces() -> None:
     assert load_settings(env={}).worker.metrics_address == "0.0.0.0"
     env = {"STREAMGEN_WORKER_METRICS_ADDRESS": "127.0.0.1"}
     assert load_settings(env=env).worker.metrics_address == "127.0.0.1"
+
+
+@pytest.mark.parametrize("source", ["file", "env", "flag"])
+def test_a_renamed_setting_is_read_under_its_old_name_with_a_warning(
+    source: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = tmp_path / "streamgen.toml"
+    config.write_text("[engine]\nencode_threads = 3\n")
+    given = {
+        "file": {"config_file": config},
+        "env": {"env": {"STREAMGEN_ENGINE_ENCODE_THREADS": "3"}},
+        "flag": {"overrides": {"engine.encode_threads": 3}},
+    }[source]
+    s = load_settings(**{"env": {}, **given})  # type: ignore[arg-type]
+    assert s.worker.encode_threads == 3
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == ["setting engine.encode_threads is deprecated: use worker.encode_threads"]
+
+
+def test_the_new_name_wins_over_the_old_and_a_later_source_over_both(tmp_path: Path) -> None:
+    config = tmp_path / "streamgen.toml"
+    config.write_text("[engine]\nencode_threads = 3\n[worker]\nencode_threads = 5\n")
+    assert load_settings(config_file=config, env={}).worker.encode_threads == 5
+    env = {"STREAMGEN_ENGINE_ENCODE_THREADS": "2"}
+    assert load_settings(config_file=config, env=env).worker.encode_threads == 2
+    with pytest.raises(ConfigError, match=r"worker\.encode_threads"):
+        load_settings({"engine.encode_threads": 0}, env={})

@@ -32,9 +32,11 @@ CONNECT_TIMEOUT_S = 5.0
 WITHIN_S = 60.0
 
 
-def start_worker(settings: Settings) -> tuple[int, str, float]:
+def start_worker(
+    settings: Settings, extra_env: dict[str, str] | None = None
+) -> tuple[int, str, float]:
     """Run a worker to its exit; (exit code, everything it printed, seconds it took)."""
-    env = {**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1", **(extra_env or {})}
     began = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-m", "streamgen", "worker"],
@@ -83,6 +85,17 @@ def test_a_misspelt_topic_stops_start_up(worker_settings: Settings) -> None:
     typo = f"{worker_settings.topics.requests}-typo"
     wrong = replace(worker_settings, topics=replace(worker_settings.topics, requests=typo))
     assert_refused(wrong, "topics.requests", typo, "streamgen topics create")
+
+
+def test_the_worker_sets_tracing_up_from_the_otel_variables(worker_settings: Settings) -> None:
+    # The README's promise: OTEL_TRACES_EXPORTER turns the worker's spans on. A misspelt topic
+    # makes the process short; tracing is set up before the start-up checks.
+    typo = f"{worker_settings.topics.requests}-typo"
+    wrong = replace(worker_settings, topics=replace(worker_settings.topics, requests=typo))
+    env = {"OTEL_TRACES_EXPORTER": "console", "OTEL_SDK_DISABLED": "false"}
+    code, output, _ = start_worker(fast(wrong), env)
+    assert code == EXIT_CONFIG, output[-3000:]
+    assert "tracing on: exporting spans to console" in output, output[-3000:]
 
 
 def test_a_misspelt_bucket_stops_start_up_and_is_not_created(worker_settings: Settings) -> None:

@@ -11,7 +11,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streamgen.engine.batch_failures import FailureKind, classify, run_isolating
+from streamgen.engine.batch_failures import FailureKind, classify_device_error, run_isolating
 from streamgen.engine.decode import check_pixels
 from streamgen.engine.engine import DiffusionEngine
 from streamgen.errors import DeviceLost, GenerationFailed
@@ -32,13 +32,13 @@ from tests.unit.engine.conftest import assert_same_images, request
         (ValueError("out of memory"), "ERROR"),
     ],
 )
-def test_classify(exc: BaseException, kind: str) -> None:
+def test_classify_device_error(exc: BaseException, kind: str) -> None:
     expected = {
         "OOM": FailureKind.OUT_OF_MEMORY,
         "FATAL": FailureKind.FATAL,
         "ERROR": FailureKind.ERROR,
     }
-    assert classify(exc) is expected[kind]
+    assert classify_device_error(exc) is expected[kind]
 
 
 @given(

@@ -11,7 +11,7 @@ from streamgen.errors import (
     RequestCancelled,
     StoreUnavailable,
 )
-from streamgen.worker.failure_policy import Disposition, classify
+from streamgen.worker.failure_policy import Disposition, disposition_for
 
 NOON = datetime(2030, 6, 1, 12, tzinfo=UTC)
 
@@ -35,4 +35,4 @@ NOON = datetime(2030, 6, 1, 12, tzinfo=UTC)
 def test_each_failure_class_has_one_disposition(
     error: BaseException, attempt: int, expected: Disposition
 ) -> None:
-    assert classify(error, attempt=attempt, max_attempts=3) is expected
+    assert disposition_for(error, attempt=attempt, max_attempts=3) is expected

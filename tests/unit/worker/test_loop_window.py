@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import queue
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from benchmarks.memory_kafka import MemoryMessage
 from streamgen.contracts.request import GenerationRequest
 from streamgen.engine.types import Shape, shape_of
 from streamgen.telemetry.metrics import Metrics
@@ -33,38 +33,6 @@ from streamgen.worker.work_queue import WorkQueue
 TOPIC = "requests"
 
 
-@dataclass
-class Message:
-    """What ``Consumer.consume`` hands out, as far as the loop reads it."""
-
-    _partition: int
-    _offset: int
-
-    def error(self) -> None:
-        return None
-
-    def topic(self) -> str:
-        return TOPIC
-
-    def partition(self) -> int:
-        return self._partition
-
-    def offset(self) -> int:
-        return self._offset
-
-    def key(self) -> bytes:
-        return f"r-{self._partition}-{self._offset}".encode()
-
-    def value(self) -> bytes:
-        return self.key()
-
-    def headers(self) -> None:
-        return None
-
-    def timestamp(self) -> tuple[int, int]:
-        return (1, 0)
-
-
 class EndlessPartitions:
     """A consumer over partitions that never run dry, honouring pause/resume; commits are
     answered on the next poll only while ``answering`` is true (else they hang, as during a
@@ -79,7 +47,7 @@ class EndlessPartitions:
         self._unanswered: list[list[Any]] = []
         self.polls = 0
 
-    def consume(self, num_messages: int, timeout: float) -> list[Message]:
+    def consume(self, num_messages: int, timeout: float) -> list[MemoryMessage]:
         self.polls += 1
         if self.answering:
             for offsets in self._unanswered:
@@ -87,11 +55,12 @@ class EndlessPartitions:
                     self.committed[tp.partition] = max(self.committed[tp.partition], tp.offset)
                 self._on_commit(None, offsets)
             self._unanswered.clear()
-        out: list[Message] = []
+        out: list[MemoryMessage] = []
         live = [p for p in sorted(self.next) if p not in self.paused]
         while live and len(out) < num_messages:  # round robin, like fetches of several brokers
             partition = live[len(out) % len(live)]
-            out.append(Message(partition, self.next[partition]))
+            key = f"r-{partition}-{self.next[partition]}".encode()
+            out.append(MemoryMessage(TOPIC, partition, self.next[partition], key, key))
             self.next[partition] += 1
         return out
 
@@ -152,10 +121,11 @@ def make_loop(
         consumer=consumer,  # type: ignore[arg-type]
         publisher=Outputs(),  # type: ignore[arg-type]
         tracker=tracker,
-        work=WorkQueue(MicroBatcher(max_wait_s=0.0, max_batch_size=Engine.max_batch_size)),
+        work=WorkQueue(
+            MicroBatcher(max_wait_s=0.0, max_batch_size=Engine.max_batch_size), Engine().shape_of
+        ),
         intake=Intake(decode=admissions.decode, validate=lambda request: request),
         sink=Outputs(),  # type: ignore[arg-type]
-        engine=Engine(),  # type: ignore[arg-type]
         limits=LoopLimits(max_in_flight, commit_interval_s=0.0, drain_timeout_s=1.0),
         events=events,
         decode_backoff=Backoff(0.1, 1.0),

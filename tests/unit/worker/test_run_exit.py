@@ -8,11 +8,11 @@ import socket
 from typing import Any
 
 import pytest
-from streamgen.worker.hooks import WorkerHooks
 
 from streamgen.configuration import load_settings
 from streamgen.exit_codes import EXIT_CONFIG, EXIT_UNEXPECTED
 from streamgen.telemetry.metrics import Metrics
+from streamgen.telemetry.worker_hooks import WorkerHooks
 from streamgen.worker.run import run_worker
 
 SETTINGS = load_settings({"worker.worker_id": "w1"}, env={})

@@ -1,0 +1,80 @@
+"""The two Kafka clients the worker's logic talks to, as small Protocols.
+
+The consumer loop, the committer and the rebalance handler read requests and commit through a
+:class:`RequestConsumer`; the outputs publish result events and dead letters through an
+:class:`OutputSender`. In the product these are confluent-kafka's ``Consumer`` and the
+worker's :class:`~streamgen.worker.publisher.Publisher`; the in-memory ones
+(``benchmarks/memory_kafka.py``) let benchmarks run the real loop where no broker can, and
+unit tests cover the loop and rebalances without one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal, Protocol, overload
+
+from confluent_kafka import TopicPartition
+
+from streamgen.errors import FatalError
+from streamgen.worker.outputs import RecordSender
+
+__all__ = ["ConsumerFactory", "OutputSender", "RebalanceCallback", "RequestConsumer"]
+
+# (the consumer, the partitions that changed hands); called during ``consume``.
+RebalanceCallback = Callable[[Any, list[TopicPartition]], None]
+
+
+class RequestConsumer(Protocol):
+    """What the worker uses of a Kafka consumer (confluent-kafka's ``Consumer``)."""
+
+    def subscribe(
+        self,
+        topics: list[str],
+        on_assign: RebalanceCallback | None = None,
+        on_revoke: RebalanceCallback | None = None,
+        on_lost: RebalanceCallback | None = None,
+    ) -> None: ...
+
+    def consume(self, num_messages: int = 1, timeout: float = -1) -> list[Any]: ...
+
+    def incremental_assign(self, partitions: list[TopicPartition]) -> None: ...
+
+    def incremental_unassign(self, partitions: list[TopicPartition]) -> None: ...
+
+    def pause(self, partitions: list[TopicPartition]) -> None: ...
+
+    def resume(self, partitions: list[TopicPartition]) -> None: ...
+
+    def seek(self, partition: TopicPartition) -> None: ...
+
+    @overload
+    def commit(
+        self, *, offsets: list[TopicPartition], asynchronous: Literal[True] = ...
+    ) -> None: ...
+
+    @overload
+    def commit(
+        self, *, offsets: list[TopicPartition], asynchronous: Literal[False]
+    ) -> list[TopicPartition]: ...
+
+    def get_watermark_offsets(
+        self, partition: TopicPartition, timeout: float = -1, cached: bool = False
+    ) -> tuple[int, int] | None: ...
+
+    def close(self) -> object: ...
+
+
+# Builds the consumer from its client configuration (``on_commit`` included).
+ConsumerFactory = Callable[[dict[str, Any]], RequestConsumer]
+
+
+class OutputSender(RecordSender, Protocol):
+    """Where result events and dead letters go, and how the loop learns they are durable."""
+
+    fatal: FatalError | None  # set once nothing more can be delivered
+
+    def poll(self, timeout: float = 0.0) -> None:
+        """Deliver acknowledgements (``on_ack``) on the calling thread."""
+
+    def flush(self, timeout: float) -> int:
+        """Wait up to ``timeout`` seconds for outstanding deliveries; return how many remain."""

@@ -1,0 +1,49 @@
+"""The local feed runs the worker's own loop on in-memory Kafka clients: every record ends
+with one durable outcome, in the run's report and as result events."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from benchmarks.local_source import LocalFeed, TimedRecord
+from benchmarks.noop_engine import NoopEngine
+from benchmarks.worker_run import ProgressHooks
+from streamgen.configuration import load_settings
+from streamgen.contracts.codec import request_codec
+from streamgen.contracts.request import GenerationRequest
+from streamgen.store.encode import encode_image
+from streamgen.store.file_store import FileStore
+
+
+def test_every_record_ends_durable_including_a_broken_one(tmp_path: Path) -> None:
+    settings = load_settings(
+        {"engine.models": {"noop": "(no-op engine)"}, "worker.max_in_flight": 8}, env={}
+    )
+    codec = request_codec(settings.kafka, "local.requests")
+    now = time.monotonic()
+    records = [
+        TimedRecord(f"r{i}".encode(), codec.encode(request), due=now + 0.01 * i)
+        for i, request in enumerate(
+            GenerationRequest(request_id=f"r{i}", prompt="p", model="noop", width=64, height=64)
+            for i in range(20)
+        )
+    ]
+    records.append(TimedRecord(b"bad", b"\x00not avro", due=now))
+    hooks = ProgressHooks(settings, worker_id="local")
+    feed = LocalFeed(
+        settings,
+        engine=NoopEngine(max_batch_size=4, image_size=8),
+        store=FileStore(str(tmp_path)),
+        encode=encode_image,
+        hooks=hooks,
+        max_batch_size=lambda shape: 2,
+    )
+    run = feed.run(records, timeout_s=60)
+    assert len(run.summaries) == 21
+    assert [s.request_id for s in run.failures()] == ["bad"]
+    assert max(hooks.batch_sizes) <= 2  # the benchmark's batch limit, not the engine's
+    results = [value for topic, _, value in run.results.records if topic == "local.results"]
+    assert len(results) == 21  # the broken record's key names its request: FAILED too
+    assert run.seconds > 0.19  # the last record was due 0.19 s after the first
+    assert type(hooks).durable is ProgressHooks.durable and "durable" not in vars(hooks)

@@ -1,0 +1,183 @@
+"""The consumer loop and the rebalance handler without a broker (DESIGN invariant 5).
+
+The worker is assembled as in production (``assemble``) with the in-memory consumer and
+result sender of ``benchmarks/memory_kafka.py``; the GPU is played by the test, which takes
+batches off the work queue and says which items became durable. What the "broker" holds is
+``MemoryConsumer.committed``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks.memory_kafka import MemoryConsumer, MemoryResults
+from streamgen.configuration import load_settings
+from streamgen.contracts.codec import request_codec
+from streamgen.contracts.request import GenerationRequest
+from streamgen.engine.types import GenerationOutcome, Shape, shape_of
+from streamgen.store.base import ObjectStore
+from streamgen.telemetry.metrics import Metrics
+from streamgen.telemetry.worker_hooks import WorkerHooks
+from streamgen.worker import assembly
+from streamgen.worker.assembly import WorkerParts, assemble
+from streamgen.worker.loop import Durable
+from streamgen.worker.outputs import OutcomeSummary
+from streamgen.worker.work_item import WorkItem
+from tests.unit.memory_store import MemoryStore
+
+TOPIC = "streamgen.requests"
+
+
+class IdleEngine:
+    """Never asked to generate: the test plays the GPU."""
+
+    def shape_of(self, request: GenerationRequest) -> Shape:
+        return shape_of(request, "dpmpp_2m")
+
+    def max_batch_size(self, shape: Shape) -> int:
+        return 64
+
+    def generate(
+        self, requests: Sequence[GenerationRequest], *, cancelled: Any = None
+    ) -> list[GenerationOutcome]:
+        raise AssertionError("the test plays the GPU")
+
+
+@pytest.fixture
+def worker(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> tuple[WorkerParts, MemoryConsumer, MemoryResults]:
+    # Work still on the "GPU" at a revoke is waited for this long; the test never finishes it.
+    monkeypatch.setattr(assembly, "REVOKE_GRACE_S", 0.05)
+    settings = load_settings({"store.url": f"file://{tmp_path}"}, env={})
+    consumer, results = MemoryConsumer(TOPIC, partitions=2), MemoryResults()
+    codec = request_codec(settings.kafka, TOPIC)
+    for partition in (0, 1):
+        for n in range(6):
+            request = GenerationRequest(request_id=f"r-{partition}-{n}", prompt="a red chair")
+            consumer.append(request.request_id.encode(), codec.encode(request), partition=partition)
+    store: ObjectStore = MemoryStore({})  # type: ignore[assignment]
+    parts = assemble(
+        settings,
+        worker_id="w",
+        host="h",
+        engine=IdleEngine(),
+        store=store,
+        encode=lambda image, fmt: b"",  # type: ignore[arg-type,return-value]
+        hooks=WorkerHooks(Metrics(), worker_id="w", host="h", group_id="g"),
+        consumer_factory=consumer.configured,
+        sender=results,
+    )
+    return parts, consumer, results
+
+
+def on_the_gpu(parts: WorkerParts) -> dict[tuple[int, int], WorkItem]:
+    """Every waiting item, taken by the "GPU": in flight, not durable."""
+    parts.loop.work.flush()
+    items = {}
+    while (batch := parts.loop.work.take(timeout=0.0)) is not None:
+        items |= {(i.record.partition, i.record.offset): i for i in batch.items}
+    return items
+
+
+def make_durable(parts: WorkerParts, items: list[WorkItem]) -> None:
+    for item in items:
+        summary = OutcomeSummary("SUCCEEDED", item.request.request_id, "default")
+        parts.loop.events.put(Durable(item.ticket, summary))
+    parts.loop.serve_outputs(0.0)  # the loop has heard of them before anything else happens
+
+
+def past_start(consumer: MemoryConsumer) -> dict[int, int]:
+    """Committed offsets past each partition's start (committing offset 0 moves nothing)."""
+    return {partition: offset for partition, offset in consumer.committed.items() if offset}
+
+
+def test_the_first_poll_assigns_every_partition_and_admits_their_records(worker: Any) -> None:
+    parts, consumer, _ = worker
+    parts.loop.step()
+    assert sorted(parts.loop.tracker.partitions()) == [(TOPIC, 0), (TOPIC, 1)]
+    assert set(consumer.positions) == {0, 1}
+    assert len(on_the_gpu(parts)) == 12
+
+
+def test_a_revoke_commits_what_is_durable_and_nothing_else(worker: Any) -> None:
+    parts, consumer, _ = worker
+    parts.loop.step()
+    gpu = on_the_gpu(parts)
+    # Partition 0: offsets 0-2 and 4 durable, 3 and 5 still generating.
+    make_durable(parts, [gpu[(0, n)] for n in (0, 1, 2, 4)] + [gpu[(1, 0)]])
+    consumer.revoke([0])
+    parts.loop.step()
+    assert past_start(consumer) == {0: 3}  # the low-water mark of 0; nothing of 1 (not revoked)
+    assert (TOPIC, 0) not in parts.loop.tracker.partitions()
+    assert 0 not in consumer.positions
+
+
+def test_a_revoke_drops_waiting_work_of_those_partitions_only(worker: Any) -> None:
+    parts, consumer, _ = worker
+    parts.loop.step()
+    consumer.revoke([1])
+    parts.loop.step()
+    assert {p for p, _ in on_the_gpu(parts)} == {0}
+    assert past_start(consumer) == {}  # nothing of 1 was durable
+
+
+def test_a_lost_partition_commits_nothing(worker: Any) -> None:
+    parts, consumer, _ = worker
+    parts.loop.step()
+    gpu = on_the_gpu(parts)
+    make_durable(parts, [gpu[(0, n)] for n in range(6)] + [gpu[(1, n)] for n in range(2)])
+    consumer.lose([0])
+    parts.loop.step()
+    parts.loop.commit_now()
+    assert past_start(consumer) == {1: 2}  # another member may own 0 already
+
+
+def test_a_completion_for_a_partition_no_longer_owned_is_never_committed(worker: Any) -> None:
+    parts, consumer, _ = worker
+    parts.loop.step()
+    gpu = on_the_gpu(parts)
+    make_durable(parts, [gpu[(0, 0)]])
+    consumer.revoke([0])
+    parts.loop.step()
+    assert past_start(consumer) == {0: 1}
+    make_durable(parts, [gpu[(0, n)] for n in range(1, 6)])  # finished after the revoke
+    parts.loop.step()
+    parts.loop.commit_now()
+    assert past_start(consumer) == {0: 1}
+    consumer.assign([0])  # back again: it restarts from the committed offset, from scratch
+    parts.loop.step()
+    make_durable(parts, [gpu[(0, n)] for n in range(1, 6)])  # stale tickets of the old owner
+    parts.loop.step()
+    parts.loop.commit_now()
+    assert past_start(consumer) == {0: 1}
+
+
+def test_an_undecodable_record_is_dead_lettered_then_committed(worker: Any) -> None:
+    parts, consumer, results = worker
+    consumer.log[0] = []  # partition 0 holds only the broken record
+    consumer.append(b"k", b"\x00not avro", partition=0)
+    parts.loop.step()
+    parts.loop.serve_outputs(0.0)
+    parts.loop.commit_now()
+    # The key names the request: a FAILED result too, beside the dead letter.
+    assert sorted(t for t, _, _ in results.records) == [
+        "streamgen.dead-letter",
+        "streamgen.results",
+    ]
+    assert past_start(consumer) == {0: 1}
+
+
+def test_stopping_commits_what_is_durable_and_nothing_else(worker: Any) -> None:
+    parts, consumer, _ = worker
+    parts.loop.step()
+    gpu = on_the_gpu(parts)
+    make_durable(parts, [gpu[(0, 0)], gpu[(0, 1)], gpu[(1, 1)]])
+    stopped: list[bool] = []
+    parts.loop.close_out(lambda: stopped.append(True), flush_timeout_s=0.0)
+    assert stopped == [True]
+    assert past_start(consumer) == {0: 2}  # 1's offset 0 is not durable: nothing of 1
