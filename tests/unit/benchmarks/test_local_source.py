@@ -45,5 +45,8 @@ def test_every_record_ends_durable_including_a_broken_one(tmp_path: Path) -> Non
     assert max(hooks.batch_sizes) <= 2  # the benchmark's batch limit, not the engine's
     results = [value for topic, _, value in run.results.records if topic == "local.results"]
     assert len(results) == 21  # the broken record's key names its request: FAILED too
-    assert run.seconds > 0.19  # the last record was due 0.19 s after the first
+    # Paced, not dumped: nothing became durable before it was due (an ordering, not a timing:
+    # on a loaded machine records may come late, never early).
+    due = {record.key.decode(): record.due for record in records}
+    assert all(at >= due[summary.request_id] for at, summary in run.summaries)
     assert type(hooks).durable is ProgressHooks.durable and "durable" not in vars(hooks)
