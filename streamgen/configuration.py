@@ -11,6 +11,7 @@ prefixes) are called from here, so this module sits above the store and the engi
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import logging
 import os
 import tomllib
@@ -111,10 +112,12 @@ def load_settings(
         for f in dataclasses.fields(cls)
     ]
     from_env = {}
-    for dotted in [*names, *RENAMED]:
-        var = ENV_PREFIX + dotted.replace(".", "_").upper()
+    known_vars = {ENV_PREFIX + dotted.replace(".", "_").upper(): dotted for dotted in names}
+    known_vars |= {ENV_PREFIX + old.replace(".", "_").upper(): old for old in RENAMED}
+    for var, dotted in known_vars.items():
         if var in env:
             from_env[dotted] = env[var]
+    _refuse_misspelt(env, known_vars, sections)
     _put_all(sections, from_env)
     given = {dotted: value for dotted, value in (overrides or {}).items() if value is not None}
     for dotted in given:
@@ -169,6 +172,20 @@ def _store_key(store: StoreSettings, name: str) -> str:
             f"store.{name}_file", f"set either store.{name} or store.{name}_file, not both"
         )
     return read_secret_file(f"store.{name}_file", path)
+
+
+def _refuse_misspelt(
+    env: Mapping[str, str], known_vars: Mapping[str, str], sections: Mapping[str, Any]
+) -> None:
+    """A ``STREAMGEN_<SECTION>_…`` variable that names no setting is a typo, not a no-op: the
+    worker would otherwise run with the default the operator meant to change. Variables outside
+    the sections (``STREAMGEN_CACHE_DIR``, ``STREAMGEN_JAVA``, …) belong to other tools."""
+    prefixes = tuple(f"{ENV_PREFIX}{section.upper()}_" for section in sections)
+    for var in sorted(env):
+        if var.startswith(prefixes) and var not in known_vars:
+            near = difflib.get_close_matches(var, known_vars, n=1)
+            hint = f"; did you mean {near[0]}?" if near else ""
+            raise ConfigError(var, f"environment variable names no setting{hint}")
 
 
 def _section_types() -> dict[str, Any]:

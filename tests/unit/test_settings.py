@@ -202,3 +202,22 @@ def test_the_new_name_wins_over_the_old_and_a_later_source_over_both(tmp_path: P
     assert load_settings(config_file=config, env=env).worker.encode_threads == 2
     with pytest.raises(ConfigError, match=r"worker\.encode_threads"):
         load_settings({"engine.encode_threads": 0}, env={})
+
+
+def test_a_misspelt_environment_variable_is_refused_with_the_likely_name() -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings(env={"STREAMGEN_WORKER_MAX_INFLIGHT": "8"})
+    assert raised.value.setting == "STREAMGEN_WORKER_MAX_INFLIGHT"
+    assert "did you mean STREAMGEN_WORKER_MAX_IN_FLIGHT?" in str(raised.value)
+
+
+def test_variables_outside_the_settings_sections_are_left_to_their_tools() -> None:
+    env = {
+        "STREAMGEN_CACHE_DIR": "/tmp/x",  # the dev stack's caches
+        "STREAMGEN_JAVA": "/opt/jre/bin/java",  # the broker bundle
+        "STREAMGEN_WORKER_MAX_IN_FLIGHT": "8",
+        "STREAMGEN_ENGINE_ENCODE_THREADS": "3",  # a renamed setting is still a setting
+    }
+    settings = load_settings(env=env)
+    assert settings.worker.max_in_flight == 8
+    assert settings.worker.encode_threads == 3
