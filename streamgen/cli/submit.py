@@ -34,7 +34,7 @@ from streamgen.submit.sources import (
     new_request_id,
 )
 from streamgen.submit.summary import Summary, summarize
-from streamgen.telemetry.tracing import configure_tracing
+from streamgen.telemetry.tracing_setup import tracing_from_env
 
 __all__ = ["submit"]
 
@@ -169,12 +169,8 @@ def submit(**opts: Any) -> None:
 
     try:
         # Off unless OTEL_* asks; when on, each record carries its "send" span's traceparent.
-        tracing = configure_tracing("streamgen-submit")
-        try:
+        with tracing_from_env("streamgen-submit"):
             results = _publish_and_follow(settings, requests, opts, wait=wait)
-        finally:
-            if tracing is not None:
-                tracing.shutdown()
     except StreamgenError as exc:
         raise click.ClickException(str(exc)) from None
     if results is None:

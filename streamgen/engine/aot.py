@@ -126,7 +126,7 @@ class AotModules:
         self._label = f"{label}|{knobs}"
         self._step = _GuidedStep(parts.unet).eval()
         self._decode = _Decode(parts.vae).eval()
-        self._loaded: dict[str, Callable[..., torch.Tensor]] = {}
+        self._loaded: dict[tuple[str, Any], Callable[..., torch.Tensor]] = {}
         self.compiled = 0  # packages compiled by this process (0 on a warm start)
         self.loaded = 0  # packages loaded from the directory
 
@@ -153,34 +153,39 @@ class AotModules:
         args = [latents, t.clone(), cond.embeds, guidance]
         if cond.pooled is not None and cond.time_ids is not None:
             args += [cond.pooled, cond.time_ids]
-        shapes = {
-            "latents": tuple(latents.shape[1:]),
-            "embeds": tuple(cond.embeds.shape[1:]),
-            "pooled": None if cond.pooled is None else tuple(cond.pooled.shape[1:]),
-            "dtype": str(latents.dtype),
-            "t": (str(t.dtype), tuple(t.shape)),
-        }
-        key = package_key("unet", dict(self._parts.unet.config), shapes, self._label)
-        return self._runner(key, self._step, args)(*args)
+        shapes = (
+            ("latents", tuple(latents.shape[1:])),
+            ("embeds", tuple(cond.embeds.shape[1:])),
+            ("pooled", None if cond.pooled is None else tuple(cond.pooled.shape[1:])),
+            ("dtype", str(latents.dtype)),
+            ("t", (str(t.dtype), tuple(t.shape))),
+        )
+        return self._runner("unet", self._parts.unet.config, shapes, self._step, args)(*args)
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """``vae.decode(latents)[0]`` through the package for this latent shape."""
-        shapes = {"latents": tuple(latents.shape[1:]), "dtype": str(latents.dtype)}
-        key = package_key("vae", dict(self._parts.vae.config), shapes, self._label)
-        return self._runner(key, self._decode, [latents])(latents)
+        shapes = (("latents", tuple(latents.shape[1:])), ("dtype", str(latents.dtype)))
+        return self._runner("vae", self._parts.vae.config, shapes, self._decode, [latents])(latents)
 
     def _runner(
-        self, key: str, module: torch.nn.Module, example: list[torch.Tensor]
+        self,
+        kind: str,
+        config: Any,
+        shapes: tuple[tuple[str, Any], ...],
+        module: torch.nn.Module,
+        example: list[torch.Tensor],
     ) -> Callable[..., torch.Tensor]:
-        runner = self._loaded.get(key)
+        # Called every denoising step: the package's file name (a hash of the module's
+        # config) is computed once per shape, on the first call.
+        runner = self._loaded.get((kind, shapes))
         if runner is None:
-            path = self._dir / key
+            path = self._dir / package_key(kind, dict(config), dict(shapes), self._label)
             runner = self._load(path, module) if path.exists() else None
             if runner is not None:
                 self.loaded += 1
             else:
                 runner = self._compile(path, module, example)
-            self._loaded[key] = runner
+            self._loaded[kind, shapes] = runner
         return runner
 
     def _load(self, path: Path, module: torch.nn.Module) -> Callable[..., torch.Tensor] | None:
