@@ -34,10 +34,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
 from benchmarks.e2e import engine_alone
 from benchmarks.latency import percentile, through_kafka
 from benchmarks.models import MODEL, add_engine_arguments, model_dir, on_engine_thread, requests
 from benchmarks.report import environment, write_json
+from benchmarks.span_split import median_split, split_requests
 from benchmarks.stack import fresh_topics, prefill
 from benchmarks.worker_run import ProgressHooks, run_until_committed
 from streamgen.local.java import java_executable
@@ -50,6 +55,7 @@ from streamgen.settings import (
     StoreSettings,
     WorkerSettings,
 )
+from streamgen.telemetry.tracing import WorkerTracer
 
 __all__ = ["main", "running_broker"]
 
@@ -225,10 +231,22 @@ def _light_load(
         commit_interval_ms=500,
     )
     print(f"light load: {count} requests, one every {args.light_interval} s …", flush=True)
-    hooks = ProgressHooks(settings, worker_id="bench-e2e-broker-light")
+    # The worker's own spans, kept in memory: they split each request's time (span_split).
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    tracer = WorkerTracer(provider, group_id=settings.worker.group_id)
+    hooks = ProgressHooks(settings, worker_id="bench-e2e-broker-light", tracer=tracer)
+    marks: dict[str, tuple[float, float]] = {}
     latencies = through_kafka(
-        broker, settings, engine, _with(args, requests=count, interval=args.light_interval), hooks
+        broker,
+        settings,
+        engine,
+        _with(args, requests=count, interval=args.light_interval),
+        hooks,
+        marks=marks,
     )
+    splits = split_requests(spans.get_finished_spans(), marks)
     generation = 1.0 / alone_ips
     batches = sum(hooks.batch_sizes.values())  # the group-join request's too
     in_run = hooks.generate_seconds / batches
@@ -248,6 +266,10 @@ def _light_load(
         "p50_beyond_generation_ms": round(1000 * (p50 - generation), 1),
         "p95_beyond_generation_ms": round(1000 * (p95 - generation), 1),
         "p50_beyond_generate_in_run_ms": round(1000 * (p50 - in_run), 1),
+        # Each segment's median (span_split says what they are), over the requests whose
+        # spans were all found; their totals are the latencies above.
+        "split_requests": len(splits),
+        "split_median": median_split(splits),
     }
 
 
@@ -273,6 +295,10 @@ def _print_light(row: dict[str, Any] | None) -> None:
         f"{row['p95_beyond_generation_ms']:.1f} ms",
         flush=True,
     )
+    split = row.get("split_median") or {}
+    if split:
+        parts = ", ".join(f"{k[:-3]} {v:.1f}" for k, v in split.items() if k != "total_ms")
+        print(f"light load, median ms per segment: {parts}", flush=True)
 
 
 if __name__ == "__main__":

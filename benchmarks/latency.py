@@ -189,10 +189,12 @@ def through_kafka(
     engine: Engine,
     args: argparse.Namespace,
     hooks: WorkerHooks | None = None,
+    marks: dict[str, tuple[float, float]] | None = None,
 ) -> list[float]:
     """Run the worker on ``engine`` against ``local_stack``'s broker (a LocalStack or a
     KafkaBroker) and send ``args.requests`` requests, one every ``args.interval`` seconds;
-    return each one's seconds from ``created_at`` (set as it is produced) to its result read."""
+    return each one's seconds from ``created_at`` (set as it is produced) to its result read.
+    ``marks``, if given, receives request id → (produced, read) in wall-clock seconds."""
     from benchmarks.stack import fresh_topics
     from streamgen.worker.run import run_worker
 
@@ -229,6 +231,8 @@ def through_kafka(
         stop.set()
         worker.join(60)
         reader.join(10)
+    if marks is not None:
+        marks.update({rid: (c.timestamp(), received[rid]) for rid, c in created.items()})
     return [received[rid] - c.timestamp() for rid, c in created.items()]
 
 

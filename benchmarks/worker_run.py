@@ -26,7 +26,7 @@ from streamgen.engine.types import Engine, GenerationOutcome
 from streamgen.settings import Settings
 from streamgen.store.base import ObjectStore
 from streamgen.telemetry.metrics import Metrics
-from streamgen.telemetry.tracing import KafkaRecordLike
+from streamgen.telemetry.tracing import KafkaRecordLike, WorkerTracer
 from streamgen.telemetry.worker_hooks import WorkerHooks, WorkItem
 from streamgen.worker import assembly
 from streamgen.worker.offsets import TopicPartitionKey
@@ -39,13 +39,21 @@ class ProgressHooks(WorkerHooks):
     """WorkerHooks that also time the run, count batch sizes, sum the engine's time and note
     the gaps in the intake (benchmarks.gaps)."""
 
-    def __init__(self, settings: Settings, *, worker_id: str, expected: int = 0) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        worker_id: str,
+        expected: int = 0,
+        tracer: WorkerTracer | None = None,
+    ) -> None:
         super().__init__(
             Metrics(models=set(settings.engine.models) | {"default"}),
             worker_id=worker_id,
             host="bench",
             group_id=settings.worker.group_id,
             device=settings.engine.device,
+            tracer=tracer,
         )
         self.expected = expected
         self.clock = Clock()

@@ -139,8 +139,8 @@ class ConsumerLoop:
         timeout = BUSY_POLL_TIMEOUT_S if room < self.limits.max_in_flight else POLL_TIMEOUT_S
         if room > 0 and len(self.buffer):
             timeout = 0.0  # records are waiting to be admitted now
-        messages = self.consumer.consume(
-            max(1, min(MAX_RECORDS_PER_POLL, self.buffer.room())), timeout
+        messages = consume_promptly(
+            self.consumer, max(1, min(MAX_RECORDS_PER_POLL, self.buffer.room())), timeout
         )
         self.buffer.extend([m for m in messages if not _is_error(m)])
         # 2. Admit from the buffer as far as the window of uncommitted work has room:
@@ -288,7 +288,7 @@ class ConsumerLoop:
             and self.fatal is None
         ):
             # Keep polling (paused) so the group does not evict us while the GPU finishes.
-            self.consumer.consume(MAX_RECORDS_PER_POLL, POLL_TIMEOUT_S)
+            consume_promptly(self.consumer, MAX_RECORDS_PER_POLL, POLL_TIMEOUT_S)
             self.serve_outputs(0.0)
         self.close_out(stop_generation, flush_timeout_s=0.5 if self._force.is_set() else 10.0)
         return self.tracker.outstanding() == 0
@@ -311,6 +311,23 @@ class ConsumerLoop:
         # 4. Commit synchronously: the low-water mark covers exactly what is durable, and the
         #    answer is needed before the consumer closes.
         self.commit_now()
+
+
+def consume_promptly(consumer: RequestConsumer, limit: int, timeout: float) -> list[Any]:
+    """Up to ``limit`` records, returning as soon as there is one.
+
+    librdkafka's batch consume waits out its whole timeout unless ``limit`` records arrive: at
+    light load every request sat up to 100 ms (50 ms at the median, measured through a real
+    broker) in the poll before the worker saw it. So: take what is already fetched; if nothing
+    is, wait for the first record only, then take what arrived with it.
+    """
+    messages = consumer.consume(limit, 0)
+    if messages or timeout <= 0:
+        return messages
+    messages = consumer.consume(1, timeout)
+    if messages and limit > 1:
+        messages += consumer.consume(limit - 1, 0)
+    return messages
 
 
 def _is_error(message: Any) -> bool:

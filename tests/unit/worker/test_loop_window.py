@@ -183,7 +183,7 @@ def test_unanswered_commits_stop_intake_but_not_polling() -> None:
         loop.step()
         finish_everything(loop)
     assert sum(admissions.next.values()) == 16  # all durable, none committed: no more taken
-    assert loop.paused and consumer.polls == 200  # still polling: membership is kept
+    assert loop.paused and consumer.polls >= 200  # still polling each step: membership kept
     assert len(loop.buffer) >= 40  # fetched ahead, paused only once the buffer was full
     consumer.answering = True
     for _ in range(5):
