@@ -59,7 +59,7 @@ from streamgen.telemetry.tracing import WorkerTracer
 
 __all__ = ["main", "running_broker"]
 
-KNOBS = ("channels_last", "fuse_qkv", "compile", "cuda_graphs")
+KNOBS = ("channels_last", "fuse_qkv", "compile", "aot_compile", "cuda_graphs")
 
 
 @contextmanager
@@ -157,6 +157,7 @@ def _engine_settings(args: argparse.Namespace) -> EngineSettings:
         channels_last="channels_last" in knobs,
         fuse_qkv="fuse_qkv" in knobs,
         compile="compile" in knobs,
+        aot_compile="aot_compile" in knobs,
         cuda_graphs="cuda_graphs" in knobs,
         compile_cache_dir=args.compile_cache_dir,
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -40,7 +41,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     runs = {}
     for kind in ("warm",) if args.warm_only else ("cold", "warm"):
-        runs[kind] = _spawn(args, model, cache)
+        profile = args.profile_warm if kind == "warm" else None
+        try:
+            runs[kind] = _spawn(args, model, cache, profile)
+        except RuntimeError as exc:
+            if not profile:
+                raise
+            # A machine that forbids py-spy's ptrace: the figure still counts, unprofiled.
+            print(f"profiled {kind} start failed ({exc}): again without py-spy", flush=True)
+            runs[kind] = _spawn(args, model, cache, None)
         print(f"{kind}: {runs[kind]['to_first_image_s']:.1f} s to the first image", flush=True)
     report = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -75,12 +84,19 @@ def _parser() -> argparse.ArgumentParser:
         help="only the warm start, over a --cache-dir some earlier run filled",
     )
     p.add_argument("--json", help="write the report here")
+    p.add_argument(
+        "--profile-warm",
+        metavar="PATH",
+        help="sample the warm start with py-spy (native frames too) into PATH, collapsed stacks",
+    )
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--cache", help=argparse.SUPPRESS)
     return p
 
 
-def _spawn(args: argparse.Namespace, model: Path, cache: Path) -> dict[str, Any]:
+def _spawn(
+    args: argparse.Namespace, model: Path, cache: Path, profile: str | None
+) -> dict[str, Any]:
     command = [
         sys.executable,
         "-m",
@@ -102,6 +118,12 @@ def _spawn(args: argparse.Namespace, model: Path, cache: Path) -> dict[str, Any]
         str(args.max_batch_size),
         *(f"--knob={k}" for k in args.knob),
     ]
+    if profile:
+        spy = shutil.which("py-spy")
+        if spy is None:
+            raise RuntimeError("--profile-warm needs py-spy on PATH")
+        sampling = ["record", "--native", "--rate", "25", "--format", "raw", "-o", profile]
+        command = [spy, *sampling, "--", *command]
     start = time.perf_counter()
     # The child prints one JSON line the moment it has its first image; the time that line
     # arrives is the figure (interpreter and CUDA teardown afterwards are not start-up).

@@ -7,14 +7,17 @@ exported once (``torch.export``) and compiled by AOTInductor into a package unde
 knobs, dtype, torch and device loads the package's shared library and traces nothing. Measured
 on an H200 (docs/benchmarks.md, "Start-up"): no Dynamo time on the warm start, but loading the
 sd15 UNet package in a fresh process took 37 s (0.03 s in the process that compiled it), so
-the warm start was 62 s against 66 s with ``compile``; at batch 1 it runs 0.34 s per image
+the warm start was 62 s against 66 s with ``compile``; at batch 1 it ran 0.34 s per image
 without graphs (0.20 s with ``compile`` + ``cuda_graphs``).
 
 - **One package per latent shape, every batch size.** The batch dimension is exported dynamic,
   so one package serves every batch size.
-- **Not with CUDA graphs.** The AOTInductor runner does what a capture forbids (measured on an
-  H200 with torch 2.11), so ``engine.cuda_graphs`` is refused with it; its C++ wrapper already
-  launches kernels without Python in between.
+- **With CUDA graphs too.** ``engine.cuda_graphs`` captures the packages per batch bucket
+  (``graphs.BucketGraphs``). A package is loaded ``run_single_threaded``: by default its runner
+  hands each call a model from a pool and waits on an event for one to come back, which a
+  capture forbids ("operation not permitted when stream is capturing", seen on an H200 with
+  torch 2.11). The engine calls each module from one thread at a time, so the pool is not
+  needed anyway.
 - **The weights stay the module's.** Packages hold code only
   (``aot_inductor.package_constants_in_so=False``); the loaded model reads the live module's
   parameters (``load_constants(..., user_managed=True)``), so GPU memory is not doubled and a
@@ -65,13 +68,6 @@ def check_aot_compile(settings: EngineSettings) -> None:
         raise ConfigError(
             "engine.aot_compile",
             "needs engine.compile_cache_dir: the compiled modules are kept there",
-        )
-    if settings.cuda_graphs:
-        # Measured on an H200 (torch 2.11): the AOTInductor runner performs operations a
-        # capture forbids ("operation not permitted when stream is capturing").
-        raise ConfigError(
-            "engine.aot_compile",
-            "cannot be captured in CUDA graphs: choose aot_compile or cuda_graphs",
         )
 
 
@@ -191,7 +187,9 @@ class AotModules:
     def _load(self, path: Path, module: torch.nn.Module) -> Callable[..., torch.Tensor] | None:
         start = time.perf_counter()
         try:
-            runner = torch._inductor.aoti_load_package(str(path))
+            # Single-threaded: no pool of models and no event waits between calls (see above).
+            runner = torch._inductor.aoti_load_package(str(path), run_single_threaded=True)
+            opened = time.perf_counter()
             # The live module's tensors, not copies: the package holds no weights.
             weights = {**dict(module.named_parameters()), **dict(module.named_buffers())}
             wanted = runner.get_constant_fqns()
@@ -201,7 +199,14 @@ class AotModules:
         except Exception as exc:  # a torn, foreign or stale file: compile it again
             log.warning("compiled package %s cannot be loaded (%s): compiling it again", path, exc)
             return None
-        log.info("loaded compiled %s in %.2f s", path.name, time.perf_counter() - start)
+        done = time.perf_counter()
+        log.info(
+            "loaded compiled %s in %.2f s (package %.2f s, weights %.2f s)",
+            path.name,
+            done - start,
+            opened - start,
+            done - opened,
+        )
         loaded: Callable[..., torch.Tensor] = runner
         return loaded
 

@@ -104,8 +104,14 @@ class DiffusionEngine:
                 aot = AotModules.configured(parts, settings, _device_label(self.device))
                 if aot is not None:
                     self._aot[source] = aot
-                if settings.cuda_graphs:
-                    self._graphs[source] = BucketGraphs(parts, self.device, capture=True)
+                if settings.cuda_graphs:  # capturing the AOT packages if there are any
+                    self._graphs[source] = BucketGraphs(
+                        parts,
+                        self.device,
+                        capture=True,
+                        predict=None if aot is None else aot.guided,
+                        decode=None if aot is None else aot.decode,
+                    )
             self._parts[name] = loaded[source]
             self._placements[name] = self._placements[source]
             if source in self._graphs:

@@ -88,10 +88,22 @@ class _Captured:
 class BucketGraphs:
     """The graphs of one loaded model, keyed by what they capture, tensor shapes and bucket."""
 
-    def __init__(self, parts: PipelineParts, device: torch.device, *, capture: bool) -> None:
+    def __init__(
+        self,
+        parts: PipelineParts,
+        device: torch.device,
+        *,
+        capture: bool,
+        predict: NoisePredictor | None = None,
+        decode: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
+        """``predict`` and ``decode`` are what gets captured: by default the parts' UNet step
+        and ``vae.decode`` (compiled or not), or ``engine.aot_compile``'s packages."""
         self._parts = parts
         self._device = device
         self._capture = capture
+        self._predict = predict or eager_noise(parts.unet)
+        self._decode = decode or _vae_decode(parts.vae)
         self._pool = torch.cuda.graph_pool_handle() if capture else None
         self._graphs: dict[tuple[Any, ...], _Captured] = {}
 
@@ -170,15 +182,13 @@ class BucketGraphs:
         if cond.pooled is not None and cond.time_ids is not None:
             inputs["pooled"] = static(cond.pooled, 2 * bucket)
             inputs["time_ids"] = static(cond.time_ids, 2 * bucket)
-        unet = self._parts.unet
+        predict = self._predict
 
         def step() -> torch.Tensor:
             static_cond = Conditioning(
                 inputs["embeds"], inputs.get("pooled"), inputs.get("time_ids")
             )
-            return guided_step(
-                unet, inputs["latents"], inputs["t"], static_cond, inputs["guidance"]
-            )
+            return predict(inputs["latents"], inputs["t"], static_cond, inputs["guidance"])
 
         return _Captured(inputs=inputs, run=step)
 
@@ -200,11 +210,10 @@ class BucketGraphs:
                         device=latents.device,
                     )
                 }
-                vae = self._parts.vae
+                vae_decode = self._decode
 
                 def run() -> torch.Tensor:
-                    images: torch.Tensor = vae.decode(inputs["latents"], return_dict=False)[0]
-                    return images
+                    return vae_decode(inputs["latents"])
 
                 graph = _Captured(inputs=inputs, run=run)
             _load_rows(graph.inputs["latents"], latents, plan)
@@ -240,6 +249,14 @@ class BucketGraphs:
         graph.run = replay
         self._graphs[key] = graph
         log.info("captured CUDA graph %s (%d graphs)", key[:3], len(self._graphs))
+
+
+def _vae_decode(vae: Any) -> Callable[[torch.Tensor], torch.Tensor]:
+    def decode(latents: torch.Tensor) -> torch.Tensor:
+        images: torch.Tensor = vae.decode(latents, return_dict=False)[0]
+        return images
+
+    return decode
 
 
 def _load_rows(static: torch.Tensor, rows: torch.Tensor, plan: PaddingPlan) -> None:

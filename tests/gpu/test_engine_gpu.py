@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -83,9 +84,8 @@ def test_fp16_batched_equals_alone_tiny(tiny_dir: Path, scheduler: str) -> None:
 @pytest.mark.parametrize("knob", ["channels_last", "fuse_qkv", "vae_slicing", "cpu_offload"])
 def test_knob_changes_nothing_but_speed(tiny_dir: Path, knob: str) -> None:
     plain = DiffusionEngine(EngineSettings(models={"m": str(tiny_dir)}, device="cuda"))
-    tuned = DiffusionEngine(
-        EngineSettings(models={"m": str(tiny_dir)}, device="cuda", **{knob: True})
-    )
+    knobs: dict[str, Any] = {knob: True}
+    tuned = DiffusionEngine(EngineSettings(models={"m": str(tiny_dir)}, device="cuda", **knobs))
     requests = _mix(64, 6, "dpmpp_2m")
     for a, b in zip(plain.generate(requests), tuned.generate(requests), strict=True):
         for x, y in zip(a.images, b.images, strict=True):
@@ -105,7 +105,7 @@ def test_fp16_batched_equals_alone_sd15() -> None:
 GRAPH_MAX_LEVELS = 2
 
 
-def _graph_engine(model_dir: str, max_batch: int, **knobs: bool) -> DiffusionEngine:
+def _graph_engine(model_dir: str, max_batch: int, **knobs: Any) -> DiffusionEngine:
     return DiffusionEngine(
         EngineSettings(
             models={"m": model_dir},
@@ -135,10 +135,12 @@ def _sized(size: int, steps: int, n: int) -> list[GenerationRequest]:
     ]
 
 
-def _graph_diffs(model_dir: str, size: int, steps: int, max_batch: int) -> dict[int, int]:
+def _graph_diffs(
+    model_dir: str, size: int, steps: int, max_batch: int, **knobs: Any
+) -> dict[int, int]:
     """Worst level difference, batched vs alone, for a batch filling each bucket exactly and
     one needing padding (3 in the bucket of 4, ...)."""
-    engine = _graph_engine(model_dir, max_batch)
+    engine = _graph_engine(model_dir, max_batch, **knobs)
     requests = _sized(size, steps, max_batch)
     alone = [engine.generate([r])[0] for r in requests]
     worst: dict[int, int] = {}
@@ -223,3 +225,22 @@ def test_aot_compile_batched_equals_alone_tiny(tiny_dir: Path, aot_cache: str) -
     worst, mean = _diffs(engine, _mix(64, 6, "dpmpp_2m"))
     assert worst <= MAX_LEVELS and mean <= MAX_MEAN_LEVELS
     assert engine.aot_packages() == {"compiled": 0, "loaded": 2}  # the first test compiled
+
+
+def test_aot_compile_under_cuda_graphs_every_bucket_tiny(tiny_dir: Path, aot_cache: str) -> None:
+    """The packages captured per bucket (loaded run_single_threaded): batched == alone."""
+    worst = _graph_diffs(str(tiny_dir), 64, 6, 6, aot_compile=True, compile_cache_dir=aot_cache)
+    assert max(worst.values()) <= GRAPH_MAX_LEVELS
+
+
+def test_aot_compile_under_cuda_graphs_changes_nothing_but_speed_tiny(
+    tiny_dir: Path, aot_cache: str
+) -> None:
+    plain = DiffusionEngine(EngineSettings(models={"m": str(tiny_dir)}, device="cuda"))
+    graphed = _graph_engine(str(tiny_dir), 4, aot_compile=True, compile_cache_dir=aot_cache)
+    requests = _mix(64, 6, "dpmpp_2m")
+    for a, b in zip(plain.generate(requests), graphed.generate(requests), strict=True):
+        for x, y in zip(a.images, b.images, strict=True):
+            assert np.abs(np.asarray(x, np.int16) - np.asarray(y, np.int16)).max() <= MAX_LEVELS
+    assert graphed.graph_count() > 0
+    assert sum(graphed.aot_packages().values()) == 2

@@ -59,6 +59,30 @@ def test_a_new_batch_reloads_its_conditioning_and_reuses_the_bucket(
     assert graphs.count == 1
 
 
+def test_what_is_captured_can_be_given(engine: DiffusionEngine) -> None:
+    """engine.aot_compile hands its packages in: the padded call runs them, not the UNet."""
+    parts = engine.parts("tiny")
+    calls: list[int] = []
+    plain = eager_noise(parts.unet)
+
+    def predict(*args: torch.Tensor) -> torch.Tensor:
+        calls.append(args[0].shape[0])
+        return plain(*args)  # type: ignore[arg-type]
+
+    def decode(latents: torch.Tensor) -> torch.Tensor:
+        calls.append(-latents.shape[0])
+        return latents[:, :3] * 2
+
+    graphs = BucketGraphs(parts, engine.device, capture=False, predict=predict, decode=decode)
+    latents, t, cond, guidance = _inputs(engine, 3)
+    with torch.no_grad():
+        got = graphs.noise_predictor((1, 2, 4))(latents, t, cond, guidance)  # type: ignore[arg-type]
+        torch.testing.assert_close(got, plain(latents, t, cond, guidance), atol=ATOL, rtol=0)  # type: ignore[arg-type]
+        images = graphs.decoder((1, 2, 4))(latents)
+    torch.testing.assert_close(images, latents[:, :3] * 2)
+    assert calls == [4, -4]  # each ran once, on the bucket's 4 rows (3 real, 1 filler)
+
+
 def test_padded_decode_equals_the_plain_one(engine: DiffusionEngine) -> None:
     parts = engine.parts("tiny")
     decode = BucketGraphs(parts, engine.device, capture=False).decoder((1, 2, 4))
