@@ -160,6 +160,7 @@ def _engine_settings(args: argparse.Namespace) -> EngineSettings:
         aot_compile="aot_compile" in knobs,
         cuda_graphs="cuda_graphs" in knobs,
         compile_cache_dir=args.compile_cache_dir,
+        cudnn_benchmark=args.cudnn_benchmark == "true",
     )
 
 

@@ -72,6 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         vae_slicing="vae_slicing" in knobs,
         cpu_offload="cpu_offload" in knobs,
         max_batch_size=max(args.batch_sizes),
+        cudnn_benchmark=args.cudnn_benchmark == "true",
     )
     engine = DiffusionEngine(settings)
     parts = engine.parts("bench")
@@ -115,6 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "dtype": args.dtype,
             "arch": None if args.model else args.arch,
             "repeats": args.repeats,
+            "cudnn_benchmark": args.cudnn_benchmark,
         },
         "tflop_per_image": flops / 1e12,
         "warm_up_s": warm_up_s,

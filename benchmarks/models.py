@@ -29,6 +29,12 @@ def add_engine_arguments(p: argparse.ArgumentParser, *, arch: str, size: int, st
     p.add_argument("--size", type=int, default=size, help="width and height in pixels")
     p.add_argument("--steps", type=int, default=steps)
     p.add_argument("--guidance", type=float, default=7.5)
+    p.add_argument(
+        "--cudnn-benchmark",
+        choices=("true", "false"),
+        default="true",
+        help="engine.cudnn_benchmark: time cuDNN's algorithms per shape, or take its heuristic's",
+    )
 
 
 def model_dir(args: argparse.Namespace) -> Path:

@@ -115,6 +115,10 @@ class EngineSettings:
     warmup_shapes: tuple[str, ...] = ()
     vae_slicing: bool = False
     cpu_offload: bool = False
+    # cuDNN times every convolution algorithm for each new input shape (and batch bucket) and
+    # keeps the fastest; false: its heuristics pick one at once. The timing runs again in every
+    # process, compiling kernels at run time: docs/benchmarks.md ("Start-up") measures both.
+    cudnn_benchmark: bool = True
 
 
 @dataclass(frozen=True)

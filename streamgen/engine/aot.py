@@ -54,6 +54,10 @@ log = logging.getLogger(__name__)
 
 # What a package's code depends on besides the architecture: inductor settings that change it.
 _INDUCTOR = {"aot_inductor.package_constants_in_so": False, "conv_1x1_as_mm": True}
+# The attention kernels an export may bake in, in order of preference. Not cuDNN's: its
+# kernels are compiled at run time (NVRTC) for every new shape and batch bucket, in every
+# process; a py-spy profile of a warm start on an H200 put 8 % of it there.
+_EXPORT_ATTENTION = ("FLASH_ATTENTION", "EFFICIENT_ATTENTION", "MATH")
 
 
 def check_aot_compile(settings: EngineSettings) -> None:
@@ -104,7 +108,14 @@ def package_key(kind: str, architecture: dict[str, Any], inputs: dict[str, Any],
     """A file name that changes whenever the compiled code could: the module's architecture
     (its config), the input shapes but the batch, dtypes, knobs, torch and the device."""
     blob = json.dumps(
-        {"kind": kind, "arch": architecture, "inputs": inputs, "label": label, "cfg": _INDUCTOR},
+        {
+            "kind": kind,
+            "arch": architecture,
+            "inputs": inputs,
+            "label": label,
+            "cfg": _INDUCTOR,
+            "attention": _EXPORT_ATTENTION,
+        },
         sort_keys=True,
         default=str,
     )
@@ -236,6 +247,7 @@ class AotModules:
         self, path: Path, module: torch.nn.Module, example: list[torch.Tensor]
     ) -> None:
         from torch.export import Dim
+        from torch.nn.attention import SDPBackend, sdpa_kernel
 
         # Every input's first dimension is the batch (or twice it): dynamic, so one package
         # serves every batch size; torch.export infers how they relate.
@@ -245,7 +257,8 @@ class AotModules:
         rows = example[0].shape[0]
         example = [_two_batches(x, x.shape[0] // rows) if x.dim() > 0 else x for x in example]
         dynamic = tuple({0: Dim.AUTO} if x.dim() > 0 else None for x in example)
-        with torch.no_grad():
+        attention = [getattr(SDPBackend, name) for name in _EXPORT_ATTENTION]
+        with torch.no_grad(), sdpa_kernel(attention):
             exported = torch.export.export(module, tuple(example), dynamic_shapes=dynamic)
         self._dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self._dir, prefix=f".{path.stem}.", suffix=".tmp.pt2")

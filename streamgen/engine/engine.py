@@ -19,14 +19,9 @@ from streamgen.engine.buckets import batch_buckets
 from streamgen.engine.compile_cache import CompileCache
 from streamgen.engine.decode import Decoder
 from streamgen.engine.graphs import BucketGraphs, NoisePredictor, eager_noise
-from streamgen.engine.knobs import Placement, apply_knobs, check_knobs
-from streamgen.engine.loading import (
-    PipelineParts,
-    load_pipeline,
-    model_sources,
-    resolve_device,
-    resolve_dtype,
-)
+from streamgen.engine.knobs import Placement, check_knobs
+from streamgen.engine.loaded_model import LoadedModel, device_label, load_model
+from streamgen.engine.loading import PipelineParts, model_sources, resolve_device, resolve_dtype
 from streamgen.engine.memory import CPU_MAX_BATCH, CUDA_MAX_BATCH, BatchLimits
 from streamgen.engine.requests import ImageRow, expand_rows, not_retryable, reject_reason
 from streamgen.engine.seeds import request_seed
@@ -84,40 +79,26 @@ class DiffusionEngine:
         self._compile_cache: CompileCache | None = None
         if settings.compile_cache_dir:
             self._compile_cache = CompileCache(
-                settings.compile_cache_dir, label=_device_label(self.device)
+                settings.compile_cache_dir, label=device_label(self.device)
             )
             self._compile_cache.configure()
             if not settings.aot_compile:  # the artifacts carry torch.compile's work, not AOT
                 self._compile_cache.load()
-        loaded: dict[str, PipelineParts] = {}
+        loaded: dict[str, LoadedModel] = {}  # by source: two names of one model share it
         self._parts: dict[str, PipelineParts] = {}
         self._placements: dict[str, Placement] = {}
         self._graphs: dict[str, BucketGraphs] = {}
         self._aot: dict[str, AotModules] = {}
         for name, source in sources.items():
             if source not in loaded:
-                parts = load_pipeline(name, source, self.dtype)
-                placement = Placement(parts, self.device, offload=settings.cpu_offload)
-                apply_knobs(parts, settings, self.device)
-                loaded[source] = parts
-                self._placements[source] = placement
-                aot = AotModules.configured(parts, settings, _device_label(self.device))
-                if aot is not None:
-                    self._aot[source] = aot
-                if settings.cuda_graphs:  # capturing the AOT packages if there are any
-                    self._graphs[source] = BucketGraphs(
-                        parts,
-                        self.device,
-                        capture=True,
-                        predict=None if aot is None else aot.guided,
-                        decode=None if aot is None else aot.decode,
-                    )
-            self._parts[name] = loaded[source]
-            self._placements[name] = self._placements[source]
-            if source in self._graphs:
-                self._graphs[name] = self._graphs[source]
-            if source in self._aot:
-                self._aot[name] = self._aot[source]
+                loaded[source] = load_model(name, source, settings, self.device, self.dtype)
+            model = loaded[source]
+            self._parts[name] = model.parts
+            self._placements[name] = model.placement
+            if model.graphs is not None:
+                self._graphs[name] = model.graphs
+            if model.aot is not None:
+                self._aot[name] = model.aot
         cap = CUDA_MAX_BATCH if self.device.type == "cuda" else CPU_MAX_BATCH
         self._limits = BatchLimits(fixed=settings.max_batch_size, cap=cap, probe=self._probe)
 
@@ -320,12 +301,6 @@ class DiffusionEngine:
             log.warning("init image %r of %s cannot be read: %s", uri, request.request_id, exc)
             raise img2img.InitImageInvalid(f"init image {clip(uri)!r} cannot be read") from exc
         return img2img.decode_init_image(data, width=request.width, height=request.height)
-
-
-def _device_label(device: torch.device) -> str:
-    """What compiled code depends on besides the model: torch and the device it runs on."""
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    return f"torch{torch.__version__}-{name}"
 
 
 def _chunks(rows: Sequence[ImageRow], size: int) -> list[Sequence[ImageRow]]:

@@ -70,8 +70,8 @@ def apply_knobs(parts: PipelineParts, settings: EngineSettings, device: torch.de
         # Decoding image by image bounds the decoder's activation memory at large batches.
         parts.vae.enable_slicing()
     if device.type == "cuda":
-        # cuDNN picks the fastest convolution algorithm per input shape, once per shape.
-        torch.backends.cudnn.benchmark = True
+        # cuDNN times its algorithms per input shape once per process, or takes its heuristic's.
+        torch.backends.cudnn.benchmark = settings.cudnn_benchmark
     if settings.compile:
         import torch._inductor.config as inductor
 
@@ -81,7 +81,7 @@ def apply_knobs(parts: PipelineParts, settings: EngineSettings, device: torch.de
         parts.vae.decoder.compile()
     log.info(
         "speed knobs: attention=%s fuse_qkv=%s channels_last=%s vae_slicing=%s compile=%s "
-        "aot_compile=%s cuda_graphs=%s",
+        "aot_compile=%s cuda_graphs=%s cudnn_benchmark=%s",
         settings.attention,
         settings.fuse_qkv,
         settings.channels_last,
@@ -89,6 +89,7 @@ def apply_knobs(parts: PipelineParts, settings: EngineSettings, device: torch.de
         settings.compile,
         settings.aot_compile,
         settings.cuda_graphs,
+        settings.cudnn_benchmark,
     )
 
 
