@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from benchmarks.cost import usd_per_1000_images
+from benchmarks.models import add_cudnn_argument
 from streamgen.contracts.request import GenerationRequest
 from streamgen.engine.engine import DiffusionEngine
 from streamgen.engine.loading import PipelineParts
@@ -154,6 +155,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--stock", action="store_true", help="also time StableDiffusionPipeline")
     p.add_argument("--repeats", type=int, default=1, help="timed calls per batch size (median)")
     p.add_argument("--compile-cache-dir", default="", help="engine.compile_cache_dir")
+    add_cudnn_argument(p)
     p.add_argument(
         "--gpu-hour-price",
         type=float,

@@ -12,7 +12,14 @@ from typing import TypeVar
 
 from streamgen.contracts.request import GenerationRequest
 
-__all__ = ["MODEL", "add_engine_arguments", "model_dir", "on_engine_thread", "requests"]
+__all__ = [
+    "MODEL",
+    "add_cudnn_argument",
+    "add_engine_arguments",
+    "model_dir",
+    "on_engine_thread",
+    "requests",
+]
 
 MODEL = "bench"  # the logical model name benchmark requests ask for
 
@@ -29,6 +36,10 @@ def add_engine_arguments(p: argparse.ArgumentParser, *, arch: str, size: int, st
     p.add_argument("--size", type=int, default=size, help="width and height in pixels")
     p.add_argument("--steps", type=int, default=steps)
     p.add_argument("--guidance", type=float, default=7.5)
+    add_cudnn_argument(p)
+
+
+def add_cudnn_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--cudnn-benchmark",
         choices=("true", "false"),
