@@ -48,7 +48,7 @@ from streamgen.engine.prompts import Conditioning
 from streamgen.errors import ConfigError
 from streamgen.settings import EngineSettings
 
-__all__ = ["AotModules", "check_aot_compile", "package_key"]
+__all__ = ["AotModules", "check_aot_compile", "open_package", "package_key"]
 
 log = logging.getLogger(__name__)
 
@@ -198,8 +198,7 @@ class AotModules:
     def _load(self, path: Path, module: torch.nn.Module) -> Callable[..., torch.Tensor] | None:
         start = time.perf_counter()
         try:
-            # Single-threaded: no pool of models and no event waits between calls (see above).
-            runner = torch._inductor.aoti_load_package(str(path), run_single_threaded=True)
+            runner = open_package(str(path))
             opened = time.perf_counter()
             # The live module's tensors, not copies: the package holds no weights.
             weights = {**dict(module.named_parameters()), **dict(module.named_buffers())}
@@ -270,6 +269,33 @@ class AotModules:
             Path(tmp).replace(path)
         finally:
             Path(tmp).unlink(missing_ok=True)
+
+
+def open_package(path: str) -> Any:
+    """The package's runner, loaded single-threaded (no pool of models, no event waits between
+    calls: see above).
+
+    Not through ``aoti_load_package``: after loading, it compares the device the package was
+    compiled on with this one, only to log a warning, and to learn this CPU's vector ISA it
+    compiles a probe program with g++ for each ISA the CPU lists. In a fresh process on the
+    H200 host (torch 2.11) that took 17-47 s of the sd15 UNet's "load" (0.02 s in the process
+    that had compiled it, whose answer was cached). Nothing is lost by skipping it: a package's
+    file name already includes torch's version and the device's name (``package_key``).
+    A torch whose loader differs falls back to ``aoti_load_package``.
+    """
+    try:
+        from torch.export.pt2_archive._package import AOTICompiledModel
+
+        loader_class = torch._C._aoti.AOTIModelPackageLoader
+    except (ImportError, AttributeError) as exc:
+        log.debug("AOTInductor's loader not found (%s): aoti_load_package", exc)
+        return torch._inductor.aoti_load_package(path, run_single_threaded=True)
+    try:  # model name, run_single_threaded, num_runners, device index (-1: the current one)
+        loader = loader_class(path, "model", True, 1, -1)
+    except TypeError as exc:  # another signature
+        log.debug("AOTInductor's loader takes other arguments (%s): aoti_load_package", exc)
+        return torch._inductor.aoti_load_package(path, run_single_threaded=True)
+    return AOTICompiledModel(loader)
 
 
 def _two_batches(x: torch.Tensor, per_row: int) -> torch.Tensor:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from streamgen.engine.aot import AotModules, package_key
+from streamgen.engine.aot import AotModules, open_package, package_key
 from streamgen.engine.engine import DiffusionEngine
 from streamgen.engine.graphs import BucketGraphs
 from streamgen.engine.knobs import check_knobs
@@ -121,14 +121,38 @@ def test_a_torn_package_is_not_loaded(
     assert "cannot be loaded" in caplog.text
 
 
+def test_a_loader_with_other_arguments_falls_back_to_aoti_load_package(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def other_signature(*args: object) -> None:
+        raise TypeError("incompatible constructor arguments")
+
+    opened: list[tuple[str, bool]] = []
+    monkeypatch.setattr(torch._C._aoti, "AOTIModelPackageLoader", other_signature)
+    monkeypatch.setattr(
+        torch._inductor,
+        "aoti_load_package",
+        lambda path, run_single_threaded: opened.append((path, run_single_threaded)) or "runner",
+    )
+    assert open_package("/x/unet.pt2") == "runner"
+    assert opened == [("/x/unet.pt2", True)]
+
+
 @pytest.mark.slow
-def test_second_start_loads_what_the_first_compiled(tiny_dir: Path, tmp_path: Path) -> None:
+def test_second_start_loads_what_the_first_compiled(
+    tiny_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Real torch.export + AOTInductor on the CPU (about two minutes on two cores)."""
     requests = [request("a", seed=3), request("b", seed=4, guidance_scale=3.0), request("c")]
     eager = _engine(tiny_dir, None)
     first = _engine(tiny_dir, tmp_path)
     batched = first.generate(requests)
     assert (_aot(first).compiled, _aot(first).loaded) == (2, 0)  # UNet step and VAE decoder
+
+    def probe(device: str) -> None:  # what cost a fresh H200 worker 17-47 s per start
+        raise AssertionError("the CPU's vector ISAs were probed while loading a package")
+
+    monkeypatch.setattr(torch._inductor.codecache, "get_device_information", probe)
     second = _engine(tiny_dir, tmp_path)
     alone = [second.generate([r])[0] for r in requests]  # batch 1: the same dynamic package
     assert (_aot(second).compiled, _aot(second).loaded) == (0, 2)
