@@ -33,7 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # Bottom first. A room may import its own layer and those below it, never one above.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("exit_codes", "errors", "credentials", "log_routing"),  # failures, exits, third-party logs
-    ("settings", "kafka_config"),  # the typed settings, their defaults; Kafka clients' config
+    # the typed settings, their defaults; Kafka clients' config and their first metadata request
+    ("settings", "kafka_config", "kafka_metadata"),
     ("contracts",),  # requests and results, their wire formats, request validation
     ("store",),  # object stores, image bytes for storage, init-image places
     ("engine",),  # batched diffusion

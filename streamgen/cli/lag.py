@@ -9,6 +9,7 @@ import time
 import click
 
 from streamgen.cli.options import load_from_flags, settings_options
+from streamgen.errors import ConfigError
 
 
 @click.command()
@@ -73,7 +74,7 @@ def lag(
                 results_topic=settings.topics.results,
                 sample=sample,
             )
-        except LagError as exc:
+        except (LagError, ConfigError) as exc:  # ConfigError: the broker refused the login
             raise click.ClickException(str(exc)) from exc
         if previous is not None:
             rate = committed_rate(previous, report)

@@ -9,6 +9,7 @@ import click
 
 from streamgen.cli.options import load_from_flags, settings_options
 from streamgen.cli.progress import progress
+from streamgen.errors import ConfigError
 
 if TYPE_CHECKING:
     from streamgen.ops.replay_rules import DeadLetterView
@@ -103,7 +104,7 @@ def replay(
                 from_beginning=from_beginning,
                 progress=report,
             )
-        except ReplayError as exc:
+        except (ReplayError, ConfigError) as exc:  # ConfigError: the broker refused the login
             raise click.ClickException(str(exc)) from exc
     if dry_run:
         click.echo(_table(summary.would_replay, now_ms))

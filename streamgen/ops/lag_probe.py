@@ -22,6 +22,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from streamgen.contracts.codec import request_codec, result_codec
 from streamgen.errors import DecodeError, StreamgenError
 from streamgen.kafka_config import admin_config, consumer_config
+from streamgen.kafka_metadata import MetadataProbe
 from streamgen.ops.lag_report import GroupLag, PartitionLag, results_rate
 from streamgen.settings import Settings
 from streamgen.telemetry.backlog import pixel_steps
@@ -60,6 +61,8 @@ class LagProbe:
     def __init__(self, settings: Settings, *, registry: SchemaRegistryClient | None = None) -> None:
         self._settings = settings
         self._admin = AdminClient(admin_config(settings.kafka))
+        # The first look at the broker: a refused login is a ConfigError, said at once.
+        self._metadata = MetadataProbe(admin_config(settings.kafka))
         self._reader_config = consumer_config(
             settings.kafka,
             # Never subscribes, never commits: the group id only satisfies librdkafka.
@@ -73,9 +76,9 @@ class LagProbe:
     def partitions(self, topic: str) -> list[int]:
         servers = self._settings.kafka.bootstrap_servers
         try:
-            metadata = self._admin.list_topics(topic, timeout=ADMIN_TIMEOUT_S)
+            metadata = self._metadata.list_topics(topic, ADMIN_TIMEOUT_S)
         except KafkaException as exc:
-            # Unreachable, or the login refused: librdkafka's log above says which.
+            # Unreachable (the error says why); a refused login was a ConfigError already.
             raise LagError(
                 f"no answer from Kafka at {servers} ({exc.args[0].str()}); check "
                 "kafka.bootstrap_servers and the login in kafka.client_config"

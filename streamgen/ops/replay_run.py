@@ -25,7 +25,8 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from streamgen.contracts.codec import request_codec
 from streamgen.contracts.dead_letter import read_claim_check, replay_headers
 from streamgen.errors import DecodeError, StoreUnavailable, StreamgenError
-from streamgen.kafka_config import consumer_config, producer_config
+from streamgen.kafka_config import admin_config, consumer_config, producer_config
+from streamgen.kafka_metadata import MetadataProbe
 from streamgen.ops.replay_claims import ClaimedRecords, ClaimMissing, Original
 from streamgen.ops.replay_rules import DeadLetterView, Pacer, ReplayFilter
 from streamgen.settings import Settings
@@ -62,6 +63,7 @@ class Replayer:
     def __init__(self, settings: Settings, *, group: str = DEFAULT_REPLAY_GROUP) -> None:
         self._topic = settings.topics.dead_letter
         self._group = group
+        self._admin_config = admin_config(settings.kafka)
         self._consumer_config = consumer_config(
             settings.kafka,
             group,
@@ -150,9 +152,9 @@ class Replayer:
         self, consumer: Consumer, from_beginning: bool
     ) -> tuple[dict[int, int], dict[int, int]]:
         try:
-            metadata = consumer.list_topics(self._topic, timeout=15)
+            metadata = MetadataProbe(self._admin_config).list_topics(self._topic, 15)
         except KafkaException as exc:
-            # Unreachable, or the login refused: librdkafka's log above says which.
+            # Unreachable (the error says why); a refused login was a ConfigError already.
             raise ReplayError(
                 f"no answer from Kafka ({exc.args[0].str()}); check kafka.bootstrap_servers "
                 "and the login in kafka.client_config"

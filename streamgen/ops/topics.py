@@ -27,6 +27,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 
 from streamgen.errors import BrokerUnavailable, ConfigError
 from streamgen.kafka_config import admin_config
+from streamgen.kafka_metadata import MetadataProbe
 from streamgen.settings import KafkaSettings, TopicSettings
 
 __all__ = ["TopicSpec", "TopicState", "create_topics", "plan_topics"]
@@ -75,11 +76,13 @@ def create_topics(
     client_config: dict[str, str] | None = None,
 ) -> list[TopicState]:
     kafka = KafkaSettings(bootstrap_servers=bootstrap_servers, client_config=client_config or {})
-    admin = AdminClient(admin_config(kafka))
+    config = admin_config(kafka)
     try:
-        existing = admin.list_topics(timeout=_TIMEOUT_S).topics
+        # A refused login is a ConfigError, said as soon as librdkafka reports it.
+        existing = MetadataProbe(config).list_topics(None, _TIMEOUT_S).topics
     except KafkaException as exc:
         raise BrokerUnavailable(f"Kafka at {bootstrap_servers} did not answer: {exc}") from exc
+    admin = AdminClient(config)
     missing = [spec for spec in specs if spec.name not in existing]
     created = _create(admin, missing)
     states = []

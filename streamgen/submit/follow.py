@@ -17,7 +17,8 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from streamgen.contracts.codec import AvroCodec
 from streamgen.contracts.result import GenerationResult
 from streamgen.errors import BrokerUnavailable, DecodeError
-from streamgen.kafka_config import consumer_config
+from streamgen.kafka_config import admin_config, consumer_config
+from streamgen.kafka_metadata import MetadataProbe
 from streamgen.settings import KafkaSettings
 
 __all__ = ["ResultFollower"]
@@ -48,12 +49,15 @@ class ResultFollower:
         self._codec = codec
         self._topic = topic
         self._bootstrap = kafka.bootstrap_servers
+        self._admin_config = admin_config(kafka)
         self.undecodable = 0
 
     def mark(self) -> dict[int, int]:
-        """Start every results partition at its current end; returns partition → offset."""
+        """Start every results partition at its current end; returns partition → offset.
+        A refused login is a ConfigError, said at once."""
         try:
-            metadata = self._consumer.list_topics(self._topic, timeout=METADATA_TIMEOUT_S)
+            probe = MetadataProbe(self._admin_config)
+            metadata = probe.list_topics(self._topic, METADATA_TIMEOUT_S)
         except KafkaException as exc:
             raise BrokerUnavailable(
                 f"cannot read results topic {self._topic!r} at {self._bootstrap}: {exc.args[0]}"

@@ -14,7 +14,8 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from streamgen.contracts.codec import AvroCodec
 from streamgen.contracts.request import GenerationRequest
 from streamgen.errors import BrokerUnavailable
-from streamgen.kafka_config import producer_config
+from streamgen.kafka_config import admin_config, producer_config
+from streamgen.kafka_metadata import MetadataProbe
 from streamgen.settings import KafkaSettings
 from streamgen.telemetry.tracing import inject_context
 
@@ -23,7 +24,8 @@ __all__ = ["Delivery", "DeliveryFailed", "RequestPublisher", "request_producer_c
 log = logging.getLogger(__name__)
 
 # How long to wait for metadata before publishing: a wrong address or a missing topic fails
-# fast with a clear message instead of after the whole delivery timeout.
+# fast with a clear message instead of after the whole delivery timeout (a refused login, at
+# once: streamgen.kafka_metadata).
 METADATA_TIMEOUT_S = 10.0
 
 
@@ -80,11 +82,14 @@ class RequestPublisher:
         self._topic = topic
         self._delivery_timeout_s = delivery_timeout_s
         self._bootstrap = kafka.bootstrap_servers
+        self._admin_config = admin_config(kafka)
 
     def check_topic(self) -> None:
-        """Fail fast if the broker cannot be reached or the requests topic does not exist."""
+        """Fail fast if the broker cannot be reached, refuses the login (ConfigError) or has no
+        requests topic."""
         try:
-            metadata = self._producer.list_topics(self._topic, timeout=METADATA_TIMEOUT_S)
+            probe = MetadataProbe(self._admin_config)
+            metadata = probe.list_topics(self._topic, METADATA_TIMEOUT_S)
         except KafkaException as exc:
             raise BrokerUnavailable(
                 f"cannot reach Kafka at {self._bootstrap}: {exc.args[0]}"

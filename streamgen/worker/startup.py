@@ -15,9 +15,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient
 
 from streamgen.errors import ConfigError, StoreUnavailable
+from streamgen.kafka_metadata import MetadataProbe
 from streamgen.settings import Settings
 from streamgen.store.base import ObjectStore
 from streamgen.worker.backoff import Backoff
@@ -26,32 +26,28 @@ __all__ = ["check_broker", "check_store"]
 
 log = logging.getLogger(__name__)
 
-# librdkafka error codes that mean "the broker refused who we are", not "nobody answered".
-_AUTH_CODES = {
-    KafkaError._AUTHENTICATION,
-    KafkaError.SASL_AUTHENTICATION_FAILED,
-    KafkaError._SSL,
-}
 _TOPIC_SETTINGS = ("requests", "results", "dead_letter")
 
 
 def check_broker(settings: Settings, client_config: Mapping[str, Any]) -> None:
     """The broker answers within ``kafka.connect_timeout_s``, accepts our credentials, and has
-    the three topics; else ConfigError naming the setting."""
+    the three topics; else ConfigError naming the setting. A refused login is said as soon as
+    librdkafka reports it, not at the end of the timeout (:mod:`streamgen.kafka_metadata`)."""
     servers = settings.kafka.bootstrap_servers
     timeout = settings.kafka.connect_timeout_s
-    errors: list[KafkaError] = []
-    # librdkafka's own log would repeat each failed connection attempt; error_cb collects
-    # them and the ConfigError below says it once.
-    config: dict[str, Any] = {**client_config, "error_cb": errors.append, "log_level": 0}
-    try:
-        admin = AdminClient(config)
-    except KafkaException as exc:
-        raise ConfigError("kafka.client_config", f"librdkafka refused it: {exc}") from None
+    probe = MetadataProbe(client_config)
     deadline = time.monotonic() + timeout
     for name in _TOPIC_SETTINGS:
         topic = getattr(settings.topics, name)
-        metadata = _describe(admin, topic, deadline, errors, servers, timeout)
+        try:
+            metadata = probe.list_topics(topic, max(deadline - time.monotonic(), 0.1))
+        except KafkaException as exc:
+            raise ConfigError(
+                "kafka.bootstrap_servers",
+                f"no broker answered at {servers} within {timeout:.0f}s "
+                f"(kafka.connect_timeout_s); last error: {exc.args[0].str()}. Check the address "
+                "and that the broker is running (`streamgen dev status` for the local stack).",
+            ) from None
         found = metadata.topics.get(topic)
         error = found.error if found is not None else None
         if found is None or (
@@ -72,47 +68,6 @@ def check_broker(settings: Settings, client_config: Mapping[str, Any]) -> None:
             )
         if error is not None:
             raise ConfigError(f"topics.{name}", f"topic {topic!r} on {servers}: {error.str()}")
-
-
-def _describe(
-    admin: AdminClient,
-    topic: str,
-    deadline: float,
-    errors: list[KafkaError],
-    servers: str,
-    timeout: float,
-) -> Any:
-    left = max(deadline - time.monotonic(), 0.1)
-    try:
-        return admin.list_topics(topic=topic, timeout=left)
-    except KafkaException as exc:
-        admin.poll(0)  # serves error_cb: the connection errors that say why
-        seen = [exc.args[0], *errors] if exc.args else errors
-        refused = next(
-            (e for e in seen if isinstance(e, KafkaError) and e.code() in _AUTH_CODES), None
-        )
-        if refused is not None:
-            raise ConfigError(
-                "kafka.client_config",
-                f"the broker at {servers} refused our credentials: {refused.str()}. Check "
-                "security.protocol, sasl.mechanism, sasl.username and sasl.password (values "
-                "are never printed).",
-            ) from None
-        # The connection errors say why ("Connection refused"); "all brokers down" does not.
-        last = next(
-            (
-                e.str()
-                for e in reversed(seen)
-                if isinstance(e, KafkaError) and e.code() != KafkaError._ALL_BROKERS_DOWN
-            ),
-            str(exc),
-        )
-        raise ConfigError(
-            "kafka.bootstrap_servers",
-            f"no broker answered at {servers} within {timeout:.0f}s "
-            f"(kafka.connect_timeout_s); last error: {last}. Check the address and that the "
-            "broker is running (`streamgen dev status` for the local stack).",
-        ) from None
 
 
 def check_store(

@@ -250,8 +250,48 @@ def test_a_wrong_password_stops_start_up_naming_kafka_client_config(
     wrong = "not-the-password"
     config = {**secure_settings.kafka.client_config, "sasl.password": wrong}
     settings = replace(secure_settings, kafka=replace(secure_settings.kafka, client_config=config))
-    line = assert_refused(settings, "kafka.client_config", "refused our credentials")
+    # A connect timeout far past the worker's own bound in start_worker (killed after 120 s):
+    # the refusal must come from what librdkafka reported, not from waiting the timeout out.
+    line = assert_refused(
+        settings, "kafka.client_config", "refused our credentials", kafka_timeout_s=600.0
+    )
+    assert "SASL authentication error" in line
     assert wrong not in line
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["submit", "--prompt", "a red bicycle", "--model", "tiny", "--steps", "2"],
+        ["submit", "--prompt", "a red bicycle", "--model", "tiny", "--steps", "2", "--wait"],
+        ["lag", "--sample", "0"],
+        ["replay", "--dry-run"],
+        ["topics", "create", "--no-bucket"],
+    ],
+    ids=["submit", "submit-wait", "lag", "replay", "topics-create"],
+)
+def test_every_command_says_a_wrong_password_naming_kafka_client_config(
+    secure_settings: Settings, command: list[str]
+) -> None:
+    """Each command's first metadata request goes through streamgen.kafka_metadata: the
+    refusal librdkafka reported, not "cannot reach Kafka" after the command's own timeout."""
+    wrong = "not-the-password"
+    config = {**secure_settings.kafka.client_config, "sasl.password": wrong}
+    settings = replace(secure_settings, kafka=replace(secure_settings.kafka, client_config=config))
+    done = subprocess.run(
+        [sys.executable, "-m", "streamgen", *command],
+        env={**os.environ, **settings_env(settings)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert "setting 'kafka.client_config'" in output, output
+    assert "refused our credentials" in output and "SASL authentication error" in output, output
+    assert "Traceback" not in output, output
+    assert_secret_free(output, {"wrong password": wrong})
 
 
 def test_a_topic_the_worker_was_not_granted_stops_start_up(

@@ -49,16 +49,18 @@ def start_worker(
     return done.returncode, done.stdout + done.stderr, time.monotonic() - began
 
 
-def fast(settings: Settings) -> Settings:
+def fast(settings: Settings, kafka_timeout_s: float = CONNECT_TIMEOUT_S) -> Settings:
     return replace(
         settings,
-        kafka=replace(settings.kafka, connect_timeout_s=CONNECT_TIMEOUT_S),
+        kafka=replace(settings.kafka, connect_timeout_s=kafka_timeout_s),
         store=replace(settings.store, connect_timeout_s=CONNECT_TIMEOUT_S),
     )
 
 
-def assert_refused(settings: Settings, setting: str, *words: str) -> str:
-    code, output, took = start_worker(fast(settings))
+def assert_refused(
+    settings: Settings, setting: str, *words: str, kafka_timeout_s: float = CONNECT_TIMEOUT_S
+) -> str:
+    code, output, took = start_worker(fast(settings, kafka_timeout_s))
     assert code == EXIT_CONFIG, output[-3000:]
     assert took < WITHIN_S, f"took {took:.0f}s"
     assert "Traceback" not in output, output[-3000:]
