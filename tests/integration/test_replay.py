@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 
@@ -17,7 +18,10 @@ from streamgen.contracts.dead_letter import (
     H_REPLAY_COUNT,
     H_REPLAY_SOURCE_OFFSET,
     H_REPLAY_SOURCE_PARTITION,
+    ClaimCheck,
+    ClaimedObject,
     DeadLetterReason,
+    claim_checked_dead_letter,
     dead_letter_headers,
     header_map,
 )
@@ -25,6 +29,7 @@ from streamgen.contracts.request import GenerationRequest
 from streamgen.ops.replay_rules import ReplayFilter
 from streamgen.ops.replay_run import Replayer
 from streamgen.settings import Settings
+from streamgen.store import open_store
 from tests.support.kafka import consume_all
 
 pytestmark = pytest.mark.integration
@@ -221,3 +226,38 @@ def test_cli_dry_run_table_and_bad_filters(stack_settings: Settings) -> None:
     assert real.exit_code == 0, real.output
     assert "replayed 1" in real.stdout
     assert [m.key().decode() for m in replayed(stack_settings)] == [ids[1]]
+
+
+def test_a_dry_run_reports_a_claim_object_gone_from_the_store(stack_settings: Settings) -> None:
+    """What --dry-run says would happen is what the real run does: a claim-checked dead letter
+    whose object is missing (or changed) is counted as skipped, not as to be replayed."""
+    store = open_store(stack_settings.store)
+    store.ensure_ready(create=True)
+
+    def put(key: str, data: bytes) -> str:
+        return store.put(key, data, index=0, content_type="text/plain", metadata={}).uri
+
+    kept = f"claims/{uuid.uuid4().hex}.bin"
+    kept_uri = put(kept, b"the original request bytes")
+    gone_uri = kept_uri.replace(kept, f"claims/{uuid.uuid4().hex}-gone.bin")
+    changed_uri = put(f"claims/{uuid.uuid4().hex}.bin", b"other bytes")
+    producer = Producer({"bootstrap.servers": stack_settings.kafka.bootstrap_servers})
+    ids = [f"claim-{name}-{uuid.uuid4().hex[:6]}" for name in ("kept", "gone", "changed")]
+    sha = hashlib.sha256(b"the original request bytes").hexdigest()
+    for rid, uri in zip(ids, (kept_uri, gone_uri, changed_uri), strict=True):
+        why = reason(stack_settings, rid=rid, code="GENERATION_FAILED", stage="generate",
+                     retryable=True, offset=1)  # fmt: skip
+        claim = ClaimCheck(value=ClaimedObject(uri=uri, size=26, sha256=sha), envelope=None)
+        key, value, headers = claim_checked_dead_letter(rid.encode(), [], why, claim)
+        producer.produce(stack_settings.topics.dead_letter, key=key, value=value, headers=headers)
+    assert producer.flush(30) == 0
+    selection = ReplayFilter(request_ids=frozenset(ids))
+    for dry_run in (True, False):
+        group = f"claims-{uuid.uuid4().hex[:6]}"
+        summary = Replayer(stack_settings, group=group).run(selection, dry_run=dry_run)
+        assert summary.skipped_missing_claim == 2, dry_run
+        assert summary.matched == 1, dry_run
+        if dry_run:
+            assert [v.reason.request_id for v in summary.would_replay] == [ids[0]]
+        else:
+            assert summary.replayed == 1
