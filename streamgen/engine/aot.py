@@ -198,7 +198,7 @@ class AotModules:
     def _load(self, path: Path, module: torch.nn.Module) -> Callable[..., torch.Tensor] | None:
         start = time.perf_counter()
         try:
-            runner = open_package(str(path))
+            runner = open_package(str(path), _device_index(module))
             opened = time.perf_counter()
             # The live module's tensors, not copies: the package holds no weights.
             weights = {**dict(module.named_parameters()), **dict(module.named_buffers())}
@@ -271,7 +271,7 @@ class AotModules:
             Path(tmp).unlink(missing_ok=True)
 
 
-def open_package(path: str) -> Any:
+def open_package(path: str, device_index: int = -1) -> Any:
     """The package's runner, loaded single-threaded (no pool of models, no event waits between
     calls: see above).
 
@@ -281,7 +281,8 @@ def open_package(path: str) -> Any:
     H200 host (torch 2.11) that took 17-47 s of the sd15 UNet's "load" (0.02 s in the process
     that had compiled it, whose answer was cached). Nothing is lost by skipping it: a package's
     file name already includes torch's version and the device's name (``package_key``).
-    A torch whose loader differs falls back to ``aoti_load_package``.
+    A torch whose loader differs falls back to ``aoti_load_package``. ``device_index`` is the
+    CUDA device the module's weights are on (-1: the current device).
     """
     try:
         from torch.export.pt2_archive._package import AOTICompiledModel
@@ -289,13 +290,26 @@ def open_package(path: str) -> Any:
         loader_class = torch._C._aoti.AOTIModelPackageLoader
     except (ImportError, AttributeError) as exc:
         log.debug("AOTInductor's loader not found (%s): aoti_load_package", exc)
-        return torch._inductor.aoti_load_package(path, run_single_threaded=True)
-    try:  # model name, run_single_threaded, num_runners, device index (-1: the current one)
-        loader = loader_class(path, "model", True, 1, -1)
+        return torch._inductor.aoti_load_package(
+            path, run_single_threaded=True, device_index=device_index
+        )
+    try:  # model name, run_single_threaded, num_runners, device index
+        loader = loader_class(path, "model", True, 1, device_index)
     except TypeError as exc:  # another signature
         log.debug("AOTInductor's loader takes other arguments (%s): aoti_load_package", exc)
-        return torch._inductor.aoti_load_package(path, run_single_threaded=True)
+        return torch._inductor.aoti_load_package(
+            path, run_single_threaded=True, device_index=device_index
+        )
     return AOTICompiledModel(loader)
+
+
+def _device_index(module: torch.nn.Module) -> int:
+    """The CUDA device of the module's weights, for a worker started on ``cuda:N``; -1 (the
+    current device) on the CPU or for a module without parameters."""
+    device = next((p.device for p in module.parameters()), None)
+    if device is None or device.type != "cuda" or device.index is None:
+        return -1
+    return device.index
 
 
 def _two_batches(x: torch.Tensor, per_row: int) -> torch.Tensor:

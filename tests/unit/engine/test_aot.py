@@ -132,10 +132,12 @@ def test_a_loader_with_other_arguments_falls_back_to_aoti_load_package(
     monkeypatch.setattr(
         torch._inductor,
         "aoti_load_package",
-        lambda path, run_single_threaded: opened.append((path, run_single_threaded)) or "runner",
+        lambda path, run_single_threaded, device_index: (
+            opened.append((path, run_single_threaded, device_index)) or "runner"
+        ),
     )
-    assert open_package("/x/unet.pt2") == "runner"
-    assert opened == [("/x/unet.pt2", True)]
+    assert open_package("/x/unet.pt2", 1) == "runner"
+    assert opened == [("/x/unet.pt2", True, 1)]
 
 
 @pytest.mark.slow
