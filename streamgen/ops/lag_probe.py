@@ -9,6 +9,7 @@ disturb the fleet it measures.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import time
 import uuid
@@ -60,8 +61,9 @@ def _result(future: Any, what: str) -> Any:
 class LagProbe:
     def __init__(self, settings: Settings, *, registry: SchemaRegistryClient | None = None) -> None:
         self._settings = settings
-        self._admin = AdminClient(admin_config(settings.kafka))
-        # The first look at the broker: a refused login is a ConfigError, said at once.
+        # The first look at the broker: a refused login is a ConfigError, said at once. The
+        # admin client for offsets and groups is made after it (``_admin``), so that it never
+        # prints its own failed logins beside that error.
         self._metadata = MetadataProbe(admin_config(settings.kafka))
         self._reader_config = consumer_config(
             settings.kafka,
@@ -71,6 +73,10 @@ class LagProbe:
         )
         self._requests = request_codec(settings.kafka, settings.topics.requests, registry=registry)
         self._results = result_codec(settings.kafka, settings.topics.results, registry=registry)
+
+    @functools.cached_property
+    def _admin(self) -> AdminClient:
+        return AdminClient(admin_config(self._settings.kafka))
 
     # -- broker reads ------------------------------------------------------------------------
     def partitions(self, topic: str) -> list[int]:

@@ -99,12 +99,15 @@ class Replayer:
         progress: Callable[[int, int], None] = lambda done, total: None,
     ) -> ReplaySummary:
         """Replay what ``selection`` matches; ``progress(examined, total)`` after each record."""
+        # The first look at the broker, before any other client exists: a refused login is
+        # then said once, without those clients' own failed logins beside it.
+        partitions = self._partitions()
         consumer = Consumer(self._consumer_config)
         producer = None if dry_run else Producer(self._producer_config)
         pacer = Pacer(rate)
         summary = ReplaySummary()
         try:
-            starts, ends = self._bounds(consumer, from_beginning)
+            starts, ends = self._bounds(consumer, partitions, from_beginning)
             total = sum(max(ends[p] - starts[p], 0) for p in starts)
             pending = {p for p in starts if ends[p] > starts[p]}
             consumer.assign([TopicPartition(self._topic, p, starts[p]) for p in pending])
@@ -148,9 +151,8 @@ class Replayer:
             consumer.close()
         return summary
 
-    def _bounds(
-        self, consumer: Consumer, from_beginning: bool
-    ) -> tuple[dict[int, int], dict[int, int]]:
+    def _partitions(self) -> list[int]:
+        """The dead-letter topic's partitions; ConfigError at once for a refused login."""
         try:
             metadata = MetadataProbe(self._admin_config).list_topics(self._topic, 15)
         except KafkaException as exc:
@@ -163,11 +165,16 @@ class Replayer:
         if found is None or found.error is not None:
             reason = f" ({found.error.str()})" if found is not None and found.error else ""
             raise ReplayError(f"dead-letter topic {self._topic!r} not found{reason}")
+        return sorted(found.partitions)
+
+    def _bounds(
+        self, consumer: Consumer, partitions: list[int], from_beginning: bool
+    ) -> tuple[dict[int, int], dict[int, int]]:
         starts: dict[int, int] = {}
         ends: dict[int, int] = {}
         try:
             answer = committed_offsets(
-                consumer, [TopicPartition(self._topic, p) for p in found.partitions], 15.0
+                consumer, [TopicPartition(self._topic, p) for p in partitions], 15.0
             )
         except KafkaException as exc:
             # A broker with ACLs times this out when the group is not granted.
@@ -177,7 +184,7 @@ class Replayer:
                 f"{self._topic!r} (README: Security)"
             ) from exc
         committed = {tp.partition: tp.offset for tp in answer}
-        for p in sorted(found.partitions):
+        for p in partitions:
             low, high = consumer.get_watermark_offsets(TopicPartition(self._topic, p), timeout=15)
             done = committed.get(p, -1)
             starts[p] = low if from_beginning or done < 0 else max(done, low)

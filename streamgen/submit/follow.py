@@ -7,6 +7,7 @@ rebalance to wait for) and never commits (its group id is unique and thrown away
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import uuid
@@ -45,7 +46,8 @@ class ResultFollower:
             },
             route_logs=True,
         )
-        self._consumer = Consumer(config)
+        # Made once mark()'s probe has seen the broker accept the login (see publish.py).
+        self._consumer_config = config
         self._codec = codec
         self._topic = topic
         self._bootstrap = kafka.bootstrap_servers
@@ -136,5 +138,10 @@ class ResultFollower:
                 on_result(result)
         return found
 
+    @functools.cached_property
+    def _consumer(self) -> Consumer:
+        return Consumer(self._consumer_config)
+
     def close(self) -> None:
-        self._consumer.close()
+        if "_consumer" in self.__dict__:
+            self._consumer.close()

@@ -4,6 +4,7 @@ acknowledged every record.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -75,8 +76,10 @@ class RequestPublisher:
         *,
         delivery_timeout_s: float = 30.0,
     ) -> None:
-        self._producer = Producer(
-            request_producer_config(kafka, delivery_timeout_s=delivery_timeout_s)
+        # Made at the first publish, after check_topic's probe: a producer made before it would
+        # log its own failed logins beside the probe's clear error.
+        self._producer_config = request_producer_config(
+            kafka, delivery_timeout_s=delivery_timeout_s
         )
         self._codec = codec
         self._topic = topic
@@ -155,6 +158,11 @@ class RequestPublisher:
         log.debug("published %d request(s) to %s", len(ordered), self._topic)
         return ordered
 
+    @functools.cached_property
+    def _producer(self) -> Producer:
+        return Producer(self._producer_config)
+
     def close(self) -> None:
         """Release the producer's connections (publish has already waited for every report)."""
-        self._producer.close()
+        if "_producer" in self.__dict__:
+            self._producer.close()

@@ -291,6 +291,8 @@ def test_every_command_says_a_wrong_password_naming_kafka_client_config(
     assert "setting 'kafka.client_config'" in output, output
     assert "refused our credentials" in output and "SASL authentication error" in output, output
     assert "Traceback" not in output, output
+    # Said once: no other client was made before the probe, to log its own failed logins.
+    assert "FAIL" not in output, output
     assert_secret_free(output, {"wrong password": wrong})
 
 
