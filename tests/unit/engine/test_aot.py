@@ -15,7 +15,7 @@ from streamgen.engine.graphs import BucketGraphs
 from streamgen.engine.knobs import check_knobs
 from streamgen.errors import ConfigError
 from streamgen.settings import EngineSettings
-from tests.unit.engine.conftest import assert_same_images, request
+from tests.unit.engine.conftest import assert_batched_equals_alone, assert_same_images, request
 
 ARCH = {"block_out_channels": [32, 64], "cross_attention_dim": 32}
 INPUTS = {"latents": (4, 8, 8), "dtype": "torch.float32"}
@@ -172,3 +172,26 @@ def test_second_start_loads_what_the_first_compiled(
             graphs.decoder((1, 2, 4))(latents), aot.decode(latents), atol=1e-4, rtol=0
         )
     assert graphs.count == 1 and _aot(second).compiled == 0
+
+
+@pytest.mark.slow
+def test_sdxl_packages_take_the_added_conditioning(tiny_sdxl_dir: Path, tmp_path: Path) -> None:
+    """SDXL's UNet step also takes the pooled text embeddings and the size ids: the package
+    is exported with them, and batched == alone == eager (about a minute on two cores)."""
+
+    def engine(cache: Path | None) -> DiffusionEngine:
+        return DiffusionEngine(
+            EngineSettings(
+                models={"tiny": str(tiny_sdxl_dir)},
+                max_batch_size=4,
+                aot_compile=cache is not None,
+                compile_cache_dir=str(cache or ""),
+            )
+        )
+
+    requests = [request("a", seed=3), request("b", seed=4, guidance_scale=3.0), request("c")]
+    compiled = engine(tmp_path)
+    batched = assert_batched_equals_alone(compiled, requests)
+    assert compiled.aot_packages() == {"compiled": 2, "loaded": 0}
+    for a, b in zip(engine(None).generate(requests), batched, strict=True):
+        assert_same_images(a, b)
