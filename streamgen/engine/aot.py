@@ -5,10 +5,10 @@ on an H200 still spent 28 s in Dynamo (docs/benchmarks.md, "Start-up"). Here eac
 exported once (``torch.export``) and compiled by AOTInductor into a package under
 ``<engine.compile_cache_dir>/aot/``; a later start with the same architecture, latent shape,
 knobs, dtype, torch and device loads the package's shared library and traces nothing. Measured
-on an H200 (docs/benchmarks.md, "Start-up"): no Dynamo time on the warm start, but loading the
-sd15 UNet package in a fresh process took 37 s (0.03 s in the process that compiled it), so
-the warm start was 62 s against 66 s with ``compile``; at batch 1 it ran 0.34 s per image
-without graphs (0.20 s with ``compile`` + ``cuda_graphs``).
+on an H200 (docs/benchmarks.md, "Start-up"): with ``cuda_graphs`` and cuDNN's heuristics a warm
+start took 33 s to its first image (66 s with ``compile``), 17.8 s of it a CPU probe inside
+``aoti_load_package`` that ``open_package`` now skips; 0.21 s per image at batch 1 and
+7.35-7.53 img/s at batch 32 (0.20 s and 7.44-7.88 with ``compile`` + ``cuda_graphs``).
 
 - **One package per latent shape, every batch size.** The batch dimension is exported dynamic,
   so one package serves every batch size.
