@@ -178,20 +178,9 @@ def test_second_start_loads_what_the_first_compiled(
 def test_sdxl_packages_take_the_added_conditioning(tiny_sdxl_dir: Path, tmp_path: Path) -> None:
     """SDXL's UNet step also takes the pooled text embeddings and the size ids: the package
     is exported with them, and batched == alone == eager (about a minute on two cores)."""
-
-    def engine(cache: Path | None) -> DiffusionEngine:
-        return DiffusionEngine(
-            EngineSettings(
-                models={"tiny": str(tiny_sdxl_dir)},
-                max_batch_size=4,
-                aot_compile=cache is not None,
-                compile_cache_dir=str(cache or ""),
-            )
-        )
-
     requests = [request("a", seed=3), request("b", seed=4, guidance_scale=3.0), request("c")]
-    compiled = engine(tmp_path)
+    compiled = _engine(tiny_sdxl_dir, tmp_path)
     batched = assert_batched_equals_alone(compiled, requests)
     assert compiled.aot_packages() == {"compiled": 2, "loaded": 0}
-    for a, b in zip(engine(None).generate(requests), batched, strict=True):
+    for a, b in zip(_engine(tiny_sdxl_dir, None).generate(requests), batched, strict=True):
         assert_same_images(a, b)
