@@ -40,7 +40,14 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from benchmarks.e2e import engine_alone
 from benchmarks.latency import percentile, through_kafka
-from benchmarks.models import MODEL, add_engine_arguments, model_dir, on_engine_thread, requests
+from benchmarks.models import (
+    MODEL,
+    add_engine_arguments,
+    engine_settings,
+    model_dir,
+    on_engine_thread,
+    requests,
+)
 from benchmarks.report import environment, write_json
 from benchmarks.span_split import median_split, split_requests
 from benchmarks.stack import fresh_topics, prefill
@@ -148,19 +155,12 @@ def _with(args: argparse.Namespace, **changes: Any) -> argparse.Namespace:
 
 
 def _engine_settings(args: argparse.Namespace) -> EngineSettings:
-    knobs = set(args.knob)
-    return EngineSettings(
+    return engine_settings(
+        args,
         models={MODEL: str(model_dir(args))},
         device=args.device,
-        dtype=args.dtype,
         max_batch_size=args.batch_size,
-        channels_last="channels_last" in knobs,
-        fuse_qkv="fuse_qkv" in knobs,
-        compile="compile" in knobs,
-        aot_compile="aot_compile" in knobs,
-        cuda_graphs="cuda_graphs" in knobs,
         compile_cache_dir=args.compile_cache_dir,
-        cudnn_benchmark=args.cudnn_benchmark == "true",
     )
 
 

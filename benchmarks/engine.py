@@ -25,13 +25,12 @@ import numpy as np
 import torch
 
 from benchmarks.cost import usd_per_1000_images
-from benchmarks.models import add_cudnn_argument
+from benchmarks.models import add_cudnn_argument, engine_settings
 from streamgen.contracts.request import GenerationRequest
 from streamgen.engine.engine import DiffusionEngine
 from streamgen.engine.loading import PipelineParts
 from streamgen.engine.model_init import write_model
 from streamgen.engine.prompts import encode_prompts
-from streamgen.settings import EngineSettings
 
 KNOBS = (
     "channels_last",
@@ -60,20 +59,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     model_dir = _model_dir(args)
     knobs = set(args.knob)
-    settings = EngineSettings(
+    settings = engine_settings(
+        args,
         models={"bench": str(model_dir)},
-        dtype=args.dtype,
-        attention="xformers" if "xformers" in knobs else "sdpa",
-        channels_last="channels_last" in knobs,
-        fuse_qkv="fuse_qkv" in knobs,
-        compile="compile" in knobs,
-        aot_compile="aot_compile" in knobs,
-        cuda_graphs="cuda_graphs" in knobs,
         compile_cache_dir=args.compile_cache_dir,
-        vae_slicing="vae_slicing" in knobs,
-        cpu_offload="cpu_offload" in knobs,
         max_batch_size=max(args.batch_sizes),
-        cudnn_benchmark=args.cudnn_benchmark == "true",
     )
     engine = DiffusionEngine(settings)
     parts = engine.parts("bench")

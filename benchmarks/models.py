@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from streamgen.contracts.request import GenerationRequest
+from streamgen.settings import EngineSettings
 
 __all__ = [
     "MODEL",
     "add_cudnn_argument",
     "add_engine_arguments",
+    "engine_settings",
     "model_dir",
     "on_engine_thread",
     "requests",
@@ -46,6 +49,26 @@ def add_cudnn_argument(p: argparse.ArgumentParser) -> None:
         default="true",
         help="engine.cudnn_benchmark: time cuDNN's algorithms per shape, or take its heuristic's",
     )
+
+
+def engine_settings(args: argparse.Namespace, **fields: Any) -> EngineSettings:
+    """The engine settings a benchmark runs with: each ``--knob`` turns on the setting of its
+    name (``xformers``: ``attention``), with ``--dtype`` and ``--cudnn-benchmark``; ``fields``
+    are the rest (models, device, batch limit, cache directory, ...)."""
+    knobs = set(args.knob)
+    settings = EngineSettings(
+        dtype=args.dtype,
+        attention="xformers" if "xformers" in knobs else "sdpa",
+        channels_last="channels_last" in knobs,
+        fuse_qkv="fuse_qkv" in knobs,
+        compile="compile" in knobs,
+        aot_compile="aot_compile" in knobs,
+        cuda_graphs="cuda_graphs" in knobs,
+        vae_slicing="vae_slicing" in knobs,
+        cpu_offload="cpu_offload" in knobs,
+        cudnn_benchmark=args.cudnn_benchmark == "true",
+    )
+    return dataclasses.replace(settings, **fields)
 
 
 def model_dir(args: argparse.Namespace) -> Path:

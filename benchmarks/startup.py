@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.models import MODEL, add_engine_arguments, model_dir, requests
+from benchmarks.models import MODEL, add_engine_arguments, engine_settings, model_dir, requests
 
 KNOBS = ("compile", "aot_compile", "cuda_graphs", "fuse_qkv", "channels_last")
 
@@ -156,27 +156,19 @@ def _child(args: argparse.Namespace) -> int:
     from streamgen.engine.engine import DiffusionEngine
     from streamgen.engine.schedulers import SCHEDULERS
     from streamgen.engine.warmup import parse_warmup_shapes
-    from streamgen.settings import EngineSettings
 
     imported = time.perf_counter()
     if torch.cuda.is_available() and args.device != "cpu":
         torch.zeros(1, device="cuda")  # CUDA context: part of every start, timed on its own
     cuda_ready = time.perf_counter()
-    knobs = set(args.knob)
     warmup = (f"{args.size}x{args.size}x{args.steps}@{MODEL}",)
-    settings = EngineSettings(
+    settings = engine_settings(
+        args,
         models={MODEL: args.model},
         device=args.device,
-        dtype=args.dtype,
-        compile="compile" in knobs,
-        aot_compile="aot_compile" in knobs,
-        cuda_graphs="cuda_graphs" in knobs,
-        fuse_qkv="fuse_qkv" in knobs,
-        channels_last="channels_last" in knobs,
         max_batch_size=args.max_batch_size,
         compile_cache_dir=args.cache,
         warmup_shapes=warmup,
-        cudnn_benchmark=args.cudnn_benchmark == "true",
     )
     engine = DiffusionEngine(settings)
     loaded = time.perf_counter()
