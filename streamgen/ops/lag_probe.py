@@ -27,6 +27,7 @@ from streamgen.kafka_metadata import MetadataProbe
 from streamgen.ops.lag_report import GroupLag, PartitionLag, results_rate
 from streamgen.settings import Settings
 from streamgen.telemetry.backlog import pixel_steps
+from streamgen.worker.clients import consume_promptly
 
 __all__ = ["LagError", "LagProbe"]
 
@@ -136,7 +137,7 @@ class LagProbe:
             consumer.assign([TopicPartition(t, p, start) for (t, p), (start, _) in wanted.items()])
             deadline = time.monotonic() + READ_TIMEOUT_S
             while wanted and time.monotonic() < deadline:
-                for message in consumer.consume(500, 0.5):
+                for message in consume_promptly(consumer, 500, 0.5):
                     if message.error():
                         continue
                     tp = (message.topic(), message.partition())

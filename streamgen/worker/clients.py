@@ -18,7 +18,13 @@ from confluent_kafka import TopicPartition
 from streamgen.errors import FatalError
 from streamgen.worker.outputs import RecordSender
 
-__all__ = ["ConsumerFactory", "OutputSender", "RebalanceCallback", "RequestConsumer"]
+__all__ = [
+    "ConsumerFactory",
+    "OutputSender",
+    "RebalanceCallback",
+    "RequestConsumer",
+    "consume_promptly",
+]
 
 # (the consumer, the partitions that changed hands); called during ``consume``.
 RebalanceCallback = Callable[[Any, list[TopicPartition]], None]
@@ -78,3 +84,21 @@ class OutputSender(RecordSender, Protocol):
 
     def flush(self, timeout: float) -> int:
         """Wait up to ``timeout`` seconds for outstanding deliveries; return how many remain."""
+
+
+def consume_promptly(consumer: RequestConsumer, limit: int, timeout: float) -> list[Any]:
+    """Up to ``limit`` records, returning as soon as there is one.
+
+    librdkafka's batch consume waits out its whole timeout unless ``limit`` records arrive: at
+    light load every request sat up to 100 ms (50 ms at the median, measured through a real
+    broker) in the worker loop's poll before the worker saw it, and ``streamgen lag`` waited
+    half a second per read. So: take what is already fetched; if nothing is, wait for the first
+    record only, then take what arrived with it.
+    """
+    messages = consumer.consume(limit, 0)
+    if messages or timeout <= 0:
+        return messages
+    messages = consumer.consume(1, timeout)
+    if messages and limit > 1:
+        messages += consumer.consume(limit - 1, 0)
+    return messages

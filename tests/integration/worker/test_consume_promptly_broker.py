@@ -13,7 +13,7 @@ import pytest
 from confluent_kafka import Consumer, Producer
 
 from streamgen.settings import Settings
-from streamgen.worker.loop import consume_promptly
+from streamgen.worker.clients import consume_promptly
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streamgen.worker.loop import consume_promptly
+from streamgen.worker.clients import consume_promptly
 
 
 class ScriptedConsumer:
