@@ -90,7 +90,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--profile-warm",
         metavar="PATH",
-        help="sample the warm start with py-spy (native frames too) into PATH, collapsed stacks",
+        help="sample the warm start with py-spy into PATH: collapsed stacks per thread, native "
+        "frames and idle time included",
     )
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--cache", help=argparse.SUPPRESS)
@@ -127,7 +128,8 @@ def _spawn(
         spy = shutil.which("py-spy")
         if spy is None:
             raise RuntimeError("--profile-warm needs py-spy on PATH")
-        sampling = ["record", "--native", "--rate", "25", "--format", "raw", "-o", profile]
+        sampling = ["record", "--native", "--idle", "--threads", "--rate", "50"]
+        sampling += ["--format", "raw", "-o", profile]
         command = [spy, *sampling, "--", *command]
     start = time.perf_counter()
     # The child prints one JSON line the moment it has its first image; the time that line

@@ -54,10 +54,14 @@ log = logging.getLogger(__name__)
 
 # What a package's code depends on besides the architecture: inductor settings that change it.
 _INDUCTOR = {"aot_inductor.package_constants_in_so": False, "conv_1x1_as_mm": True}
-# The attention kernels an export may bake in, in order of preference. Not cuDNN's: its
-# kernels are compiled at run time (NVRTC) for every new shape and batch bucket, in every
-# process; a py-spy profile of a warm start on an H200 put 8 % of it there.
-_EXPORT_ATTENTION = ("FLASH_ATTENTION", "EFFICIENT_ATTENTION", "MATH")
+# The attention kernel is torch's own choice for the device, made when the package is compiled
+# (an export keeps ``scaled_dot_product_attention`` whole, so an ``sdpa_kernel`` context around
+# it changes nothing). On an H200 that is cuDNN's: 293 TFLOP/s at SD 1.5's largest
+# self-attention (4,096 tokens, head dim 40) against 166 for flash and 83 for memory-efficient,
+# a quarter of a batch's GPU time. Its kernels are compiled at run time (NVRTC) once per
+# shape and batch bucket in every process, the largest share of a warm start's warm-up; that
+# costs seconds once, flash would cost ~15 % of the throughput for good (docs/benchmarks.md,
+# "Where a batch's GPU time goes").
 
 
 def check_aot_compile(settings: EngineSettings) -> None:
@@ -114,7 +118,6 @@ def package_key(kind: str, architecture: dict[str, Any], inputs: dict[str, Any],
             "inputs": inputs,
             "label": label,
             "cfg": _INDUCTOR,
-            "attention": _EXPORT_ATTENTION,
         },
         sort_keys=True,
         default=str,
@@ -246,7 +249,6 @@ class AotModules:
         self, path: Path, module: torch.nn.Module, example: list[torch.Tensor]
     ) -> None:
         from torch.export import Dim
-        from torch.nn.attention import SDPBackend, sdpa_kernel
 
         # Every input's first dimension is the batch (or twice it): dynamic, so one package
         # serves every batch size; torch.export infers how they relate.
@@ -256,8 +258,7 @@ class AotModules:
         rows = example[0].shape[0]
         example = [_two_batches(x, x.shape[0] // rows) if x.dim() > 0 else x for x in example]
         dynamic = tuple({0: Dim.AUTO} if x.dim() > 0 else None for x in example)
-        attention = [getattr(SDPBackend, name) for name in _EXPORT_ATTENTION]
-        with torch.no_grad(), sdpa_kernel(attention):
+        with torch.no_grad():
             exported = torch.export.export(module, tuple(example), dynamic_shapes=dynamic)
         self._dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self._dir, prefix=f".{path.stem}.", suffix=".tmp.pt2")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from streamgen.engine.aot import AotModules
-from streamgen.engine.graphs import BucketGraphs
+from streamgen.engine.graphs import AOT_WARM_UP_RUNS, WARM_UP_RUNS, BucketGraphs
 from streamgen.engine.knobs import Placement, apply_knobs
 from streamgen.engine.loading import PipelineParts, load_pipeline
 from streamgen.settings import EngineSettings
@@ -39,6 +39,7 @@ def load_model(
             capture=True,
             predict=None if aot is None else aot.guided,
             decode=None if aot is None else aot.decode,
+            warm_up_runs=WARM_UP_RUNS if aot is None else AOT_WARM_UP_RUNS,
         )
     return LoadedModel(parts, placement, aot, graphs)
 
