@@ -6,9 +6,9 @@ exported once (``torch.export``) and compiled by AOTInductor into a package unde
 ``<engine.compile_cache_dir>/aot/``; a later start with the same architecture, latent shape,
 knobs, dtype, torch and device loads the package's shared library and traces nothing. Measured
 on an H200 (docs/benchmarks.md, "Start-up"): with ``cuda_graphs`` and cuDNN's heuristics a warm
-start took 33 s to its first image (66 s with ``compile``), 17.8 s of it a CPU probe inside
-``aoti_load_package`` that ``open_package`` now skips; 0.21 s per image at batch 1 and
-7.35-7.53 img/s at batch 32 (0.20 s and 7.44-7.88 with ``compile`` + ``cuda_graphs``).
+start took 15.2-15.9 s to its first image (66 s with ``compile``; 33 s before ``open_package``
+skipped a CPU probe inside ``aoti_load_package``); 0.21 s per image at batch 1 and
+7.44-7.55 img/s at batch 32 (0.20 s and 7.44-7.88 with ``compile`` + ``cuda_graphs``).
 
 - **One package per latent shape, every batch size.** The batch dimension is exported dynamic,
   so one package serves every batch size.
