@@ -128,11 +128,12 @@ def unet_attention_shapes(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from benchmarks.engine import KNOBS
     from benchmarks.models import add_engine_arguments
 
     p = argparse.ArgumentParser(prog="bench-kernel-split", description=__doc__)
     add_engine_arguments(p, arch="sd15", size=512, steps=30)
-    p.add_argument("--knob", action="append", default=[])
+    p.add_argument("--knob", action="append", default=[], choices=KNOBS)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--compile-cache-dir", default="")
     p.add_argument("--attention-repeats", type=int, default=20)
