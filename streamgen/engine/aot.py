@@ -56,12 +56,12 @@ log = logging.getLogger(__name__)
 _INDUCTOR = {"aot_inductor.package_constants_in_so": False, "conv_1x1_as_mm": True}
 # The attention kernel is torch's own choice for the device, made when the package is compiled
 # (an export keeps ``scaled_dot_product_attention`` whole, so an ``sdpa_kernel`` context around
-# it changes nothing). On an H200 that is cuDNN's: 293 TFLOP/s at SD 1.5's largest
+# it changes nothing). On an H200 that is cuDNN's: 287 TFLOP/s at SD 1.5's largest
 # self-attention (4,096 tokens, head dim 40) against 166 for flash and 83 for memory-efficient,
 # a quarter of a batch's GPU time. Its kernels are compiled at run time (NVRTC) once per
-# shape and batch bucket in every process, the largest share of a warm start's warm-up; that
-# costs seconds once, flash would cost ~15 % of the throughput for good (docs/benchmarks.md,
-# "Where a batch's GPU time goes").
+# shape and batch bucket in every process: 37-45 ms a shape, about 1.4 s of a warm start over
+# the six buckets of batch 32, once; flash would cost ~15 % of the throughput for good
+# (docs/benchmarks.md, "Where a batch's GPU time goes").
 
 
 def check_aot_compile(settings: EngineSettings) -> None:
