@@ -8,7 +8,8 @@
    kernels that took the most and the share of the wall time the GPU was idle;
 2. times ``scaled_dot_product_attention`` alone at the attention shapes the UNet runs (every
    resolution's self-attention, and the cross-attention on the 77 text tokens, at the batch's
-   2B rows of classifier-free guidance), once per backend, in TFLOP/s.
+   2B rows of classifier-free guidance, shapes read from the UNet's config), once per backend:
+   the first call's time (cuDNN compiles its kernel then) and the steady TFLOP/s.
 
 Pure arithmetic (``kind_of``, ``KernelSplit``) is separate from the GPU run and unit-tested.
 Not a test: it prints a table and writes JSON (docs/benchmarks.md, "Where the time goes").
@@ -19,11 +20,12 @@ from __future__ import annotations
 import argparse
 import json
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 __all__ = ["KINDS", "KernelSplit", "kind_of", "main"]
 
@@ -106,23 +108,24 @@ class AttentionShape:
 
 
 def unet_attention_shapes(
-    batch: int, latent: int, channels: Sequence[int], heads: int, text_tokens: int = 77
+    batch: int, latent: int, unet: Mapping[str, Any], text_tokens: int = 77
 ) -> list[AttentionShape]:
-    """Self- and cross-attention at every resolution that has attention (SD 1.x: the first
-    three of ``channels``, halving the latent grid each time) for ``batch`` images under CFG."""
+    """Self- and cross-attention at every resolution whose down block has attention, for
+    ``batch`` images under CFG, from the UNet's config: ``block_out_channels``,
+    ``down_block_types`` and the heads per block (diffusers' ``num_attention_heads``, or its
+    older name ``attention_head_dim``; one number or one per block). The latent grid halves
+    at each block."""
+    channels = unet["block_out_channels"]
+    heads = unet.get("num_attention_heads") or unet["attention_head_dim"]
+    per_block = list(heads) if isinstance(heads, Sequence) else [heads] * len(channels)
     shapes = []
     side = latent
-    for width in channels:
-        tokens = side * side
-        dim = width // heads
-        shapes.append(
-            AttentionShape(f"self {side}x{side} d{dim}", 2 * batch, heads, tokens, tokens, dim)
-        )
-        shapes.append(
-            AttentionShape(
-                f"cross {side}x{side} d{dim}", 2 * batch, heads, tokens, text_tokens, dim
-            )
-        )
+    for width, kind, count in zip(channels, unet["down_block_types"], per_block, strict=True):
+        if "CrossAttn" in kind:
+            tokens, dim, rows = side * side, width // count, 2 * batch
+            where = f"{side}x{side} d{dim}"
+            shapes.append(AttentionShape(f"self {where}", rows, count, tokens, tokens, dim))
+            shapes.append(AttentionShape(f"cross {where}", rows, count, tokens, text_tokens, dim))
         side //= 2
     return shapes
 
@@ -146,9 +149,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--json", help="write the report here")
     args = p.parse_args(argv)
     report: dict[str, object] = {"date": datetime.now(UTC).isoformat(timespec="seconds")}
-    report.update(_profile_generate(args))
+    profiled, unet = _profile_generate(args)
+    report.update(profiled)
     if _cuda():
-        report["attention"] = _time_attention(args)
+        report["attention"] = _time_attention(args, unet)
     text = json.dumps(report, indent=2)
     print(text)
     if args.json:
@@ -156,18 +160,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _profile_generate(args: argparse.Namespace) -> dict[str, object]:
+def _profile_generate(args: argparse.Namespace) -> tuple[dict[str, object], dict[str, Any]]:
+    """The kernel split of one ``generate``, and the UNet's config."""
     import time
 
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from benchmarks.models import engine_settings, model_dir, requests
+    from benchmarks.models import MODEL, engine_settings, model_dir, requests
     from streamgen.engine.engine import DiffusionEngine
 
     settings = engine_settings(
         args,
-        models={"bench": str(model_dir(args))},
+        models={MODEL: str(model_dir(args))},
         compile_cache_dir=args.compile_cache_dir,
         max_batch_size=args.batch_size,
     )
@@ -199,7 +204,7 @@ def _profile_generate(args: argparse.Namespace) -> dict[str, object]:
         },
         "generate": split.report(),
     }
-    return out
+    return out, dict(engine.parts(MODEL).unet.config)
 
 
 def _cuda() -> bool:
@@ -224,7 +229,7 @@ def _kernel_times(events: Iterable[object], *, cuda: bool) -> Iterable[tuple[str
         yield str(getattr(event, "name", "?")), float(us) / 1e6
 
 
-def _time_attention(args: argparse.Namespace) -> list[dict[str, object]]:
+def _time_attention(args: argparse.Namespace, unet: Mapping[str, Any]) -> list[dict[str, object]]:
     """Each backend at each attention shape: its first call (for cuDNN, compiling its kernel
     for a shape this process has not run) and its steady time. A batch the engine did not run
     (3, by default) shows the first-call cost a new batch bucket pays."""
@@ -240,7 +245,7 @@ def _time_attention(args: argparse.Namespace) -> list[dict[str, object]]:
     latent = args.size // 8
     rows = []
     for batch in args.attention_batches:
-        for shape in unet_attention_shapes(batch, latent, (320, 640, 1280), heads=8):
+        for shape in unet_attention_shapes(batch, latent, unet):
             q, k = (
                 torch.randn(shape.rows, shape.heads, n, shape.head_dim, device="cuda").half()
                 for n in (shape.queries, shape.keys)

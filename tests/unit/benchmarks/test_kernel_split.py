@@ -1,4 +1,8 @@
+import json
+from pathlib import Path
+
 import pytest
+import torch
 
 from benchmarks.kernel_split import KINDS, KernelSplit, kind_of, unet_attention_shapes
 
@@ -51,8 +55,21 @@ def test_empty_split_has_zero_shares() -> None:
     assert KernelSplit(wall_s=0.0).report()["gpu_idle_share"] == 0.0
 
 
+SD15_UNET = {
+    "block_out_channels": (320, 640, 1280, 1280),
+    "down_block_types": ("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+    "attention_head_dim": 8,
+}
+SDXL_UNET = {
+    "block_out_channels": (320, 640, 1280),
+    "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+    "attention_head_dim": (5, 10, 20),
+    "num_attention_heads": None,
+}
+
+
 def test_sd15_attention_shapes_at_512px_batch_32() -> None:
-    shapes = unet_attention_shapes(32, 64, (320, 640, 1280), heads=8)
+    shapes = unet_attention_shapes(32, 64, SD15_UNET)
     assert [s.label for s in shapes] == [
         "self 64x64 d40",
         "cross 64x64 d40",
@@ -62,6 +79,26 @@ def test_sd15_attention_shapes_at_512px_batch_32() -> None:
         "cross 16x16 d160",
     ]
     first = shapes[0]
-    assert (first.rows, first.queries, first.keys) == (64, 4096, 4096)
+    assert (first.rows, first.heads, first.queries, first.keys) == (64, 8, 4096, 4096)
     assert first.flop == 4.0 * 64 * 8 * 4096 * 4096 * 40
     assert shapes[1].keys == 77
+
+
+def test_sdxl_attention_shapes_skip_the_block_without_attention() -> None:
+    shapes = unet_attention_shapes(8, 128, SDXL_UNET)
+    assert [(s.label, s.heads) for s in shapes] == [
+        ("self 64x64 d64", 10),
+        ("cross 64x64 d64", 10),
+        ("self 32x32 d64", 20),
+        ("cross 32x32 d64", 20),
+    ]
+    assert shapes[0].rows == 16
+
+
+def test_shapes_from_the_config_of_a_written_model(tmp_path: Path) -> None:
+    """The config diffusers writes (defaults filled in, ``num_attention_heads`` null)."""
+    from streamgen.engine.model_init import write_model
+
+    write_model("tiny", tmp_path / "tiny", device="cpu", dtype=torch.float32)
+    unet = json.loads((tmp_path / "tiny" / "unet" / "config.json").read_text())
+    assert [s.label for s in unet_attention_shapes(2, 8, unet)] == ["self 8x8 d4", "cross 8x8 d4"]
