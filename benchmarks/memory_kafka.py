@@ -82,7 +82,7 @@ class MemoryConsumer:
     partitions: int = 1
     on_commit: Callable[[Any, list[TopicPartition]], None] | None = None
     log: dict[int, list[MemoryMessage]] = field(default_factory=dict)
-    committed: dict[int, int] = field(default_factory=dict)  # what the "broker" holds
+    committed_offsets: dict[int, int] = field(default_factory=dict)  # what the "broker" holds
     positions: dict[int, int] = field(default_factory=dict)  # assigned partitions only
     paused: set[int] = field(default_factory=set)
     closed: bool = False
@@ -128,7 +128,7 @@ class MemoryConsumer:
         self._rebalance()
         for offsets in self._unanswered:
             for tp in offsets:
-                self.committed[tp.partition] = tp.offset
+                self.committed_offsets[tp.partition] = tp.offset
             if self.on_commit is not None:
                 self.on_commit(None, offsets)
         self._unanswered.clear()
@@ -150,12 +150,13 @@ class MemoryConsumer:
 
     def incremental_assign(self, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
-            self.positions[tp.partition] = self.committed.get(tp.partition, 0)
+            self.positions[tp.partition] = self.committed_offsets.get(tp.partition, 0)
 
     def incremental_unassign(self, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
+            # The pause flag stays, as librdkafka's does: a partition revoked while paused
+            # comes back paused unless the application resumes it.
             self.positions.pop(tp.partition, None)
-            self.paused.discard(tp.partition)
 
     def pause(self, partitions: list[TopicPartition]) -> None:
         self.paused |= {tp.partition for tp in partitions}
@@ -171,13 +172,27 @@ class MemoryConsumer:
             self._unanswered.append(offsets)
             return None
         for tp in offsets:
-            self.committed[tp.partition] = tp.offset
+            self.committed_offsets[tp.partition] = tp.offset
         return offsets
 
     def get_watermark_offsets(
         self, partition: TopicPartition, timeout: float = -1, cached: bool = False
     ) -> tuple[int, int]:
         return (0, len(self.log.get(partition.partition, [])))
+
+    def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        return [
+            TopicPartition(tp.topic, tp.partition, self.positions.get(tp.partition, -1001))
+            for tp in partitions
+        ]
+
+    def committed(
+        self, partitions: list[TopicPartition], timeout: float = -1
+    ) -> list[TopicPartition]:
+        return [
+            TopicPartition(tp.topic, tp.partition, self.committed_offsets.get(tp.partition, -1001))
+            for tp in partitions
+        ]
 
     def close(self) -> None:
         self.closed = True

@@ -127,9 +127,11 @@ def run_until_committed(
     engine: Engine,
     store: ObjectStore | None = None,
     timeout_s: float = 600.0,
+    hooks: ProgressHooks | None = None,
     **run_kwargs: Any,
 ) -> tuple[Throughput, ProgressHooks]:
-    hooks = ProgressHooks(settings, worker_id=f"bench-{label}", expected=expected)
+    """``hooks``: a ProgressHooks (subclass) of the caller's, made with ``expected``."""
+    hooks = hooks or ProgressHooks(settings, worker_id=f"bench-{label}", expected=expected)
     stop = threading.Event()
     codes: list[int] = []
 

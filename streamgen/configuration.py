@@ -203,6 +203,7 @@ def _validate(s: Settings) -> None:
     positive("worker.max_in_flight", s.worker.max_in_flight)
     positive("worker.fetch_buffer_records", s.worker.fetch_buffer_records)
     positive("worker.fetch_buffer_bytes", s.worker.fetch_buffer_bytes)
+    positive("worker.stall_timeout_s", s.worker.stall_timeout_s)
     positive("worker.max_attempts", s.worker.max_attempts)
     positive("worker.commit_interval_ms", s.worker.commit_interval_ms)
     positive("worker.retry_initial_ms", s.worker.retry_initial_ms)

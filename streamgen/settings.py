@@ -135,6 +135,9 @@ class WorkerSettings:
     # prefetch) each time the window is full; partitions pause only when this is full.
     fetch_buffer_records: int = 1000
     fetch_buffer_bytes: int = 32 * 1024 * 1024
+    # An owned partition with records waiting and no fetch progress this long is reported
+    # (log line, streamgen_partition_stalled_seconds): a stall is never silent.
+    stall_timeout_s: float = 60.0
     max_poll_interval_ms: int = 300_000
     session_timeout_ms: int = 45_000
     commit_interval_ms: int = 1_000

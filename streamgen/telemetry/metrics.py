@@ -19,6 +19,8 @@ dead letter acknowledged           ``dead_lettered(model, code, stage)`` →
                                    ``streamgen_requests_dead_lettered_total{model,code,stage}``
 in-flight count changes            ``set_in_flight(n)`` → ``streamgen_in_flight_requests``
 partitions paused / resumed        ``set_paused_partitions(n)`` → ``streamgen_paused_partitions``
+partition stalled / moving again   ``set_partition_stall(topic, partition, seconds)`` →
+                                   ``streamgen_partition_stalled_seconds{topic,partition}``
 assign / revoke / lost             ``rebalanced(kind, assigned)`` →
                                    ``streamgen_rebalances_total{kind}``,
                                    ``streamgen_assigned_partitions``; revoked and lost
@@ -162,6 +164,12 @@ class Metrics:
             ["topic", "partition"],
             registry=r,
         )
+        self.partition_stalled = Gauge(
+            "streamgen_partition_stalled_seconds",
+            "Records waiting, no fetch progress this long (past worker.stall_timeout_s only)",
+            ["topic", "partition"],
+            registry=r,
+        )
         self.backlog_gpu_seconds = Gauge(
             "streamgen_backlog_gpu_seconds",
             "Estimated GPU time to process this worker's commit lag",
@@ -292,8 +300,17 @@ class Metrics:
         self._backlog.set_lag(topic, partition, lag)
         self._update_backlog()
 
+    def set_partition_stall(self, topic: str, partition: int, seconds: float | None) -> None:
+        """``seconds`` None: the partition moves again (or is no longer ours)."""
+        if seconds is not None:
+            self.partition_stalled.labels(topic, str(partition)).set(seconds)
+        else:
+            with contextlib.suppress(KeyError):  # never reported stalled
+                self.partition_stalled.remove(topic, str(partition))
+
     def forget_partition(self, topic: str, partition: int) -> None:
         self._backlog.forget(topic, partition)
+        self.set_partition_stall(topic, partition, None)
         with contextlib.suppress(KeyError):  # never reported for this partition
             self.commit_lag.remove(topic, str(partition))
         self._update_backlog()

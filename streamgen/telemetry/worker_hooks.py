@@ -180,6 +180,9 @@ class WorkerHooks:
     def paused(self, partitions: int) -> None:
         self.metrics.set_paused_partitions(partitions)
 
+    def partition_stall(self, tp: TopicPartitionKey, seconds: float | None) -> None:
+        self.metrics.set_partition_stall(tp[0], tp[1], seconds)
+
     def committed(
         self, points: dict[TopicPartitionKey, int], log_ends: dict[TopicPartitionKey, int]
     ) -> None:

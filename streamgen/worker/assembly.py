@@ -35,6 +35,7 @@ from streamgen.worker.outputs import OutcomeSink
 from streamgen.worker.ownership import Ownership
 from streamgen.worker.publisher import Publisher
 from streamgen.worker.rebalance import RebalanceHandler
+from streamgen.worker.stalls import StallWatchdog
 from streamgen.worker.storage import EncodeImage, ImageWriter, StoreRetry
 from streamgen.worker.work_queue import WorkQueue
 
@@ -241,6 +242,13 @@ def assemble(
     consumer = make_consumer(
         {**consumer_config(settings, worker_id), "on_commit": committer.on_commit}
     )
+    buffer: FetchBuffer[Any] = FetchBuffer(
+        max_records=w.fetch_buffer_records,
+        max_bytes=w.fetch_buffer_bytes,
+        partition_of=lambda message: (message.topic(), message.partition()),
+        offset_of=lambda message: message.offset(),
+        size_of=lambda message: len(message.value() or b"") + len(message.key() or b""),
+    )
     loop = ConsumerLoop(
         consumer=consumer,
         publisher=publisher,
@@ -257,11 +265,9 @@ def assemble(
         decode_backoff=backoff,
         hooks=hooks,
         committer=committer,
-        buffer=FetchBuffer(
-            max_records=w.fetch_buffer_records,
-            max_bytes=w.fetch_buffer_bytes,
-            partition_of=lambda message: (message.topic(), message.partition()),
-            size_of=lambda message: len(message.value() or b"") + len(message.key() or b""),
+        buffer=buffer,
+        stalls=StallWatchdog(
+            consumer, w.stall_timeout_s, buffered=buffer.count, on_stall=hooks.partition_stall
         ),
     )
     rebalance = RebalanceHandler(
@@ -270,7 +276,7 @@ def assemble(
         queue=work,
         commit=lambda tps: loop.commit_now(only=tps),
         serve_outputs=loop.serve_outputs,
-        is_paused=lambda: loop.paused,
+        adopt=loop.pauses.adopt,
         drop_fetched=loop.buffer.drop,
         revoke_grace_s=REVOKE_GRACE_S,
         on_event=hooks.rebalance,

@@ -18,8 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import TopicPartition
-
 from streamgen.errors import TransientError
 from streamgen.telemetry.worker_hooks import WorkerHooks
 from streamgen.worker.backoff import Backoff
@@ -29,6 +27,8 @@ from streamgen.worker.fetch_buffer import FetchBuffer
 from streamgen.worker.intake import Intake, Rejected
 from streamgen.worker.offsets import OffsetTracker, Ticket, TopicPartitionKey
 from streamgen.worker.outputs import OutcomeSink, OutcomeSummary
+from streamgen.worker.pauses import Pauses
+from streamgen.worker.stalls import StallWatchdog
 from streamgen.worker.work_item import SourceRecord, WorkItem
 from streamgen.worker.work_queue import WorkQueue
 
@@ -48,20 +48,6 @@ class LoopLimits:
     max_in_flight: int
     commit_interval_s: float
     drain_timeout_s: float
-
-
-@dataclass(frozen=True)
-class _Blocked:
-    """A partition rewound after a transient decode failure, until ``until`` (monotonic s).
-
-    Tagged with the assignment generation: after a revoke and re-assign the partition restarts
-    from its committed offset anyway, and a stale entry must not make the loop skip records
-    the consumer never rewound for (they would be passed over, then committed past).
-    """
-
-    until: float
-    attempt: int
-    generation: int | None
 
 
 @dataclass(frozen=True)
@@ -93,6 +79,7 @@ class ConsumerLoop:
         hooks: WorkerHooks,
         committer: Committer,
         buffer: FetchBuffer[Any],
+        stalls: StallWatchdog,
     ) -> None:
         self.consumer = consumer
         self.publisher = publisher
@@ -105,9 +92,8 @@ class ConsumerLoop:
         self.hooks = hooks
         self.committer = committer
         self.buffer = buffer
-        self._decode_backoff = decode_backoff
-        self._paused = False
-        self._blocked: dict[TopicPartitionKey, _Blocked] = {}
+        self.stalls = stalls
+        self.pauses = Pauses(consumer, tracker, buffer, decode_backoff, hooks)
         self._last_commit = time.monotonic()
         self._stop = threading.Event()
         self._force = threading.Event()
@@ -126,7 +112,7 @@ class ConsumerLoop:
 
     @property
     def paused(self) -> bool:
-        return self._paused
+        return self.pauses.paused
 
     def run(self) -> None:
         while not self._stop.is_set() and self.fatal is None:
@@ -142,10 +128,13 @@ class ConsumerLoop:
         messages = consume_promptly(
             self.consumer, max(1, min(MAX_RECORDS_PER_POLL, self.buffer.room())), timeout
         )
-        self.buffer.extend([m for m in messages if not _is_error(m)])
-        # 2. Admit from the buffer as far as the window of uncommitted work has room:
-        #    max_in_flight bounds what a crash makes us redo. Decode + validate; bad records
-        #    are dead-lettered at once.
+        records = [m for m in messages if not _is_error(m)]
+        for tp in {(m.topic(), m.partition()) for m in records}:
+            self.stalls.moved(tp)
+        self.pauses.extend(records)  # each partition up to its share (fairness)
+        # 2. Admit from the buffer, round-robin across partitions, as far as the window of
+        #    uncommitted work has room: max_in_flight bounds what a crash makes us redo.
+        #    Decode + validate; bad records are dead-lettered at once.
         for message in self.buffer.take(room):
             self._admit(message)
         # 3. Serve the producer: delivery reports arrive here and become durable events.
@@ -157,13 +146,16 @@ class ConsumerLoop:
         #    that is what bounds the redo after a crash or a lost partition. A worker whose
         #    commits go unanswered stops taking records and, once its buffer is full, pauses;
         #    it keeps polling, so it stays in the group.
-        self._apply_backpressure()
+        self.pauses.apply()
         self.hooks.in_flight(self.tracker.outstanding())
         # 6. Commit the contiguous low-water mark of durable work (THE RULE above): on the
         #    interval, or at once when durable work fills half the window, so a fast engine is
         #    held back by commit round trips, never by the interval.
         if self._commit_due():
             self.commit()
+        # 7. The stall watchdog: an owned partition with records waiting and no progress for
+        #    worker.stall_timeout_s is reported, whatever the cause (stalls.py).
+        self.stalls.check(self.tracker.partitions())
 
     def serve_outputs(self, timeout: float) -> None:
         self.publisher.poll(timeout)
@@ -183,8 +175,8 @@ class ConsumerLoop:
     def _admit(self, message: Any) -> None:
         record = SourceRecord.from_message(message)
         tp = (record.topic, record.partition)
-        self._forget_stale_block(tp)
-        if tp in self._blocked or not self.tracker.owns(tp):
+        self.stalls.moved(tp)
+        if self.pauses.blocked(tp) or not self.tracker.owns(tp):
             return  # re-delivered after the seek below, or a partition no longer ours
         if self.tracker.already_handed_out(tp, record.offset):
             return  # delivered again after a pause/resume: this record is already in hand
@@ -194,7 +186,7 @@ class ConsumerLoop:
                 request = self.intake.admit(record)
         except TransientError as exc:
             self.hooks.abandoned(span, exc)
-            self._block(tp, record.offset, exc)
+            self.pauses.block(tp, record.offset, exc)
             return
         except Rejected as rejected:
             ticket = self.tracker.hand_out(tp, record.offset)
@@ -212,51 +204,6 @@ class ConsumerLoop:
         item = WorkItem(ticket, record, request, received_at=time.time(), span=span)
         self.hooks.admitted(item)
         self.work.put(item)
-
-    def _block(self, tp: TopicPartitionKey, offset: int, exc: Exception) -> None:
-        """Transient decode failure: rewind the partition and retry it after a backoff."""
-        previous = self._blocked.get(tp)
-        attempt = previous.attempt if previous else 0
-        delay = self._decode_backoff.delay(attempt)
-        log.warning("cannot decode %s@%d yet (%s); retry in %.1fs", tp, offset, exc, delay)
-        partition = TopicPartition(tp[0], tp[1], offset)
-        self.consumer.pause([partition])
-        self.consumer.seek(partition)
-        self.buffer.drop({tp})  # delivered again from the rewound offset
-        self._blocked[tp] = _Blocked(
-            time.monotonic() + delay, attempt + 1, self.tracker.generation(tp)
-        )
-
-    def _forget_stale_block(self, tp: TopicPartitionKey) -> None:
-        blocked = self._blocked.get(tp)
-        if blocked is not None and blocked.generation != self.tracker.generation(tp):
-            del self._blocked[tp]
-
-    # -- step 5 ----------------------------------------------------------------------------
-    def _apply_backpressure(self) -> None:
-        now = time.monotonic()
-        for tp in list(self._blocked):
-            self._forget_stale_block(tp)
-            blocked = self._blocked.get(tp)
-            if blocked is not None and now >= blocked.until:
-                del self._blocked[tp]
-                if not self._paused:
-                    self.consumer.resume([TopicPartition(*tp)])
-        if not self._paused and self.buffer.full():
-            self._set_paused(True)
-        elif self._paused and self.buffer.below_half():
-            self._set_paused(False)
-
-    def _set_paused(self, paused: bool) -> None:
-        partitions = [TopicPartition(t, p) for t, p in self.tracker.partitions()]
-        if paused:
-            self.consumer.pause(partitions)
-        else:
-            self.consumer.resume(
-                [p for p in partitions if (p.topic, p.partition) not in self._blocked]
-            )
-        self._paused = paused
-        self.hooks.paused(len(partitions) if paused else 0)
 
     # -- step 6 ----------------------------------------------------------------------------
     def _commit_due(self) -> bool:
@@ -278,7 +225,7 @@ class ConsumerLoop:
     # -- shutdown --------------------------------------------------------------------------
     def drain(self, stop_generation: Callable[[], None]) -> bool:
         """Finish in-flight work within the drain timeout; True if everything became durable."""
-        self._set_paused(True)
+        self.pauses.set_paused(True)
         self.work.flush()
         deadline = time.monotonic() + self.limits.drain_timeout_s
         while (

@@ -1,6 +1,7 @@
 """Partition assignment changes (cooperative-sticky), kept safe (DESIGN invariant 5).
 
-* assigned: a fresh generation per partition; paused at once if the worker is full.
+* assigned: a fresh generation per partition; paused if the worker is paused, resumed
+            otherwise (librdkafka keeps a pause flag across revoke and re-assign).
 * revoked:  fetched records and waiting work of those partitions are dropped (the next
             owner reads them again), work already on the GPU or in the outputs gets a short
             grace to become durable, then the durable low-water mark is committed and the
@@ -38,7 +39,7 @@ class RebalanceHandler:
         queue: WorkQueue,
         commit: Callable[[list[TopicPartitionKey]], None],
         serve_outputs: Callable[[float], None],
-        is_paused: Callable[[], bool],
+        adopt: Callable[[list[TopicPartition]], None],
         drop_fetched: Callable[[set[TopicPartitionKey]], int],
         revoke_grace_s: float,
         on_event: Callable[[RebalanceKind, list[TopicPartitionKey], int], None] | None = None,
@@ -48,7 +49,7 @@ class RebalanceHandler:
         self._queue = queue
         self._commit = commit
         self._serve_outputs = serve_outputs
-        self._is_paused = is_paused
+        self._adopt = adopt
         self._drop_fetched = drop_fetched
         self._grace_s = revoke_grace_s
         self._on_event = on_event
@@ -58,8 +59,7 @@ class RebalanceHandler:
             key = (tp.topic, tp.partition)
             self._ownership.grant(key, self._tracker.assign(key))
         consumer.incremental_assign(partitions)
-        if self._is_paused() and partitions:
-            consumer.pause(partitions)
+        self._adopt(partitions)
         log.info("assigned %s", _names(partitions))
         self._event("assign", partitions)
 

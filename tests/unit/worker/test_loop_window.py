@@ -28,6 +28,7 @@ from streamgen.worker.intake import Intake
 from streamgen.worker.loop import ConsumerLoop, Durable, Fatal, LoopLimits
 from streamgen.worker.offsets import OffsetTracker
 from streamgen.worker.outputs import OutcomeSummary
+from streamgen.worker.stalls import StallWatchdog
 from streamgen.worker.work_queue import WorkQueue
 
 TOPIC = "requests"
@@ -73,6 +74,9 @@ class EndlessPartitions:
 
     def resume(self, partitions: list[Any]) -> None:
         self.paused -= {tp.partition for tp in partitions}
+
+    def seek(self, partition: Any) -> None:
+        self.next[partition.partition] = partition.offset
 
     def get_watermark_offsets(self, tp: Any, cached: bool = True) -> tuple[int, int]:
         return (0, self.next[tp.partition])
@@ -135,7 +139,14 @@ def make_loop(
             max_records=buffer_records,
             max_bytes=1 << 20,
             partition_of=lambda m: (m.topic(), m.partition()),
+            offset_of=lambda m: m.offset(),
             size_of=lambda m: len(m.value()),
+        ),
+        stalls=StallWatchdog(
+            consumer,  # type: ignore[arg-type]
+            60.0,
+            buffered=lambda tp: 0,
+            on_stall=lambda tp, seconds: None,
         ),
     )
     return loop, consumer, admissions
@@ -233,5 +244,5 @@ def test_records_of_a_partition_that_moves_away_are_never_admitted_from_the_buff
 
 def _peek(loop: ConsumerLoop) -> list[Any]:
     taken = loop.buffer.take(len(loop.buffer))
-    loop.buffer.extend(taken)
+    loop.buffer.extend(taken, share=max(1, len(taken)))
     return taken

@@ -3,7 +3,7 @@
 The worker is assembled as in production (``assemble``) with the in-memory consumer and
 result sender of ``benchmarks/memory_kafka.py``; the GPU is played by the test, which takes
 batches off the work queue and says which items became durable. What the "broker" holds is
-``MemoryConsumer.committed``.
+``MemoryConsumer.committed_offsets``.
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def make_durable(parts: WorkerParts, items: list[WorkItem]) -> None:
 
 def past_start(consumer: MemoryConsumer) -> dict[int, int]:
     """Committed offsets past each partition's start (committing offset 0 moves nothing)."""
-    return {partition: offset for partition, offset in consumer.committed.items() if offset}
+    return {partition: offset for partition, offset in consumer.committed_offsets.items() if offset}
 
 
 def test_the_first_poll_assigns_every_partition_and_admits_their_records(worker: Any) -> None:
