@@ -6,20 +6,25 @@ import sys
 
 import click
 
-from streamgen.cli.options import load_from_flags, settings_options
+from streamgen.cli.options import (
+    SettingsCommand,
+    SettingsRefused,
+    load_from_flags,
+    settings_options,
+)
 
 
 def _models(values: tuple[str, ...]) -> str | None:
     for value in values:
         name, sep, path = value.partition("=")
         if not sep or not name or not path:
-            raise click.BadParameter(
-                f"expected NAME=PATH_OR_HUB_ID, got {value!r}", param_hint="--model"
+            raise SettingsRefused(
+                f"setting 'engine.models' (--model): expected NAME=PATH_OR_HUB_ID, got {value!r}"
             )
     return ",".join(values) if values else None
 
 
-@click.command()
+@click.command(cls=SettingsCommand)
 @settings_options
 @click.option(
     "--model",
@@ -57,8 +62,8 @@ def worker(
 
     Stops on SIGTERM/SIGINT after draining in-flight work (a second signal stops at once).
     Exit codes: 0 drained cleanly, 2 stopped with unfinished work (it will be redone),
-    3 fatal error (nothing unsafe committed), 4 misconfiguration found at start-up (the log
-    line names the setting).
+    3 fatal error (nothing unsafe committed), 4 misconfiguration found at start-up, a flag
+    or setting click or the settings refused included (the one line names the setting).
     """
     from streamgen.telemetry.tracing_setup import tracing_from_env
     from streamgen.worker.run import run_worker
@@ -81,9 +86,9 @@ def worker(
         },
     )
     if not settings.engine.models:
-        raise click.UsageError(
-            "no model configured: pass --model NAME=PATH (e.g. a dir written "
-            "by `streamgen model init --arch tiny --out DIR`)"
+        raise SettingsRefused(
+            "setting 'engine.models': no model configured: pass --model NAME=PATH (e.g. a dir "
+            "written by `streamgen model init --arch tiny --out DIR`)"
         )
     with tracing_from_env("streamgen-worker"):  # OTEL_* variables; off without them
         code = run_worker(settings)
