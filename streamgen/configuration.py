@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from streamgen.contracts.formats import FORMATS
 from streamgen.credentials import SECRET_SETTINGS, read_properties_file, read_secret_file
 from streamgen.errors import ConfigError
 from streamgen.settings import Settings, StoreSettings
@@ -227,8 +228,10 @@ def _validate(s: Settings) -> None:
         raise ConfigError(
             "store.url", f"{s.store.url!r}: expected file://DIR or s3://BUCKET[/PREFIX]"
         )
-    if s.store.image_format not in {"png", "webp"}:
-        raise ConfigError("store.image_format", f"{s.store.image_format!r} not in png|webp")
+    if s.store.image_format not in FORMATS:
+        raise ConfigError(
+            "store.image_format", f"{s.store.image_format!r} not in {'|'.join(FORMATS)}"
+        )
     positive("store.init_image_max_bytes", s.store.init_image_max_bytes)
     from streamgen.store.prefixes import AllowedPrefixes  # the store package imports settings
 

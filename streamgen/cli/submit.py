@@ -16,6 +16,7 @@ from streamgen.cli.options import overrides_from_flags, settings_options
 from streamgen.cli.progress import progress
 from streamgen.configuration import load_settings
 from streamgen.contracts.codec import request_codec, result_codec
+from streamgen.contracts.formats import FORMATS, QUALITY_RANGE
 from streamgen.contracts.request import GenerationRequest
 from streamgen.contracts.result import GenerationResult
 from streamgen.errors import ConfigError, StreamgenError
@@ -88,6 +89,17 @@ def _options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--scheduler", help="e.g. dpmpp_2m, euler_a, ddim, unipc."),
         click.option("--deadline", help="ISO 8601 with timezone, or +30s / +5m / +2h."),
         click.option("--priority", type=int),
+        click.option(
+            "--output-format",
+            type=click.Choice(list(FORMATS)),
+            help="What the images are stored as (default: the worker's store.image_format).",
+        ),
+        click.option(
+            "--output-quality",
+            type=int,
+            help=f"jpeg/webp quality in [{QUALITY_RANGE[0]}, {QUALITY_RANGE[1]}]; "
+            "webp without it is lossless, jpeg defaults to 90.",
+        ),
         click.option(
             "--metadata",
             multiple=True,

@@ -35,6 +35,10 @@ class GenerationRequest:
     priority: int = 0
     metadata: dict[str, str] = field(default_factory=dict)
     created_at: datetime | None = None
+    # None: the worker's store.image_format; quality None: the format's default or lossless
+    # (contracts.formats says which).
+    output_format: str | None = None
+    output_quality: int | None = None
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> GenerationRequest:

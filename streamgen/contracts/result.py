@@ -62,6 +62,8 @@ class GenerationResult:
     error: ResultError | None = None
     attempt: int = 1
     metadata: dict[str, str] = field(default_factory=dict)
+    output_format: str = ""  # what the images were stored as; "" in FAILED results
+    output_quality: int | None = None  # None: lossless
 
     def to_record(self) -> dict[str, Any]:
         # Field by field, shallow: dataclasses.asdict deep-copies every datetime and string,
@@ -79,6 +81,8 @@ class GenerationResult:
             "error": None if self.error is None else _shallow(self.error),
             "attempt": self.attempt,
             "metadata": dict(self.metadata),
+            "output_format": self.output_format,
+            "output_quality": self.output_quality,
         }
 
     @classmethod
@@ -97,6 +101,8 @@ class GenerationResult:
             error=ResultError(**error) if error else None,
             attempt=record.get("attempt", 1),
             metadata=dict(record.get("metadata", {})),
+            output_format=record.get("output_format", ""),
+            output_quality=record.get("output_quality"),
         )
 
 

@@ -14,6 +14,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any, Protocol, get_args
 
+from streamgen.contracts.formats import FORMATS, QUALITY_RANGE
 from streamgen.contracts.request import GenerationRequest, Task
 from streamgen.errors import DeadlineExpired, InvalidRequest
 from streamgen.settings import ValidationBounds
@@ -69,6 +70,7 @@ def validate(
     _check_model(request, models, schedulers)
     _check_task(request, init_images)
     _check_image(request, bounds)
+    _check_output(request)
     _check_sampling(request, bounds)
     _check_times(request, now)
     _check_metadata(request, bounds)
@@ -145,6 +147,24 @@ def _check_image(request: GenerationRequest, b: ValidationBounds) -> None:
     num_images = _integer("num_images", request.num_images)
     if not 1 <= num_images <= b.max_num_images:
         raise InvalidRequest("num_images", num_images, f"in [1, {b.max_num_images}]")
+
+
+def _check_output(request: GenerationRequest) -> None:
+    name = request.output_format
+    if name is not None and name not in FORMATS:
+        raise InvalidRequest("output_format", name, f"one of {', '.join(FORMATS)}, or null")
+    quality = request.output_quality
+    if quality is None:
+        return
+    quality = _integer("output_quality", quality)
+    if name is None:
+        # The worker's default format may be lossless: a quality must say what it is for.
+        raise InvalidRequest("output_quality", quality, "null unless output_format is set")
+    if not FORMATS[name].takes_quality:
+        raise InvalidRequest("output_quality", quality, f"null for {name} (lossless)")
+    low, high = QUALITY_RANGE
+    if not low <= quality <= high:
+        raise InvalidRequest("output_quality", quality, f"in [{low}, {high}] for {name}")
 
 
 def _check_sampling(request: GenerationRequest, b: ValidationBounds) -> None:

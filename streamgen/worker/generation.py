@@ -202,11 +202,12 @@ class GenerationStage(threading.Thread):
             if not self._ownership.is_current(item.ticket):
                 return
             with self._hooks.stage("store", item.span):
-                images = self._writer.write(item, outcome.images, outcome.seed)
+                stored = self._writer.write(item, outcome.images, outcome.seed)
             self._sink.succeeded(
                 item,
                 seed=outcome.seed,
-                images=images,
+                images=stored.images,
+                output=stored.output,
                 started_at=run.started_at,
                 gpu_seconds=run.gpu_seconds,
                 batch_size=run.size,

@@ -18,6 +18,7 @@ from functools import partial
 from typing import Any, Protocol
 
 from streamgen.contracts.dead_letter import DeadLetterReason, dead_letter_headers
+from streamgen.contracts.formats import OutputFormat
 from streamgen.contracts.request import GenerationRequest
 from streamgen.contracts.result import (
     GenerationResult,
@@ -125,6 +126,7 @@ class OutcomeSink:
         *,
         seed: int,
         images: Sequence[StoredImage],
+        output: OutputFormat,
         started_at: float,
         gpu_seconds: float,
         batch_size: int,
@@ -142,6 +144,8 @@ class OutcomeSink:
             model=request.model,
             attempt=item.attempt,
             metadata=dict(request.metadata),
+            output_format=output.format.name,
+            output_quality=output.quality,
         )
         summary = OutcomeSummary(
             status="SUCCEEDED",

@@ -2,7 +2,7 @@
 
 Runs on the output thread pool, off the GPU thread, so the next batch starts while this one is
 encoded and uploaded. Keys are deterministic (``{request_id}/{index}.{ext}``): re-processing a
-request overwrites the same objects instead of leaving orphans (DESIGN invariant 3).
+request finds the same objects instead of leaving orphans (DESIGN invariant 3).
 """
 
 from __future__ import annotations
@@ -16,23 +16,33 @@ from typing import TypeVar
 
 from PIL.Image import Image
 
+from streamgen.contracts.formats import OutputFormat, output_format
+from streamgen.contracts.request import GenerationRequest
 from streamgen.contracts.result import StoredImage
 from streamgen.errors import StoreUnavailable
 from streamgen.store.base import ObjectStore
 from streamgen.worker.backoff import Backoff, TransientRetries
 from streamgen.worker.work_item import WorkItem
 
-__all__ = ["ImageWriter", "StoreRetry", "object_key"]
+__all__ = ["ImageWriter", "StoreRetry", "StoredOutputs", "object_key"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-EncodeImage = Callable[[Image, str], tuple[bytes, str]]  # (image, format) -> (bytes, type)
+EncodeImage = Callable[[Image, OutputFormat], tuple[bytes, str]]  # -> (bytes, content type)
 
 
-def object_key(request_id: str, index: int, image_format: str) -> str:
-    return f"{request_id}/{index}.{image_format}"
+def object_key(request_id: str, index: int, extension: str) -> str:
+    return f"{request_id}/{index}.{extension}"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredOutputs:
+    """A request's images, durable, and the format they were stored in (for its result)."""
+
+    images: list[StoredImage]
+    output: OutputFormat
 
 
 @dataclass
@@ -66,23 +76,28 @@ class StoreRetry:
 class ImageWriter:
     store: ObjectStore
     encode: EncodeImage
-    image_format: str
+    image_format: str  # store.image_format: for requests that name no output_format
     retry: StoreRetry
 
-    def write(self, item: WorkItem, images: tuple[Image, ...], seed: int) -> list[StoredImage]:
+    def output_for(self, request: GenerationRequest) -> OutputFormat:
+        """The request's own format (validated on intake), else the worker's default."""
+        return output_format(request.output_format or self.image_format, request.output_quality)
+
+    def write(self, item: WorkItem, images: tuple[Image, ...], seed: int) -> StoredOutputs:
         request = item.request
+        output = self.output_for(request)
         stored = []
         for index, image in enumerate(images):
-            data, content_type = self.encode(image, self.image_format)
+            data, content_type = self.encode(image, output)
             metadata = {
                 "request-id": request.request_id,
                 "seed": str(seed + index),
                 "model": request.model,
             }
-            key = object_key(request.request_id, index, self.image_format)
+            key = object_key(request.request_id, index, output.format.extension)
             put = functools.partial(self._put, key, data, index, content_type, metadata)
             stored.append(self.retry.call(key, put))
-        return stored
+        return StoredOutputs(stored, output)
 
     def _put(
         self, key: str, data: bytes, index: int, content_type: str, metadata: dict[str, str]

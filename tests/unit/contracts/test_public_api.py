@@ -30,7 +30,16 @@ PUBLIC = {
     "result_codec",
     "validate",
 }
-SUBMODULES = {"codec", "dead_letter", "registry", "request", "result", "schemas", "validation"}
+SUBMODULES = {
+    "codec",
+    "dead_letter",
+    "formats",
+    "registry",
+    "request",
+    "result",
+    "schemas",
+    "validation",
+}
 
 
 def test_all_is_exactly_the_public_names() -> None:

@@ -87,6 +87,13 @@ INVALID: list[tuple[dict[str, Any], str, str]] = [
     ({"created_at": datetime(2030, 1, 1)}, "created_at", "timezone-aware"),
     ({"metadata": {f"k{i}": "v" for i in range(65)}}, "metadata", "at most 64 entries"),
     ({"metadata": {"k": 1}}, "metadata['k']", "string keys and string values"),
+    ({"output_format": "gif"}, "output_format", "one of png, jpeg, webp, or null"),
+    ({"output_format": "PNG"}, "output_format", "one of png, jpeg, webp, or null"),
+    ({"output_format": "png", "output_quality": 90}, "output_quality", "null for png"),
+    ({"output_format": "jpeg", "output_quality": 0}, "output_quality", "in [1, 100] for jpeg"),
+    ({"output_format": "webp", "output_quality": 101}, "output_quality", "in [1, 100] for webp"),
+    ({"output_format": "jpeg", "output_quality": True}, "output_quality", "an integer"),
+    ({"output_quality": 80}, "output_quality", "null unless output_format is set"),
 ]
 
 
@@ -100,6 +107,17 @@ def test_every_invalid_field_is_named_with_value_and_range(
     assert str(error).startswith(f"{field}=")
     assert error.code == "INVALID_REQUEST"
     assert error.stage == "validate"
+
+
+@pytest.mark.parametrize(
+    ("output_format", "quality"),
+    [(None, None), ("png", None), ("jpeg", None), ("jpeg", 1), ("webp", None), ("webp", 100)],
+)
+def test_every_output_format_and_quality_in_range_passes(
+    output_format: str | None, quality: int | None
+) -> None:
+    request = a_request(output_format=output_format, output_quality=quality)
+    assert check(request) is request
 
 
 def test_pixel_budget_is_checked_after_each_side() -> None:

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from streamgen.contracts import dead_letter as dl
+from streamgen.contracts.formats import output_format
 from streamgen.contracts.request import GenerationRequest
 from streamgen.contracts.result import GenerationResult, StoredImage, WorkerIdentity
 from streamgen.errors import DecodeError, InvalidRequest
@@ -86,10 +87,19 @@ def test_success_is_durable_when_its_result_is_acknowledged() -> None:
     request = GenerationRequest(request_id="r-1", prompt="p", model="tiny", metadata={"sku": "1"})
     item = WorkItem(TICKET, RECORD, request, received_at=100.0)
     image = StoredImage(0, "s3://b/r-1/0.png", "b", "r-1/0.png", "image/png", "ab" * 32, 10)
-    sink.succeeded(item, seed=9, images=[image], started_at=101.0, gpu_seconds=0.5, batch_size=4)
+    sink.succeeded(
+        item,
+        seed=9,
+        images=[image],
+        output=output_format("webp", 80),
+        started_at=101.0,
+        gpu_seconds=0.5,
+        batch_size=4,
+    )
     [(topic, key, result, _, ack)] = publisher.sent
     assert (topic, key) == ("results", b"r-1")
     assert result.status == "SUCCEEDED" and result.seed == 9 and result.images == (image,)
+    assert (result.output_format, result.output_quality) == ("webp", 80)
     assert result.metadata == {"sku": "1"} and result.timings.batch_size == 4
     assert result.timings.queue_wait_seconds == 1.0
     assert durable == []
