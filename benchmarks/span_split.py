@@ -24,11 +24,11 @@ without a gap. Times are wall-clock seconds (span times are ``time.time_ns``).
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["SEGMENTS", "RequestSplit", "median_split", "split_requests"]
+__all__ = ["PARTS", "SEGMENTS", "RequestSplit", "median_parts", "median_split", "split_requests"]
 
 SEGMENTS = (
     "kafka_in",
@@ -40,6 +40,16 @@ SEGMENTS = (
     "to_publish",
     "kafka_out",
 )
+
+# The same segments in the four parts a light-load figure is quoted in: everything but the
+# GPU's work before it, the GPU, storing the image (the output thread's pick-up, the encode,
+# the durable write), publishing the result (building it, producer to results consumer).
+PARTS = {
+    "before_generation": ("kafka_in", "admit", "batch_wait"),
+    "generation": ("generate",),
+    "store_encode": ("to_store", "store"),
+    "publish": ("to_publish", "kafka_out"),
+}
 
 
 @dataclass(frozen=True)
@@ -106,6 +116,24 @@ def median_split(splits: Sequence[RequestSplit]) -> dict[str, float]:
         for name in SEGMENTS
     }
     row["total_ms"] = round(1000 * statistics.median(s.total for s in splits), 2)
+    return row
+
+
+def median_parts(splits: Sequence[RequestSplit]) -> dict[str, float]:
+    """Each of :data:`PARTS`' median in milliseconds (summed per request, then the median),
+    what lies beyond generation, and the total."""
+    if not splits:
+        return {}
+
+    def median_ms(per_request: Callable[[RequestSplit], float]) -> float:
+        return round(1000 * statistics.median(per_request(s) for s in splits), 2)
+
+    def part(names: tuple[str, ...]) -> Callable[[RequestSplit], float]:
+        return lambda split: sum(split.seconds[n] for n in names)
+
+    row = {f"{name}_ms": median_ms(part(names)) for name, names in PARTS.items()}
+    row["beyond_generation_ms"] = median_ms(lambda s: s.total - s.seconds["generate"])
+    row["total_ms"] = median_ms(lambda s: s.total)
     return row
 
 

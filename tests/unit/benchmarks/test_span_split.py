@@ -9,7 +9,14 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link
 
-from benchmarks.span_split import SEGMENTS, median_split, split_requests
+from benchmarks.span_split import (
+    PARTS,
+    SEGMENTS,
+    RequestSplit,
+    median_parts,
+    median_split,
+    split_requests,
+)
 
 S = 1_000_000_000  # ns per second
 
@@ -90,14 +97,31 @@ def test_requests_without_all_their_spans_are_left_out() -> None:
     assert [s.request_id for s in splits] == ["r2"]
 
 
-def test_median_row() -> None:
+def _three_requests() -> list[RequestSplit]:
+    """Three requests whose results are read 12, 22 and 32 ms after they were published."""
     exporter, tracer = _spans()
     t0 = 1_800_000_000.0
     for i in range(3):
         _request_spans(tracer, f"r{i}", t0 + i)
     marks = {f"r{i}": (t0 + i, t0 + i + 0.25 + 0.01 * i) for i in range(3)}
-    row = median_split(split_requests(exporter.get_finished_spans(), marks))
+    return split_requests(exporter.get_finished_spans(), marks)
+
+
+def test_median_row() -> None:
+    row = median_split(_three_requests())
     assert row["generate_ms"] == pytest.approx(200.0, abs=0.01)
     assert row["kafka_out_ms"] == pytest.approx(22.0, abs=0.01)  # 12, 22, 32 ms
     assert row["total_ms"] == pytest.approx(260.0, abs=0.01)
     assert median_split([]) == {}
+
+
+def test_parts_cover_every_segment_once_and_sum_per_request() -> None:
+    assert sorted(n for names in PARTS.values() for n in names) == sorted(SEGMENTS)
+    row = median_parts(_three_requests())
+    assert row["before_generation_ms"] == pytest.approx(6.0, abs=0.01)  # 4 + 1 + 1
+    assert row["generation_ms"] == pytest.approx(200.0, abs=0.01)
+    assert row["store_encode_ms"] == pytest.approx(31.0, abs=0.01)  # 1 to store + 30 store
+    assert row["publish_ms"] == pytest.approx(23.0, abs=0.01)  # 1 + 22 at the median
+    assert row["beyond_generation_ms"] == pytest.approx(60.0, abs=0.01)
+    assert row["total_ms"] == pytest.approx(260.0, abs=0.01)
+    assert median_parts([]) == {}
