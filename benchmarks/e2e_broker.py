@@ -39,6 +39,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from benchmarks.e2e import engine_alone
+from benchmarks.encode import WORKER_ENCODERS
 from benchmarks.latency import percentile, through_kafka
 from benchmarks.models import (
     MODEL,
@@ -146,6 +147,12 @@ def _parser() -> argparse.ArgumentParser:
         default=0,
         help="light load: a lone request's batch closes at once",
     )
+    p.add_argument(
+        "--encoder",
+        choices=sorted(WORKER_ENCODERS),
+        default="streamgen",
+        help="the worker's image encoder: pillow-png-6 is the one before issue 22 (item 7)",
+    )
     p.add_argument("--json", metavar="PATH", help="write the report as JSON here")
     return p
 
@@ -203,6 +210,7 @@ def _sustained(
         expected=args.requests,
         engine=engine,
         timeout_s=max(600.0, 10.0 * args.requests / alone[args.batch_size]),
+        encode=WORKER_ENCODERS[args.encoder],
     )
     images_per_s = args.requests / run.seconds
     return {
@@ -247,6 +255,7 @@ def _light_load(
         _with(args, requests=count, interval=args.light_interval),
         hooks,
         marks=marks,
+        encode=WORKER_ENCODERS[args.encoder],
     )
     splits = split_requests(spans.get_finished_spans(), marks)
     generation = 1.0 / alone_ips

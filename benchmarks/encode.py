@@ -37,11 +37,11 @@ import PIL
 from PIL import Image
 
 from benchmarks.report import environment, write_json
-from streamgen.contracts.formats import output_format
-from streamgen.store.encode import encode_image
+from streamgen.contracts.formats import OutputFormat, output_format
+from streamgen.store.encode import EncodedImage, encode_image
 from streamgen.store.png import encode_png
 
-__all__ = ["ENCODERS", "main", "noise", "photo"]
+__all__ = ["ENCODERS", "WORKER_ENCODERS", "main", "noise", "photo"]
 
 Encoder = Callable[[Image.Image], bytes]
 
@@ -82,6 +82,21 @@ ENCODERS: dict[tuple[str, str], Encoder] = {
     ),
 }
 LOSSLESS = ("pillow png", "streamgen png")
+
+
+def _pillow_png_6(image: Image.Image, output: OutputFormat) -> EncodedImage:
+    """The worker's encoder before streamgen.store.png: Pillow's PNG at level 6."""
+    if output.format.name != "png":
+        return encode_image(image, output)
+    return _pillow("PNG", compress_level=6)(image), output.format.content_type
+
+
+# What bench-e2e-broker --encoder may run the worker with: today's, and the one it replaced,
+# so the light-load split before and after is measured on one machine in one session.
+WORKER_ENCODERS: dict[str, Callable[[Image.Image, OutputFormat], EncodedImage]] = {
+    "streamgen": encode_image,
+    "pillow-png-6": _pillow_png_6,
+}
 
 
 def photo(size: int, seed: int = 0) -> Image.Image:

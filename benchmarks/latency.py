@@ -43,6 +43,7 @@ from streamgen.contracts.request import GenerationRequest
 from streamgen.engine.types import Engine
 from streamgen.settings import EngineSettings, Settings, StoreSettings, WorkerSettings
 from streamgen.telemetry.worker_hooks import WorkerHooks
+from streamgen.worker.storage import EncodeImage
 
 __all__ = ["main", "percentile", "through_kafka"]
 
@@ -190,11 +191,13 @@ def through_kafka(
     args: argparse.Namespace,
     hooks: WorkerHooks | None = None,
     marks: dict[str, tuple[float, float]] | None = None,
+    encode: EncodeImage | None = None,
 ) -> list[float]:
     """Run the worker on ``engine`` against ``local_stack``'s broker (a LocalStack or a
     KafkaBroker) and send ``args.requests`` requests, one every ``args.interval`` seconds;
     return each one's seconds from ``created_at`` (set as it is produced) to its result read.
-    ``marks``, if given, receives request id → (produced, read) in wall-clock seconds."""
+    ``marks``, if given, receives request id → (produced, read) in wall-clock seconds;
+    ``encode``, if given, replaces the worker's image encoder (a before/after comparison)."""
     from benchmarks.stack import fresh_topics
     from streamgen.worker.run import run_worker
 
@@ -211,7 +214,13 @@ def through_kafka(
     worker = threading.Thread(
         target=run_worker,
         args=(settings,),
-        kwargs={"engine": engine, "hooks": hooks, "install_signal_handlers": False, "stop": stop},
+        kwargs={
+            "engine": engine,
+            "hooks": hooks,
+            "install_signal_handlers": False,
+            "stop": stop,
+            "encode": encode,
+        },
         daemon=True,
     )
     worker.start()
