@@ -46,7 +46,8 @@ def _session_stack(
     _stop_orphaned_stacks(tmp_path_factory.getbasetemp())
     state_dir = tmp_path_factory.mktemp(name)
     (state_dir / "owner.pid").write_text(f"{os.getpid()}\n")
-    kafka_port, controller_port, minio_port, console_port, registry_port = free_ports(5)
+    ports = free_ports(6)
+    kafka_port, controller_port, minio_port, console_port, registry_port, tls_port = ports
     local = LocalStack(
         state_dir,
         kafka_port=kafka_port,
@@ -55,6 +56,7 @@ def _session_stack(
         minio_console_port=console_port,
         secure=secure,
         registry_port=registry_port,
+        kafka_tls_port=tls_port if secure else None,
         # Most tests use single-object framing; the registry starts only for those that ask.
         registry=False,
     )
@@ -72,7 +74,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 
 @pytest.fixture(scope="session")
 def secure_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    """A second stack whose broker wants SASL/SCRAM logins and ACLs (`dev up --secure`)."""
+    """A second stack whose broker wants SASL/SCRAM logins and ACLs (`dev up --secure`), on
+    a SASL_PLAINTEXT listener and a SASL_SSL one with a certificate from the stack's own CA."""
     yield from _session_stack(tmp_path_factory, "stack-secure", secure=True)
 
 

@@ -128,14 +128,26 @@ class KafkaBroker:
     controller_port: int
     cluster_id: str
     security: KafkaSecurity | None = None
+    # The SASL_SSL listener of a secure broker (0: none).
+    tls_port: int = 0
 
     @property
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def client_config(self, user: str = "admin") -> dict[str, str]:
-        """What a client needs besides ``bootstrap.servers``: a login on a secure broker."""
-        return self.security.client_config(user) if self.security is not None else {}
+    @property
+    def tls_bootstrap_servers(self) -> str:
+        """The TLS listener's address, on a secure broker that has one."""
+        if not self.tls_port or self.security is None or self.security.tls is None:
+            raise LocalStackError("this broker has no TLS listener (`dev up --secure` makes one)")
+        return f"127.0.0.1:{self.tls_port}"
+
+    def client_config(self, user: str = "admin", *, tls: bool = False) -> dict[str, str]:
+        """What a client needs besides ``bootstrap.servers``: a login on a secure broker,
+        with ``tls`` the TLS listener's settings too."""
+        if self.security is None:
+            return {}
+        return self.security.client_config(user, tls=tls)
 
     @property
     def config_file(self) -> Path:
@@ -153,7 +165,7 @@ class KafkaBroker:
             pid_file=self.home / "kafka.pid",
             # The absolute config path is on the java command line and unique to this stack.
             marker=str(self.config_file),
-            ports=(self.port, self.controller_port),
+            ports=tuple(p for p in (self.port, self.controller_port, self.tls_port) if p),
             log_file=self.log_file,
             start_timeout_s=_START_TIMEOUT_S,
         )
@@ -190,6 +202,8 @@ class KafkaBroker:
 
     def _launch(self) -> int:
         libs = prepare_kafka()
+        if self.security is not None and self.security.tls is not None and self.tls_port:
+            self.security.tls.ensure()
         self._write_config()
         self._format_storage(libs)
         return spawn(
@@ -251,7 +265,8 @@ class KafkaBroker:
             "group.consumer.min.heartbeat.interval.ms": "1000",
         }
         if self.security is not None:
-            settings.update(self.security.server_properties(listener, controller))
+            tls = f"127.0.0.1:{self.tls_port}" if self.tls_port else ""
+            settings.update(self.security.server_properties(listener, controller, tls))
         # Holds the broker's and controller's passwords on a secure stack.
         self.config_file.touch(mode=0o600)
         self.config_file.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))

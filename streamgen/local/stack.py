@@ -6,6 +6,7 @@ registry under one state dir.
     STATE_DIR/
       state.json                 ports, KRaft cluster id, credentials, secure (fixed at first up)
       kafka/  server.properties  log4j2.properties  kafka.pid  data/  logs/server.log
+              tls/  ca.pem  ca.key.pem  broker.p12      (secure: the TLS listener's CA and keys)
       minio/  minio.pid  data/  logs/minio.log
       registry/  registry.pid  data/registry.mv.db  logs/registry.log
 
@@ -28,12 +29,15 @@ from streamgen.local.kafka import KafkaBroker, new_cluster_id, prepare_kafka
 from streamgen.local.minio import MinioServer, prepare_minio
 from streamgen.local.process import LocalStackError
 from streamgen.local.registry import SchemaRegistryServer, prepare_registry
-from streamgen.local.security import KafkaSecurity, new_passwords
+from streamgen.local.security import KEYSTORE, KafkaSecurity, new_passwords
+from streamgen.local.tls import BrokerTls
 
 __all__ = ["ComponentStatus", "LocalStack", "StackState", "default_state_dir", "prepare"]
 
 DEFAULT_KAFKA_PORT = 9092
 DEFAULT_CONTROLLER_PORT = 9093
+# The secure stack's SASL_SSL listener, beside its SASL_PLAINTEXT one on the Kafka port.
+DEFAULT_KAFKA_TLS_PORT = 9094
 DEFAULT_MINIO_PORT = 9000
 DEFAULT_MINIO_CONSOLE_PORT = 9001
 # Confluent Schema Registry's customary port, so documentation and habits carry over.
@@ -69,6 +73,9 @@ class StackState:
     secure: bool = False
     kafka_passwords: dict[str, str] = field(default_factory=dict)
     registry_port: int = DEFAULT_REGISTRY_PORT
+    # The secure broker's SASL_SSL listener; 0 on a plain stack, and on a secure state dir
+    # made before the listener existed (it stays without one).
+    kafka_tls_port: int = 0
     # Whether `up` starts the schema registry and `env` points clients at it; unlike the
     # ports, it may change from one `up` to the next (`streamgen dev up --no-registry`).
     registry: bool = True
@@ -102,6 +109,7 @@ class LocalStack:
         secure: bool | None = None,
         registry_port: int | None = None,
         registry: bool | None = None,
+        kafka_tls_port: int | None = None,
     ) -> None:
         self.state_dir = Path(state_dir if state_dir is not None else default_state_dir())
         self.state_dir = self.state_dir.resolve()
@@ -111,6 +119,7 @@ class LocalStack:
             "minio_port": minio_port,
             "minio_console_port": minio_console_port,
             "registry_port": registry_port,
+            "kafka_tls_port": kafka_tls_port,
         }
         requested: dict[str, object] = {k: v for k, v in ports.items() if v is not None}
         if secure is not None:
@@ -126,6 +135,7 @@ class LocalStack:
                 secure=bool(secure),
                 kafka_passwords=new_passwords() if secure else {},
                 registry_port=registry_port or DEFAULT_REGISTRY_PORT,
+                kafka_tls_port=(kafka_tls_port or DEFAULT_KAFKA_TLS_PORT) if secure else 0,
             )
         else:
             for name, value in requested.items():
@@ -142,7 +152,8 @@ class LocalStack:
             port=self.state.kafka_port,
             controller_port=self.state.controller_port,
             cluster_id=self.state.cluster_id,
-            security=KafkaSecurity(self.state.kafka_passwords) if self.state.secure else None,
+            security=self._security(),
+            tls_port=self.state.kafka_tls_port,
         )
         self.minio = MinioServer(
             home=self.state_dir / "minio",
@@ -154,6 +165,15 @@ class LocalStack:
         self.registry = SchemaRegistryServer(
             home=self.state_dir / "registry", port=self.state.registry_port
         )
+
+    def _security(self) -> KafkaSecurity | None:
+        if not self.state.secure:
+            return None
+        keystore_password = self.state.kafka_passwords.get(KEYSTORE)
+        tls = None
+        if self.state.kafka_tls_port and keystore_password:
+            tls = BrokerTls(self.state_dir / "kafka" / "tls", keystore_password)
+        return KafkaSecurity(self.state.kafka_passwords, tls)
 
     def exists(self) -> bool:
         """Whether ``up`` ever ran in this state dir."""
@@ -167,9 +187,16 @@ class LocalStack:
     def secure(self) -> bool:
         return self.state.secure
 
-    def kafka_client_config(self, user: str = "worker") -> dict[str, str]:
-        """The login of ``user`` (worker, producer, admin) on a secure stack; {} otherwise."""
-        return self.kafka.client_config(user)
+    @property
+    def kafka_tls_bootstrap_servers(self) -> str:
+        """The secure broker's SASL_SSL listener (LocalStackError on a stack without one)."""
+        return self.kafka.tls_bootstrap_servers
+
+    def kafka_client_config(self, user: str = "worker", *, tls: bool = False) -> dict[str, str]:
+        """The login of ``user`` (worker, producer, admin) on a secure stack; {} otherwise.
+        With ``tls``: SASL_SSL for :attr:`kafka_tls_bootstrap_servers`, trusting the stack's
+        CA (``ssl.ca.location``), with certificate verification on."""
+        return self.kafka.client_config(user, tls=tls)
 
     @property
     def minio_endpoint(self) -> str:

@@ -85,8 +85,8 @@ def test_a_secure_stack_stays_secure_and_logs_clients_in(tmp_path: Path) -> None
     assert login["sasl.username"] == "worker"
     exported = again.env()["STREAMGEN_KAFKA_CLIENT_CONFIG"]
     assert f"sasl.password={stack.state.kafka_passwords['worker']}" in exported.split(",")
-    # Passwords differ per user and per state dir.
-    assert len(set(stack.state.kafka_passwords.values())) == 5
+    # Passwords differ per user (and the TLS keystore) and per state dir.
+    assert len(set(stack.state.kafka_passwords.values())) == 6
     other = LocalStack(tmp_path / "other", secure=True).state.kafka_passwords
     assert not set(other.values()) & set(stack.state.kafka_passwords.values())
 
@@ -100,21 +100,33 @@ def test_security_cannot_be_switched_on_an_existing_state_dir(tmp_path: Path) ->
 
 
 def test_the_secure_broker_wants_logins_and_denies_what_no_acl_allows(tmp_path: Path) -> None:
-    stack = LocalStack(tmp_path, kafka_port=1111, controller_port=2222, secure=True)
+    stack = LocalStack(
+        tmp_path, kafka_port=1111, controller_port=2222, kafka_tls_port=3333, secure=True
+    )
     stack.kafka._write_config()
     config = dict(
         line.split("=", 1) for line in stack.kafka.config_file.read_text().splitlines() if line
     )
     assert stack.kafka.config_file.stat().st_mode & 0o777 == 0o600  # it holds passwords
-    assert config["listeners"] == ("SASL_PLAINTEXT://127.0.0.1:1111,CONTROLLER://127.0.0.1:2222")
-    assert config["listener.security.protocol.map"] == (
-        "CONTROLLER:SASL_PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT"
+    assert config["listeners"] == (
+        "SASL_PLAINTEXT://127.0.0.1:1111,SASL_SSL://127.0.0.1:3333,CONTROLLER://127.0.0.1:2222"
     )
+    assert config["listener.security.protocol.map"] == (
+        "CONTROLLER:SASL_PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"
+    )
+    assert config["ssl.keystore.location"] == str(tmp_path / "kafka" / "tls" / "broker.p12")
+    assert config["ssl.keystore.type"] == "PKCS12"
     assert config["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
     assert config["authorizer.class.name"].endswith(".StandardAuthorizer")
     assert config["allow.everyone.if.no.acl.found"] == "false"
     assert config["super.users"] == "User:broker;User:controller;User:admin"
-    assert config["advertised.listeners"] == "SASL_PLAINTEXT://127.0.0.1:1111"
+    assert config["advertised.listeners"] == (
+        "SASL_PLAINTEXT://127.0.0.1:1111,SASL_SSL://127.0.0.1:3333"
+    )
+    tls_login = stack.kafka_client_config("worker", tls=True)
+    assert tls_login["security.protocol"] == "SASL_SSL"
+    assert tls_login["ssl.ca.location"] == str(tmp_path / "kafka" / "tls" / "ca.pem")
+    assert stack.kafka_tls_bootstrap_servers == "127.0.0.1:3333"
     # SCRAM users are written at format time; the controller logs in with PLAIN instead.
     assert stack.kafka.security is not None
     scram = " ".join(stack.kafka.security.format_arguments())
