@@ -25,12 +25,12 @@ import numpy as np
 import torch
 
 from benchmarks.cost import usd_per_1000_images
+from benchmarks.flops import flops_per_image
 from benchmarks.models import add_cudnn_argument, engine_settings
 from streamgen.contracts.request import GenerationRequest
 from streamgen.engine.engine import DiffusionEngine
-from streamgen.engine.loading import PipelineParts
+from streamgen.engine.families import PipelineParts
 from streamgen.engine.model_init import write_model
-from streamgen.engine.prompts import encode_prompts
 
 KNOBS = (
     "channels_last",
@@ -266,35 +266,7 @@ def _flops_per_image(
     engine: DiffusionEngine, parts: PipelineParts, args: argparse.Namespace
 ) -> float:
     """FLOPs of one image: text encoding + steps x one CFG UNet call + one VAE decode, batch 1."""
-    with torch.compiler.set_stance("force_eager"):  # count the model, not the compiler
-        return _count_flops(engine, parts, args)
-
-
-def _count_flops(engine: DiffusionEngine, parts: PipelineParts, args: argparse.Namespace) -> float:
-    from torch.utils.flop_counter import FlopCounterMode
-
-    device, dtype = engine.device, engine.dtype
-    factor = parts.vae_scale_factor
-    latents = torch.randn(
-        2, 4, args.size // factor, args.size // factor, device=device, dtype=dtype
-    )
-    place = engine.placement("bench")
-    counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter, place.on_device(*parts.text_encoders):
-        cond = encode_prompts(parts, ["a"], [""], width=args.size, height=args.size, device=device)
-    text = counter.get_total_flops()
-    with torch.no_grad(), FlopCounterMode(display=False) as counter, place.on_device(parts.unet):
-        parts.unet(
-            latents,
-            torch.tensor(999, device=device),
-            encoder_hidden_states=cond.embeds,
-            added_cond_kwargs=cond.added_cond_kwargs(),
-            return_dict=False,
-        )
-    unet = counter.get_total_flops()
-    with torch.no_grad(), FlopCounterMode(display=False) as counter, place.on_device(parts.vae):
-        parts.vae.decode(latents[:1].to(parts.vae_dtype), return_dict=False)
-    return float(text + args.steps * unet + counter.get_total_flops())
+    return flops_per_image(engine, parts.name, args.size, args.steps)["image"]
 
 
 def _diff_vs_stock(engine: DiffusionEngine, parts: PipelineParts, args: argparse.Namespace) -> int:

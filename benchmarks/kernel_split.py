@@ -204,7 +204,7 @@ def _profile_generate(args: argparse.Namespace) -> tuple[dict[str, object], dict
         },
         "generate": split.report(),
     }
-    return out, dict(engine.parts(MODEL).unet.config)
+    return out, dict(engine.parts(MODEL).denoiser.config)
 
 
 def _cuda() -> bool:

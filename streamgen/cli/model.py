@@ -6,9 +6,16 @@ from pathlib import Path
 
 import click
 
-from streamgen.engine.model_init import ARCHS
+from streamgen.engine.families import ARCHS, TINY_ARCHS
 
 _DTYPES = ("float32", "float16", "bfloat16")
+_OUT = click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Directory to write the pipeline to (diffusers save_pretrained layout).",
+)
 
 
 @click.group()
@@ -21,15 +28,10 @@ def model() -> None:
     "--arch",
     type=click.Choice(sorted(ARCHS)),
     required=True,
-    help="tiny: CPU tests and demo; sd15 / sdxl: real architectures (random weights).",
+    help="tiny*: CPU tests and demo; sd15 / sdxl / flux-dev / flux-schnell: the published "
+    "architectures (random weights).",
 )
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    required=True,
-    help="Directory to write the pipeline to (diffusers save_pretrained layout).",
-)
+@_OUT
 @click.option(
     "--device",
     default="cpu",
@@ -43,6 +45,38 @@ def init(arch: str, out_dir: Path, device: str, dtype: str) -> None:
     Point a worker at it with --model NAME=OUT; for real images, use a real checkpoint
     directory or hub id instead (e.g. --model sd15=stable-diffusion-v1-5/stable-diffusion-v1-5).
     """
+    _write(arch, out_dir, device, dtype)
+
+
+@model.command("write")
+@click.option(
+    "--family",
+    type=click.Choice(sorted(TINY_ARCHS)),
+    required=True,
+    help="The model family whose tiny random pipeline to write (CPU tests and demos).",
+)
+@click.option(
+    "--variant",
+    default=None,
+    help="Within the family: flux has dev (the default) and schnell.",
+)
+@_OUT
+def write(family: str, variant: str | None, out_dir: Path) -> None:
+    """Write a tiny random pipeline of FAMILY to OUT, its own small tokenizers included.
+
+    For the published architectures (benchmarks), use `model init --arch` with sd15, sdxl,
+    flux-dev or flux-schnell.
+    """
+    from streamgen.engine.model_init import tiny_arch
+
+    try:
+        arch = tiny_arch(family, variant)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--variant") from None
+    _write(arch, out_dir, "cpu", "float32")
+
+
+def _write(arch: str, out_dir: Path, device: str, dtype: str) -> None:
     import torch
 
     from streamgen.engine.model_init import write_model

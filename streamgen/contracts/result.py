@@ -63,6 +63,8 @@ class GenerationResult:
     attempt: int = 1
     metadata: dict[str, str] = field(default_factory=dict)
     output_format: str = ""  # what the images were stored as; "" in FAILED results
+    family: str = ""  # the model family (and variant) that generated the images
+    dtype: str = ""  # what that model ran in
     output_quality: int | None = None  # None: lossless
 
     def to_record(self) -> dict[str, Any]:
@@ -82,6 +84,8 @@ class GenerationResult:
             "attempt": self.attempt,
             "metadata": dict(self.metadata),
             "output_format": self.output_format,
+            "family": self.family,
+            "dtype": self.dtype,
             "output_quality": self.output_quality,
         }
 
@@ -102,6 +106,8 @@ class GenerationResult:
             attempt=record.get("attempt", 1),
             metadata=dict(record.get("metadata", {})),
             output_format=record.get("output_format", ""),
+            family=record.get("family", ""),
+            dtype=record.get("dtype", ""),
             output_quality=record.get("output_quality"),
         )
 

@@ -1,4 +1,4 @@
-"""``engine.aot_compile``: the UNet step and the VAE decoder compiled ahead of time.
+"""``engine.aot_compile``: the denoiser step and the VAE decoder compiled ahead of time.
 
 ``torch.compile`` traces Python bytecode at every start, and no cache skips that: a warm start
 on an H200 still spent 28 s in Dynamo (docs/benchmarks.md, "Start-up"). Here each module is
@@ -42,9 +42,8 @@ from typing import Any
 
 import torch
 
-from streamgen.engine.graphs import guided_step
-from streamgen.engine.loading import PipelineParts
-from streamgen.engine.prompts import Conditioning
+from streamgen.engine.conditioning import Conditioning
+from streamgen.engine.families import NoisePredictor, PipelineParts
 from streamgen.errors import ConfigError
 from streamgen.settings import EngineSettings
 
@@ -80,22 +79,23 @@ def check_aot_compile(settings: EngineSettings) -> None:
 
 
 class _GuidedStep(torch.nn.Module):
-    """The exported function: the UNet pass and guidance combine of ``graphs.guided_step``."""
+    """The exported function: the family's noise predictor (``graphs.eager_noise``), its
+    conditioning passed as a dict of tensors, ``copies`` rows of it per latent row."""
 
-    def __init__(self, unet: Any) -> None:
+    def __init__(self, denoiser: Any, predict: NoisePredictor, copies: int) -> None:
         super().__init__()
-        self.unet = unet
+        self.denoiser = denoiser  # a submodule, so its weights are the package's constants
+        self._predict = predict
+        self.copies = copies
 
     def forward(
         self,
         latents: torch.Tensor,
         t: torch.Tensor,
-        embeds: torch.Tensor,
         guidance: torch.Tensor,
-        pooled: torch.Tensor | None = None,
-        time_ids: torch.Tensor | None = None,
+        cond: dict[str, torch.Tensor],
     ) -> torch.Tensor:
-        return guided_step(self.unet, latents, t, Conditioning(embeds, pooled, time_ids), guidance)
+        return self._predict(latents, t, Conditioning(cond, self.copies), guidance)
 
 
 class _Decode(torch.nn.Module):
@@ -126,7 +126,7 @@ def package_key(kind: str, architecture: dict[str, Any], inputs: dict[str, Any],
 
 
 class AotModules:
-    """The compiled UNet step and VAE decoder of one loaded model, per latent shape."""
+    """The compiled denoiser step and VAE decoder of one loaded model, per latent shape."""
 
     def __init__(self, parts: PipelineParts, directory: Path, *, label: str, knobs: str) -> None:
         """``label`` names torch and the device, ``knobs`` the speed knobs that change the
@@ -134,7 +134,10 @@ class AotModules:
         self._parts = parts
         self._dir = directory / "aot"
         self._label = f"{label}|{knobs}"
-        self._step = _GuidedStep(parts.unet).eval()
+        predict = parts.family.noise_predictor(parts.denoiser)
+        self._steps = {
+            copies: _GuidedStep(parts.denoiser, predict, copies).eval() for copies in (1, 2)
+        }
         self._decode = _Decode(parts.vae).eval()
         self._loaded: dict[tuple[str, Any], Callable[..., torch.Tensor]] = {}
         self.compiled = 0  # packages compiled by this process (0 on a warm start)
@@ -160,17 +163,15 @@ class AotModules:
         """What ``graphs.eager_noise`` computes, through the package for this latent shape."""
         # A fresh timestep tensor: the scheduler's is a view at an offset, and the package was
         # compiled for 16-byte aligned inputs (it copied, with a warning per call, otherwise).
-        args = [latents, t.clone(), cond.embeds, guidance]
-        if cond.pooled is not None and cond.time_ids is not None:
-            args += [cond.pooled, cond.time_ids]
+        args = [latents, t.clone(), guidance, dict(cond.tensors)]
         shapes = (
             ("latents", tuple(latents.shape[1:])),
-            ("embeds", tuple(cond.embeds.shape[1:])),
-            ("pooled", None if cond.pooled is None else tuple(cond.pooled.shape[1:])),
+            ("cond", (cond.copies, tuple((k, s, str(d)) for k, s, d in cond.signature()))),
             ("dtype", str(latents.dtype)),
             ("t", (str(t.dtype), tuple(t.shape))),
         )
-        return self._runner("unet", self._parts.unet.config, shapes, self._step, args)(*args)
+        step = self._steps[cond.copies]
+        return self._runner("denoiser", self._parts.denoiser.config, shapes, step, args)(*args)
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """``vae.decode(latents)[0]`` through the package for this latent shape."""
@@ -183,7 +184,7 @@ class AotModules:
         config: Any,
         shapes: tuple[tuple[str, Any], ...],
         module: torch.nn.Module,
-        example: list[torch.Tensor],
+        example: list[Any],
     ) -> Callable[..., torch.Tensor]:
         # Called every denoising step: the package's file name (a hash of the module's
         # config) is computed once per shape, on the first call.
@@ -224,7 +225,7 @@ class AotModules:
         return loaded
 
     def _compile(
-        self, path: Path, module: torch.nn.Module, example: list[torch.Tensor]
+        self, path: Path, module: torch.nn.Module, example: list[Any]
     ) -> Callable[..., torch.Tensor]:
         """Compile, save and load the package; the eager module if any of that fails.
 
@@ -245,9 +246,7 @@ class AotModules:
         self.compiled += 1
         return runner
 
-    def _write_package(
-        self, path: Path, module: torch.nn.Module, example: list[torch.Tensor]
-    ) -> None:
+    def _write_package(self, path: Path, module: torch.nn.Module, example: list[Any]) -> None:
         from torch.export import Dim
 
         # Every input's first dimension is the batch (or twice it): dynamic, so one package
@@ -255,11 +254,15 @@ class AotModules:
         # Traced at a batch of two whatever the first call's size: a batch of one would be
         # specialised (torch.export fixes sizes 0 and 1), and a batch of 32 or more takes
         # another branch in diffusers' upsampler (a no-op copy at 64 rows and over).
+        from torch.utils import _pytree as pytree
+
         rows = example[0].shape[0]
-        example = [_two_batches(x, x.shape[0] // rows) if x.dim() > 0 else x for x in example]
-        dynamic = tuple({0: Dim.AUTO} if x.dim() > 0 else None for x in example)
+        example = pytree.tree_map(
+            lambda x: _two_batches(x, x.shape[0] // rows) if x.dim() > 0 else x, example
+        )
+        dynamic = pytree.tree_map(lambda x: {0: Dim.AUTO} if x.dim() > 0 else None, example)
         with torch.no_grad():
-            exported = torch.export.export(module, tuple(example), dynamic_shapes=dynamic)
+            exported = torch.export.export(module, tuple(example), dynamic_shapes=tuple(dynamic))
         self._dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self._dir, prefix=f".{path.stem}.", suffix=".tmp.pt2")
         os.close(fd)
@@ -314,6 +317,6 @@ def _device_index(module: torch.nn.Module) -> int:
 
 
 def _two_batches(x: torch.Tensor, per_row: int) -> torch.Tensor:
-    """An input of ``per_row`` rows per batch row (2 for the guided UNet's conditioning),
+    """An input of ``per_row`` rows per batch row (2 for CFG conditioning),
     shaped for a batch of two."""
     return torch.cat([x[:per_row]] * 2)

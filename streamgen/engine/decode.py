@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from streamgen.engine.batch_failures import FailureKind, classify_device_error
-from streamgen.engine.loading import PipelineParts
+from streamgen.engine.families import PipelineParts
 from streamgen.engine.memory import free_device_memory
 from streamgen.errors import GenerationFailed
 

@@ -4,11 +4,12 @@ What lets one forward pass serve heterogeneous requests without changing any of 
 
 - every row has its own CPU ``torch.Generator`` (seed + image index), so its starting noise and
   any noise an ancestral scheduler adds are the same as when it runs alone;
-- classifier-free guidance uses a per-row guidance scale (a tensor, not a float);
+- guidance (a CFG scale or a distilled model's guidance input) is per row: a tensor;
 - the scheduler is stepped once for the whole batch: its arithmetic is element-wise per row.
 
-The noise prediction (UNet plus guidance) is passed in: eager, or replayed from a CUDA graph
-padded to a bucket (``graphs``); the loop is the same either way.
+The noise prediction (the family's denoiser call, guidance included) is passed in: eager, or
+replayed from a CUDA graph padded to a bucket (``graphs``), or an AOT package; the loop is the
+same either way.
 
 Rows can leave the batch between steps (cancelled or expired requests); their slices of the
 latents, the conditioning and the scheduler's saved history are dropped with them.
@@ -22,8 +23,8 @@ from typing import Any
 
 import torch
 
-from streamgen.engine.graphs import NoisePredictor
-from streamgen.engine.prompts import Conditioning
+from streamgen.engine.conditioning import Conditioning
+from streamgen.engine.families import NoisePredictor
 from streamgen.engine.schedulers import takes_generator
 
 __all__ = ["DenoiseBatch", "denoise", "initial_noise"]
@@ -35,7 +36,7 @@ DropCheck = Callable[[Sequence[int]], set[int]]
 @dataclass
 class DenoiseBatch:
     latents: torch.Tensor  # (B, C, h, w), already noised to the first timestep
-    conditioning: Conditioning  # 2B rows
+    conditioning: Conditioning  # conditioning.copies * B rows
     guidance: torch.Tensor  # (B,)
     generators: list[torch.Generator]
     timesteps: torch.Tensor
@@ -88,10 +89,13 @@ def denoise(
             alive = [alive[i] for i in keep]
         if not alive:
             break
-        # 2. Predict the noise for the negative and positive halves in one pass, then apply
-        #    each row's guidance. Scaling is element-wise, so scaling B rows and then doubling
-        #    them equals scaling the doubled batch.
-        latent_input = scheduler.scale_model_input(batch.latents, t)
+        # 2. Predict the noise, each row's guidance applied (with CFG: the negative and
+        #    positive halves in one pass). Scaling is element-wise, so scaling B rows and then
+        #    doubling them equals scaling the doubled batch. Flow-matching schedulers scale
+        #    nothing and have no scale_model_input.
+        latent_input = batch.latents
+        if hasattr(scheduler, "scale_model_input"):
+            latent_input = scheduler.scale_model_input(batch.latents, t)
         noise = predict(latent_input, t, batch.conditioning, batch.guidance)
         # 3. One scheduler step for all rows; ancestral noise still comes from each row's own
         #    generator (diffusers draws one sample per generator when given a list).

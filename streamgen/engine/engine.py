@@ -18,10 +18,11 @@ from streamgen.engine.batch_failures import run_isolating
 from streamgen.engine.buckets import batch_buckets
 from streamgen.engine.compile_cache import CompileCache
 from streamgen.engine.decode import Decoder
+from streamgen.engine.families import PipelineParts
 from streamgen.engine.graphs import BucketGraphs, NoisePredictor, eager_noise
 from streamgen.engine.knobs import Placement, check_knobs
 from streamgen.engine.loaded_model import LoadedModel, device_label, load_model
-from streamgen.engine.loading import PipelineParts, model_sources, resolve_device, resolve_dtype
+from streamgen.engine.loading import check_dtype, model_sources, resolve_device
 from streamgen.engine.memory import CPU_MAX_BATCH, CUDA_MAX_BATCH, BatchLimits
 from streamgen.engine.requests import ImageRow, expand_rows, not_retryable, reject_reason
 from streamgen.engine.seeds import request_seed
@@ -63,7 +64,7 @@ class DiffusionEngine:
         prefixes and size cap); without it every img2img request fails."""
         self.settings = settings
         self.device = resolve_device(settings.device)
-        self.dtype = resolve_dtype(settings.dtype, self.device)
+        check_dtype(settings.dtype, self.device)  # each model's dtype depends on its family
         check_knobs(settings, self.device)
         sources = model_sources(settings.models)
         if not sources:
@@ -91,7 +92,7 @@ class DiffusionEngine:
         self._aot: dict[str, AotModules] = {}
         for name, source in sources.items():
             if source not in loaded:
-                loaded[source] = load_model(name, source, settings, self.device, self.dtype)
+                loaded[source] = load_model(name, source, settings, self.device)
             model = loaded[source]
             self._parts[name] = model.parts
             self._placements[name] = model.placement
@@ -105,7 +106,13 @@ class DiffusionEngine:
     # -- the Engine protocol ---------------------------------------------------------------
 
     def shape_of(self, request: GenerationRequest) -> Shape:
-        return self._named(shape_of(request, self.settings.default_scheduler))
+        # A request that names no scheduler gets the fleet's default where its model's family
+        # takes it, else the family's own (flow-matching models have no DPM++ 2M).
+        default = self.settings.default_scheduler
+        parts = self._parts.get(request.model)
+        if parts is not None:
+            default = parts.rules.scheduler_for(request.scheduler, default)
+        return self._named(shape_of(request, default))
 
     def max_batch_size(self, shape: Shape) -> int:
         return self._limits.get(shape)
@@ -158,7 +165,7 @@ class DiffusionEngine:
                     results[(row.slot, row.image_index)] = result
         # 3. One outcome per request: all its images, or the first error among them.
         return [
-            _outcome(request, seeds.get(slot, 0), errors.get(slot), results, slot)
+            _outcome(request, seeds.get(slot, 0), errors.get(slot), results, slot, self._parts)
             for slot, request in enumerate(requests)
         ]
 
@@ -226,18 +233,18 @@ class DiffusionEngine:
             rows,
             runners=lambda: self._runners(buckets_of or shape, len(rows)),
             device=self.device,
-            dtype=self.dtype,
             dropped_reason=lambda request: self._dropped_reason(request, cancelled),
         )
 
     def _runners(self, shape: Shape, rows: int) -> tuple[NoisePredictor, Decoder | None]:
-        """Eager UNet and VAE, or their CUDA graphs over the buckets of ``shape``."""
+        """Eager denoiser and VAE, their AOT packages, or their CUDA graphs over the buckets of
+        ``shape``."""
         graphs = self._graphs.get(shape.model)
         if graphs is None:
             aot = self._aot.get(shape.model)
             if aot is not None:
                 return aot.guided, aot.decode
-            return eager_noise(self._parts[shape.model].unet), None
+            return eager_noise(self._parts[shape.model]), None
         # While the limit is being probed it is not known yet: the probe's sizes are powers of
         # two up to the cap, which are buckets of any limit it can find.
         limit = self._limits.known(shape) or self._limits.cap
@@ -313,9 +320,14 @@ def _outcome(
     error: GenerationFailed | None,
     results: dict[tuple[int, int], RowResult],
     slot: int,
+    models: dict[str, PipelineParts],
 ) -> GenerationOutcome:
+    parts = models.get(request.model)
+    # What the result records of the model that ran it: its family and dtype.
+    family = "" if parts is None else parts.rules.label
+    dtype = "" if parts is None else str(parts.dtype).removeprefix("torch.")
     if error is not None:
-        return GenerationOutcome(request=request, seed=seed, error=error)
+        return GenerationOutcome(request, seed, error=error, family=family, dtype=dtype)
     rows = [results[(slot, i)] for i in range(request.num_images)]
     failed = next((r.error for r in rows if r.error is not None), None)
     return GenerationOutcome(
@@ -325,4 +337,6 @@ def _outcome(
         error=failed,
         gpu_seconds=max(r.seconds for r in rows),
         batch_size=max(r.batch_size for r in rows),
+        family=family,
+        dtype=dtype,
     )

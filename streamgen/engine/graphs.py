@@ -1,4 +1,4 @@
-"""CUDA graphs (``engine.cuda_graphs``): the guided UNet step and the VAE decode, per bucket.
+"""CUDA graphs (``engine.cuda_graphs``): the guided denoiser step and the VAE decode, per bucket.
 
 At small batches a denoising step is launch-bound: the GPU waits on Python and the launch of
 about a thousand kernels per UNet call (batch 1 took 0.89-1.32 s per image eager on an H200).
@@ -9,9 +9,10 @@ at the same time, and each output is copied out before anything else is replayed
 
 What is captured and what is not, and why:
 
-- captured: ``unet(cat([x, x]), t, ...)`` and the classifier-free-guidance combine, reading
-  the timestep, latents, text embeddings and guidance scales from static input tensors; and
-  ``vae.decode``;
+- captured: the family's noise predictor (for the UNets ``unet(cat([x, x]), t, ...)`` and the
+  classifier-free-guidance combine; for FLUX the packing, the transformer with its guidance
+  input, and the unpacking), reading the timestep, latents, conditioning tensors and guidance
+  values from static input tensors; and ``vae.decode``;
 - not captured: the scheduler step and ``scale_model_input``. They read their sigmas as CPU
   scalars that change every step (a graph would freeze the first step's values) and cost a few
   dozen element-wise kernels; none of them waits on the GPU, so no step costs a host sync.
@@ -31,8 +32,8 @@ from typing import Any
 import torch
 
 from streamgen.engine.buckets import PaddingPlan
-from streamgen.engine.loading import PipelineParts
-from streamgen.engine.prompts import Conditioning
+from streamgen.engine.conditioning import Conditioning
+from streamgen.engine.families import NoisePredictor, PipelineParts
 
 __all__ = [
     "AOT_WARM_UP_RUNS",
@@ -40,13 +41,9 @@ __all__ = [
     "BucketGraphs",
     "NoisePredictor",
     "eager_noise",
-    "guided_step",
 ]
 
 log = logging.getLogger(__name__)
-
-# (scaled latents of B rows, timestep, 2B rows of conditioning, B guidance scales) -> noise.
-NoisePredictor = Callable[[torch.Tensor, torch.Tensor, Conditioning, torch.Tensor], torch.Tensor]
 
 # Runs before capture, on a side stream: cuDNN's algorithm search, lazy initialisation and
 # torch.compile's compilation must not happen inside a capture (they would fail or be frozen).
@@ -58,32 +55,10 @@ WARM_UP_RUNS = 2
 AOT_WARM_UP_RUNS = 1
 
 
-def eager_noise(unet: Any) -> NoisePredictor:
-    """The plain UNet call and guidance combine (what a CUDA graph captures, unpadded)."""
-
-    def predict(
-        latents: torch.Tensor, t: torch.Tensor, cond: Conditioning, guidance: torch.Tensor
-    ) -> torch.Tensor:
-        return guided_step(unet, latents, t, cond, guidance)
-
-    return predict
-
-
-def guided_step(
-    unet: Any, latents: torch.Tensor, t: torch.Tensor, cond: Conditioning, guidance: torch.Tensor
-) -> torch.Tensor:
-    # The negative and positive halves share one pass; guidance is per row.
-    noise = unet(
-        torch.cat([latents] * 2),
-        t,
-        encoder_hidden_states=cond.embeds,
-        added_cond_kwargs=cond.added_cond_kwargs(),
-        return_dict=False,
-    )[0]
-    negative, positive = noise.chunk(2)
-    scale = guidance.to(noise.dtype).view(-1, 1, 1, 1)
-    result: torch.Tensor = negative + scale * (positive - negative)
-    return result
+def eager_noise(parts: PipelineParts) -> NoisePredictor:
+    """The family's plain denoiser call, guidance included (what a CUDA graph captures,
+    unpadded)."""
+    return parts.family.noise_predictor(parts.denoiser)
 
 
 @dataclass
@@ -110,14 +85,14 @@ class BucketGraphs:
         decode: Callable[[torch.Tensor], torch.Tensor] | None = None,
         warm_up_runs: int = WARM_UP_RUNS,
     ) -> None:
-        """``predict`` and ``decode`` are what gets captured: by default the parts' UNet step
+        """``predict`` and ``decode`` are what gets captured: by default the family's step
         and ``vae.decode`` (compiled or not), or ``engine.aot_compile``'s packages (then
         ``warm_up_runs`` may be ``AOT_WARM_UP_RUNS``)."""
         self._parts = parts
         self._device = device
         self._capture = capture
         self._warm_up_runs = warm_up_runs
-        self._predict = predict or eager_noise(parts.unet)
+        self._predict = predict or eager_noise(parts)
         self._decode = decode or _vae_decode(parts.vae)
         self._pool = torch.cuda.graph_pool_handle() if capture else None
         self._graphs: dict[tuple[Any, ...], _Captured] = {}
@@ -126,7 +101,7 @@ class BucketGraphs:
     def count(self) -> int:
         return len(self._graphs)
 
-    # -- the guided UNet step --------------------------------------------------------------
+    # -- the guided denoiser step --------------------------------------------------------------
 
     def noise_predictor(self, buckets: Sequence[int]) -> NoisePredictor:
         def predict(
@@ -146,13 +121,13 @@ class BucketGraphs:
         guidance: torch.Tensor,
     ) -> torch.Tensor:
         key = (
-            "unet",
+            "denoiser",
             plan.bucket,
             tuple(latents.shape[1:]),
             latents.dtype,
             t.dtype,
-            tuple(cond.embeds.shape[1:]),
-            None if cond.pooled is None else tuple(cond.pooled.shape[1:]),
+            cond.copies,
+            cond.signature(),
         )
         graph = self._graphs.get(key)
         fresh = graph is None
@@ -162,15 +137,15 @@ class BucketGraphs:
         _load_rows(x["latents"], latents, plan)
         x["t"].copy_(t)
         if not graph.loaded or graph.loaded[0] is not cond or graph.loaded[1] is not guidance:
-            # Conditioning and guidance stay the same for every step of a batch.
-            neg, pos = plan.halves()
+            # Conditioning and guidance stay the same for every step of a batch. Each copy
+            # (with CFG: the negative and the positive half) is padded on its own.
             rows = plan.rows
-            for name in ("embeds", "pooled", "time_ids"):
-                source = getattr(cond, name)
-                if source is not None:
-                    x[name].zero_()
-                    x[name][neg].copy_(source[:rows])
-                    x[name][pos].copy_(source[rows:])
+            for name, source in cond.tensors.items():
+                x[name].zero_()
+                for copy in range(cond.copies):
+                    x[name][copy * plan.bucket : copy * plan.bucket + rows].copy_(
+                        source[copy * rows : (copy + 1) * rows]
+                    )
             _load_rows(x["guidance"], guidance, plan)
             graph.loaded = [cond, guidance]
         if fresh:
@@ -188,21 +163,17 @@ class BucketGraphs:
         def static(like: torch.Tensor, rows: int) -> torch.Tensor:
             return torch.zeros((rows, *like.shape[1:]), dtype=like.dtype, device=like.device)
 
+        names = tuple(cond.tensors)
         inputs = {
             "latents": static(latents, bucket),
             "t": torch.zeros_like(t),
-            "embeds": static(cond.embeds, 2 * bucket),
             "guidance": static(guidance, bucket),
+            **{name: static(cond[name], cond.copies * bucket) for name in names},
         }
-        if cond.pooled is not None and cond.time_ids is not None:
-            inputs["pooled"] = static(cond.pooled, 2 * bucket)
-            inputs["time_ids"] = static(cond.time_ids, 2 * bucket)
         predict = self._predict
+        static_cond = Conditioning({name: inputs[name] for name in names}, cond.copies)
 
         def step() -> torch.Tensor:
-            static_cond = Conditioning(
-                inputs["embeds"], inputs.get("pooled"), inputs.get("time_ids")
-            )
             return predict(inputs["latents"], inputs["t"], static_cond, inputs["guidance"])
 
         return _Captured(inputs=inputs, run=step)

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from streamgen.engine.loading import PipelineParts
+from streamgen.engine.families import PipelineParts
 from streamgen.errors import GenerationFailed
 
 __all__ = [

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from streamgen.engine.aot import check_aot_compile
-from streamgen.engine.loading import PipelineParts
+from streamgen.engine.families import PipelineParts
 from streamgen.errors import ConfigError
 from streamgen.settings import EngineSettings
 
@@ -49,17 +49,8 @@ def check_knobs(settings: EngineSettings, device: torch.device) -> None:
 
 
 def apply_knobs(parts: PipelineParts, settings: EngineSettings, device: torch.device) -> None:
-    from diffusers.models import attention_processor
-
-    sdpa: Any = attention_processor.AttnProcessor2_0
-
-    modules = (parts.unet, parts.vae)
-    if settings.attention == "xformers":
-        for module in modules:
-            module.enable_xformers_memory_efficient_attention()
-    else:
-        for module in modules:
-            module.set_attn_processor(sdpa())
+    modules = (parts.denoiser, parts.vae)
+    parts.family.use_attention(parts, settings.attention)
     if settings.fuse_qkv:
         for module in modules:
             module.fuse_qkv_projections()
@@ -77,7 +68,7 @@ def apply_knobs(parts: PipelineParts, settings: EngineSettings, device: torch.de
 
         # 1x1 convolutions as matrix products: inductor can fuse them with their neighbours.
         inductor.conv_1x1_as_mm = True
-        parts.unet.compile()
+        parts.denoiser.compile()
         parts.vae.decoder.compile()
     log.info(
         "speed knobs: attention=%s fuse_qkv=%s channels_last=%s vae_slicing=%s compile=%s "
@@ -96,14 +87,14 @@ def apply_knobs(parts: PipelineParts, settings: EngineSettings, device: torch.de
 class Placement:
     """Where each module runs. With CPU offload, a module visits the GPU only while it is used.
 
-    Offload trades speed for memory: text encoders, UNet and VAE never share the GPU.
+    Offload trades speed for memory: text encoders, denoiser and VAE never share the GPU.
     """
 
     def __init__(self, parts: PipelineParts, device: torch.device, *, offload: bool) -> None:
         self.device = device
         self._offload = offload and device.type == "cuda"
         if not self._offload:
-            for module in self._modules(parts):
+            for module in parts.modules:
                 module.to(device)
 
     @contextlib.contextmanager
@@ -118,7 +109,3 @@ class Placement:
         finally:
             for module in modules:
                 module.to("cpu")
-
-    @staticmethod
-    def _modules(parts: PipelineParts) -> tuple[Any, ...]:
-        return (parts.unet, parts.vae, *parts.text_encoders)

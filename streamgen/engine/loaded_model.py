@@ -8,9 +8,10 @@ from dataclasses import dataclass
 import torch
 
 from streamgen.engine.aot import AotModules
+from streamgen.engine.families import PipelineParts
 from streamgen.engine.graphs import AOT_WARM_UP_RUNS, WARM_UP_RUNS, BucketGraphs
 from streamgen.engine.knobs import Placement, apply_knobs
-from streamgen.engine.loading import PipelineParts, load_pipeline
+from streamgen.engine.loading import load_pipeline
 from streamgen.settings import EngineSettings
 
 __all__ = ["LoadedModel", "device_label", "load_model"]
@@ -25,9 +26,9 @@ class LoadedModel:
 
 
 def load_model(
-    name: str, source: str, settings: EngineSettings, device: torch.device, dtype: torch.dtype
+    name: str, source: str, settings: EngineSettings, device: torch.device
 ) -> LoadedModel:
-    parts = load_pipeline(name, source, dtype)
+    parts = load_pipeline(name, source, settings.dtype, device)
     placement = Placement(parts, device, offload=settings.cpu_offload)
     apply_knobs(parts, settings, device)
     aot = AotModules.configured(parts, settings, device_label(device))

@@ -5,50 +5,26 @@ from __future__ import annotations
 import importlib.util
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from streamgen.engine.families import PipelineParts, family_for_pipeline
 from streamgen.errors import ConfigError
 
-__all__ = ["PipelineParts", "load_pipeline", "model_sources", "resolve_device", "resolve_dtype"]
+__all__ = [
+    "PipelineParts",
+    "check_dtype",
+    "load_pipeline",
+    "model_sources",
+    "resolve_device",
+    "resolve_dtype",
+]
 
 log = logging.getLogger(__name__)
 
 _DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
-
-
-@dataclass(frozen=True)
-class PipelineParts:
-    """The components of one loaded pipeline (SD 1.x: one text encoder; SDXL: two)."""
-
-    name: str
-    pipeline: Any
-    unet: Any
-    vae: Any
-    text_encoders: tuple[Any, ...]
-    tokenizers: tuple[Any, ...]
-    scheduler_config: Mapping[str, Any]
-    dtype: torch.dtype
-    # The VAE of real SDXL checkpoints overflows in fp16, so it may run in float32.
-    vae_dtype: torch.dtype
-
-    @property
-    def is_sdxl(self) -> bool:
-        return bool(self.unet.config.addition_embed_type == "text_time")
-
-    @property
-    def vae_scale_factor(self) -> int:
-        return int(2 ** (len(self.vae.config.block_out_channels) - 1))
-
-    @property
-    def zero_empty_negative(self) -> bool:
-        """SDXL checkpoints are trained with zeros, not the encoding of "", for 'no negative'."""
-        return self.is_sdxl and bool(
-            getattr(self.pipeline.config, "force_zeros_for_empty_prompt", True)
-        )
 
 
 def model_sources(models: Mapping[str, str]) -> dict[str, str]:
@@ -75,18 +51,26 @@ def resolve_device(setting: str) -> torch.device:
     return device
 
 
-def resolve_dtype(setting: str, device: torch.device) -> torch.dtype:
-    if setting == "auto":
-        return torch.float16 if device.type == "cuda" else torch.float32
-    if setting not in _DTYPES:
+def check_dtype(setting: str, device: torch.device) -> None:
+    """Refuse an ``engine.dtype`` that cannot work on ``device``, before any model loads."""
+    if setting != "auto" and setting not in _DTYPES:
         raise ConfigError("engine.dtype", f"{setting!r} not in auto|{'|'.join(_DTYPES)}")
     if device.type == "cpu" and setting == "float16":
         raise ConfigError("engine.dtype", "float16 is not supported on the CPU; use float32")
+
+
+def resolve_dtype(setting: str, device: torch.device, family_default: torch.dtype) -> torch.dtype:
+    """``engine.dtype``; ``auto`` is the family's own on CUDA (fp16 for the UNets, bf16 where
+    the authors publish bf16 weights) and float32 on the CPU."""
+    check_dtype(setting, device)
+    if setting == "auto":
+        return family_default if device.type == "cuda" else torch.float32
     return _DTYPES[setting]
 
 
-def load_pipeline(name: str, source: str, dtype: torch.dtype) -> PipelineParts:
-    """Load ``source`` (a local directory or a hub id) on the CPU in ``dtype``.
+def load_pipeline(name: str, source: str, setting: str, device: torch.device) -> PipelineParts:
+    """Load ``source`` (a local directory or a hub id) on the CPU, in ``engine.dtype``
+    (``setting``) resolved for its family.
 
     A local directory is loaded with ``local_files_only`` so that no code path touches the
     network; only a hub id may download.
@@ -96,18 +80,22 @@ def load_pipeline(name: str, source: str, dtype: torch.dtype) -> PipelineParts:
     from streamgen.log_routing import quiet_diffusers
 
     quiet_diffusers()
-    loader: Any = diffusers.DiffusionPipeline.from_pretrained
-
     local = Path(source).expanduser().exists()
     if not local and source.startswith(("/", ".", "~")):
         raise ConfigError(
             f"engine.models[{name}]",
             f"directory {source!r} does not exist. Point --model at a pipeline directory "
-            "(`streamgen model init --arch tiny --out DIR` writes one) or at a hub id.",
+            "(`streamgen model write --family sd15 --out DIR` writes one) or at a hub id.",
         )
+    path = str(Path(source).expanduser()) if local else source
+    loader: Any = diffusers.DiffusionPipeline
     try:
-        pipeline = loader(
-            str(Path(source).expanduser()) if local else source,
+        # The family is known before the weights load, so that they load in its dtype.
+        class_name = loader.load_config(path, local_files_only=local).get("_class_name", "")
+        family = family_for_pipeline(class_name, setting=f"engine.models[{name}]")
+        dtype = resolve_dtype(setting, device, family.cuda_dtype)
+        pipeline = loader.from_pretrained(
+            path,
             dtype=dtype,
             local_files_only=local,
             # Said explicitly: left to its default, diffusers warns (and asks to install
@@ -117,34 +105,15 @@ def load_pipeline(name: str, source: str, dtype: torch.dtype) -> PipelineParts:
     except (OSError, ValueError) as exc:
         hint = "" if local else " (not a local directory, so it was looked up as a hub id)"
         raise ConfigError(f"engine.models[{name}]", f"cannot load {source!r}{hint}: {exc}") from exc
-    if not hasattr(pipeline, "unet") or not hasattr(pipeline, "vae"):
-        raise ConfigError(
-            f"engine.models[{name}]",
-            f"{source!r} is a {type(pipeline).__name__}; a Stable Diffusion (1.x/2.x/XL) "
-            "pipeline with a UNet and a VAE is required",
-        )
-    encoders = tuple(
-        e for e in (pipeline.text_encoder, getattr(pipeline, "text_encoder_2", None)) if e
-    )
-    tokenizers = tuple(t for t in (pipeline.tokenizer, getattr(pipeline, "tokenizer_2", None)) if t)
-    vae_dtype = dtype
-    # Only SDXL's VAE overflows in fp16 (diffusers' SD 1.x pipeline never upcasts, although
-    # AutoencoderKL's force_upcast defaults to true for every checkpoint).
-    is_sdxl = pipeline.unet.config.addition_embed_type == "text_time"
-    if is_sdxl and dtype == torch.float16 and getattr(pipeline.vae.config, "force_upcast", False):
-        vae_dtype = torch.float32
-        pipeline.vae.to(vae_dtype)
-    for module in (pipeline.unet, pipeline.vae, *encoders):
+    parts = family.parts(name, pipeline, dtype)
+    for module in parts.modules:
         module.eval().requires_grad_(False)
-    log.info("loaded model %s from %s (%s, %s)", name, source, type(pipeline).__name__, dtype)
-    return PipelineParts(
-        name=name,
-        pipeline=pipeline,
-        unet=pipeline.unet,
-        vae=pipeline.vae,
-        text_encoders=encoders,
-        tokenizers=tokenizers,
-        scheduler_config=dict(pipeline.scheduler.config),
-        dtype=dtype,
-        vae_dtype=vae_dtype,
+    log.info(
+        "loaded model %s from %s (%s, family %s, %s)",
+        name,
+        source,
+        type(pipeline).__name__,
+        parts.rules.label,
+        dtype,
     )
+    return parts

@@ -1,166 +1,33 @@
 """Write randomly initialised diffusers pipelines to disk, with no download of any kind.
 
 The result loads through exactly the code that loads a real checkpoint (``from_pretrained``), so
-tests and benchmarks exercise the production path. ``tiny`` is for tests and the CPU demo;
-``sd15`` and ``sdxl`` have the real architectures (and so the real FLOPs) for benchmarks.
-Weights come from a fixed seed: the same command on the same device writes the same weights.
+tests and benchmarks exercise the production path. Each family brings its own writer and
+architectures (``families.ARCHS``): tiny ones for tests and the CPU demo, the published ones
+(random weights, the real FLOPs) for benchmarks.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 
-__all__ = ["ARCHS", "write_model"]
+from streamgen.engine.families import ARCHS, FAMILIES, TINY_ARCHS
 
-SEED = 0
-_START, _END = "<|startoftext|>", "<|endoftext|>"
-
-
-@dataclass(frozen=True)
-class _Arch:
-    unet: dict[str, Any]
-    vae: dict[str, Any]
-    text_encoders: tuple[dict[str, Any], ...]
-    scheduler: str
-    scheduler_config: dict[str, Any] = field(default_factory=dict)
+__all__ = ["ARCHS", "tiny_arch", "write_model"]
 
 
-# Noise schedule shared by SD 1.x and SDXL checkpoints.
-_SCHEDULE = {
-    "num_train_timesteps": 1000,
-    "beta_start": 0.00085,
-    "beta_end": 0.012,
-    "beta_schedule": "scaled_linear",
-    "prediction_type": "epsilon",
-    "steps_offset": 1,
-    "clip_sample": False,
-    "set_alpha_to_one": False,
-}
-
-_TEXT_L = {  # CLIP ViT-L/14 text tower (SD 1.x, and SDXL's first encoder)
-    "vocab_size": 49408,
-    "hidden_size": 768,
-    "intermediate_size": 3072,
-    "num_hidden_layers": 12,
-    "num_attention_heads": 12,
-    "max_position_embeddings": 77,
-    "hidden_act": "quick_gelu",
-    "projection_dim": 768,
-}
-
-_VAE_SD = {
-    "in_channels": 3,
-    "out_channels": 3,
-    "latent_channels": 4,
-    "block_out_channels": (128, 256, 512, 512),
-    "down_block_types": ("DownEncoderBlock2D",) * 4,
-    "up_block_types": ("UpDecoderBlock2D",) * 4,
-    "layers_per_block": 2,
-    "norm_num_groups": 32,
-}
-
-# Tiny: four VAE blocks keep the real 8x down-sampling, so request sizes follow the same rules.
-_TINY_VAE = {
-    **_VAE_SD,
-    "block_out_channels": (8, 8, 16, 16),
-    "layers_per_block": 1,
-    "norm_num_groups": 8,
-    "sample_size": 64,
-}
-_TINY_TEXT = {
-    "vocab_size": 1000,
-    "hidden_size": 32,
-    "intermediate_size": 37,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "max_position_embeddings": 77,
-    "hidden_act": "quick_gelu",
-    "projection_dim": 32,
-}
-_TINY_UNET = {
-    "sample_size": 8,
-    "block_out_channels": (32, 64),
-    "layers_per_block": 1,
-    "down_block_types": ("CrossAttnDownBlock2D", "DownBlock2D"),
-    "up_block_types": ("UpBlock2D", "CrossAttnUpBlock2D"),
-    "cross_attention_dim": 32,
-    "attention_head_dim": 8,
-    "norm_num_groups": 32,
-}
-
-ARCHS: dict[str, _Arch] = {
-    "tiny": _Arch(
-        unet=_TINY_UNET,
-        vae=_TINY_VAE,
-        text_encoders=(_TINY_TEXT,),
-        scheduler="PNDMScheduler",
-        scheduler_config={"skip_prk_steps": True},
-    ),
-    # Same two-encoder, added-time-ids code path as SDXL, small enough for CPU tests.
-    "tiny-sdxl": _Arch(
-        unet={
-            **_TINY_UNET,
-            "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D"),
-            "up_block_types": ("CrossAttnUpBlock2D", "UpBlock2D"),
-            "cross_attention_dim": 64,
-            "use_linear_projection": True,
-            "addition_embed_type": "text_time",
-            "addition_time_embed_dim": 8,
-            "projection_class_embeddings_input_dim": 32 + 6 * 8,
-        },
-        vae={**_TINY_VAE, "force_upcast": False},
-        text_encoders=(_TINY_TEXT, {**_TINY_TEXT, "hidden_act": "gelu"}),
-        scheduler="EulerDiscreteScheduler",
-    ),
-    "sd15": _Arch(
-        unet={
-            "sample_size": 64,
-            "block_out_channels": (320, 640, 1280, 1280),
-            "layers_per_block": 2,
-            "cross_attention_dim": 768,
-            "attention_head_dim": 8,
-        },
-        vae={**_VAE_SD, "sample_size": 512, "scaling_factor": 0.18215},
-        text_encoders=(_TEXT_L,),
-        scheduler="PNDMScheduler",
-        scheduler_config={"skip_prk_steps": True},
-    ),
-    "sdxl": _Arch(
-        unet={
-            "sample_size": 128,
-            "block_out_channels": (320, 640, 1280),
-            "layers_per_block": 2,
-            "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-            "up_block_types": ("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-            "transformer_layers_per_block": (1, 2, 10),
-            "attention_head_dim": (5, 10, 20),
-            "cross_attention_dim": 2048,
-            "use_linear_projection": True,
-            "addition_embed_type": "text_time",
-            "addition_time_embed_dim": 256,
-            "projection_class_embeddings_input_dim": 2816,
-        },
-        vae={**_VAE_SD, "sample_size": 1024, "scaling_factor": 0.13025, "force_upcast": True},
-        text_encoders=(
-            _TEXT_L,
-            {
-                **_TEXT_L,
-                "hidden_size": 1280,
-                "intermediate_size": 5120,
-                "num_hidden_layers": 32,
-                "num_attention_heads": 20,
-                "hidden_act": "gelu",
-                "projection_dim": 1280,
-            },
-        ),
-        scheduler="EulerDiscreteScheduler",
-    ),
-}
+def tiny_arch(family: str, variant: str | None = None) -> str:
+    """The tiny architecture of ``family`` (and ``variant``, where the family has several)."""
+    if family not in FAMILIES:
+        raise ValueError(f"family={family!r} is unknown; choose one of {sorted(FAMILIES)}")
+    variants = TINY_ARCHS[family]
+    key = variant or next(iter(variants))
+    if key not in variants:
+        raise ValueError(
+            f"variant={variant!r} of {family} is unknown; choose one of {sorted(variants)}"
+        )
+    return variants[key]
 
 
 def write_model(
@@ -176,117 +43,11 @@ def write_model(
     full-size architectures); the same seed on another device gives other, equally random,
     weights.
     """
-    import diffusers
-
     from streamgen.log_routing import quiet_diffusers
 
     quiet_diffusers()
     if arch not in ARCHS:
         raise ValueError(f"arch={arch!r} is unknown; choose one of {sorted(ARCHS)}")
-    spec = ARCHS[arch]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tokenizer_dir = out / "_tokenizer_source"
-    _write_tokenizer_files(tokenizer_dir)
-    components = _build_components(spec, tokenizer_dir, torch.device(device), dtype)
-    if len(spec.text_encoders) == 1:
-        pipe: Any = _untyped(diffusers.StableDiffusionPipeline)(
-            **components, safety_checker=None, feature_extractor=None, requires_safety_checker=False
-        )
-    else:
-        pipe = _untyped(diffusers.StableDiffusionXLPipeline)(**components)
-    pipe.save_pretrained(out, safe_serialization=True)
-    for leftover in tokenizer_dir.iterdir():
-        leftover.unlink()
-    tokenizer_dir.rmdir()
-    return out
-
-
-def _build_components(
-    spec: _Arch, tokenizer_dir: Path, device: torch.device, dtype: torch.dtype
-) -> dict[str, Any]:
-    import diffusers
-    from transformers import (
-        CLIPTextConfig,
-        CLIPTextModel,
-        CLIPTextModelWithProjection,
-        CLIPTokenizer,
-    )
-
-    tokenizer = CLIPTokenizer.from_pretrained(tokenizer_dir, local_files_only=True)
-    special = {
-        "bos_token_id": tokenizer.convert_tokens_to_ids(_START),
-        "eos_token_id": tokenizer.convert_tokens_to_ids(_END),
-        "pad_token_id": tokenizer.convert_tokens_to_ids(_END),
-    }
-    components: dict[str, Any] = {}
-    with torch.device(device):
-        torch.manual_seed(SEED)
-        components["unet"] = _cast(_untyped(diffusers.UNet2DConditionModel)(**spec.unet), dtype)
-        torch.manual_seed(SEED + 1)
-        components["vae"] = _cast(_untyped(diffusers.AutoencoderKL)(**spec.vae), dtype)
-        for i, text_config in enumerate(spec.text_encoders):
-            torch.manual_seed(SEED + 2 + i)
-            config = CLIPTextConfig(**text_config, **special)
-            # SDXL's second encoder contributes the pooled, projected embedding.
-            model_cls = CLIPTextModelWithProjection if i == 1 else CLIPTextModel
-            suffix = "" if i == 0 else f"_{i + 1}"
-            components[f"text_encoder{suffix}"] = _cast(model_cls(config), dtype)
-            components[f"tokenizer{suffix}"] = tokenizer
-    scheduler_cls = getattr(diffusers, spec.scheduler)
-    components["scheduler"] = scheduler_cls.from_config({**_SCHEDULE, **spec.scheduler_config})
-    return components
-
-
-def _untyped(cls: Any) -> Any:
-    # diffusers' partial annotations make strict mypy reject its constructors.
-    return cls
-
-
-def _cast(module: Any, dtype: torch.dtype) -> Any:
-    # Models are built in float32; casting a float32 model is a no-op that only logs warnings.
-    return module if dtype == torch.float32 else module.to(dtype)
-
-
-def _write_tokenizer_files(directory: Path) -> None:
-    """A byte-level CLIP BPE vocabulary with no merges: every byte is a token.
-
-    Real CLIP vocabularies hold 49k merged tokens; random text encoders gain nothing from them,
-    and building the files here keeps ``model init`` free of downloads and deterministic.
-    """
-    directory.mkdir(parents=True, exist_ok=True)
-    symbols = _byte_symbols()
-    vocab: dict[str, int] = {}
-    for token in [*symbols, *(s + "</w>" for s in symbols), _START, _END]:
-        vocab[token] = len(vocab)
-    (directory / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
-    (directory / "merges.txt").write_text("#version: 0.2\n")
-    config = {
-        "tokenizer_class": "CLIPTokenizer",
-        "model_max_length": 77,
-        "bos_token": _START,
-        "eos_token": _END,
-        "unk_token": _END,
-        "pad_token": _END,
-        "do_lower_case": True,
-    }
-    (directory / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
-
-
-def _byte_symbols() -> list[str]:
-    """The printable character byte-level BPE uses for each of the 256 byte values."""
-    printable = [
-        *range(ord("!"), ord("~") + 1),
-        *range(ord("¡"), ord("¬") + 1),
-        *range(ord("®"), ord("ÿ") + 1),
-    ]
-    symbols: list[str] = []
-    shifted = 0
-    for byte in range(256):
-        if byte in printable:
-            symbols.append(chr(byte))
-        else:
-            # Bytes without a printable form are mapped past 255, in byte order.
-            symbols.append(chr(256 + shifted))
-            shifted += 1
-    return symbols
+    return ARCHS[arch](arch, out, device=device, dtype=dtype)

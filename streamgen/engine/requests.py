@@ -8,9 +8,8 @@ from dataclasses import dataclass
 import torch
 
 from streamgen.contracts.request import GenerationRequest
+from streamgen.engine.families import PipelineParts
 from streamgen.engine.img2img import start_step
-from streamgen.engine.loading import PipelineParts
-from streamgen.engine.schedulers import check_scheduler_name
 from streamgen.engine.types import Shape
 from streamgen.errors import GenerationFailed, InvalidRequest
 
@@ -68,11 +67,8 @@ def not_retryable(message: str, code: str) -> GenerationFailed:
 def _check(request: GenerationRequest, shape: Shape, models: Mapping[str, PipelineParts]) -> None:
     if shape.model not in models:
         raise InvalidRequest("model", shape.model, f"must be one of {sorted(models)}")
-    check_scheduler_name(shape.scheduler)
-    factor = models[shape.model].vae_scale_factor
-    for field, value in (("width", request.width), ("height", request.height)):
-        if value <= 0 or value % factor:
-            raise InvalidRequest(field, value, f"must be a positive multiple of {factor}")
+    # The family's limits: size multiple, steps, scheduler, guidance, negative prompt, img2img.
+    models[shape.model].rules.check(request, shape.scheduler)
     if request.steps < 1:
         raise InvalidRequest("steps", request.steps, "must be >= 1")
     if request.num_images < 1:

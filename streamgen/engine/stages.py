@@ -25,12 +25,9 @@ from streamgen.engine.decode import (
     to_images,
 )
 from streamgen.engine.denoise import DenoiseBatch, denoise, initial_noise
-from streamgen.engine.graphs import NoisePredictor
+from streamgen.engine.families import NoisePredictor, PipelineParts
 from streamgen.engine.knobs import Placement
-from streamgen.engine.loading import PipelineParts
-from streamgen.engine.prompts import encode_prompts
 from streamgen.engine.requests import ImageRow, expand_rows
-from streamgen.engine.schedulers import make_scheduler
 from streamgen.engine.seeds import generator_for
 from streamgen.engine.types import Shape
 from streamgen.errors import GenerationFailed
@@ -56,17 +53,18 @@ def run_batch(
     *,
     runners: Callable[[], tuple[NoisePredictor, Decoder | None]],
     device: torch.device,
-    dtype: torch.dtype,
     dropped_reason: Callable[[GenerationRequest], GenerationFailed | None],
 ) -> list[RowResult]:
-    """One result per row. ``runners`` gives the UNet and VAE to run (eager, or CUDA graphs);
+    """One result per row. ``runners`` gives the denoiser and VAE to run (eager, CUDA graphs,
+    AOT packages); the model's family says how to encode, schedule and lay out latents;
     ``dropped_reason`` says, between steps, why a request must leave the batch, if it must."""
     began = time.perf_counter()
     predict, decoder = runners()
     requests = [row.request for row in rows]
-    # 1. Text conditioning, negatives first.
+    family = parts.family
+    # 1. Text conditioning.
     with place.on_device(*parts.text_encoders):
-        conditioning = encode_prompts(
+        conditioning = family.encode(
             parts,
             [r.prompt for r in requests],
             [r.negative_prompt for r in requests],
@@ -75,28 +73,24 @@ def run_batch(
             device=device,
         )
     # 2. Timesteps; img2img rows start part-way (all rows of a batch share the start).
-    scheduler = make_scheduler(shape.scheduler, parts.scheduler_config)
-    scheduler.set_timesteps(shape.steps, device=device)
+    latent_shape = family.latent_shape(parts, shape.width, shape.height)
+    scheduler = family.make_scheduler(shape.scheduler, parts)
+    family.set_timesteps(scheduler, shape.steps, latent_shape, device)
     first = rows[0].start * scheduler.order
     timesteps = scheduler.timesteps[first:]
     if hasattr(scheduler, "set_begin_index"):
         scheduler.set_begin_index(first)
     # 3. Starting latents, from each row's own generator.
     generators = [generator_for(row.seed, row.image_index) for row in rows]
-    factor = parts.vae_scale_factor
-    latent_shape = (
-        parts.unet.config.in_channels,
-        shape.height // factor,
-        shape.width // factor,
-    )
-    noise = initial_noise(generators, latent_shape, device=device, dtype=dtype)
+    noise = initial_noise(generators, latent_shape, device=device, dtype=parts.dtype)
     if shape.task == "img2img":
         pixels = torch.stack([row.init_pixels for row in rows if row.init_pixels is not None])
         with place.on_device(parts.vae):
             clean = img2img.encode_init_images(parts, pixels, device)
         latents = scheduler.add_noise(clean, noise, timesteps[:1].repeat(len(rows)))
     else:
-        latents = noise * scheduler.init_noise_sigma
+        # Flow-matching schedulers start at sigma 1 and have no init_noise_sigma.
+        latents = noise * getattr(scheduler, "init_noise_sigma", 1.0)
     guidance = [r.guidance_scale for r in requests]
     batch = DenoiseBatch(
         latents=latents,
@@ -120,7 +114,7 @@ def run_batch(
                 dropped[i] = reason
         return {i for i in alive if i in dropped}
 
-    with place.on_device(parts.unet):
+    with place.on_device(parts.denoiser):
         latents, alive = denoise(predict, scheduler, batch, drop=drop)
     # 5. Decode what is finite; an image that is NaN, inf or black is an error, not a result.
     errors = dict(zip(alive, check_latents(latents), strict=True))

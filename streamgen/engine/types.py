@@ -50,6 +50,8 @@ class GenerationOutcome:
     error: GenerationFailed | None = None
     gpu_seconds: float = 0.0
     batch_size: int = 0
+    family: str = ""  # the model's family and variant, e.g. "sdxl", "flux [dev]"
+    dtype: str = ""  # what the model ran in, e.g. "bfloat16"
 
     @property
     def ok(self) -> bool:

@@ -211,6 +211,8 @@ class GenerationStage(threading.Thread):
                 started_at=run.started_at,
                 gpu_seconds=run.gpu_seconds,
                 batch_size=run.size,
+                family=outcome.family,
+                dtype=outcome.dtype,
             )
         except StoreUnavailable:
             # Only raised once the worker is stopping: the request stays uncommitted and is

@@ -130,7 +130,10 @@ class OutcomeSink:
         started_at: float,
         gpu_seconds: float,
         batch_size: int,
+        family: str = "",
+        dtype: str = "",
     ) -> None:
+        """``family`` and ``dtype``: what the engine says ran the request."""
         request = item.request
         result = GenerationResult(
             request_id=request.request_id,
@@ -146,6 +149,8 @@ class OutcomeSink:
             metadata=dict(request.metadata),
             output_format=output.format.name,
             output_quality=output.quality,
+            family=family,
+            dtype=dtype,
         )
         summary = OutcomeSummary(
             status="SUCCEEDED",

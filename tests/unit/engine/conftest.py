@@ -69,3 +69,13 @@ def assert_batched_equals_alone(
     for outcome, alone_request in zip(batched, requests, strict=True):
         assert_same_images(outcome, engine.generate([alone_request])[0])
     return batched
+
+
+@pytest.fixture(scope="session")
+def tiny_flux_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_model("tiny-flux-dev", tmp_path_factory.mktemp("tiny-flux-dev"))
+
+
+@pytest.fixture(scope="session")
+def tiny_flux_schnell_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_model("tiny-flux-schnell", tmp_path_factory.mktemp("tiny-flux-schnell"))

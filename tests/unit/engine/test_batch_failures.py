@@ -110,7 +110,7 @@ def test_oom_splits_the_batch_and_loses_nothing(
 ) -> None:
     batch = [request(f"r{i}", seed=i) for i in range(4)]
     expected = own_engine.generate(batch)
-    unet = own_engine.parts("tiny").unet
+    unet = own_engine.parts("tiny").denoiser
     forward = unet.forward
 
     def small_memory(sample: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
@@ -133,7 +133,7 @@ def test_oom_alone_is_a_per_request_error(
     def no_memory(*args: Any, **kwargs: Any) -> Any:
         raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
 
-    monkeypatch.setattr(own_engine.parts("tiny").unet, "forward", no_memory)
+    monkeypatch.setattr(own_engine.parts("tiny").denoiser, "forward", no_memory)
     outcomes = own_engine.generate([request("a"), request("b")])
     assert [o.error.code if o.error else None for o in outcomes] == ["OUT_OF_MEMORY"] * 2
 

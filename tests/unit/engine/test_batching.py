@@ -80,7 +80,7 @@ def test_batches_larger_than_the_limit_are_split_and_still_equal(tiny_dir: Path)
 
 def test_sdxl_architecture_batched_equals_alone(tiny_sdxl_dir: Path) -> None:
     engine = DiffusionEngine(EngineSettings(models={"tiny": str(tiny_sdxl_dir)}))
-    assert engine.parts("tiny").is_sdxl
+    assert engine.parts("tiny").rules.family == "sdxl"
     assert_batched_equals_alone(
         engine,
         [request("a", seed=5), request("b", seed=6, negative_prompt="dark", guidance_scale=3.0)],

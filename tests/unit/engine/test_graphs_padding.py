@@ -8,7 +8,6 @@ import torch
 
 from streamgen.engine.engine import DiffusionEngine
 from streamgen.engine.graphs import BucketGraphs, eager_noise
-from streamgen.engine.prompts import encode_prompts
 from streamgen.errors import ConfigError
 from streamgen.settings import EngineSettings
 
@@ -18,7 +17,7 @@ ATOL = 1e-4
 
 def _inputs(engine: DiffusionEngine, rows: int) -> tuple[torch.Tensor, ...]:
     parts = engine.parts("tiny")
-    cond = encode_prompts(
+    cond = parts.family.encode(
         parts,
         [f"prompt {i}" for i in range(rows)],
         ["" if i % 2 else "blurry" for i in range(rows)],
@@ -39,7 +38,7 @@ def test_padded_noise_prediction_equals_the_plain_one(engine: DiffusionEngine, r
     latents, t, cond, guidance = _inputs(engine, rows)
     with torch.no_grad():
         padded = predict(latents, t, cond, guidance)  # type: ignore[arg-type]
-        plain = eager_noise(engine.parts("tiny").unet)(latents, t, cond, guidance)  # type: ignore[arg-type]
+        plain = eager_noise(engine.parts("tiny"))(latents, t, cond, guidance)  # type: ignore[arg-type]
     assert padded.shape == plain.shape == latents.shape
     torch.testing.assert_close(padded, plain, atol=ATOL, rtol=0)
 
@@ -49,12 +48,12 @@ def test_a_new_batch_reloads_its_conditioning_and_reuses_the_bucket(
 ) -> None:
     graphs = BucketGraphs(engine.parts("tiny"), engine.device, capture=False)
     predict = graphs.noise_predictor((1, 2, 4))
-    unet = engine.parts("tiny").unet
+    parts = engine.parts("tiny")
     with torch.no_grad():
         for rows in (3, 4, 3):  # same bucket, new conditioning each time
             latents, t, cond, guidance = _inputs(engine, rows)
             got = predict(latents, t, cond, guidance)  # type: ignore[arg-type]
-            want = eager_noise(unet)(latents, t, cond, guidance)  # type: ignore[arg-type]
+            want = eager_noise(parts)(latents, t, cond, guidance)  # type: ignore[arg-type]
             torch.testing.assert_close(got, want, atol=ATOL, rtol=0)
     assert graphs.count == 1
 
@@ -63,7 +62,7 @@ def test_what_is_captured_can_be_given(engine: DiffusionEngine) -> None:
     """engine.aot_compile hands its packages in: the padded call runs them, not the UNet."""
     parts = engine.parts("tiny")
     calls: list[int] = []
-    plain = eager_noise(parts.unet)
+    plain = eager_noise(parts)
 
     def predict(*args: torch.Tensor) -> torch.Tensor:
         calls.append(args[0].shape[0])

@@ -1,0 +1,146 @@
+"""The model-family seam: one interface that says everything that differs between families.
+
+The engine (loading, stages, the denoising loop, CUDA graphs, AOT packages, knobs, warm-up)
+calls these methods and never asks which family it runs. A family answers, in the order a
+diffusers ``__call__`` reads:
+
+1. what to load and in which dtype (``cuda_dtype``; ``engine.dtype`` overrides): ``parts``;
+2. the limits a request must keep (size multiple, steps, guidance, negative prompt,
+   img2img, schedulers): ``rules``, pure and checked before any GPU work;
+3. prompts to conditioning (CLIP, T5, pooled embeddings, sequence lengths): ``encode``;
+4. the latent shape drawn from each row's generator: ``latent_shape``;
+5. the scheduler and its timesteps (FLUX's resolution-dependent shift): ``make_scheduler``,
+   ``set_timesteps``;
+6. the denoiser call, guidance included (CFG combine or a distilled embedding), that eager
+   runs, CUDA graphs capture and AOT packages compile: ``noise_predictor``;
+7. decoding: the VAE's own ``scaling_factor`` and ``shift_factor`` (generic, ``decode``), on
+   latents the family keeps in the VAE's layout (packing, if any, happens inside 6).
+
+See docs/decisions.md ("Model families") for why the seam sits here.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+
+from streamgen.engine.conditioning import Conditioning
+from streamgen.engine.families.rules import FamilyRules
+from streamgen.engine.schedulers import SchedulerTable, make_scheduler
+
+__all__ = ["ModelFamily", "NoisePredictor", "PipelineParts"]
+
+# (latents of B rows, timestep, conditioning, B guidance values) -> the model output the
+# scheduler steps with, guidance already applied. Eager, or replayed from a CUDA graph padded to
+# a bucket, or an AOT package: the denoising loop is the same either way.
+NoisePredictor = Callable[[torch.Tensor, torch.Tensor, Conditioning, torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class PipelineParts:
+    """The components of one loaded pipeline, named for what they do, whatever the family."""
+
+    name: str
+    family: ModelFamily
+    rules: FamilyRules
+    pipeline: Any
+    denoiser: Any  # the network run every step: a UNet, a transformer
+    vae: Any
+    text_encoders: tuple[Any, ...]
+    tokenizers: tuple[Any, ...]
+    scheduler_config: Mapping[str, Any]
+    dtype: torch.dtype
+    # Some VAEs overflow in fp16 (real SDXL checkpoints'), so the family may keep it in float32.
+    vae_dtype: torch.dtype
+
+    @property
+    def vae_scale_factor(self) -> int:
+        return int(2 ** (len(self.vae.config.block_out_channels) - 1))
+
+    @property
+    def modules(self) -> tuple[Any, ...]:
+        """Every module with weights, for placement and offload."""
+        return (self.denoiser, self.vae, *self.text_encoders)
+
+
+class ModelFamily(ABC):
+    """One family of diffusion models: a stateless object, one instance per family."""
+
+    name: ClassVar[str]
+    # diffusers pipeline classes (``model_index.json``'s ``_class_name``) this family serves.
+    pipeline_classes: ClassVar[tuple[str, ...]]
+    # ``engine.dtype=auto`` on CUDA: what the family is stable in, or what its authors publish.
+    cuda_dtype: ClassVar[torch.dtype]
+
+    # -- 1. loading --------------------------------------------------------------------------
+
+    @abstractmethod
+    def parts(self, name: str, pipeline: Any, dtype: torch.dtype) -> PipelineParts:
+        """The components the engine drives, from a pipeline loaded on the CPU in ``dtype``."""
+
+    # -- 2. limits -----------------------------------------------------------------------------
+
+    @abstractmethod
+    def rules(self, pipeline: Any) -> FamilyRules:
+        """The limits of these weights (a variant may be told by its config, e.g. FLUX.1's
+        guidance embedding)."""
+
+    # -- 3. conditioning -------------------------------------------------------------------------
+
+    @abstractmethod
+    def encode(
+        self,
+        parts: PipelineParts,
+        prompts: Sequence[str],
+        negatives: Sequence[str],
+        *,
+        width: int,
+        height: int,
+        device: torch.device,
+    ) -> Conditioning:
+        """Conditioning for one batch, one entry per image in ``prompts`` and ``negatives``."""
+
+    # -- 4. latents --------------------------------------------------------------------------
+
+    def latent_shape(self, parts: PipelineParts, width: int, height: int) -> tuple[int, int, int]:
+        """(channels, height, width) of one row's starting noise, in the VAE's layout."""
+        factor = parts.vae_scale_factor
+        return (int(parts.vae.config.latent_channels), height // factor, width // factor)
+
+    # -- 5. scheduler and timesteps -------------------------------------------------------------
+
+    scheduler_table: ClassVar[SchedulerTable]
+
+    def make_scheduler(self, name: str, parts: PipelineParts) -> Any:
+        """A fresh scheduler (they hold per-run state, so each batch gets its own)."""
+        return make_scheduler(name, parts.scheduler_config, self.scheduler_table)
+
+    def set_timesteps(
+        self, scheduler: Any, steps: int, latent_shape: Sequence[int], device: torch.device
+    ) -> None:
+        scheduler.set_timesteps(steps, device=device)
+
+    # -- 6. the denoiser call --------------------------------------------------------------
+
+    @abstractmethod
+    def noise_predictor(self, denoiser: Any) -> NoisePredictor:
+        """The plain call of ``denoiser`` with guidance applied: what a CUDA graph captures
+        (padded) and an AOT package compiles; it must read only its tensor arguments."""
+
+    # -- knobs ---------------------------------------------------------------------------------
+
+    def use_attention(self, parts: PipelineParts, kind: str) -> None:
+        """``engine.attention``: ``sdpa`` (torch's kernel choice) or ``xformers``."""
+        from diffusers.models import attention_processor
+
+        sdpa: Any = attention_processor.AttnProcessor2_0  # untyped in diffusers
+
+        for module in (parts.denoiser, parts.vae):
+            if kind == "xformers":
+                module.enable_xformers_memory_efficient_attention()
+            else:
+                module.set_attn_processor(sdpa())
