@@ -6,7 +6,9 @@ it says only "Broker transport failure". The reason reaches the client's ``error
 about a second. So :func:`list_topics_watching_login` asks in slices and reads those errors
 between them: a refused login is a :class:`ConfigError` naming ``kafka.client_config`` as soon
 as librdkafka reports it, while an address where nobody answers still waits the whole timeout
-(nothing tells it from a broker that is still starting).
+(nothing tells it from a broker that is still starting). An address that answers in another
+protocol (an HTTP server, a TLS listener asked in the clear) is found before the first request,
+by :func:`streamgen.listener_probe.check_listeners`.
 
 :class:`MetadataProbe` is that wait on an admin client of its own, the one place where the
 worker's start-up checks, ``streamgen submit``, ``lag``, ``replay`` and ``topics create`` ask.
@@ -25,6 +27,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ClusterMetadata  # type: ignore[attr-defined]
 
 from streamgen.errors import ConfigError
+from streamgen.listener_probe import check_listeners
 
 __all__ = ["AUTH_CODES", "FIRST_SLICE_S", "MetadataProbe", "list_topics_watching_login"]
 
@@ -87,6 +90,14 @@ def list_topics_watching_login(
 
 
 def _login_refused(servers: str, refused: KafkaError) -> ConfigError:
+    if refused.code() == KafkaError._SSL:
+        # A TLS failure is not about the password: most often the CA does not match.
+        return ConfigError(
+            "kafka.client_config",
+            f"the TLS handshake with the broker at {servers} failed: {refused.str()}. Check "
+            "ssl.ca.location (the CA that signed the broker's certificate), the broker's host "
+            "name against its certificate, and security.protocol.",
+        )
     return ConfigError(
         "kafka.client_config",
         f"the broker at {servers} refused our credentials: {refused.str()}. Check "
@@ -109,6 +120,8 @@ class MetadataProbe:
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         self._servers = str(config.get("bootstrap.servers", ""))
+        self._config = dict(config)
+        self._listeners_checked = False
         self._errors: deque[KafkaError] = deque(maxlen=_KEPT_ERRORS)
         config = {**config, "error_cb": self._errors.append, "log_level": 0}
         try:
@@ -122,6 +135,10 @@ class MetadataProbe:
         Raises ConfigError (``kafka.client_config``) as soon as the broker refuses the login;
         KafkaException, with the reason, when nobody answered within the timeout.
         """
+        if not self._listeners_checked:
+            # Once per probe: a wrong protocol is said at once, not at the end of the timeout.
+            check_listeners(self._config, min(timeout, 2.0))
+            self._listeners_checked = True
         found: ClusterMetadata = list_topics_watching_login(
             self._admin, self._errors, topic=topic, timeout=timeout, servers=self._servers
         )

@@ -26,7 +26,12 @@ from streamgen.telemetry.worker_hooks import WorkerHooks
 from streamgen.worker.assembly import WorkerParts, assemble, producer_config
 from streamgen.worker.loop import ConsumerLoop
 from streamgen.worker.size_limits import check_record_size_limits
-from streamgen.worker.startup import check_broker, check_store
+from streamgen.worker.startup import (
+    check_broker,
+    check_model_sources,
+    check_registry,
+    check_store,
+)
 from streamgen.worker.storage import EncodeImage
 
 __all__ = [
@@ -136,9 +141,11 @@ def _start(
 ) -> WorkerParts:
     """Check what can be checked, cheapest first, load the model, warm it up, then join."""
     # 1. The broker answers, accepts our credentials and has the topics: seconds, not the
-    #    minutes a model load takes, so a wrong address is reported at once.
+    #    minutes a model load takes, so a wrong address is reported at once. So does every
+    #    check below up to 3: nothing that can be found before the model loads waits for it.
     check_broker(settings, producer_config(settings, worker_id))
     check_record_size_limits(settings)
+    check_registry(settings)
     # 2. The store must be reachable, with its bucket, before any work is taken.
     if store is None:
         from streamgen.store import open_store
@@ -147,8 +154,10 @@ def _start(
     check_store(
         store, create=settings.store.create_bucket, timeout=settings.store.connect_timeout_s
     )
-    # 3. The engine loads its models (a missing one, or CUDA asked for and absent, stops here).
+    # 3. The engine loads its models (CUDA asked for and absent stops here, before loading).
     if engine is None:
+        check_model_sources(settings.engine.models)
+        log.info("start-up checks passed; loading model(s) %s", ", ".join(settings.engine.models))
         from streamgen.engine import DiffusionEngine
         from streamgen.store.init_images import InitImageReader
 

@@ -1,5 +1,5 @@
-"""What a worker checks before it joins the group: broker, topics, object store (DESIGN
-invariant 10: fail fast at start, keep going after).
+"""What a worker checks before it loads its model and joins the group: broker, topics, schema
+registry, object store, model paths (DESIGN invariant 10: fail fast at start, keep going after).
 
 Each check is bounded in time and turns what it finds into a :class:`ConfigError` naming the
 setting to fix, with what to do, so an operator reads one paragraph instead of a traceback or a
@@ -12,17 +12,20 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 
-from streamgen.errors import ConfigError, StoreUnavailable
+from streamgen.contracts.codec import result_codec
+from streamgen.errors import ConfigError, SchemaRegistryUnavailable, StoreUnavailable
 from streamgen.kafka_metadata import MetadataProbe
+from streamgen.registry_probe import check_registry_url
 from streamgen.settings import Settings
 from streamgen.store.base import ObjectStore
 from streamgen.worker.backoff import Backoff
 
-__all__ = ["check_broker", "check_store"]
+__all__ = ["check_broker", "check_model_sources", "check_registry", "check_store"]
 
 log = logging.getLogger(__name__)
 
@@ -100,3 +103,39 @@ def check_store(
             log.warning("object store not ready (%s); retry in %.1fs", exc, delay)
             attempt += 1
             sleep(delay)
+
+
+def check_registry(settings: Settings) -> None:
+    """``kafka.schema_registry_url`` (when set) is a registry that takes the result schema:
+    asked now, so a wrong URL stops the worker before its model loads (exit 4), not at its
+    first result. The worker registers the same schema again when it assembles: the registry
+    answers with the same id."""
+    kafka = settings.kafka
+    if not kafka.schema_registry_url:
+        return
+    check_registry_url(kafka.schema_registry_url, kafka.connect_timeout_s)
+    try:
+        result_codec(kafka, settings.topics.results).prepare()
+    except SchemaRegistryUnavailable as exc:
+        raise ConfigError("kafka.schema_registry_url", str(exc)) from None
+
+
+def check_model_sources(models: Mapping[str, str]) -> None:
+    """Every local model path exists and holds a pipeline (``model_index.json``), checked for
+    all models before the first loads: a typo in the second model must not cost the first
+    one's load. A name that is no path is a hub id, which only loading can check."""
+    for name, source in models.items():
+        path = Path(source).expanduser()
+        if path.is_dir():
+            if not (path / "model_index.json").is_file():
+                raise ConfigError(
+                    f"engine.models[{name}]",
+                    f"{source!r} has no model_index.json: not a diffusers pipeline directory "
+                    "(`streamgen model init --arch tiny --out DIR` writes one)",
+                )
+        elif path.exists() or source.startswith(("/", ".", "~")):
+            raise ConfigError(
+                f"engine.models[{name}]",
+                f"directory {source!r} does not exist. Point --model at a pipeline directory "
+                "(`streamgen model init --arch tiny --out DIR` writes one) or at a hub id.",
+            )

@@ -2,7 +2,9 @@
 paragraph naming the setting, never a traceback, never a hang (DESIGN invariant 10).
 
 Each case runs `python -m streamgen worker` as a real process against the real broker and MinIO,
-with one setting wrong, as an operator would meet it.
+with one setting wrong, as an operator would meet it. The table of every start-up mistake is
+test_startup_mistakes.py; the cases here check more than the one line (a bucket that must not
+be created, a secret that must not be printed, tracing set up before the checks).
 """
 
 from __future__ import annotations
@@ -13,14 +15,12 @@ import sys
 import time
 import uuid
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 import torch
 from minio import Minio
 
 from streamgen.exit_codes import EXIT_CONFIG
-from streamgen.local.process import free_ports
 from streamgen.settings import Settings
 from tests.integration.worker.conftest import settings_env
 
@@ -33,13 +33,13 @@ WITHIN_S = 60.0
 
 
 def start_worker(
-    settings: Settings, extra_env: dict[str, str] | None = None
+    settings: Settings, extra_env: dict[str, str] | None = None, args: tuple[str, ...] = ()
 ) -> tuple[int, str, float]:
     """Run a worker to its exit; (exit code, everything it printed, seconds it took)."""
     env = {**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1", **(extra_env or {})}
     began = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-m", "streamgen", "worker"],
+        [sys.executable, "-m", "streamgen", "worker", *args],
         env=env,
         capture_output=True,
         text=True,
@@ -74,21 +74,6 @@ def assert_refused(
     return line
 
 
-def test_an_unreachable_broker_stops_start_up_within_the_timeout(worker_settings: Settings) -> None:
-    [port] = free_ports(1)
-    wrong = replace(
-        worker_settings,
-        kafka=replace(worker_settings.kafka, bootstrap_servers=f"127.0.0.1:{port}"),
-    )
-    assert_refused(wrong, "kafka.bootstrap_servers", f"127.0.0.1:{port}", "Connection refused")
-
-
-def test_a_misspelt_topic_stops_start_up(worker_settings: Settings) -> None:
-    typo = f"{worker_settings.topics.requests}-typo"
-    wrong = replace(worker_settings, topics=replace(worker_settings.topics, requests=typo))
-    assert_refused(wrong, "topics.requests", typo, "streamgen topics create")
-
-
 def test_the_worker_sets_tracing_up_from_the_otel_variables(worker_settings: Settings) -> None:
     # The README's promise: OTEL_TRACES_EXPORTER turns the worker's spans on. A misspelt topic
     # makes the process short; tracing is set up before the start-up checks.
@@ -114,35 +99,7 @@ def test_a_wrong_store_secret_stops_start_up(worker_settings: Settings) -> None:
     assert "not-the-secret" not in line
 
 
-def test_an_unreachable_store_stops_start_up_within_its_timeout(worker_settings: Settings) -> None:
-    [port] = free_ports(1)
-    store = replace(worker_settings.store, endpoint=f"127.0.0.1:{port}")
-    assert_refused(replace(worker_settings, store=store), "store.endpoint", f"127.0.0.1:{port}")
-
-
-def test_a_missing_model_directory_stops_start_up(
-    worker_settings: Settings, tmp_path: Path
-) -> None:
-    missing = tmp_path / "no-model-here"
-    engine = replace(worker_settings.engine, models={"tiny": str(missing)})
-    assert_refused(replace(worker_settings, engine=engine), "engine.models[tiny]", str(missing))
-
-
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_cuda_asked_for_without_cuda_stops_start_up(worker_settings: Settings) -> None:
     engine = replace(worker_settings.engine, device="cuda")
     assert_refused(replace(worker_settings, engine=engine), "engine.device", "CUDA")
-
-
-def test_a_metrics_port_in_use_stops_start_up(worker_settings: Settings) -> None:
-    import socket
-
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        worker = replace(
-            worker_settings,
-            worker=replace(worker_settings.worker, metrics_port=port, metrics_address="127.0.0.1"),
-        )
-        assert_refused(worker, "worker.metrics_port", str(port))
