@@ -68,6 +68,9 @@ def prepare() -> None:
 @click.option("--minio-console-port", type=int, default=None, help="Default 9001.")
 @click.option("--registry-port", type=int, default=None, help="Default 8081.")
 @click.option(
+    "--kafka-tls-port", type=int, default=None, help="The SASL_SSL listener (--secure): 9094."
+)
+@click.option(
     "--registry/--no-registry",
     default=None,
     help="Run the schema registry and export its URL (registry framing), or not (single-object "
@@ -78,7 +81,8 @@ def prepare() -> None:
     "--secure",
     is_flag=True,
     default=None,
-    help="SASL/SCRAM logins and ACLs on the broker (new state dir only; kept by later `up`s).",
+    help="SASL/SCRAM logins and ACLs on the broker, in the clear and over TLS with a CA the "
+    "stack generates (new state dir only; kept by later `up`s).",
 )
 @click.pass_context
 def up(
@@ -88,6 +92,7 @@ def up(
     minio_port: int | None,
     minio_console_port: int | None,
     registry_port: int | None,
+    kafka_tls_port: int | None,
     registry: bool | None,
     bucket: str,
     secure: bool | None,
@@ -108,6 +113,7 @@ def up(
         secure=secure or None,
         registry_port=registry_port,
         registry=registry,
+        kafka_tls_port=kafka_tls_port,
     )
     try:
         stack.up()
@@ -138,6 +144,12 @@ def up(
         click.echo(
             f"        SASL/SCRAM-SHA-512 and ACLs: users worker, producer, admin "
             f"(passwords in {stack.state_dir / 'state.json'})"
+        )
+    if stack.secure and stack.state.kafka_tls_port:
+        tls_login = stack.kafka_client_config("worker", tls=True)
+        click.echo(
+            f"        SASL_SSL on {stack.kafka_tls_bootstrap_servers}, its certificate signed "
+            f"by the stack's CA {tls_login['ssl.ca.location']} (`streamgen dev env --tls`)"
         )
     click.echo(
         f"MinIO   http://{minio.address}  pid {minio.pid}  log {minio.log_file}\n"
@@ -187,14 +199,21 @@ def status(ctx: click.Context) -> None:
 
 @dev.command()
 @click.option("--bucket", default="streamgen", show_default=True)
+@click.option(
+    "--tls", is_flag=True, help="A secure stack's SASL_SSL listener, trusting the stack's CA."
+)
 @click.pass_context
-def env(ctx: click.Context, bucket: str) -> None:
+def env(ctx: click.Context, bucket: str, tls: bool) -> None:
     """Print `export STREAMGEN_…=…` lines for this stack, for `eval "$(streamgen dev env)"`."""
-    _print_exports(_existing(ctx), bucket)
+    _print_exports(_existing(ctx), bucket, tls=tls)
 
 
-def _print_exports(stack: LocalStack, bucket: str) -> None:
+def _print_exports(stack: LocalStack, bucket: str, *, tls: bool = False) -> None:
     who = "the worker user's Kafka login, " if stack.secure else ""
     click.echo(f"# Development only: {who}MinIO's keys are local-stack credentials.")
-    for name, value in stack.env(bucket).items():
+    try:
+        exports = stack.env(bucket, tls=tls)
+    except LocalStackError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for name, value in exports.items():
         click.echo(f"export {name}={shlex.quote(value)}")

@@ -303,12 +303,13 @@ class LocalStack:
     def start_registry(self) -> None:
         self.registry.start()
 
-    def env(self, bucket: str = "streamgen") -> dict[str, str]:
+    def env(self, bucket: str = "streamgen", *, tls: bool = False) -> dict[str, str]:
         """The ``STREAMGEN_*`` variables that point streamgen's commands at this stack (as the
-        worker user on a secure one)."""
-        env = {"STREAMGEN_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers}
+        worker user on a secure one; with ``tls`` through its SASL_SSL listener)."""
+        servers = self.kafka_tls_bootstrap_servers if tls else self.bootstrap_servers
+        env = {"STREAMGEN_KAFKA_BOOTSTRAP_SERVERS": servers}
         if self.secure:
-            login = self.kafka_client_config("worker")
+            login = self.kafka_client_config("worker", tls=tls)
             env["STREAMGEN_KAFKA_CLIENT_CONFIG"] = ",".join(f"{k}={v}" for k, v in login.items())
         env |= {
             "STREAMGEN_STORE_URL": f"s3://{bucket}",

@@ -180,3 +180,23 @@ def test_turning_the_registry_off_is_saved_with_the_state(tmp_path: Path) -> Non
     stack._save()
     assert not LocalStack(tmp_path).state.registry
     assert LocalStack(tmp_path, registry=True).state.registry
+
+
+def test_dev_env_tls_points_at_the_sasl_ssl_listener_and_the_stack_ca(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from streamgen.cli.dev import dev
+
+    stack = LocalStack(tmp_path / "secure", kafka_tls_port=3333, secure=True)
+    stack._save()
+    out = CliRunner().invoke(dev, ["--state-dir", str(stack.state_dir), "env", "--tls"])
+    assert out.exit_code == 0, out.output
+    assert "export STREAMGEN_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:3333" in out.output
+    ca = stack.state_dir / "kafka" / "tls" / "ca.pem"
+    assert f"ssl.ca.location={ca}" in out.output
+    assert "security.protocol=SASL_SSL" in out.output
+    plain = LocalStack(tmp_path / "plain")
+    plain._save()
+    refused = CliRunner().invoke(dev, ["--state-dir", str(plain.state_dir), "env", "--tls"])
+    assert refused.exit_code == 1
+    assert "no TLS listener" in refused.output
