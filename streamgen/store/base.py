@@ -19,7 +19,11 @@ class ObjectTooLarge(Exception):
 
 
 class ObjectStore(Protocol):
-    """A place to put images under deterministic keys (re-processing overwrites, never forks).
+    """A place to put images under deterministic keys, each written once (DESIGN invariant 3).
+
+    An object that an event names must keep the bytes whose sha256 the event carries, so
+    :meth:`put` keeps the first object written under a key: a redo, or a second worker racing
+    the first, gets the stored object's description back instead of replacing it.
 
     Implementations raise :class:`streamgen.errors.StoreUnavailable` for anything that may
     succeed on a retry (connection refused, timeouts, 5xx), and ``FileNotFoundError`` from
@@ -42,7 +46,11 @@ class ObjectStore(Protocol):
         content_type: str,
         metadata: Mapping[str, str],
     ) -> StoredImage:
-        """Store ``data`` durably under ``key`` and describe it (uri, sha256, size)."""
+        """Store ``data`` durably under ``key`` unless an object is there already, and describe
+        the object that is there now (uri, sha256, size): ours, or the first writer's.
+
+        Race-safe: of two writers of one key, exactly one writes and both get its description.
+        """
         ...
 
     def get(self, uri: str, *, max_bytes: int | None = None) -> bytes:

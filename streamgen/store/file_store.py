@@ -1,8 +1,10 @@
 """An object store in a local directory, for a single host or where no object store is wanted.
 
 A write is durable once ``put`` returns: the bytes go to a temporary file in the same directory,
-which is fsynced, renamed over the final name and followed by an fsync of the directory. A crash
-at any instant leaves either the old object or the new one, never a torn image.
+which is fsynced, hard-linked to the final name and followed by an fsync of the directory. The
+link fails if the name exists, so an object once written is never replaced (the first writer
+wins, a race included), and a crash at any instant leaves no object or a whole one. The
+directory must be on a file system with hard links (any local POSIX one).
 
 The bytes are the truth: ``stat`` hashes the file itself. What the bytes cannot tell (content
 type, image index, caller metadata) is kept in a JSON sidecar under ``.streamgen-meta/``.
@@ -16,7 +18,8 @@ import json
 import mimetypes
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from stat import S_ISREG
 
@@ -57,14 +60,22 @@ class FileStore:
         path = self._path(key)
         sidecar = {"content_type": content_type, "index": index, "metadata": dict(metadata)}
         try:
-            _write_atomically(path, data, durable=True)
-            # The sidecar is not synced: a crash can lose it but never tear it, and losing it
-            # loses only extras (see ``metadata``); this halves the fsyncs per image, which
-            # bound the file store's throughput (4 -> 2 per put).
-            _write_atomically(self._sidecar(key), json.dumps(sidecar).encode(), durable=False)
+            written = _write_once(path, data)
+            if written or not self._sidecar(key).exists():
+                # The sidecar is not synced: a crash can lose it but never tear it, and losing
+                # it loses only extras (see ``metadata``); this halves the fsyncs per image,
+                # which bound the file store's throughput (4 -> 2 per put). A put that finds
+                # the object without its sidecar (lost in a crash) writes it: same key, same
+                # index, content type and metadata.
+                _write_atomically(self._sidecar(key), json.dumps(sidecar).encode())
         except OSError as exc:
             raise self._failure(f"cannot write {path}", exc) from exc
-        return self._describe(key, data, index, content_type)
+        if written:
+            return self._describe(key, data, index, content_type)
+        kept = self.stat(key)
+        if kept is None:  # written by another, then deleted: try again, as for an outage
+            raise StoreUnavailable(f"file store {self.root}: {path} vanished")
+        return kept
 
     def get(self, uri: str, *, max_bytes: int | None = None) -> bytes:
         if uri.startswith("s3://"):
@@ -148,9 +159,34 @@ def _read_regular_file(path: Path, max_bytes: int | None) -> bytes:
     return data
 
 
-def _write_atomically(path: Path, data: bytes, *, durable: bool) -> None:
+def _write_once(path: Path, data: bytes) -> bool:
+    """Write ``path`` durably unless it exists; False if another writer's file is there.
+
+    The bytes go to a scratch file, fsynced, then hard-linked to the final name: ``link``
+    fails if the name exists, so of two writers racing for one key exactly one wins, and a
+    reader sees either no file or the whole of the winner's (a rename would replace it).
+    """
+    with _scratch_file(path, data, durable=True) as scratch:
+        try:
+            os.link(scratch, path)
+        except FileExistsError:
+            return False
+    _sync_directory(path.parent)
+    return True
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` (not synced): for sidecars, which may be rewritten."""
+    with _scratch_file(path, data, durable=False) as scratch:
+        scratch.replace(path)
+
+
+@contextmanager
+def _scratch_file(path: Path, data: bytes, *, durable: bool) -> Iterator[Path]:
+    """``data`` in a temporary file next to ``path``, removed on exit unless renamed."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, scratch = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    scratch = Path(name)
     try:
         # mkstemp creates the file private (0600); objects are meant to be read by others.
         os.fchmod(fd, 0o644)
@@ -159,15 +195,15 @@ def _write_atomically(path: Path, data: bytes, *, durable: bool) -> None:
             handle.flush()
             if durable:
                 os.fsync(handle.fileno())
-        Path(scratch).replace(path)
-    except BaseException:
-        Path(scratch).unlink(missing_ok=True)
-        raise
-    if not durable:
-        return
-    # The rename is durable only once the directory entry is on disk.
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
+        yield scratch
     finally:
-        os.close(directory)
+        scratch.unlink(missing_ok=True)
+
+
+def _sync_directory(directory: Path) -> None:
+    # A new name is durable only once the directory entry is on disk.
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

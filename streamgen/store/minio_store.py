@@ -9,7 +9,6 @@ backoff; credentials or bucket names the server rejects become a
 from __future__ import annotations
 
 import hashlib
-import io
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import quote, unquote
@@ -46,7 +45,11 @@ _TRANSIENT_CODES = {
     "RequestTimeout",
     "XMinioServerNotInitialized",
     "XMinioStorageFull",
+    # AWS S3: a conditional write raced another one still in flight on the same key (409).
+    "ConditionalRequestConflict",
 }
+# If-None-Match: * refused because an object is already under the key (HTTP 412).
+_ALREADY_WRITTEN = "PreconditionFailed"
 _NOT_FOUND_CODES = {"NoSuchKey", "NoSuchBucket", "NoSuchObject"}
 _META = "x-amz-meta-"
 # Header values must be visible ASCII; anything else is percent-encoded on the way in.
@@ -116,24 +119,38 @@ class MinioStore:
         content_type: str,
         metadata: Mapping[str, str],
     ) -> StoredImage:
+        # A HEAD first spares the upload on a redo, and keeps the first object even on an
+        # S3-compatible endpoint that ignores If-None-Match; the conditional PUT closes the
+        # window between the two, where another worker redoing the same request may write.
+        existing = self.stat(key)
+        if existing is not None:
+            return existing
         name = self._object_name(key)
         sha256 = hashlib.sha256(data).hexdigest()
-        headers = {**metadata, "sha256": sha256, "index": str(index)}
-        encoded: dict[str, str | list[str] | tuple[str]] = {
-            _check_meta_key(k): quote(v, safe=_SAFE) for k, v in headers.items()
+        user = {**metadata, "sha256": sha256, "index": str(index)}
+        headers: dict[str, str | list[str] | tuple[str]] = {
+            _META + _check_meta_key(k): quote(v, safe=_SAFE) for k, v in user.items()
         }
-        self._call(
-            f"put {name}",
-            lambda: self._client.put_object(
-                self.bucket,
-                name,
-                io.BytesIO(data),
-                length=len(data),
-                content_type=content_type,
-                metadata=encoded,
-            ),
-        )
-        return self._describe(key, index, content_type, sha256, len(data))
+        headers |= {"Content-Type": content_type, "If-None-Match": "*"}
+
+        def write() -> bool:
+            try:
+                # One PutObject of the whole body: the public put_object cannot send
+                # If-None-Match, and a multipart upload would need it on its completion.
+                self._client._put_object(self.bucket, name, data, headers)
+            except S3Error as exc:
+                if exc.code == _ALREADY_WRITTEN:
+                    return False
+                raise
+            return True
+
+        if self._call(f"put {name}", write):
+            return self._describe(key, index, content_type, sha256, len(data))
+        kept = self.stat(key)
+        if kept is None:
+            # Written by another, then deleted (by an operator): try again, as for an outage.
+            raise StoreUnavailable(f"object store at {self.endpoint}: {name} vanished")
+        return kept
 
     def get(self, uri: str, *, max_bytes: int | None = None) -> bytes:
         if uri.startswith("s3://"):

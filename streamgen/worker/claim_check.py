@@ -6,10 +6,11 @@ Runs on the output pool, never on the consumer thread where the broker's refusal
 the store is down, like an image write. The ticket becomes durable only when the broker
 acknowledges the record that fits: it is produced with the original record's ``on_ack``.
 
-Object keys derive from what is claim-checked, so a redo writes the same keys (DESIGN
-invariant 3): a dead letter's from its source record, ``dead-letters/{topic}/{partition}/
-{offset}/value`` (and ``…/envelope.json`` for a key and headers too large to keep inline); a
-result's from its request, ``{request_id}/result.avro``, next to its images.
+Object keys derive from what is claim-checked, so a redo finds the same keys, where the store
+keeps the first object written (DESIGN invariant 3): a dead letter's from its source record,
+``dead-letters/{topic}/{partition}/{offset}/value`` (and ``…/envelope.json`` for a key and
+headers too large to keep inline); a result's from its request, ``{request_id}/result.avro``,
+next to its images.
 """
 
 from __future__ import annotations
@@ -131,15 +132,14 @@ class ClaimChecker:
         )
 
     def _keep(self, key: str, data: bytes, content_type: str, source: str) -> ClaimedObject:
-        sha256 = hashlib.sha256(data).hexdigest()
-
+        # The store keeps the first object under a key: on a redo (a result's bytes differ,
+        # it carries timings) the claim names that object with its own checksum, which the
+        # first event already carries, so every event's claim stays true.
         def put() -> ClaimedObject:
-            existing = self.store.stat(key)
-            if existing is None or existing.sha256 != sha256:
-                existing = self.store.put(
-                    key, data, index=0, content_type=content_type, metadata={"source": source}
-                )
-            return ClaimedObject(uri=existing.uri, size=existing.size_bytes, sha256=sha256)
+            kept = self.store.put(
+                key, data, index=0, content_type=content_type, metadata={"source": source}
+            )
+            return ClaimedObject(uri=kept.uri, size=kept.size_bytes, sha256=kept.sha256)
 
         return self.retry.call(key, put)
 

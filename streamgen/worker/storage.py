@@ -2,7 +2,8 @@
 
 Runs on the output thread pool, off the GPU thread, so the next batch starts while this one is
 encoded and uploaded. Keys are deterministic (``{request_id}/{index}.{ext}``): re-processing a
-request finds the same objects instead of leaving orphans (DESIGN invariant 3).
+request finds the same objects instead of leaving orphans, and keeps them as first written
+(DESIGN invariant 3).
 """
 
 from __future__ import annotations
@@ -102,10 +103,7 @@ class ImageWriter:
     def _put(
         self, key: str, data: bytes, index: int, content_type: str, metadata: dict[str, str]
     ) -> StoredImage:
-        # Re-processing (after a crash or a rebalance) keeps the first object: a batch of
-        # another composition gives bytes that differ within fp tolerance, and overwriting
-        # them would break the sha256 of the result already published.
-        existing = self.store.stat(key)
-        if existing is not None:
-            return existing
+        # Re-processing (after a crash or a rebalance) gets the first object back: a batch of
+        # another composition gives bytes that differ within fp tolerance, and the store never
+        # replaces an object, so the sha256 of a result already published stays true.
         return self.store.put(key, data, index=index, content_type=content_type, metadata=metadata)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from minio import Minio
 
+from streamgen.contracts.result import StoredImage
 from streamgen.errors import ConfigError, StoreUnavailable
 from streamgen.local.stack import LocalStack
 from streamgen.settings import Settings
@@ -103,6 +106,40 @@ def test_a_read_with_max_bytes_refuses_larger_objects(
     assert caught.value.limit == 100
     assert store.get(fits.uri, max_bytes=100) == b"x" * 100
     assert store.get(big.uri) == b"x" * 101
+
+
+@pytest.mark.parametrize("kind", ["minio", "file"])
+def test_an_object_once_written_keeps_its_bytes_and_every_writer_gets_them(
+    kind: str, stack_settings: Settings, tmp_path: Path
+) -> None:
+    """DESIGN invariant 3: a redo, or two workers redoing one request at once, never rewrite
+    an object an event may already name; each writer is told what is stored."""
+    store = minio_store(stack_settings) if kind == "minio" else FileStore(tmp_path)
+    store.ensure_ready()
+
+    first = store.put("r/result.avro", b"first", index=0, content_type="a/b", metadata={})
+    again = store.put("r/result.avro", b"redo", index=0, content_type="a/b", metadata={})
+    assert store.get("r/result.avro") == b"first"
+    assert again == first and again.sha256 == hashlib.sha256(b"first").hexdigest()
+
+    # Writers released together, so that each finds the key empty before any has written:
+    # the store, not a check before the write, must pick one winner.
+    writers, rounds = 4, 12
+    for round_ in range(rounds):
+        key = f"race-{round_}/0.png"
+        start = threading.Barrier(writers)
+
+        def write(writer: int, key: str = key, start: threading.Barrier = start) -> StoredImage:
+            data = f"writer {writer} of {key}".encode() * 100
+            start.wait()
+            return store.put(key, data, index=0, content_type="image/png", metadata={})
+
+        with ThreadPoolExecutor(writers) as pool:
+            told = set(pool.map(write, range(writers)))
+        stored = store.get(key)
+        assert len(told) == 1, f"{key}: writers were told of {len(told)} different objects"
+        [description] = told
+        assert description.sha256 == hashlib.sha256(stored).hexdigest()
 
 
 def test_minio_rejects_wrong_credentials_naming_the_setting(stack_settings: Settings) -> None:

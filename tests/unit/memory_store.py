@@ -16,7 +16,7 @@ class MemoryStore:
     def __init__(self, objects: Mapping[str, bytes], *, down: bool = False) -> None:
         self.objects = dict(objects)
         self.down = down
-        self.puts: list[str] = []  # keys, in the order they were written
+        self.puts: list[str] = []  # keys, in the order they were written (first time only)
         self.reads: list[str] = []  # every uri asked for, in order
 
     def ensure_ready(self, *, create: bool = True) -> None:
@@ -26,9 +26,11 @@ class MemoryStore:
         self, key: str, data: bytes, *, index: int, content_type: str, metadata: Mapping[str, str]
     ) -> StoredImage:
         self._check_up()
-        self.objects[f"mem://{key}"] = data
-        self.puts.append(key)
-        return self._describe(key, data, index, content_type)
+        uri = f"mem://{key}"
+        if uri not in self.objects:  # the first object under a key stays, as in the real stores
+            self.objects[uri] = data
+            self.puts.append(key)
+        return self._describe(key, self.objects[uri], index, content_type)
 
     def get(self, uri: str, *, max_bytes: int | None = None) -> bytes:
         self.reads.append(uri)

@@ -210,3 +210,13 @@ def all_committed(settings: Settings) -> bool:
     """Has the group committed every partition to its end (empty partitions need nothing)?"""
     committed = committed_offsets(settings)
     return committed == end_offsets(settings)
+
+
+def serve(settings: Settings, expected: int) -> list[GenerationResult]:
+    """Run a worker until ``expected`` results are on the results topic (earlier runs' too) and
+    every request is committed, then stop it cleanly; the results."""
+    with worker_thread(settings) as worker:
+        results = read_results(settings, expected=expected, timeout=120)
+        assert wait_until(lambda: all_committed(settings), 30)
+        assert worker.stop_and_wait() == 0
+    return results

@@ -31,14 +31,22 @@ def test_put_returns_a_uri_get_reads_back_and_stat_describes(tmp_path: Path) -> 
     assert store.metadata("req-1/0.png")["metadata"] == {"seed": "42"}
 
 
-def test_re_putting_a_key_overwrites_it(tmp_path: Path) -> None:
+def test_re_putting_a_key_keeps_the_first_object_and_describes_it(tmp_path: Path) -> None:
     store = FileStore(tmp_path)
-    put(store, "k.png", b"first")
-    put(store, "k.png", b"second")
-    assert store.get("k.png") == b"second"
-    stat = store.stat("k.png")
-    assert stat is not None
-    assert stat.sha256 == hashlib.sha256(b"second").hexdigest()
+    first = store.put("k.png", b"first", index=3, content_type="image/png", metadata={})
+    again = store.put("k.png", b"second", index=3, content_type="image/png", metadata={})
+    assert store.get("k.png") == b"first"
+    assert again == first == store.stat("k.png")
+    assert again.sha256 == hashlib.sha256(b"first").hexdigest()
+
+
+def test_a_sidecar_lost_in_a_crash_is_written_by_the_next_put(tmp_path: Path) -> None:
+    store = FileStore(tmp_path)
+    store.put("r/2.png", b"png", index=2, content_type="image/png", metadata={"seed": "7"})
+    (tmp_path / ".streamgen-meta" / "r" / "2.png.json").unlink()
+    again = store.put("r/2.png", b"other", index=2, content_type="image/png", metadata={})
+    assert (again.index, again.sha256) == (2, hashlib.sha256(b"png").hexdigest())
+    assert store.metadata("r/2.png")["index"] == 2
 
 
 def test_a_missing_object_is_file_not_found_and_stat_none(tmp_path: Path) -> None:
