@@ -2,7 +2,7 @@
 
 A CUDA graph replays fixed tensor shapes, so every batch size would need a graph of its own
 (memory, capture time). Instead a batch runs in the graph of the smallest bucket that holds it,
-padded with filler rows whose outputs are thrown away. Rows never mix inside the UNet or the
+padded with filler rows whose outputs are thrown away. Rows never mix inside the denoiser or the
 VAE (normalisation and attention are per row), so filler cannot change a real row's result;
 only the batch size the kernels see does, exactly as between any two batch sizes in eager mode.
 

@@ -42,7 +42,7 @@ def decode_latents(
 ) -> np.ndarray:
     """Decode (B, C, h, w) latents to (B, H, W, 3) uint8 pixels, in halves if memory is short.
 
-    The decoder's activations at full resolution dwarf the UNet's: a batch that denoised fine
+    The decoder's activations at full resolution dwarf the denoiser's: a batch that denoised fine
     can still run out of memory here, and redoing the whole denoising for that would be waste.
     """
     try:
@@ -62,10 +62,7 @@ def decode_latents(
 
 @torch.no_grad()
 def _decode(parts: PipelineParts, latents: torch.Tensor, decoder: Decoder | None) -> np.ndarray:
-    config = parts.vae.config
-    scaled = latents.to(parts.vae_dtype) / config.scaling_factor
-    if getattr(config, "shift_factor", None):
-        scaled = scaled + config.shift_factor
+    scaled = parts.family.vae_input(parts, latents)
     decode = decoder or (lambda z: parts.vae.decode(z, return_dict=False)[0])
     images = decode(scaled)
     images = (images.float() / 2 + 0.5).clamp(0, 1)

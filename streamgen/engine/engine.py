@@ -180,7 +180,7 @@ class DiffusionEngine:
         CUDA graphs are captured, so that no request pays for any of it.
         """
         took: dict[Shape, float] = {}
-        for shape in map(self._named, shapes):
+        for shape in map(self._for_family, map(self._named, shapes)):
             start = time.perf_counter()
             limit = self.max_batch_size(shape)
             sizes = batch_buckets(limit) if shape.model in self._graphs else {limit, 1}
@@ -192,6 +192,10 @@ class DiffusionEngine:
         if self._compile_cache is not None and not self.settings.aot_compile:
             self._compile_cache.save()
         return took
+
+    def _for_family(self, shape: Shape) -> Shape:
+        parts = self._parts.get(shape.model)
+        return shape if parts is None else parts.rules.warm_up_shape(shape)
 
     def _named(self, shape: Shape) -> Shape:
         """``shape`` with the model's own name where it says ``default``."""

@@ -132,7 +132,7 @@ class BucketGraphs:
         graph = self._graphs.get(key)
         fresh = graph is None
         if graph is None:
-            graph = self._new_unet(plan.bucket, latents, t, cond, guidance)
+            graph = self._new_step(plan.bucket, latents, t, cond, guidance)
         x = graph.inputs
         _load_rows(x["latents"], latents, plan)
         x["t"].copy_(t)
@@ -152,7 +152,7 @@ class BucketGraphs:
             self._finish(key, graph)
         return graph.run()[: plan.rows].clone()
 
-    def _new_unet(
+    def _new_step(
         self,
         bucket: int,
         latents: torch.Tensor,

@@ -27,7 +27,8 @@ _ENTRY = re.compile(
     r"^(?P<width>\d+)x(?P<height>\d+)x(?P<steps>\d+)"
     r"(?::(?P<scheduler>[a-z0-9_]+))?(?:@(?P<model>[A-Za-z0-9_.-]+))?$"
 )
-# The latent grid is 1/8 of the image; the UNet halves it three times more.
+# The latent grid is 1/8 of the image for every family; a family may need more (FLUX.1: 16,
+# checked by the engine when it warms the shape up).
 _MULTIPLE = 8
 
 

@@ -13,7 +13,8 @@ from typing import Literal
 
 from streamgen.contracts.request import GenerationRequest
 from streamgen.contracts.validation import clip
-from streamgen.errors import InvalidRequest
+from streamgen.engine.types import Shape
+from streamgen.errors import ConfigError, InvalidRequest
 
 __all__ = ["FamilyRules", "Guidance"]
 
@@ -41,6 +42,8 @@ class FamilyRules:
     schedulers: tuple[str, ...]  # names a request may use; the first is the family's default
     min_steps: int = 1
     max_steps: int | None = None  # None: only the fleet's bound (validation.max_steps)
+    # Width and height at most (a transformer's table of patch positions); None: the fleet's.
+    max_size: int | None = None
 
     def scheduler_for(self, requested: str | None, configured_default: str) -> str:
         """The scheduler a request runs with: its own, else the fleet's default if this family
@@ -55,8 +58,11 @@ class FamilyRules:
         """Raise InvalidRequest naming the first field this model cannot honour."""
         m = self.size_multiple
         for name, value in (("width", request.width), ("height", request.height)):
-            if value <= 0 or value % m:
-                raise InvalidRequest(name, value, f"a positive multiple of {m} for {self.label}")
+            if value <= 0 or value % m or (self.max_size is not None and value > self.max_size):
+                top = "" if self.max_size is None else f" up to {self.max_size}"
+                raise InvalidRequest(
+                    name, value, f"a positive multiple of {m}{top} for {self.label}"
+                )
         if request.steps < self.min_steps or (
             self.max_steps is not None and request.steps > self.max_steps
         ):
@@ -83,6 +89,20 @@ class FamilyRules:
             )
         if request.task == "img2img" and not self.img2img:
             raise InvalidRequest("task", request.task, f"txt2img: {self.label} has no img2img here")
+
+    def warm_up_shape(self, shape: Shape) -> Shape:
+        """An ``engine.warmup_shapes`` entry as this family runs it: the fleet's default
+        scheduler replaced by the family's own where it has none of that name (as for a request
+        that names none); a size it cannot represent is a ConfigError naming the setting."""
+        if shape.scheduler not in self.schedulers:
+            shape = dataclasses.replace(shape, scheduler=self.scheduler_for(None, shape.scheduler))
+        if shape.width % self.size_multiple or shape.height % self.size_multiple:
+            raise ConfigError(
+                "engine.warmup_shapes",
+                f"{shape.width}x{shape.height}@{shape.model}: {self.label} needs multiples of "
+                f"{self.size_multiple}",
+            )
+        return shape
 
     @property
     def label(self) -> str:

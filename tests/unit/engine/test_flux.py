@@ -14,6 +14,8 @@ import torch
 from streamgen.contracts.request import GenerationRequest
 from streamgen.engine.engine import DiffusionEngine
 from streamgen.engine.graphs import BucketGraphs, eager_noise
+from streamgen.engine.types import Shape
+from streamgen.errors import ConfigError
 from streamgen.settings import EngineSettings
 from tests.unit.engine.conftest import MAX_LEVELS, assert_batched_equals_alone, pixels
 
@@ -161,3 +163,11 @@ def test_padded_denoiser_equals_the_plain_one(dev: DiffusionEngine, rows: int) -
         padded = graphs.noise_predictor((1, 2, 4))(latents, t, cond, guidance)
         plain = eager_noise(parts)(latents, t, cond, guidance)
     torch.testing.assert_close(padded, plain, atol=1e-4, rtol=0)
+
+
+def test_warm_up_runs_flux_shapes_with_its_own_scheduler(dev: DiffusionEngine) -> None:
+    # engine.warmup_shapes fills in the fleet's default scheduler (dpmpp_2m), as for requests.
+    took = dev.warm_up([Shape("flux", "txt2img", 64, 64, DEV_STEPS, "dpmpp_2m")])
+    assert [s.scheduler for s in took] == ["euler"]
+    with pytest.raises(ConfigError, match=r"engine\.warmup_shapes.*multiples of 16"):
+        dev.warm_up([Shape("flux", "txt2img", 72, 64, DEV_STEPS, "euler")])

@@ -1,0 +1,71 @@
+"""The flux family end to end: the real worker serves FLUX.1 [dev] requests (tiny random
+pipeline, CPU) beside an SD 1.5 model, over the real broker and MinIO; results record the
+family and dtype; a negative prompt FLUX cannot honour is refused, naming the field."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from streamgen.engine import DiffusionEngine
+from streamgen.engine.model_init import write_model
+from streamgen.settings import Settings
+from streamgen.store import open_store
+from tests.integration.worker.conftest import (
+    all_committed,
+    make_request,
+    publish,
+    read_dead_letters,
+    read_results,
+    wait_until,
+    worker_thread,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def tiny_flux(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_model("tiny-flux-dev", tmp_path_factory.mktemp("models") / "tiny-flux")
+
+
+def test_the_worker_serves_flux_beside_sd15(worker_settings: Settings, tiny_flux: Path) -> None:
+    engine_settings = replace(
+        worker_settings.engine, models={**worker_settings.engine.models, "flux": str(tiny_flux)}
+    )
+    settings = replace(worker_settings, engine=engine_settings)
+    flux = {"model": "flux", "steps": 28, "guidance_scale": 3.5}
+    requests = [
+        make_request(0, **flux),
+        make_request(1, **flux, width=96, num_images=2),
+        make_request(2),  # sd15, in the same worker
+    ]
+    refused = make_request(3, **flux, negative_prompt="blurry")
+    publish(settings, [*requests, refused])
+    with worker_thread(settings) as worker:
+        results = read_results(settings, expected=4, timeout=180)
+        dead = read_dead_letters(settings, expected=1)
+        assert wait_until(lambda: all_committed(settings), 20)
+        assert worker.stop_and_wait() == 0
+
+    by_id = {r.request_id: r for r in results}
+    assert [by_id[r.request_id].status for r in requests] == ["SUCCEEDED"] * 3
+    assert {(by_id[r.request_id].family, by_id[r.request_id].dtype) for r in requests[:2]} == {
+        ("flux [dev]", "float32")
+    }
+    assert by_id[requests[2].request_id].family == "sd15"
+    error = by_id[refused.request_id].error
+    assert error is not None and error.code == "INVALID_REQUEST"
+    assert error.message.startswith("negative_prompt=")
+    assert len(dead) == 1
+    # What the worker stored is what the engine makes of the request alone.
+    store = open_store(settings.store)
+    alone = DiffusionEngine(engine_settings).generate([requests[1]])[0]
+    for stored, image in zip(by_id[requests[1].request_id].images, alone.images, strict=True):
+        got = np.asarray(Image.open(io.BytesIO(store.get(stored.uri))), dtype=np.int16)
+        assert np.abs(got - np.asarray(image, dtype=np.int16)).max() <= 1
