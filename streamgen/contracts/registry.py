@@ -18,9 +18,17 @@ from streamgen.contracts.schemas import WriterSchema, parse_writer_schema
 from streamgen.errors import ConfigError, DecodeError, SchemaRegistryUnavailable
 from streamgen.settings import KafkaSettings
 
-__all__ = ["RegistrySubject", "registry_client"]
+__all__ = ["EVOLUTION_COMPATIBILITY", "RegistrySubject", "registry_client"]
 
 HTTP_NOT_FOUND = 404
+
+# The registry rule that enforces the contracts' evolution rules (schemas/README.md): fields are
+# added only with a default, never removed, renamed or retyped. FULL because producers, workers
+# and result consumers upgrade in any order (an old reader meets new records, a new reader old
+# ones); TRANSITIVE because records of every earlier version stay around to be read: on the
+# topic within retention, in dead letters that `streamgen replay` sends back later, in
+# claim-checked results in the store. BACKWARD would accept a schema that drops request_id.
+EVOLUTION_COMPATIBILITY = "FULL_TRANSITIVE"
 
 
 def registry_client(kafka: KafkaSettings) -> SchemaRegistryClient | None:

@@ -7,6 +7,9 @@ schema. Maven Central has its classes but no runnable jar, so ``prepare_registry
 once with ``mvn package`` on ``deploy/local/registry-pom.xml`` (a Quarkus build of the app jar)
 and caches the runner jar with its ``lib/``.
 
+``start`` sets the registry-wide compatibility to FULL_TRANSITIVE (``EVOLUTION_COMPATIBILITY``),
+so a schema that breaks the contracts' evolution rules is refused at registration.
+
 Schemas are kept in an H2 database file under the state dir, not in memory: the broker keeps
 its records across ``dev down``/``dev up``, and a record's schema id must still resolve then.
 """
@@ -22,6 +25,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
+from streamgen.contracts.registry import EVOLUTION_COMPATIBILITY
 from streamgen.local.cache import cache_root, exclusive
 from streamgen.local.process import (
     LocalStackError,
@@ -158,8 +162,38 @@ class SchemaRegistryServer:
             return False
 
     def start(self) -> None:
-        """Start the registry unless it already runs, and wait until its API answers."""
+        """Start the registry unless it already runs, wait until its API answers, and set its
+        default compatibility to what the contracts need."""
         self._process.start(self._launch, self.ready)
+        # Also on a registry that was already running: one started before this rule existed
+        # (or changed by hand) is brought back to it by the next `dev up`.
+        self.set_default_compatibility(EVOLUTION_COMPATIBILITY)
+
+    def set_default_compatibility(self, level: str) -> None:
+        """Set the registry-wide compatibility, which every subject without its own follows.
+
+        Registry-wide, not per subject: Apicurio sets a subject's rule only once the subject
+        has a schema, and the request, result and dead-letter subjects are named after topics
+        that producers and workers register under later.
+        """
+        request = urllib.request.Request(
+            f"{self.url}/config",
+            data=json.dumps({"compatibility": level}).encode(),
+            headers={"Content-Type": "application/vnd.schemaregistry.v1+json"},
+            method="PUT",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10.0) as response:
+                answer = json.load(response)
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise LocalStackError(
+                f"the schema registry on {self.address} refused compatibility {level}: {exc} "
+                f"(see {self.log_file})"
+            ) from exc
+        if answer.get("compatibility") != level:
+            raise LocalStackError(
+                f"the schema registry on {self.address} answered {answer} to compatibility {level}"
+            )
 
     def stop(self) -> bool:
         return self._process.stop(grace=10.0)

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml  # type: ignore[import-untyped]
 
+from streamgen.contracts.registry import EVOLUTION_COMPATIBILITY
 from streamgen.local.kafka import kafka_version, pom_path
 from streamgen.local.minio import MINIO_VERSION
 from streamgen.local.registry import registry_pom_path, registry_version
@@ -41,6 +42,13 @@ def test_versions_match_the_local_stack(services: dict[str, Any]) -> None:
     assert services["minio"]["image"].endswith(f":{MINIO_VERSION}")
     apicurio = registry_version(registry_pom_path())
     assert services["registry"]["image"] == f"apicurio/apicurio-registry-mem:{apicurio}"
+
+
+def test_the_registry_refuses_breaking_schemas_as_the_local_stack_does(
+    services: dict[str, Any],
+) -> None:
+    environment = services["registry"]["environment"]
+    assert environment["REGISTRY_RULES_GLOBAL_COMPATIBILITY"] == EVOLUTION_COMPATIBILITY
 
 
 def test_host_ports_match_the_local_stack(services: dict[str, Any]) -> None:
