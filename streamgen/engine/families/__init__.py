@@ -11,6 +11,8 @@ from pathlib import Path
 
 from streamgen.engine.families.base import ModelFamily, NoisePredictor, PipelineParts
 from streamgen.engine.families.flux import FLUX
+from streamgen.engine.families.flux2 import FLUX2
+from streamgen.engine.families.flux2_model import FLUX2_ARCHS, write_flux2
 from streamgen.engine.families.flux_model import FLUX_ARCHS, write_flux
 from streamgen.engine.families.rules import FamilyRules
 from streamgen.engine.families.stable_diffusion import SD15, SDXL
@@ -28,19 +30,21 @@ __all__ = [
     "family_for_pipeline",
 ]
 
-FAMILIES: dict[str, ModelFamily] = {family.name: family for family in (SD15, SDXL, FLUX)}
+FAMILIES: dict[str, ModelFamily] = {family.name: family for family in (SD15, SDXL, FLUX, FLUX2)}
 
 # (arch, out, device=, dtype=) -> out: writes a random pipeline of that architecture.
 Writer = Callable[..., Path]
 ARCHS: dict[str, Writer] = {
     **dict.fromkeys(SD_ARCHS, write_stable_diffusion),
     **dict.fromkeys(FLUX_ARCHS, write_flux),
+    **dict.fromkeys(FLUX2_ARCHS, write_flux2),
 }
 # family -> variant -> its tiny architecture; the first variant is the family's default.
 TINY_ARCHS: dict[str, dict[str, str]] = {
     "sd15": {"sd15": "tiny"},
     "sdxl": {"sdxl": "tiny-sdxl"},
     "flux": {"dev": "tiny-flux-dev", "schnell": "tiny-flux-schnell"},
+    "flux2": {"klein": "tiny-flux2-klein"},
 }
 
 

@@ -13,8 +13,10 @@ diffusers ``__call__`` reads:
    ``set_timesteps``;
 6. the denoiser call, guidance included (CFG combine or a distilled embedding), that eager
    runs, CUDA graphs capture and AOT packages compile: ``noise_predictor``;
-7. decoding: the VAE's own ``scaling_factor`` and ``shift_factor`` (generic, ``decode``), on
-   latents the family keeps in the VAE's layout (packing, if any, happens inside 6).
+7. decoding: the VAE's input from the final latents: by default its own ``scaling_factor`` and
+   ``shift_factor``, on latents kept in the VAE's layout (packing, if any, happens inside 6);
+   a family whose latents are normalised otherwise (FLUX.2's batch-norm statistics over 2x2
+   patches) says how: ``vae_input``.
 
 See docs/decisions.md ("Model families") for why the seam sits here.
 """
@@ -130,6 +132,16 @@ class ModelFamily(ABC):
     def noise_predictor(self, denoiser: Any) -> NoisePredictor:
         """The plain call of ``denoiser`` with guidance applied: what a CUDA graph captures
         (padded) and an AOT package compiles; it must read only its tensor arguments."""
+
+    # -- 7. decoding ---------------------------------------------------------------------------
+
+    def vae_input(self, parts: PipelineParts, latents: torch.Tensor) -> torch.Tensor:
+        """What ``vae.decode`` takes for these final latents (what a decoder graph captures)."""
+        config = parts.vae.config
+        scaled: torch.Tensor = latents.to(parts.vae_dtype) / config.scaling_factor
+        if getattr(config, "shift_factor", None):
+            scaled = scaled + config.shift_factor
+        return scaled
 
     # -- knobs ---------------------------------------------------------------------------------
 
