@@ -21,8 +21,9 @@ CONTENT_TYPES = {f.name: f.content_type for f in FORMATS.values()}
 EncodedImage = tuple[bytes, str]  # (data, content type)
 
 # libwebp's effort (method 0 fastest .. 6 smallest), chosen by scripts/bench-encode on a
-# 512x512 photo-like image: lossy method 2 took 21 ms against method 4's 50 for 6 % more bytes;
-# lossless method 1 at quality 50 took 167 ms against 888 ms at 100 / 4 for 1 % more bytes.
+# 512x512 photo-like image: lossy method 2 took 16 ms against method 4's 32 (quality 75) for
+# 7 % more bytes; lossless method 1 at quality 50 took 87 ms against 532 ms at 100 / 4 for 1 %
+# more bytes (docs/benchmarks.md, "Encoding images").
 WEBP_LOSSY = {"method": 2}
 WEBP_LOSSLESS = {"lossless": True, "quality": 50, "method": 1}
 
