@@ -18,6 +18,7 @@ __all__ = [
     "TopicSettings",
     "ValidationBounds",
     "WorkerSettings",
+    "split_preset",
 ]
 
 
@@ -91,7 +92,7 @@ class ValidationBounds:
 
 @dataclass(frozen=True)
 class EngineSettings:
-    # NAME=PATH_OR_HUB_ID pairs; the first one is also the model named "default".
+    # NAME=PATH_OR_HUB_ID[#PRESET] pairs; the first one is also the model named "default".
     models: dict[str, str] = field(default_factory=dict)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     dtype: str = "auto"  # auto (fp16 on CUDA, fp32 on CPU) | float16 | bfloat16 | float32
@@ -165,3 +166,11 @@ class Settings:
     validation: ValidationBounds = field(default_factory=ValidationBounds)
     engine: EngineSettings = field(default_factory=EngineSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
+
+
+def split_preset(source: str) -> tuple[str, str]:
+    """An ``engine.models`` value as (path or hub id, preset; "" for none). The preset names what
+    weights cannot say about themselves, e.g. ``#large-turbo``: SD3.5 Large Turbo ships Large's
+    configs. A hub id never holds ``#``."""
+    path, _, preset = source.partition("#")
+    return path, preset

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import torch
 
 from streamgen.engine.families import PipelineParts, family_for_pipeline
 from streamgen.errors import ConfigError
+from streamgen.settings import split_preset
 
 __all__ = [
     "PipelineParts",
@@ -69,8 +71,8 @@ def resolve_dtype(setting: str, device: torch.device, family_default: torch.dtyp
 
 
 def load_pipeline(name: str, source: str, setting: str, device: torch.device) -> PipelineParts:
-    """Load ``source`` (a local directory or a hub id) on the CPU, in ``engine.dtype``
-    (``setting``) resolved for its family.
+    """Load ``source`` (a local directory or a hub id, then any ``#PRESET``) on the CPU, in
+    ``engine.dtype`` (``setting``) resolved for its family.
 
     A local directory is loaded with ``local_files_only`` so that no code path touches the
     network; only a hub id may download.
@@ -80,6 +82,7 @@ def load_pipeline(name: str, source: str, setting: str, device: torch.device) ->
     from streamgen.log_routing import quiet_diffusers
 
     quiet_diffusers()
+    source, preset = split_preset(source)
     local = Path(source).expanduser().exists()
     if not local and source.startswith(("/", ".", "~")):
         raise ConfigError(
@@ -106,6 +109,9 @@ def load_pipeline(name: str, source: str, setting: str, device: torch.device) ->
         hint = "" if local else " (not a local directory, so it was looked up as a hub id)"
         raise ConfigError(f"engine.models[{name}]", f"cannot load {source!r}{hint}: {exc}") from exc
     parts = family.parts(name, pipeline, dtype)
+    if preset:
+        setting = f"engine.models[{name}]"
+        parts = replace(parts, rules=family.preset_rules(parts.rules, preset, setting=setting))
     for module in parts.modules:
         module.eval().requires_grad_(False)
     log.info(

@@ -21,7 +21,7 @@ from streamgen.contracts.codec import result_codec
 from streamgen.errors import ConfigError, SchemaRegistryUnavailable, StoreUnavailable
 from streamgen.kafka_metadata import MetadataProbe
 from streamgen.registry_probe import check_registry_url
-from streamgen.settings import Settings
+from streamgen.settings import Settings, split_preset
 from streamgen.store.base import ObjectStore
 from streamgen.worker.backoff import Backoff
 
@@ -124,7 +124,8 @@ def check_model_sources(models: Mapping[str, str]) -> None:
     """Every local model path exists and holds a pipeline (``model_index.json``), checked for
     all models before the first loads: a typo in the second model must not cost the first
     one's load. A name that is no path is a hub id, which only loading can check."""
-    for name, source in models.items():
+    for name, value in models.items():
+        source, _ = split_preset(value)
         path = Path(source).expanduser()
         if path.is_dir():
             if not (path / "model_index.json").is_file():

@@ -33,6 +33,7 @@ import torch
 from streamgen.engine.conditioning import Conditioning
 from streamgen.engine.families.rules import FamilyRules
 from streamgen.engine.schedulers import SchedulerTable, make_scheduler
+from streamgen.errors import ConfigError
 
 __all__ = ["ModelFamily", "NoisePredictor", "PipelineParts"]
 
@@ -90,6 +91,20 @@ class ModelFamily(ABC):
     def rules(self, pipeline: Any) -> FamilyRules:
         """The limits of these weights (a variant may be told by its config, e.g. FLUX.1's
         guidance embedding)."""
+
+    # Names a model mapping may add to weights (``NAME=PATH#PRESET``): what a checkpoint cannot
+    # say about itself, such as a distilled model that ships its base model's configs.
+    presets: ClassVar[tuple[str, ...]] = ()
+
+    def preset_rules(self, rules: FamilyRules, preset: str, *, setting: str) -> FamilyRules:
+        """``rules`` for weights the model mapping names ``preset``; ConfigError naming
+        ``setting`` where this family has no such preset. A family with presets overrides it."""
+        if preset not in self.presets:
+            known = ", ".join(self.presets) or "none"
+            raise ConfigError(
+                setting, f"#{preset}: {self.name} has no such preset (presets: {known})"
+            )
+        return rules
 
     # -- 3. conditioning -------------------------------------------------------------------------
 
