@@ -13,10 +13,11 @@ from tests.chaos.conftest import ChaosRun
 from tests.chaos.harness.faults import freeze_worker
 from tests.chaos.harness.figures import record_verdict
 from tests.chaos.harness.follow import FleetOutputs
+from tests.chaos.harness.groups import PROTOCOLS, with_protocol
 from tests.chaos.harness.load import LoadGenerator
 from tests.chaos.harness.oracle import CommitSampler, judge, settle
 from tests.chaos.harness.workers import WorkerProcess
-from tests.chaos.test_chaos_crashes import wait_for_new_result
+from tests.chaos.test_chaos_crashes import LAG_ZERO_BOUND_S, wait_for_new_result
 from tests.integration.worker.conftest import make_request, wait_until
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]
@@ -32,11 +33,12 @@ def wait_for_result_from(outputs: FleetOutputs, worker_id: str, chaos: ChaosRun)
     assert wait_until(produced, 90), chaos.logs()
 
 
+@pytest.mark.parametrize("protocol", PROTOCOLS)
 @pytest.mark.parametrize("static", [False, True], ids=["dynamic", "static"])
 def test_scenario_7_a_worker_joining_and_leaving_mid_load_loses_nothing(
-    chaos: ChaosRun, static: bool
+    chaos: ChaosRun, static: bool, protocol: str
 ) -> None:
-    settings = chaos.settings
+    settings = chaos.settings = with_protocol(chaos.settings, protocol)
     outputs = chaos.fleet_outputs()
     count = 60
 
@@ -60,10 +62,10 @@ def test_scenario_7_a_worker_joining_and_leaving_mid_load_loses_nothing(
         assert second.terminate() == 0, second.tail()
         left = time.monotonic()
         load.wait()
-        recovery = settle(settings, lambda: load.acked, outputs, SETTLE_TIMEOUT_S, since=left)
+        recovery = settle(settings, lambda: load.acked, outputs, LAG_ZERO_BOUND_S, since=left)
         assert first.terminate() == 0, first.tail()
     verdict = judge(settings, load.acked, outputs, sampler.samples)
-    scenario = f"7 join+leave ({'static' if static else 'dynamic'})"
+    scenario = f"7 join+leave ({'static' if static else 'dynamic'}, {protocol})"
     record_verdict(scenario, verdict, faults=2, recovery_s=[recovery])
     assert verdict.requests == count and verdict.dead_letters == 0
     verdict.assert_safe(max_duplicates=2 * settings.worker.max_in_flight)

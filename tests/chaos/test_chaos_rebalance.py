@@ -16,11 +16,11 @@ from tests.chaos.harness.figures import record_verdict
 from tests.chaos.harness.groups import set_consumer_group_session
 from tests.chaos.harness.load import LoadGenerator
 from tests.chaos.harness.oracle import CommitSampler, judge, settle
+from tests.chaos.test_chaos_crashes import LAG_ZERO_BOUND_S
 from tests.chaos.test_chaos_membership import wait_for_result_from
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]
 
-SETTLE_TIMEOUT_S = 180.0
 # Long enough that the survivor could run far past max_in_flight while the dead member still
 # holds its partitions (the finding: 44 s frozen commits, 304 redone against a bound of 64).
 SESSION_MS = 15_000
@@ -62,7 +62,7 @@ def test_scenario_11_kill9_then_a_join_while_the_dead_member_holds_partitions(
         newcomer = chaos.spawn("w3")  # joins while w1's session is still alive
         newcomer.wait_assigned()
         load.wait()
-        recovery = settle(settings, lambda: load.acked, outputs, SETTLE_TIMEOUT_S, since=killed)
+        recovery = settle(settings, lambda: load.acked, outputs, LAG_ZERO_BOUND_S, since=killed)
         assert survivor.terminate() == 0, survivor.tail()
         assert newcomer.terminate() == 0, newcomer.tail()
     verdict = judge(settings, load.acked, outputs, sampler.samples)

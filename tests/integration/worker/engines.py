@@ -1,7 +1,8 @@
-"""Engines for fault tests only: the real tiny engine, slowed down on purpose."""
+"""Engines for fault tests only: the real tiny engine, slowed down or held on purpose."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 
@@ -28,4 +29,24 @@ class SlowEngine:
     ) -> list[GenerationOutcome]:
         self.batches.append(len(requests))
         time.sleep(self.sleep_s)
+        return self.inner.generate(requests, cancelled=cancelled)
+
+
+class GatedEngine:
+    """Holds every batch until the test opens the gate: the worker stays full meanwhile."""
+
+    def __init__(self, inner: Engine) -> None:
+        self.inner = inner
+        self.gate = threading.Event()
+
+    def shape_of(self, request: GenerationRequest) -> Shape:
+        return self.inner.shape_of(request)
+
+    def max_batch_size(self, shape: Shape) -> int:
+        return self.inner.max_batch_size(shape)
+
+    def generate(
+        self, requests: Sequence[GenerationRequest], *, cancelled: CancelCheck | None = None
+    ) -> list[GenerationOutcome]:
+        self.gate.wait()
         return self.inner.generate(requests, cancelled=cancelled)
