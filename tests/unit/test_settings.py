@@ -73,12 +73,19 @@ def test_init_image_prefixes_are_a_list_in_toml_and_comma_separated_text(tmp_pat
         ({"STREAMGEN_KAFKA_CONNECT_TIMEOUT_S": "0"}, "kafka.connect_timeout_s", "> 0"),
         ({"STREAMGEN_STORE_CONNECT_TIMEOUT_S": "soon"}, "store.connect_timeout_s", "float"),
         ({"STREAMGEN_STORE_CREATE_BUCKET": "perhaps"}, "store.create_bucket", "true/false"),
+        ({"STREAMGEN_STORE_IMAGE_FORMAT": "gif"}, "store.image_format", "png|jpeg|webp"),
+        ({"STREAMGEN_STORE_IMAGE_FORMAT": "jpg"}, "store.image_format", "png|jpeg|webp"),
     ],
 )
 def test_an_invalid_setting_is_named(source: dict[str, str], name: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message) as info:
         load_settings(env=source)
     assert info.value.setting == name
+
+
+def test_every_output_format_may_be_the_workers_default() -> None:
+    for name in ("png", "jpeg", "webp"):
+        assert load_settings(env={"STREAMGEN_STORE_IMAGE_FORMAT": name}).store.image_format == name
 
 
 def test_unknown_names_are_refused(tmp_path: Path) -> None:
