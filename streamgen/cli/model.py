@@ -28,8 +28,8 @@ def model() -> None:
     "--arch",
     type=click.Choice(sorted(ARCHS)),
     required=True,
-    help="tiny*: CPU tests and demo; sd15 / sdxl / flux-dev / flux-schnell: the published "
-    "architectures (random weights).",
+    help="tiny*: CPU tests and demo; sd15 / sdxl / flux-dev / flux-schnell / sd3.5-large / "
+    "sd3.5-medium / ...: the published architectures (random weights).",
 )
 @_OUT
 @click.option(
@@ -58,7 +58,8 @@ def init(arch: str, out_dir: Path, device: str, dtype: str) -> None:
 @click.option(
     "--variant",
     default=None,
-    help="Within the family: flux has dev (the default) and schnell.",
+    help="Within the family: flux has dev (the default) and schnell; sd3 large (the default) "
+    "and medium (Large Turbo is large's architecture: load it as NAME=DIR#large-turbo).",
 )
 @_OUT
 def write(family: str, variant: str | None, out_dir: Path) -> None:
