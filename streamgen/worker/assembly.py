@@ -12,9 +12,9 @@ from typing import Any
 from confluent_kafka import Consumer
 
 from streamgen import kafka_config
-from streamgen.contracts.codec import request_codec, result_codec
+from streamgen.contracts.codec import AvroCodec, request_codec, result_codec
 from streamgen.contracts.request import GenerationRequest
-from streamgen.contracts.result import WorkerIdentity
+from streamgen.contracts.result import GenerationResult, WorkerIdentity
 from streamgen.contracts.validation import validate
 from streamgen.engine.types import Engine
 from streamgen.settings import Settings
@@ -119,6 +119,7 @@ def _outputs(
     store_retry: StoreRetry,
     output_pool: Executor,
     sender: OutputSender | None,
+    results: AvroCodec[GenerationResult] | None,
 ) -> tuple[OutputSender, OutcomeSink]:
     w = settings.worker
     publisher = sender or Publisher(
@@ -127,8 +128,9 @@ def _outputs(
         retry_budget_s=w.retry_budget_s,
         on_retry=hooks.produce_retry,
     )
-    results = result_codec(settings.kafka, settings.topics.results)
-    results.prepare()
+    if results is None:  # not checked at start-up (tests, benchmarks): register it now
+        results = result_codec(settings.kafka, settings.topics.results)
+        results.prepare()
     sink = OutcomeSink(
         publisher,
         results_topic=settings.topics.results,
@@ -184,11 +186,13 @@ def assemble(
     hooks: WorkerHooks,
     consumer_factory: ConsumerFactory | None = None,
     sender: OutputSender | None = None,
+    results: AvroCodec[GenerationResult] | None = None,
 ) -> WorkerParts:
     """Build the worker's parts and subscribe.
 
     ``consumer_factory`` and ``sender`` stand in for the Kafka clients (confluent-kafka's
     ``Consumer``, the :class:`Publisher`): in-memory ones run the same loop without a broker.
+    ``results`` is the result codec the start-up check registered, so a start registers once.
     """
     w = settings.worker
     events: Events = queue.SimpleQueue()
@@ -210,6 +214,7 @@ def assemble(
         store_retry=store_retry,
         output_pool=output_pool,
         sender=sender,
+        results=results,
     )
     # 2. The hand-off between the consumer and the GPU: a micro-batcher per shape.
     work = WorkQueue(

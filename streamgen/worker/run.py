@@ -145,7 +145,7 @@ def _start(
     #    check below up to 3: nothing that can be found before the model loads waits for it.
     check_broker(settings, producer_config(settings, worker_id))
     check_record_size_limits(settings)
-    check_registry(settings)
+    results = check_registry(settings)
     # 2. The store must be reachable, with its bucket, before any work is taken.
     if store is None:
         from streamgen.store import open_store
@@ -179,6 +179,7 @@ def _start(
         store=store,
         encode=encode,
         hooks=hooks,
+        results=results,
     )
 
 

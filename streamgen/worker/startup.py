@@ -17,7 +17,8 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 
-from streamgen.contracts.codec import result_codec
+from streamgen.contracts.codec import AvroCodec, result_codec
+from streamgen.contracts.result import GenerationResult
 from streamgen.errors import ConfigError, SchemaRegistryUnavailable, StoreUnavailable
 from streamgen.kafka_metadata import MetadataProbe
 from streamgen.registry_probe import check_registry_url
@@ -105,19 +106,20 @@ def check_store(
             sleep(delay)
 
 
-def check_registry(settings: Settings) -> None:
-    """``kafka.schema_registry_url`` (when set) is a registry that takes the result schema:
-    asked now, so a wrong URL stops the worker before its model loads (exit 4), not at its
-    first result. The worker registers the same schema again when it assembles: the registry
-    answers with the same id."""
+def check_registry(settings: Settings) -> AvroCodec[GenerationResult]:
+    """The result codec, its schema registered when ``kafka.schema_registry_url`` is set: asked
+    now, so a wrong URL stops the worker before its model loads (exit 4), not at its first
+    result. The worker publishes with this codec, so a start registers the schema once."""
     kafka = settings.kafka
+    results = result_codec(kafka, settings.topics.results)
     if not kafka.schema_registry_url:
-        return
+        return results
     check_registry_url(kafka.schema_registry_url, kafka.connect_timeout_s)
     try:
-        result_codec(kafka, settings.topics.results).prepare()
+        results.prepare()
     except SchemaRegistryUnavailable as exc:
         raise ConfigError("kafka.schema_registry_url", str(exc)) from None
+    return results
 
 
 def check_model_sources(models: Mapping[str, str]) -> None:
