@@ -12,6 +12,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -22,6 +23,7 @@ from streamgen.contracts.request import GenerationRequest
 from streamgen.contracts.result import StoredImage
 from streamgen.errors import StoreUnavailable
 from streamgen.store.base import ObjectStore
+from streamgen.store.encode import EncodedImage
 from streamgen.worker.backoff import Backoff, TransientRetries
 from streamgen.worker.work_item import WorkItem
 
@@ -31,11 +33,18 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-EncodeImage = Callable[[Image, OutputFormat], tuple[bytes, str]]  # -> (bytes, content type)
+EncodeImage = Callable[[Image, OutputFormat], EncodedImage]
 
 
 def object_key(request_id: str, index: int, extension: str) -> str:
     return f"{request_id}/{index}.{extension}"
+
+
+@functools.cache
+def _image_pool() -> ThreadPoolExecutor:
+    # As many images as a request may ask for (validation.max_num_images, 8 by default); more
+    # wait their turn. Shared by every request: its tasks never wait on one another.
+    return ThreadPoolExecutor(8, "streamgen-encode")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +97,7 @@ class ImageWriter:
         request = item.request
         output = self.output_for(request)
         stored = []
-        for index, image in enumerate(images):
-            data, content_type = self.encode(image, output)
+        for index, (data, content_type) in enumerate(self._encode_all(images, output)):
             metadata = {
                 "request-id": request.request_id,
                 "seed": str(seed + index),
@@ -99,6 +107,14 @@ class ImageWriter:
             put = functools.partial(self._put, key, data, index, content_type, metadata)
             stored.append(self.retry.call(key, put))
         return StoredOutputs(stored, output)
+
+    def _encode_all(self, images: tuple[Image, ...], output: OutputFormat) -> list[EncodedImage]:
+        # The user waits for the last image of a request: encode them side by side (Pillow and
+        # zlib release the GIL), not one after the other. The pool is not the output pool, whose
+        # threads wait here, nor the PNG strip pool, which these encodes wait on.
+        if len(images) == 1:
+            return [self.encode(images[0], output)]
+        return list(_image_pool().map(self.encode, images, [output] * len(images)))
 
     def _put(
         self, key: str, data: bytes, index: int, content_type: str, metadata: dict[str, str]
