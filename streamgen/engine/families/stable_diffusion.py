@@ -16,7 +16,8 @@ import torch
 from streamgen.engine.conditioning import Conditioning
 from streamgen.engine.families.base import ModelFamily, NoisePredictor, PipelineParts
 from streamgen.engine.families.rules import FamilyRules
-from streamgen.engine.schedulers import DISCRETE_SCHEDULERS
+from streamgen.engine.families.sdxl_presets import PRESETS, preset_rules
+from streamgen.engine.schedulers import DISCRETE_SCHEDULERS, make_scheduler
 
 __all__ = ["SD15", "SDXL", "StableDiffusion", "StableDiffusionXL"]
 
@@ -85,6 +86,9 @@ class StableDiffusion(ModelFamily):
         def predict(
             latents: torch.Tensor, t: torch.Tensor, cond: Conditioning, guidance: torch.Tensor
         ) -> torch.Tensor:
+            # One copy of the conditioning: a guidance-free preset, a single pass.
+            if cond.copies == 1:
+                return unet_step(denoiser, latents, t, cond)
             return guided_unet_step(denoiser, latents, t, cond, guidance)
 
         return predict
@@ -95,6 +99,16 @@ class StableDiffusionXL(StableDiffusion):
 
     name = "sdxl"
     pipeline_classes = ("StableDiffusionXLPipeline", "StableDiffusionXLImg2ImgPipeline")
+    presets = tuple(PRESETS)  # few-step distillations (sdxl_presets)
+
+    def preset_rules(self, rules: FamilyRules, preset: str, *, setting: str) -> FamilyRules:
+        return preset_rules(super().preset_rules(rules, preset, setting=setting), preset)
+
+    def make_scheduler(self, name: str, parts: PipelineParts) -> Any:
+        preset = PRESETS.get(parts.rules.variant)
+        if preset is None:
+            return super().make_scheduler(name, parts)
+        return make_scheduler(name, parts.scheduler_config, preset.table)
 
     def _vae_dtype(self, pipeline: Any, dtype: torch.dtype) -> torch.dtype:
         # The VAE of real SDXL checkpoints overflows in fp16, so it runs in float32.
@@ -114,7 +128,9 @@ class StableDiffusionXL(StableDiffusion):
         height: int,
         device: torch.device,
     ) -> Conditioning:
-        texts = [*negatives, *prompts]
+        # Without CFG (a few-step preset) the pipeline encodes no negative half.
+        cfg = parts.rules.guidance == "cfg"
+        texts = [*negatives, *prompts] if cfg else list(prompts)
         hidden_states = []
         pooled = torch.empty(0)
         for tokenizer, encoder in zip(parts.tokenizers, parts.text_encoders, strict=True):
@@ -124,7 +140,7 @@ class StableDiffusionXL(StableDiffusion):
             hidden_states.append(layers[-2])
         embeds = torch.cat(hidden_states, dim=-1)
         # SDXL checkpoints are trained with zeros, not the encoding of "", for 'no negative'.
-        if getattr(parts.pipeline.config, "force_zeros_for_empty_prompt", True):
+        if cfg and getattr(parts.pipeline.config, "force_zeros_for_empty_prompt", True):
             empty = torch.tensor([not n for n in negatives] + [False] * len(prompts), device=device)
             embeds = embeds.masked_fill(empty[:, None, None], 0.0)
             pooled = pooled.masked_fill(empty[:, None], 0.0)
@@ -135,25 +151,34 @@ class StableDiffusionXL(StableDiffusion):
                 "embeds": embeds.to(parts.dtype),
                 "pooled": pooled.to(parts.dtype),
                 "time_ids": time_ids,
-            }
+            },
+            copies=2 if cfg else 1,
         )
+
+
+def unet_step(
+    unet: Any, latents: torch.Tensor, t: torch.Tensor, cond: Conditioning
+) -> torch.Tensor:
+    """One UNet pass over ``latents`` (repeated for each copy of the conditioning)."""
+    pooled, time_ids = cond.get("pooled"), cond.get("time_ids")
+    added = None
+    if pooled is not None and time_ids is not None:  # SDXL's added conditioning
+        added = {"text_embeds": pooled, "time_ids": time_ids}
+    noise: torch.Tensor = unet(
+        torch.cat([latents] * cond.copies),
+        t,
+        encoder_hidden_states=cond["embeds"],
+        added_cond_kwargs=added,
+        return_dict=False,
+    )[0]
+    return noise
 
 
 def guided_unet_step(
     unet: Any, latents: torch.Tensor, t: torch.Tensor, cond: Conditioning, guidance: torch.Tensor
 ) -> torch.Tensor:
     # The negative and positive halves share one pass; guidance is per row.
-    pooled, time_ids = cond.get("pooled"), cond.get("time_ids")
-    added = None
-    if pooled is not None and time_ids is not None:  # SDXL's added conditioning
-        added = {"text_embeds": pooled, "time_ids": time_ids}
-    noise = unet(
-        torch.cat([latents] * 2),
-        t,
-        encoder_hidden_states=cond["embeds"],
-        added_cond_kwargs=added,
-        return_dict=False,
-    )[0]
+    noise = unet_step(unet, latents, t, cond)
     negative, positive = noise.chunk(2)
     scale = guidance.to(noise.dtype).view(-1, 1, 1, 1)
     result: torch.Tensor = negative + scale * (positive - negative)
