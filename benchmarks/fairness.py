@@ -36,7 +36,7 @@ from streamgen.contracts.codec import request_codec
 from streamgen.contracts.request import GenerationRequest
 from streamgen.engine.types import CancelCheck, GenerationOutcome
 from streamgen.settings import KafkaSettings, Settings, StoreSettings, WorkerSettings
-from streamgen.worker.outputs import OutcomeSummary
+from streamgen.telemetry.worker_hooks import OutcomeSummary
 
 __all__ = ["main"]
 
