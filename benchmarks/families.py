@@ -63,6 +63,9 @@ class FamilyRun:
     stock_kwargs: tuple[tuple[str, Any], ...] = ()
     # The untimed warm-up's steps: few, but no fewer than the family accepts ([dev]: 28).
     warm_up_steps: int = 2
+    # What streamgen's model mapping adds to the weights (NAME=PATH#PRESET), e.g. large-turbo:
+    # a distilled checkpoint with its base model's configs.
+    preset: str = ""
 
 
 RUNS = {
@@ -72,6 +75,13 @@ RUNS = {
                               "euler", (("max_sequence_length", 256),)),
     "sdxl": FamilyRun("sdxl", "tiny-sdxl", "sdxl", 1024, 20, 8.0, "euler"),
     "sd15": FamilyRun("sd15", "tiny", "sd15", 512, 30, 7.5, "dpmpp_2m"),
+    # SD3.5's model cards: Large 28 steps at CFG 3.5, Medium 40 at 4.5, Large Turbo 4 without.
+    "sd3.5-large": FamilyRun("sd3.5-large", "tiny-sd3-large", "sd3", 1024, 28, 3.5, "euler",
+                             (("max_sequence_length", 256),)),
+    "sd3.5-medium": FamilyRun("sd3.5-medium", "tiny-sd3-medium", "sd3", 1024, 40, 4.5, "euler",
+                              (("max_sequence_length", 256),)),
+    "sd3.5-large-turbo": FamilyRun("sd3.5-large", "tiny-sd3-large", "sd3", 1024, 4, 0.0, "euler",
+                                   (("max_sequence_length", 256),), preset="large-turbo"),
 }  # fmt: skip
 
 
@@ -100,13 +110,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "runners": {},
     }  # fmt: skip
     knobs = [k for k in args.best_knobs.split(",") if k] if cuda else []
+    source = f"{directory}#{run.preset}" if run.preset else str(directory)
     runners: dict[str, Callable[[], Callable[[list[GenerationRequest]], list[Any]]]] = {
         "diffusers": lambda: _stock(directory, run, compiled=False),
-        "streamgen": lambda: _streamgen(directory, (), report),
+        "streamgen": lambda: _streamgen(source, (), report),
     }
     if cuda:
         runners["diffusers+compile"] = lambda: _stock(directory, run, compiled=True)
-        runners["streamgen+" + "+".join(knobs)] = lambda: _streamgen(directory, knobs, None)
+        runners["streamgen+" + "+".join(knobs)] = lambda: _streamgen(source, knobs, None)
     images: dict[str, list[Any]] = {}
     for name, make in runners.items():
         report["runners"][name], images[name] = _time_runner(make, requests, run, args)
@@ -168,10 +179,10 @@ def _requests(run: FamilyRun, size: int, steps: int, n: int) -> list[GenerationR
 
 
 def _streamgen(
-    directory: Path, knobs: Sequence[str], report: dict[str, Any] | None
+    source: str, knobs: Sequence[str], report: dict[str, Any] | None
 ) -> Callable[[list[GenerationRequest]], list[Any]]:
     flags: dict[str, Any] = dict.fromkeys(knobs, True)  # each knob is a boolean setting
-    settings = dataclasses.replace(EngineSettings(models={MODEL: str(directory)}), **flags)
+    settings = dataclasses.replace(EngineSettings(models={MODEL: source}), **flags)
     engine = DiffusionEngine(settings)
     if report is not None:  # FLOPs of the model, counted once, eagerly
         first = engine.parts(MODEL)
@@ -210,9 +221,10 @@ def _stock(
 
     kwargs = dict(run.stock_kwargs)
     if "max_sequence_length" in kwargs:  # as streamgen: capped by what the tokenizer holds
-        kwargs["max_sequence_length"] = min(
-            kwargs["max_sequence_length"], pipe.tokenizer_2.model_max_length
-        )
+        # SD3's T5 is the third tokenizer, FLUX.1's the second; FLUX.2's Qwen3 one the only one.
+        t5 = getattr(pipe, "tokenizer_3", None) or getattr(pipe, "tokenizer_2", None)
+        t5 = t5 or pipe.tokenizer
+        kwargs["max_sequence_length"] = min(kwargs["max_sequence_length"], t5.model_max_length)
 
     def call(requests: list[GenerationRequest]) -> list[Any]:
         first = requests[0]
