@@ -181,3 +181,19 @@ def test_stopping_commits_what_is_durable_and_nothing_else(worker: Any) -> None:
     parts.loop.close_out(lambda: stopped.append(True), flush_timeout_s=0.0)
     assert stopped == [True]
     assert past_start(consumer) == {0: 2}  # 1's offset 0 is not durable: nothing of 1
+
+
+def test_a_partition_revoked_while_paused_is_resumed_when_it_comes_back(worker: Any) -> None:
+    # The consumer keeps a pause flag across revoke and re-assign, as librdkafka does: the
+    # worker must give a new assignment its own state, here "not paused" (issue 22).
+    parts, consumer, _ = worker
+    parts.loop.step()
+    parts.loop.pauses.set_paused(True)
+    consumer.revoke([1])
+    parts.loop.step()
+    parts.loop.pauses.set_paused(False)
+    assert consumer.paused == {1}  # no longer ours: left as it was
+    consumer.assign([1])
+    parts.loop.step()
+    assert (TOPIC, 1) in parts.loop.tracker.partitions()
+    assert consumer.paused == set()

@@ -1,0 +1,43 @@
+"""StallWatch: owned partitions without progress past the timeout are suspects; a report is
+made once per stall and ends when the partition moves or leaves."""
+
+from __future__ import annotations
+
+import pytest
+
+from streamgen.worker.stalls import StallWatch
+
+A, B = ("t", 0), ("t", 1)
+
+
+def test_only_owned_partitions_without_progress_past_the_timeout_are_suspects() -> None:
+    watch = StallWatch(timeout_s=60.0)
+    watch.own([A, B], now=0.0)
+    watch.moved(B, now=50.0)
+    assert watch.suspects(now=60.0) == []  # exactly the timeout is not past it
+    assert watch.suspects(now=61.0) == [A]
+    assert watch.still(A, now=61.0) == 61.0
+
+
+def test_a_stall_is_reported_once_and_ends_when_the_partition_moves() -> None:
+    watch = StallWatch(timeout_s=1.0)
+    watch.own([A], now=0.0)
+    assert watch.report(A) and not watch.report(A)  # the log line is said once
+    assert watch.moved(A, now=5.0)  # moving again ends the report
+    assert not watch.moved(A, now=6.0)
+    assert watch.suspects(now=6.5) == []
+
+
+def test_a_partition_that_leaves_ends_its_report_and_a_new_one_starts_fresh() -> None:
+    watch = StallWatch(timeout_s=1.0)
+    watch.own([A, B], now=0.0)
+    watch.report(A)
+    assert watch.own([B], now=10.0) == [A]
+    assert watch.own([A, B], now=10.0) == []
+    assert watch.suspects(now=10.5) == [B]  # A counts from its new assignment
+    assert sorted(watch.suspects(now=11.5)) == [A, B]
+
+
+def test_the_timeout_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="stall timeout"):
+        StallWatch(timeout_s=0.0)
