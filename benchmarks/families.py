@@ -82,6 +82,11 @@ RUNS = {
                               (("max_sequence_length", 256),)),
     "sd3.5-large-turbo": FamilyRun("sd3.5-large", "tiny-sd3-large", "sd3", 1024, 4, 0.0, "euler",
                                    (("max_sequence_length", 256),), preset="large-turbo"),
+    # FLUX.2 [klein] (distilled): 4 steps, no guidance, 512 prompt tokens (Flux2KleinPipeline).
+    "flux2-klein-4b": FamilyRun("flux2-klein-4b", "tiny-flux2-klein", "flux2", 1024, 4, 0.0,
+                                "euler", (("max_sequence_length", 512),), warm_up_steps=4),
+    "flux2-klein-9b": FamilyRun("flux2-klein-9b", "tiny-flux2-klein", "flux2", 1024, 4, 0.0,
+                                "euler", (("max_sequence_length", 512),), warm_up_steps=4),
 }  # fmt: skip
 
 

@@ -31,7 +31,7 @@ def flops_per_image(engine: DiffusionEngine, model: str, size: int, steps: int) 
             eager_noise(parts)(latents, torch.tensor(999.0, device=device), cond, guidance)
         counted["step"] = counter.get_total_flops()
         with FlopCounterMode(display=False) as counter, place.on_device(parts.vae):
-            parts.vae.decode(latents.to(parts.vae_dtype), return_dict=False)
+            parts.vae.decode(family.vae_input(parts, latents), return_dict=False)
         counted["decode"] = counter.get_total_flops()
     counted["image"] = counted["text"] + steps * counted["step"] + counted["decode"]
     return counted
