@@ -9,11 +9,12 @@ import time
 
 import pytest
 
+from streamgen.settings import Settings
 from tests.chaos.conftest import ChaosRun
 from tests.chaos.harness.figures import record_verdict
 from tests.chaos.harness.groups import PROTOCOLS, with_protocol
 from tests.chaos.harness.load import LoadGenerator
-from tests.chaos.harness.oracle import CommitSampler, judge, settle
+from tests.chaos.harness.oracle import CommitSampler, Verdict, judge, settle
 from tests.chaos.test_chaos_crashes import LAG_ZERO_BOUND_S
 from tests.chaos.test_chaos_membership import wait_for_result_from
 
@@ -44,10 +45,7 @@ def test_scenario_13_a_rolling_restart_under_load_leaves_no_partition_behind(
         for worker in fleet.values():
             assert worker.terminate() == 0, worker.tail()
     verdict = judge(settings, load.acked, outputs, sampler.samples)
-    record_verdict(f"13 rolling restart ({protocol})", verdict, faults=2, recovery_s=[recovery])
-    assert verdict.requests == REQUESTS and verdict.dead_letters == 0
-    # A drained member commits what is durable; what its revoke abandons is redone.
-    verdict.assert_safe(max_duplicates=2 * settings.worker.max_in_flight)
+    assert_membership_safe(f"13 rolling restart ({protocol})", verdict, 2, recovery, settings)
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -73,6 +71,13 @@ def test_scenario_14_scaling_up_to_three_workers_and_back_to_one_leaves_no_parti
         recovery = settle(settings, lambda: load.acked, outputs, LAG_ZERO_BOUND_S, since=changed)
         assert first.terminate() == 0, first.tail()
     verdict = judge(settings, load.acked, outputs, sampler.samples)
-    record_verdict(f"14 scale 1-3-1 ({protocol})", verdict, faults=4, recovery_s=[recovery])
+    assert_membership_safe(f"14 scale 1-3-1 ({protocol})", verdict, 4, recovery, settings)
+
+
+def assert_membership_safe(
+    scenario: str, verdict: Verdict, faults: int, recovery: float, settings: Settings
+) -> None:
+    record_verdict(scenario, verdict, faults=faults, recovery_s=[recovery])
     assert verdict.requests == REQUESTS and verdict.dead_letters == 0
+    # A drained member commits what is durable; what its revoke abandons is redone.
     verdict.assert_safe(max_duplicates=2 * settings.worker.max_in_flight)

@@ -10,19 +10,26 @@ from streamgen.contracts.request import GenerationRequest
 from streamgen.engine.types import CancelCheck, Engine, GenerationOutcome, Shape
 
 
-class SlowEngine:
-    """Sleeps before every batch: longer than max.poll.interval.ms in the stall test."""
+class _Wrapped:
+    """The real engine's shapes and limits; subclasses change only how ``generate`` runs."""
 
-    def __init__(self, inner: Engine, sleep_s: float) -> None:
+    def __init__(self, inner: Engine) -> None:
         self.inner = inner
-        self.sleep_s = sleep_s
-        self.batches: list[int] = []
 
     def shape_of(self, request: GenerationRequest) -> Shape:
         return self.inner.shape_of(request)
 
     def max_batch_size(self, shape: Shape) -> int:
         return self.inner.max_batch_size(shape)
+
+
+class SlowEngine(_Wrapped):
+    """Sleeps before every batch: longer than max.poll.interval.ms in the stall test."""
+
+    def __init__(self, inner: Engine, sleep_s: float) -> None:
+        super().__init__(inner)
+        self.sleep_s = sleep_s
+        self.batches: list[int] = []
 
     def generate(
         self, requests: Sequence[GenerationRequest], *, cancelled: CancelCheck | None = None
@@ -32,18 +39,12 @@ class SlowEngine:
         return self.inner.generate(requests, cancelled=cancelled)
 
 
-class GatedEngine:
+class GatedEngine(_Wrapped):
     """Holds every batch until the test opens the gate: the worker stays full meanwhile."""
 
     def __init__(self, inner: Engine) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.gate = threading.Event()
-
-    def shape_of(self, request: GenerationRequest) -> Shape:
-        return self.inner.shape_of(request)
-
-    def max_batch_size(self, shape: Shape) -> int:
-        return self.inner.max_batch_size(shape)
 
     def generate(
         self, requests: Sequence[GenerationRequest], *, cancelled: CancelCheck | None = None
