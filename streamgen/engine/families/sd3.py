@@ -20,7 +20,8 @@ What differs from the other families, each answered here and nowhere else:
   a resolution-dependent ``mu`` only where the config turns dynamic shifting on;
 - decoding: the VAE's ``shift_factor`` and ``scaling_factor`` (generic, ``decode``).
 
-Variants: the weights say Large or Medium (MMDiT-X's dual-attention layers). Large Turbo has
+Variants: the weights say SD3.5 Large, SD3.5 Medium (MMDiT-X's dual-attention layers) or SD3
+Medium (no q/k norm, served the same way). Large Turbo has
 Large's configs, so the model mapping names it: ``--model NAME=PATH#large-turbo``.
 
 Every step mirrors ``diffusers.StableDiffusion3Pipeline.__call__`` operation for operation, so
@@ -90,8 +91,7 @@ class StableDiffusion3(ModelFamily):
         vae_factor = 2 ** (len(pipeline.vae.config.block_out_channels) - 1)
         return FamilyRules(
             family=self.name,
-            # MMDiT-X (SD3.5 Medium) adds a second self-attention to its first layers.
-            variant="medium" if transformer.dual_attention_layers else "large",
+            variant=_variant(transformer),
             size_multiple=vae_factor * PATCH,
             max_size=vae_factor * PATCH * int(transformer.pos_embed_max_size),
             guidance="cfg",
@@ -199,6 +199,14 @@ class StableDiffusion3(ModelFamily):
     # As FLUX.1's: the transformer's joint-attention processors already call torch's SDPA, so
     # only the VAE's classic one is set, and xformers is refused.
     use_attention = Flux.use_attention
+
+
+def _variant(transformer: Any) -> str:
+    # MMDiT-X (SD3.5 Medium) adds a second self-attention to its first layers; SD3.5 Large has
+    # q/k RMS norm and no second attention; SD3 Medium (3.0, the only SD3 release) has neither.
+    if transformer.dual_attention_layers:
+        return "medium"
+    return "large" if transformer.qk_norm else "3-medium"
 
 
 def t5_tokens(parts: PipelineParts) -> int:

@@ -6,6 +6,7 @@ and sizes; and the family's rules refuse what a variant cannot honour."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,7 @@ import torch
 
 from streamgen.contracts.request import GenerationRequest
 from streamgen.engine.engine import DiffusionEngine
+from streamgen.engine.families.sd3 import SD3
 from streamgen.engine.graphs import BucketGraphs, eager_noise
 from streamgen.engine.model_init import tiny_arch, write_model
 from streamgen.errors import ConfigError
@@ -197,6 +199,27 @@ def test_turbo_refuses_negative_prompt_guidance_and_long_runs(turbo: DiffusionEn
         assert outcome.error is not None and str(outcome.error).startswith(f"{field}=")
     assert long.error is not None and str(long.error).startswith("steps=")
     assert default.ok, default.error
+
+
+@pytest.mark.parametrize(
+    ("dual_attention", "qk_norm", "variant"),
+    [(tuple(range(13)), "rms_norm", "medium"), ((), "rms_norm", "large"), ((), None, "3-medium")],
+)
+def test_the_weights_say_the_variant_and_the_published_size_limit(
+    dual_attention: tuple[int, ...], qk_norm: str | None, variant: str
+) -> None:
+    # The published configs' fields (pos_embed_max_size 192: SD3.5 Large and SD3 Medium).
+    config = {
+        "dual_attention_layers": dual_attention,
+        "qk_norm": qk_norm,
+        "pos_embed_max_size": 192,
+    }
+    pipeline = SimpleNamespace(
+        transformer=SimpleNamespace(config=SimpleNamespace(**config)),
+        vae=SimpleNamespace(config=SimpleNamespace(block_out_channels=(128, 256, 512, 512))),
+    )
+    rules = SD3.rules(pipeline)
+    assert (rules.variant, rules.size_multiple, rules.max_size) == (variant, 16, 3072)
 
 
 def test_a_request_without_a_scheduler_gets_flow_matching_euler(large: DiffusionEngine) -> None:
