@@ -82,12 +82,10 @@ class StallWatch:
         self._stalled.add(tp)
         return first
 
-    def clear(self, tp: TopicPartitionKey) -> bool:
-        """Nothing waits on ``tp`` after all; True if it had been reported stalled."""
-        if tp in self._stalled:
-            self._stalled.discard(tp)
-            return True
-        return False
+    def clear(self, tp: TopicPartitionKey, now: float) -> bool:
+        """Nothing waits on ``tp``: it is idle, not stalled, and is not asked about again for
+        another timeout. True if it had been reported stalled."""
+        return self.moved(tp, now)
 
 
 class StallWatchdog:
@@ -121,8 +119,10 @@ class StallWatchdog:
         self._next_check = now + self._every_s
         for tp in self._watch.suspects(now):
             waiting = self._waiting(tp)
+            if waiting is None:
+                return  # the broker did not answer: ask again at the next check, not now
             if waiting == 0:
-                if self._watch.clear(tp):
+                if self._watch.clear(tp, now):
                     self._on_stall(tp, None)
                 continue
             still = self._watch.still(tp, now)
@@ -138,9 +138,9 @@ class StallWatchdog:
                 )
             self._on_stall(tp, still)
 
-    def _waiting(self, tp: TopicPartitionKey) -> int:
+    def _waiting(self, tp: TopicPartitionKey) -> int | None:
         """Records of ``tp`` not yet admitted: buffered here, or in the log past the consumer's
-        position."""
+        position; None when the broker did not answer."""
         buffered = self._buffered(tp)
         if buffered:
             return buffered
@@ -156,6 +156,6 @@ class StallWatchdog:
                 [position] = self._consumer.committed([partition], timeout=PROBE_TIMEOUT_S)
         except Exception as exc:  # the broker is away: other parts report that, not a stall
             log.debug("stall probe of %s failed: %s", tp, exc)
-            return 0
+            return None
         low, high = marks
         return max(high - max(position.offset, low), 0)

@@ -41,3 +41,13 @@ def test_a_partition_that_leaves_ends_its_report_and_a_new_one_starts_fresh() ->
 def test_the_timeout_must_be_positive() -> None:
     with pytest.raises(ValueError, match="stall timeout"):
         StallWatch(timeout_s=0.0)
+
+
+def test_an_idle_partition_is_not_asked_about_again_for_another_timeout() -> None:
+    watch = StallWatch(timeout_s=1.0)
+    watch.own([A], now=0.0)
+    assert watch.suspects(now=2.0) == [A]
+    assert not watch.clear(A, now=2.0)  # probed: nothing waits
+    assert watch.suspects(now=2.5) == []
+    watch.report(A)
+    assert watch.clear(A, now=3.0)  # a reported stall whose records were then taken ends
