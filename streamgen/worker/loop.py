@@ -142,11 +142,11 @@ class ConsumerLoop:
         self.serve_outputs(0.0)
         # 5. Backpressure: pause every partition when the fetch buffer is full, resume at
         #    half; resume a partition held at its share once it drained to half its share
-        #    (pauses.py owns every pause and resume). Admission (step 2) already stops when the window of uncommitted work
-        #    (unfinished plus durable work the broker has not confirmed a commit for) is full:
-        #    that is what bounds the redo after a crash or a lost partition. A worker whose
-        #    commits go unanswered stops taking records and, once its buffer is full, pauses;
-        #    it keeps polling, so it stays in the group.
+        #    (pauses.py owns every pause and resume). Admission (step 2) already stops when
+        #    the window of uncommitted work (unfinished plus durable work the broker has not
+        #    confirmed a commit for) is full: that is what bounds the redo after a crash or a
+        #    lost partition. A worker whose commits go unanswered stops taking records and,
+        #    once its buffer is full, pauses; it keeps polling, so it stays in the group.
         self.pauses.apply()
         self.hooks.in_flight(self.tracker.outstanding())
         # 6. Commit the contiguous low-water mark of durable work (THE RULE above): on the
