@@ -116,6 +116,9 @@ class EngineSettings:
     warmup_shapes: tuple[str, ...] = ()
     vae_slicing: bool = False
     cpu_offload: bool = False
+    # The transformer families' block linears as FP8 products (Hopper/Ada, bf16 models): faster,
+    # and the only knob that CHANGES IMAGES (fp8.py; drift measured in docs/benchmarks.md).
+    fp8_linear: bool = False
     # cuDNN times every convolution algorithm for each new input shape (and batch bucket) and
     # keeps the fastest; false: its heuristics pick one at once. The timing runs again in every
     # process, compiling kernels at run time: docs/benchmarks.md ("Start-up") measures both.

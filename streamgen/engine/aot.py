@@ -155,6 +155,8 @@ class AotModules:
             f"attention={settings.attention} fuse_qkv={settings.fuse_qkv} "
             f"channels_last={settings.channels_last} dtype={parts.dtype}"
         )
+        if settings.fp8_linear:  # another graph; packages made without it keep their key
+            knobs += " fp8_linear=True"
         return cls(parts, Path(settings.compile_cache_dir), label=label, knobs=knobs)
 
     def guided(

@@ -1,7 +1,8 @@
 """Speed knobs (each an ``engine.*`` setting) applied to a loaded pipeline, and CPU offload.
 
-None of them may change an image beyond floating-point noise: the GPU tests compare outputs
-with every knob against the plain run.
+None of them may change an image beyond floating-point noise (the GPU tests compare outputs
+with every knob against the plain run), except ``fp8_linear``: opt-in, it trades a measured
+drift (tests/gpu/test_fp8_gpu.py bounds it) for speed.
 """
 
 from __future__ import annotations
@@ -9,17 +10,19 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
 
 from streamgen.engine.aot import check_aot_compile
 from streamgen.engine.families import PipelineParts
+from streamgen.engine.fp8 import swap_fp8_linears
+from streamgen.engine.loading import pipeline_family
 from streamgen.errors import ConfigError
 from streamgen.settings import EngineSettings
 
-__all__ = ["Placement", "apply_knobs", "check_knobs"]
+__all__ = ["Placement", "apply_knobs", "check_fp8_families", "check_knobs"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,41 @@ def check_knobs(settings: EngineSettings, device: torch.device) -> None:
             raise ConfigError(
                 "engine.cuda_graphs", "a graph cannot replay modules that move between devices"
             )
+    if settings.fp8_linear:
+        _check_fp8(settings, device)
+
+
+# FP8 tensor cores: Ada (8.9) and Hopper (9.0) on; _scaled_mm refuses older GPUs.
+FP8_CAPABILITY = (8, 9)
+
+
+def _check_fp8(settings: EngineSettings, device: torch.device) -> None:
+    if device.type != "cuda":
+        raise ConfigError("engine.fp8_linear", "FP8 products need a CUDA device")
+    capability = torch.cuda.get_device_capability(device)
+    if capability < FP8_CAPABILITY:
+        raise ConfigError(
+            "engine.fp8_linear",
+            f"FP8 products need compute capability 8.9 or more (Ada, Hopper); "
+            f"{torch.cuda.get_device_name(device)} has {capability[0]}.{capability[1]}",
+        )
+    # Rowwise-scaled FP8 products write bf16 only: the transformer families' own dtype.
+    if settings.dtype not in {"auto", "bfloat16"}:
+        raise ConfigError("engine.fp8_linear", f"needs engine.dtype bfloat16, not {settings.dtype}")
+    check_fp8_families(settings.models)
+
+
+def check_fp8_families(models: Mapping[str, str]) -> None:
+    """Every model of ``engine.models`` belongs to a family that offers FP8, read from its
+    ``model_index.json`` alone: no weights load before the refusal."""
+    for name, source in models.items():
+        family = pipeline_family(name, source)
+        if not family.fp8_blocks:
+            raise ConfigError(
+                "engine.fp8_linear",
+                f"model {name} is {family.name}, which does not offer FP8 (the transformer "
+                "families flux, flux2 and sd3 do); turn it off or serve that model elsewhere",
+            )
 
 
 def apply_knobs(parts: PipelineParts, settings: EngineSettings, device: torch.device) -> None:
@@ -57,6 +95,10 @@ def apply_knobs(parts: PipelineParts, settings: EngineSettings, device: torch.de
     if settings.channels_last:
         for module in modules:
             module.to(memory_format=torch.channels_last)
+    if settings.fp8_linear:
+        # After fuse_qkv (a fused projection is one larger FP8 product), before compile.
+        swapped = swap_fp8_linears(parts.denoiser, parts.family.fp8_blocks)
+        log.info("fp8_linear: %d linear layers of %s's denoiser run in FP8", swapped, parts.name)
     if settings.vae_slicing:
         # Decoding image by image bounds the decoder's activation memory at large batches.
         parts.vae.enable_slicing()
@@ -72,7 +114,7 @@ def apply_knobs(parts: PipelineParts, settings: EngineSettings, device: torch.de
         parts.vae.decoder.compile()
     log.info(
         "speed knobs: attention=%s fuse_qkv=%s channels_last=%s vae_slicing=%s compile=%s "
-        "aot_compile=%s cuda_graphs=%s cudnn_benchmark=%s",
+        "aot_compile=%s cuda_graphs=%s cudnn_benchmark=%s fp8_linear=%s",
         settings.attention,
         settings.fuse_qkv,
         settings.channels_last,
@@ -81,6 +123,7 @@ def apply_knobs(parts: PipelineParts, settings: EngineSettings, device: torch.de
         settings.aot_compile,
         settings.cuda_graphs,
         settings.cudnn_benchmark,
+        settings.fp8_linear,
     )
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from streamgen.engine.families import PipelineParts, family_for_pipeline
+from streamgen.engine.families import ModelFamily, PipelineParts, family_for_pipeline
 from streamgen.errors import ConfigError
 from streamgen.settings import split_preset
 
@@ -20,6 +20,7 @@ __all__ = [
     "check_dtype",
     "load_pipeline",
     "model_sources",
+    "pipeline_family",
     "resolve_device",
     "resolve_dtype",
 ]
@@ -83,19 +84,11 @@ def load_pipeline(name: str, source: str, setting: str, device: torch.device) ->
 
     quiet_diffusers()
     source, preset = split_preset(source)
-    local = Path(source).expanduser().exists()
-    if not local and source.startswith(("/", ".", "~")):
-        raise ConfigError(
-            f"engine.models[{name}]",
-            f"directory {source!r} does not exist. Point --model at a pipeline directory "
-            "(`streamgen model write --family sd15 --out DIR` writes one) or at a hub id.",
-        )
-    path = str(Path(source).expanduser()) if local else source
+    path, local = _located(name, source)
     loader: Any = diffusers.DiffusionPipeline
     try:
         # The family is known before the weights load, so that they load in its dtype.
-        class_name = loader.load_config(path, local_files_only=local).get("_class_name", "")
-        family = family_for_pipeline(class_name, setting=f"engine.models[{name}]")
+        family = _family(loader, name, path, local)
         dtype = resolve_dtype(setting, device, family.cuda_dtype)
         pipeline = loader.from_pretrained(
             path,
@@ -106,8 +99,7 @@ def load_pipeline(name: str, source: str, setting: str, device: torch.device) ->
             low_cpu_mem_usage=importlib.util.find_spec("accelerate") is not None,
         )
     except (OSError, ValueError) as exc:
-        hint = "" if local else " (not a local directory, so it was looked up as a hub id)"
-        raise ConfigError(f"engine.models[{name}]", f"cannot load {source!r}{hint}: {exc}") from exc
+        raise _unloadable(name, source, local, exc) from exc
     parts = family.parts(name, pipeline, dtype)
     if preset:
         setting = f"engine.models[{name}]"
@@ -123,3 +115,39 @@ def load_pipeline(name: str, source: str, setting: str, device: torch.device) ->
         dtype,
     )
     return parts
+
+
+def pipeline_family(name: str, source: str) -> ModelFamily:
+    """The family model ``name`` (``engine.models`` value ``source``) belongs to, read from its
+    ``model_index.json`` alone: for checks that must run before any weights load."""
+    import diffusers
+
+    source, _ = split_preset(source)
+    path, local = _located(name, source)
+    try:
+        return _family(diffusers.DiffusionPipeline, name, path, local)
+    except (OSError, ValueError) as exc:
+        raise _unloadable(name, source, local, exc) from exc
+
+
+def _located(name: str, source: str) -> tuple[str, bool]:
+    """(what diffusers loads, whether it is a local directory): a path that does not exist is
+    refused here, since only a name that is no path can be a hub id."""
+    local = Path(source).expanduser().exists()
+    if not local and source.startswith(("/", ".", "~")):
+        raise ConfigError(
+            f"engine.models[{name}]",
+            f"directory {source!r} does not exist. Point --model at a pipeline directory "
+            "(`streamgen model write --family sd15 --out DIR` writes one) or at a hub id.",
+        )
+    return (str(Path(source).expanduser()) if local else source), local
+
+
+def _family(loader: Any, name: str, path: str, local: bool) -> ModelFamily:
+    class_name = loader.load_config(path, local_files_only=local).get("_class_name", "")
+    return family_for_pipeline(class_name, setting=f"engine.models[{name}]")
+
+
+def _unloadable(name: str, source: str, local: bool, exc: Exception) -> ConfigError:
+    hint = "" if local else " (not a local directory, so it was looked up as a hub id)"
+    return ConfigError(f"engine.models[{name}]", f"cannot load {source!r}{hint}: {exc}")

@@ -160,6 +160,11 @@ class ModelFamily(ABC):
 
     # -- knobs ---------------------------------------------------------------------------------
 
+    # ``engine.fp8_linear``: name prefixes of the denoiser's repeated blocks, whose linear layers
+    # may run as FP8 products (``streamgen.engine.fp8``); what lies outside them (embedders, the
+    # final norm and projection) stays in the model's dtype. Empty: the family does not offer it.
+    fp8_blocks: ClassVar[tuple[str, ...]] = ()
+
     def use_attention(self, parts: PipelineParts, kind: str) -> None:
         """``engine.attention``: ``sdpa`` (torch's kernel choice) or ``xformers``."""
         from diffusers.models import attention_processor

@@ -49,6 +49,7 @@ class Flux(ModelFamily):
     pipeline_classes = ("FluxPipeline",)
     cuda_dtype = torch.bfloat16
     scheduler_table = FLOW_SCHEDULERS
+    fp8_blocks = ("transformer_blocks.", "single_transformer_blocks.")
 
     def parts(self, name: str, pipeline: Any, dtype: torch.dtype) -> PipelineParts:
         return PipelineParts(

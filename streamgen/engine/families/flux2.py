@@ -55,6 +55,8 @@ class Flux2(ModelFamily):
     pipeline_classes = ("Flux2KleinPipeline",)
     cuda_dtype = torch.bfloat16
     scheduler_table = FLOW_SCHEDULERS
+    # The shared modulation layers sit outside the blocks: one row per image, kept in bf16.
+    fp8_blocks = ("transformer_blocks.", "single_transformer_blocks.")
 
     def parts(self, name: str, pipeline: Any, dtype: torch.dtype) -> PipelineParts:
         return PipelineParts(

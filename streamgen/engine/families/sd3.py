@@ -59,6 +59,7 @@ class StableDiffusion3(ModelFamily):
     pipeline_classes = ("StableDiffusion3Pipeline",)
     cuda_dtype = torch.bfloat16
     scheduler_table = FLOW_SCHEDULERS
+    fp8_blocks = ("transformer_blocks.",)
     presets = ("large-turbo",)
 
     def parts(self, name: str, pipeline: Any, dtype: torch.dtype) -> PipelineParts:
