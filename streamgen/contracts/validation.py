@@ -4,13 +4,20 @@ Every rule raises :class:`~streamgen.errors.InvalidRequest` (or its subclass
 :class:`~streamgen.errors.DeadlineExpired`) naming the field, the value and what is allowed;
 nothing is silently clamped or fixed. The worker runs this after decoding (a failure is a dead
 letter), and ``streamgen submit`` runs it before publishing, with the same default bounds.
+
+Two kinds of rule: the fleet's (``ValidationBounds``: sizes a multiple of 8, step and guidance
+ranges, ...), which anyone can check, and those of the model a request names (a size multiple
+of 16, a step range, no negative prompt, ...), which only a worker that has loaded that model
+knows: it passes them in as :class:`LoadedModelRules`, so a request its model cannot honour is
+refused here, before it takes a place in a batch, rather than by the engine at generate.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, get_args
 
@@ -23,6 +30,8 @@ __all__ = [
     "MAX_REQUEST_ID_CHARS",
     "MAX_SEED",
     "REQUEST_ID_PATTERN",
+    "LoadedModelRules",
+    "ModelRules",
     "clip",
     "deadline_expired",
     "validate",
@@ -47,6 +56,45 @@ class InitImagePrefixes(Protocol):
         ...
 
 
+class ModelRules(Protocol):
+    """What one loaded model can honour: :class:`streamgen.engine.families.FamilyRules` (the
+    contracts sit below the engine and never import it)."""
+
+    def scheduler_for(self, requested: str | None, configured_default: str) -> str:
+        """The scheduler a request runs with on this model."""
+        ...
+
+    def check(self, request: GenerationRequest, scheduler: str) -> None:
+        """Raise :class:`InvalidRequest` naming the first field this model cannot honour."""
+        ...
+
+
+@dataclass(frozen=True)
+class LoadedModelRules:
+    """The rules of every model a worker has loaded, by the names requests use ("default"
+    included), and the fleet's default scheduler. The engine resolves a request's shape with the
+    same object, so a request that passes ``check`` here is never refused by its family at
+    generate."""
+
+    by_model: Mapping[str, ModelRules]
+    default_scheduler: str
+
+    def scheduler_for(self, request: GenerationRequest) -> str:
+        """The scheduler ``request`` runs with: its own, else the fleet's default where its
+        model's family takes it, else the family's own (flow-matching models have no DPM++ 2M)."""
+        rules = self.by_model.get(request.model)
+        if rules is None:
+            return request.scheduler or self.default_scheduler
+        return rules.scheduler_for(request.scheduler, self.default_scheduler)
+
+    def check(self, request: GenerationRequest) -> None:
+        """Raise InvalidRequest naming the first field the model ``request`` names cannot
+        honour; a model no worker loaded is left to ``validate``'s ``models`` check."""
+        rules = self.by_model.get(request.model)
+        if rules is not None:
+            rules.check(request, self.scheduler_for(request))
+
+
 def validate(
     request: GenerationRequest,
     bounds: ValidationBounds,
@@ -55,13 +103,15 @@ def validate(
     schedulers: Collection[str] | None,
     now: datetime,
     init_images: InitImagePrefixes | None = None,
+    model_rules: LoadedModelRules | None = None,
 ) -> GenerationRequest:
     """Return ``request`` unchanged if every field is in range, else raise InvalidRequest.
 
     ``models`` and ``schedulers`` are the names this fleet serves (the worker passes its
     configured models, "default" included), and ``init_images`` where an img2img request may
-    point (``store.init_image_prefixes``); ``None`` skips that check, for a producer that does
-    not know the fleet's configuration. ``now`` must be timezone-aware.
+    point (``store.init_image_prefixes``), and ``model_rules`` what each loaded model can honour;
+    ``None`` skips that check, for a producer that does not know the fleet's configuration or
+    its models. ``now`` must be timezone-aware.
     """
     if now.tzinfo is None:
         raise ValueError("validate(now=...) needs a timezone-aware datetime")
@@ -72,6 +122,9 @@ def validate(
     _check_image(request, bounds)
     _check_output(request)
     _check_sampling(request, bounds)
+    # After the fleet's checks: the family's rules compare fields already known to be numbers.
+    if model_rules is not None:
+        model_rules.check(request)
     _check_times(request, now)
     _check_metadata(request, bounds)
     return request

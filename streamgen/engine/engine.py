@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import torch
 
 from streamgen.contracts.request import GenerationRequest
-from streamgen.contracts.validation import clip, deadline_expired
+from streamgen.contracts.validation import LoadedModelRules, clip, deadline_expired
 from streamgen.engine import img2img
 from streamgen.engine.aot import AotModules
 from streamgen.engine.batch_failures import run_isolating
@@ -100,19 +100,17 @@ class DiffusionEngine:
                 self._graphs[name] = model.graphs
             if model.aot is not None:
                 self._aot[name] = model.aot
+        rules = {name: parts.rules for name, parts in self._parts.items()}
+        self._rules = LoadedModelRules(rules, settings.default_scheduler)
         cap = CUDA_MAX_BATCH if self.device.type == "cuda" else CPU_MAX_BATCH
         self._limits = BatchLimits(fixed=settings.max_batch_size, cap=cap, probe=self._probe)
 
     # -- the Engine protocol ---------------------------------------------------------------
 
     def shape_of(self, request: GenerationRequest) -> Shape:
-        # A request that names no scheduler gets the fleet's default where its model's family
-        # takes it, else the family's own (flow-matching models have no DPM++ 2M).
-        default = self.settings.default_scheduler
-        parts = self._parts.get(request.model)
-        if parts is not None:
-            default = parts.rules.scheduler_for(request.scheduler, default)
-        return self._named(shape_of(request, default))
+        # No scheduler named: the fleet's default where the model's family takes it, else the
+        # family's own; resolved by the rules the worker's validate stage checked it with.
+        return self._named(shape_of(request, self._rules.scheduler_for(request)))
 
     def max_batch_size(self, shape: Shape) -> int:
         return self._limits.get(shape)
@@ -213,6 +211,10 @@ class DiffusionEngine:
             "compiled": sum(a.compiled for a in unique),
             "loaded": sum(a.loaded for a in unique),
         }
+
+    def model_rules(self) -> LoadedModelRules:
+        """What each loaded model can honour: the worker's validate stage applies it."""
+        return self._rules
 
     def parts(self, model: str) -> PipelineParts:
         return self._parts[model]

@@ -7,7 +7,7 @@ import threading
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from confluent_kafka import Consumer
 
@@ -15,7 +15,7 @@ from streamgen import kafka_config
 from streamgen.contracts.codec import AvroCodec, request_codec, result_codec
 from streamgen.contracts.request import GenerationRequest
 from streamgen.contracts.result import GenerationResult, WorkerIdentity
-from streamgen.contracts.validation import validate
+from streamgen.contracts.validation import LoadedModelRules, validate
 from streamgen.engine.types import Engine
 from streamgen.settings import Settings
 from streamgen.store.base import ObjectStore
@@ -40,6 +40,7 @@ from streamgen.worker.storage import EncodeImage, ImageWriter, StoreRetry
 from streamgen.worker.work_queue import WorkQueue
 
 __all__ = [
+    "RuledEngine",
     "WorkerParts",
     "assemble",
     "consumer_config",
@@ -152,9 +153,18 @@ def _outputs(
     return publisher, sink
 
 
-def intake_for(settings: Settings) -> Intake:
+@runtime_checkable
+class RuledEngine(Protocol):
+    """An engine that knows what each of its loaded models can honour (DiffusionEngine)."""
+
+    def model_rules(self) -> LoadedModelRules: ...
+
+
+def intake_for(settings: Settings, model_rules: LoadedModelRules | None = None) -> Intake:
     """Decode with the configured framing, validate against the configured bounds, models
-    and init-image prefixes."""
+    and init-image prefixes, and against ``model_rules``: what the model a request names can
+    honour (its size multiple, steps, guidance, ...), so such a request is dead-lettered at
+    ``validate`` before it takes a place in a batch."""
     from streamgen.engine.schedulers import SCHEDULERS
 
     known_models = set(settings.engine.models) | {"default"}
@@ -168,6 +178,7 @@ def intake_for(settings: Settings) -> Intake:
             schedulers=SCHEDULERS,
             now=datetime.now(UTC),
             init_images=init_images,
+            model_rules=model_rules,
         )
 
     return Intake(
@@ -259,7 +270,9 @@ def assemble(
         publisher=publisher,
         tracker=tracker,
         work=work,
-        intake=intake_for(settings),
+        intake=intake_for(
+            settings, engine.model_rules() if isinstance(engine, RuledEngine) else None
+        ),
         sink=sink,
         limits=LoopLimits(
             max_in_flight=w.max_in_flight,
