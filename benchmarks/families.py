@@ -9,7 +9,10 @@ runner loaded at a time (two copies of FLUX.1 do not fit one H100):
 
 - ``diffusers``: the stock pipeline (``FluxPipeline``, ``StableDiffusionXLPipeline``, ...);
 - ``diffusers+compile``: the same with ``torch.compile`` on its transformer / UNet;
-- ``streamgen``: the engine, eager; ``streamgen+KNOBS``: with ``--best-knobs``.
+- ``streamgen``: the engine, eager; ``streamgen+KNOBS``: with ``--best-knobs``;
+- ``streamgen+fp8``: ``--best-knobs`` plus ``engine.fp8_linear`` (transformer families on a GPU
+  with FP8 tensor cores), the one path that changes images: its row also holds its drift from
+  the ``streamgen`` runner's images for the same requests (max and mean pixel difference, PSNR).
 
 Each runner reports batch-1 latency, images/s per batch size, TFLOP/s (FLOPs counted per step
 by ``benchmarks.flops``), peak GPU memory and its untimed warm-up; the report also holds the
@@ -38,15 +41,18 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmarks.drift import pixel_drift
 from benchmarks.flops import flops_per_image
 from streamgen.contracts.request import GenerationRequest
 from streamgen.engine.engine import DiffusionEngine
 from streamgen.engine.families import FAMILIES
+from streamgen.engine.knobs import FP8_CAPABILITY
 from streamgen.engine.model_init import write_model
 from streamgen.engine.schedulers import make_scheduler
 from streamgen.settings import EngineSettings
 
 MODEL = "bench"
+FP8 = "streamgen+fp8"
 
 
 @dataclass(frozen=True)
@@ -123,6 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if cuda:
         runners["diffusers+compile"] = lambda: _stock(directory, run, compiled=True)
         runners["streamgen+" + "+".join(knobs)] = lambda: _streamgen(source, knobs, None)
+        if FAMILIES[run.family].fp8_blocks and torch.cuda.get_device_capability() >= FP8_CAPABILITY:
+            runners[FP8] = lambda: _streamgen(source, [*knobs, "fp8_linear"], None)
     images: dict[str, list[Any]] = {}
     for name, make in runners.items():
         report["runners"][name], images[name] = _time_runner(make, requests, run, args)
@@ -131,6 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             int(np.abs(np.asarray(a, np.int16) - np.asarray(b, np.int16)).max())
             for a, b in zip(images["streamgen"], images["diffusers"], strict=True)
         )
+    if FP8 in images:  # the speed path that changes images: how much, next to its speed
+        report["runners"][FP8]["drift_vs_streamgen"] = pixel_drift(images[FP8], images["streamgen"])
     flops = report.get("tflop_per_image", 0.0)
     for row in report["runners"].values():
         for point in row["batches"]:

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
-from streamgen.contracts.request import GenerationRequest
 from streamgen.engine.engine import DiffusionEngine
 from streamgen.engine.model_init import write_model
 from streamgen.settings import EngineSettings
+from tests.gpu.tiny_flux import flux_pixels, flux_requests
 
 pytestmark = [
     pytest.mark.gpu,
@@ -34,22 +33,6 @@ def flux_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_model("tiny-flux-dev", tmp_path_factory.mktemp("tiny-flux-dev"))
 
 
-def _requests() -> list[GenerationRequest]:
-    base: dict[str, Any] = {"model": "flux", "width": 128, "height": 128, "steps": 28}
-    return [
-        GenerationRequest(request_id="a", prompt="a red cube", seed=1, guidance_scale=3.5, **base),
-        GenerationRequest(request_id="b", prompt="a blue cat", seed=2, guidance_scale=5.0, **base),
-        GenerationRequest(request_id="c", prompt="a sea", seed=3, guidance_scale=2.0, **base),
-    ]
-
-
-def _pixels(engine: DiffusionEngine, requests: Sequence[GenerationRequest]) -> list[np.ndarray]:
-    outcomes = engine.generate(requests)
-    assert all(o.ok for o in outcomes), [o.error for o in outcomes]
-    assert {o.dtype for o in outcomes} == {"bfloat16"}
-    return [np.asarray(o.images[0], dtype=np.int16) for o in outcomes]
-
-
 def _close(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> None:
     for x, y in zip(a, b, strict=True):
         diff = np.abs(x - y)
@@ -58,8 +41,8 @@ def _close(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> None:
 
 def test_batched_equals_alone_in_bf16(flux_dir: Path) -> None:
     engine = DiffusionEngine(EngineSettings(models={"flux": str(flux_dir)}))
-    requests = _requests()
-    _close(_pixels(engine, requests), [_pixels(engine, [r])[0] for r in requests])
+    requests = flux_requests()
+    _close(flux_pixels(engine, requests), [flux_pixels(engine, [r])[0] for r in requests])
 
 
 @pytest.mark.parametrize(
@@ -71,10 +54,10 @@ def test_speed_paths_wrap_the_same_denoiser_call(
     flux_dir: Path, tmp_path: Path, knobs: dict[str, bool]
 ) -> None:
     models = {"flux": str(flux_dir)}
-    eager = _pixels(DiffusionEngine(EngineSettings(models=models)), _requests())
+    eager = flux_pixels(DiffusionEngine(EngineSettings(models=models)), flux_requests())
     cache = {"compile_cache_dir": str(tmp_path)} if knobs.get("aot_compile") else {}
     tuned = DiffusionEngine(EngineSettings(models=models, max_batch_size=4, **knobs, **cache))
-    _close(_pixels(tuned, _requests()), eager)
+    _close(flux_pixels(tuned, flux_requests()), eager)
     if knobs.get("cuda_graphs"):
         assert tuned.graph_count() > 0
     if knobs.get("aot_compile"):
