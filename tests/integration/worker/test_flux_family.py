@@ -1,6 +1,8 @@
 """The flux family end to end: the real worker serves FLUX.1 [dev] requests (tiny random
 pipeline, CPU) beside an SD 1.5 model, over the real broker and MinIO; results record the
-family and dtype; a negative prompt FLUX cannot honour is refused, naming the field."""
+family and dtype; what FLUX cannot honour (a size off its multiple of 16, steps outside 28-50,
+a negative prompt, img2img) is dead-lettered at the validate stage, naming the field, while the
+requests polled with it are served."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from streamgen.contracts import dead_letter as dl
 from streamgen.engine import DiffusionEngine
 from streamgen.engine.model_init import write_model
 from streamgen.settings import Settings
@@ -69,3 +72,51 @@ def test_the_worker_serves_flux_beside_sd15(worker_settings: Settings, tiny_flux
     for stored, image in zip(by_id[requests[1].request_id].images, alone.images, strict=True):
         got = np.asarray(Image.open(io.BytesIO(store.get(stored.uri))), dtype=np.int16)
         assert np.abs(got - np.asarray(image, dtype=np.int16)).max() <= 1
+
+
+def test_what_flux_cannot_honour_is_dead_lettered_at_validate(
+    worker_settings: Settings, tiny_flux: Path
+) -> None:
+    """A request FLUX.1 [dev] cannot honour passes the fleet-wide checks (sizes a multiple of 8,
+    1-150 steps), so only the rules of the model it names refuse it: at the validate stage,
+    before it takes a place in a micro-batch, naming the field. The good requests polled with
+    it are served."""
+    inputs = f"{worker_settings.store.url}/inputs"
+    settings = replace(
+        worker_settings,
+        engine=replace(worker_settings.engine, models={"flux": str(tiny_flux)}),
+        store=replace(worker_settings.store, init_image_prefixes=(inputs,)),
+    )
+    flux = {"model": "flux", "steps": 28}
+    good = [make_request(0, **flux), make_request(1, **flux, width=96)]
+    bad = {  # the field each one gets wrong
+        "width": make_request(10, **flux, width=72),
+        "height": make_request(11, **flux, height=88),
+        "steps": make_request(12, model="flux", steps=8),
+        "negative_prompt": make_request(13, **flux, negative_prompt="blurry"),
+        "task": make_request(14, **flux, task="img2img", init_image_uri=f"{inputs}/cat.png"),
+    }
+    publish(settings, [good[0], *bad.values(), good[1]])
+    with worker_thread(settings) as worker:
+        results = read_results(settings, expected=len(good) + len(bad), timeout=180)
+        dead = read_dead_letters(settings, expected=len(bad))
+        assert wait_until(lambda: all_committed(settings), 20)
+        assert worker.stop_and_wait() == 0
+
+    by_id = {r.request_id: r for r in results}
+    for request in good:
+        assert (by_id[request.request_id].status, by_id[request.request_id].family) == (
+            "SUCCEEDED",
+            "flux [dev]",
+        )
+    headers = {key: h for key, _, h in dead}
+    assert len(dead) == len(bad)
+    for field, request in bad.items():
+        error = by_id[request.request_id].error
+        assert error is not None, field
+        assert (error.code, error.stage) == ("INVALID_REQUEST", "validate"), field
+        assert error.message.startswith(f"{field}="), error.message
+        assert "flux [dev]" in error.message
+        dead_letter = headers[request.request_id.encode()]
+        assert dead_letter[dl.H_STAGE] == "validate"
+        assert dead_letter[dl.H_CODE] == "INVALID_REQUEST"
