@@ -9,6 +9,8 @@ import click
 from streamgen.engine.families import ARCHS, TINY_ARCHS
 
 _DTYPES = ("float32", "float16", "bfloat16")
+# Read from the families' table, so the help names every family's variants as they are added.
+_VARIANTS = "; ".join(f"{family}: {', '.join(variants)}" for family, variants in TINY_ARCHS.items())
 _OUT = click.option(
     "--out",
     "out_dir",
@@ -58,15 +60,16 @@ def init(arch: str, out_dir: Path, device: str, dtype: str) -> None:
 @click.option(
     "--variant",
     default=None,
-    help="Within the family: flux has dev (the default) and schnell; sd3 large (the default) "
-    "and medium (Large Turbo is large's architecture: load it as NAME=DIR#large-turbo).",
+    help=f"Within the family, its first variant by default: {_VARIANTS}. Presets are not "
+    "variants: SD3.5 Large Turbo is large's architecture (load it as NAME=DIR#large-turbo), and "
+    "SDXL-Turbo, -Lightning and DMD2 are sdxl's (NAME=DIR#turbo, #lightning-4step, #dmd2, ...).",
 )
 @_OUT
 def write(family: str, variant: str | None, out_dir: Path) -> None:
     """Write a tiny random pipeline of FAMILY to OUT, its own small tokenizers included.
 
-    For the published architectures (benchmarks), use `model init --arch` with sd15, sdxl,
-    flux-dev or flux-schnell.
+    For the published architectures (benchmarks), use `model init --arch` (its --help lists
+    them).
     """
     from streamgen.engine.model_init import tiny_arch
 
