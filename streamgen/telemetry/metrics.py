@@ -85,114 +85,90 @@ class Metrics:
         self.registry = registry if registry is not None else CollectorRegistry()
         self._models = frozenset(models) if models is not None else None
         r = self.registry
-        self.requests_consumed = Counter(
+
+        def counter(name: str, doc: str, *labels: str) -> Counter:
+            return Counter(name, doc, labels, registry=r)
+
+        def gauge(name: str, doc: str, *labels: str) -> Gauge:
+            return Gauge(name, doc, labels, registry=r)
+
+        def histogram(name: str, doc: str, buckets: tuple[float, ...], *labels: str) -> Histogram:
+            return Histogram(name, doc, labels, buckets=buckets, registry=r)
+
+        self.requests_consumed = counter(
             "streamgen_requests_consumed",
             "Records taken from the requests topic (decoded or rejected)",
-            ["model"],
-            registry=r,
+            "model",
         )
-        self.requests_succeeded = Counter(
+        self.requests_succeeded = counter(
             "streamgen_requests_succeeded",
             "Requests whose SUCCEEDED result the broker acknowledged",
-            ["model"],
-            registry=r,
+            "model",
         )
-        self.requests_failed = Counter(
+        self.requests_failed = counter(
             "streamgen_requests_failed",
             "Requests whose FAILED result the broker acknowledged",
-            ["model", "code", "stage"],
-            registry=r,
+            *("model", "code", "stage"),
         )
-        self.requests_dead_lettered = Counter(
+        self.requests_dead_lettered = counter(
             "streamgen_requests_dead_lettered",
             "Records whose dead letter the broker acknowledged",
-            ["model", "code", "stage"],
-            registry=r,
+            *("model", "code", "stage"),
         )
-        self.batch_size = Histogram(
-            "streamgen_batch_size",
-            "Requests per engine batch",
-            ["model"],
-            buckets=BATCH_SIZE_BUCKETS,
-            registry=r,
+        self.batch_size = histogram(
+            "streamgen_batch_size", "Requests per engine batch", BATCH_SIZE_BUCKETS, "model"
         )
-        self.batch_gpu_seconds = Histogram(
-            "streamgen_batch_gpu_seconds",
-            "Engine time of one batch",
-            ["model"],
-            buckets=GPU_SECONDS_BUCKETS,
-            registry=r,
+        self.batch_gpu_seconds = histogram(
+            "streamgen_batch_gpu_seconds", "Engine time of one batch", GPU_SECONDS_BUCKETS, "model"
         )
-        self.queue_wait_seconds = Histogram(
+        self.queue_wait_seconds = histogram(
             "streamgen_queue_wait_seconds",
             "From the record's arrival at the worker to the start of its batch",
-            ["model"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
+            LATENCY_BUCKETS,
+            "model",
         )
-        self.request_latency_seconds = Histogram(
+        self.request_latency_seconds = histogram(
             "streamgen_request_latency_seconds",
             "End to end: the request's created_at to its result being acknowledged",
-            ["model", "status"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
+            LATENCY_BUCKETS,
+            *("model", "status"),
         )
-        self.images_generated = Counter(
-            "streamgen_images_generated",
-            "Images produced by the engine",
-            ["model"],
-            registry=r,
+        self.images_generated = counter(
+            "streamgen_images_generated", "Images produced by the engine", "model"
         )
-        self.in_flight = Gauge(
-            "streamgen_in_flight_requests",
-            "Records handed out and not yet durable",
-            registry=r,
+        self.in_flight = gauge(
+            "streamgen_in_flight_requests", "Records handed out and not yet durable"
         )
-        self.paused_partitions = Gauge(
-            "streamgen_paused_partitions",
-            "Assigned partitions paused by backpressure",
-            registry=r,
+        self.paused_partitions = gauge(
+            "streamgen_paused_partitions", "Assigned partitions paused by backpressure"
         )
-        self.assigned_partitions = Gauge(
-            "streamgen_assigned_partitions",
-            "Partitions this worker owns",
-            registry=r,
+        self.assigned_partitions = gauge(
+            "streamgen_assigned_partitions", "Partitions this worker owns"
         )
-        self.commit_lag = Gauge(
+        self.commit_lag = gauge(
             "streamgen_commit_lag_messages",
             "Log end offset minus committed offset, per owned partition",
-            ["topic", "partition"],
-            registry=r,
+            *("topic", "partition"),
         )
-        self.partition_stalled = Gauge(
+        self.partition_stalled = gauge(
             "streamgen_partition_stalled_seconds",
             "Records waiting, no fetch progress this long (past worker.stall_timeout_s only)",
-            ["topic", "partition"],
-            registry=r,
+            *("topic", "partition"),
         )
-        self.backlog_gpu_seconds = Gauge(
+        self.backlog_gpu_seconds = gauge(
             "streamgen_backlog_gpu_seconds",
             "Estimated GPU time to process this worker's commit lag",
-            registry=r,
         )
-        self.rebalances = Counter(
-            "streamgen_rebalances",
-            "Partition assignment changes",
-            ["kind"],
-            registry=r,
+        self.rebalances = counter("streamgen_rebalances", "Partition assignment changes", "kind")
+        self.store_retries = counter("streamgen_store_retries", "Object-store writes retried")
+        self.produce_retries = counter(
+            "streamgen_produce_retries", "Result or dead-letter produces retried"
         )
-        self.store_retries = Counter(
-            "streamgen_store_retries", "Object-store writes retried", registry=r
-        )
-        self.produce_retries = Counter(
-            "streamgen_produce_retries", "Result or dead-letter produces retried", registry=r
-        )
-        self.commits = Counter("streamgen_commits", "Offset commits sent", registry=r)
+        self.commits = counter("streamgen_commits", "Offset commits sent")
         self.worker_info = Info("streamgen_worker", "Identity of this worker", registry=r)
-        self.warmup_seconds = Gauge(
+        self.warmup_seconds = gauge(
             "streamgen_warmup_seconds",
             "How long the start-up warm-up (engine.warmup_shapes, every batch bucket) took",
-            registry=r,
         )
         if gpu:
             r.register(GpuCollector())
