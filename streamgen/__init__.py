@@ -37,13 +37,13 @@ __version__ = "0.1.0"
 
 # Public name -> the module that defines it.
 _HOMES = {
-    "AvroCodec": "streamgen.contracts.codec",
+    "AvroCodec": "streamgen.contracts",
     "DecodeError": "streamgen.errors",
     "Delivery": "streamgen.submit.publish",
     "DeliveryFailed": "streamgen.submit.publish",
-    "EncodeError": "streamgen.contracts.codec",
-    "GenerationRequest": "streamgen.contracts.request",
-    "GenerationResult": "streamgen.contracts.result",
+    "EncodeError": "streamgen.contracts",
+    "GenerationRequest": "streamgen.contracts",
+    "GenerationResult": "streamgen.contracts",
     "GroupLag": "streamgen.ops.lag_report",
     "KafkaSettings": "streamgen.settings",
     "LagError": "streamgen.ops.lag_probe",
@@ -54,22 +54,22 @@ _HOMES = {
     "ReplaySummary": "streamgen.ops.replay_run",
     "Replayer": "streamgen.ops.replay_run",
     "RequestPublisher": "streamgen.submit.publish",
-    "ResultError": "streamgen.contracts.result",
+    "ResultError": "streamgen.contracts",
     "ResultFollower": "streamgen.submit.follow",
     "Settings": "streamgen.settings",
-    "Status": "streamgen.contracts.result",
+    "Status": "streamgen.contracts",
     "StoreSettings": "streamgen.settings",
-    "StoredImage": "streamgen.contracts.result",
+    "StoredImage": "streamgen.contracts",
     "StreamgenError": "streamgen.errors",
-    "Task": "streamgen.contracts.request",
-    "Timings": "streamgen.contracts.result",
+    "Task": "streamgen.contracts",
+    "Timings": "streamgen.contracts",
     "TopicSettings": "streamgen.settings",
     "ValidationBounds": "streamgen.settings",
-    "WorkerIdentity": "streamgen.contracts.result",
+    "WorkerIdentity": "streamgen.contracts",
     "load_settings": "streamgen.configuration",
-    "request_codec": "streamgen.contracts.codec",
-    "result_codec": "streamgen.contracts.codec",
-    "validate": "streamgen.contracts.validation",
+    "request_codec": "streamgen.contracts",
+    "result_codec": "streamgen.contracts",
+    "validate": "streamgen.contracts",
 }
 
 __all__ = [
@@ -124,17 +124,21 @@ def __dir__() -> list[str]:
 
 if _typing.TYPE_CHECKING:  # what a type checker sees: the same names, imported eagerly
     from streamgen.configuration import load_settings
-    from streamgen.contracts.codec import AvroCodec, EncodeError, request_codec, result_codec
-    from streamgen.contracts.request import GenerationRequest, Task
-    from streamgen.contracts.result import (
+    from streamgen.contracts import (
+        AvroCodec,
+        EncodeError,
+        GenerationRequest,
         GenerationResult,
         ResultError,
         Status,
         StoredImage,
+        Task,
         Timings,
         WorkerIdentity,
+        request_codec,
+        result_codec,
+        validate,
     )
-    from streamgen.contracts.validation import validate
     from streamgen.errors import DecodeError, StreamgenError
     from streamgen.ops.lag_probe import LagError, LagProbe
     from streamgen.ops.lag_report import GroupLag, PartitionLag
