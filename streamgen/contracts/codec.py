@@ -103,10 +103,6 @@ class AvroCodec(Generic[T]):
             None if registry is None else RegistrySubject(registry, f"{topic}-value", self._reader)
         )
 
-    @property
-    def framing(self) -> str:
-        return "schema-registry" if self._registry is not None else "single-object"
-
     # -- encode -----------------------------------------------------------------------------
 
     def encode(self, value: T) -> bytes:

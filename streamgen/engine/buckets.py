@@ -6,18 +6,16 @@ padded with filler rows whose outputs are thrown away. Rows never mix inside the
 VAE (normalisation and attention are per row), so filler cannot change a real row's result;
 only the batch size the kernels see does, exactly as between any two batch sizes in eager mode.
 
-Pure logic, no torch: the graph runner (``graphs``) applies these plans to tensors.
+Pure logic, no torch: the graph runner (``graphs``) copies the real rows into a bucket's static
+inputs, zeroes the filler and keeps the first ``rows`` outputs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TypeVar
 
-__all__ = ["PaddingPlan", "batch_buckets", "bucket_for", "pad", "unpad"]
-
-T = TypeVar("T")
+__all__ = ["PaddingPlan", "batch_buckets", "bucket_for"]
 
 
 def batch_buckets(max_batch: int) -> tuple[int, ...]:
@@ -60,22 +58,3 @@ class PaddingPlan:
     @property
     def filler(self) -> int:
         return self.bucket - self.rows
-
-    def halves(self) -> tuple[slice, slice]:
-        """Where the real rows of a classifier-free-guidance input (negatives first, then
-        positives, ``2 * bucket`` rows) go: each half is padded on its own."""
-        return slice(0, self.rows), slice(self.bucket, self.bucket + self.rows)
-
-
-def pad(items: Sequence[T], plan: PaddingPlan, filler: T) -> list[T]:
-    """``items`` (the real rows, in order) followed by ``plan.filler`` copies of ``filler``."""
-    if len(items) != plan.rows:
-        raise ValueError(f"plan is for {plan.rows} rows, got {len(items)}")
-    return [*items, *([filler] * plan.filler)]
-
-
-def unpad(outputs: Sequence[T], plan: PaddingPlan) -> list[T]:
-    """The outputs of the real rows, in order; filler outputs never leave here."""
-    if len(outputs) != plan.bucket:
-        raise ValueError(f"plan is for a bucket of {plan.bucket} rows, got {len(outputs)}")
-    return list(outputs[: plan.rows])

@@ -16,7 +16,6 @@ from streamgen.errors import ConfigError
 from streamgen.settings import split_preset
 
 __all__ = [
-    "PipelineParts",
     "check_dtype",
     "load_pipeline",
     "model_sources",

@@ -109,9 +109,6 @@ class Fleet:
         """Drain every worker (a second call stops them at once). Signal-handler safe."""
         self._signals += 1
 
-    def pids(self) -> dict[int, int]:
-        return {i: p.pid for i, p in self._running.items() if p.pid is not None}
-
     def install_signal_handlers(self) -> None:
         def handler(signum: int, _frame: FrameType | None) -> None:
             log.info("fleet got %s", signal.Signals(signum).name)

@@ -52,7 +52,6 @@ class ResultFollower:
         self._topic = topic
         self._bootstrap = kafka.bootstrap_servers
         self._admin_config = admin_config(kafka)
-        self.undecodable = 0
 
     def mark(self) -> dict[int, int]:
         """Start every results partition at its current end; returns partition → offset.
@@ -121,7 +120,6 @@ class ResultFollower:
             try:
                 result = self._codec.decode(msg.value())
             except DecodeError as exc:
-                self.undecodable += 1
                 log.warning(
                     "skipping undecodable record %s[%s]@%s: %s",
                     msg.topic(),

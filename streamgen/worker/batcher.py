@@ -49,7 +49,6 @@ class _ShapeQueue(Generic[T]):
 class Batch(Generic[S, T]):
     shape: S
     items: tuple[T, ...]
-    oldest_arrival: float
 
 
 class MicroBatcher(Generic[S, T]):
@@ -115,7 +114,7 @@ class MicroBatcher(Generic[S, T]):
         queue.passed_over = 0
         if not queue.items:
             del self._queues[shape]
-        return Batch(shape, tuple(w.item for w in taken), min(w.arrived for w in taken))
+        return Batch(shape, tuple(w.item for w in taken))
 
     def seconds_until_ready(self, now: float) -> float | None:
         """How long until some shape becomes ready by age (0 if one is ready now)."""

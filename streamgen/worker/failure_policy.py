@@ -19,13 +19,7 @@ from __future__ import annotations
 
 import enum
 
-from streamgen.errors import (
-    FatalError,
-    GenerationFailed,
-    InvalidRecord,
-    RequestCancelled,
-    TransientError,
-)
+from streamgen.errors import GenerationFailed, InvalidRecord, RequestCancelled
 
 __all__ = ["Disposition", "disposition_for"]
 
@@ -47,7 +41,6 @@ def disposition_for(error: BaseException, *, attempt: int, max_attempts: int) ->
         if error.retryable and attempt < max_attempts:
             return Disposition.RETRY
         return Disposition.DEAD_LETTER
-    if isinstance(error, (FatalError, TransientError)):
-        # A transient error that escaped its retry loop has exhausted its budget.
-        return Disposition.FATAL
+    # FatalError, anything unforeseen, and a TransientError: one that escaped its retry loop
+    # has exhausted its budget.
     return Disposition.FATAL
