@@ -1,23 +1,19 @@
 """``engine.aot_compile``: the denoiser step and the VAE decoder compiled ahead of time.
 
-``torch.compile`` traces Python bytecode at every start, and no cache skips that: a warm start
-on an H200 still spent 28 s in Dynamo (docs/benchmarks.md, "Start-up"). Here each module is
-exported once (``torch.export``) and compiled by AOTInductor into a package under
+``torch.compile`` traces Python bytecode at every start, and no cache skips that. Here each
+module is exported once (``torch.export``) and compiled by AOTInductor into a package under
 ``<engine.compile_cache_dir>/aot/``; a later start with the same architecture, latent shape,
-knobs, dtype, torch and device loads the package's shared library and traces nothing. Measured
-on an H200 (docs/benchmarks.md, "Start-up"): with ``cuda_graphs`` and cuDNN's heuristics a warm
-start took 15.2-15.9 s to its first image (66 s with ``compile``; 33 s before ``open_package``
-skipped a CPU probe inside ``aoti_load_package``); 0.21 s per image at batch 1 and
-7.44-7.55 img/s at batch 32 (0.20 s and 7.44-7.88 with ``compile`` + ``cuda_graphs``).
+knobs, dtype, torch and device (``package_key``) loads the package's shared library and traces
+nothing. What that saves, and the alternatives weighed, are in docs/decisions.md ("AOTInductor
+packages instead of compiling at every start").
 
 - **One package per latent shape, every batch size.** The batch dimension is exported dynamic,
   so one package serves every batch size.
 - **With CUDA graphs too.** ``engine.cuda_graphs`` captures the packages per batch bucket
-  (``graphs.BucketGraphs``). A package is loaded ``run_single_threaded``: by default its runner
-  hands each call a model from a pool and waits on an event for one to come back, which a
-  capture forbids ("operation not permitted when stream is capturing", seen on an H200 with
-  torch 2.11). The engine calls each module from one thread at a time, so the pool is not
-  needed anyway.
+  (``graphs.BucketGraphs``). A package is loaded ``run_single_threaded``: otherwise its runner
+  hands each call a model from a pool and waits on an event for one to come back, and a CUDA
+  graph capture forbids that wait. The engine calls each module from one thread at a time, so
+  the pool buys nothing.
 - **The weights stay the module's.** Packages hold code only
   (``aot_inductor.package_constants_in_so=False``); the loaded model reads the live module's
   parameters (``load_constants(..., user_managed=True)``), so GPU memory is not doubled and a
@@ -53,14 +49,10 @@ log = logging.getLogger(__name__)
 
 # What a package's code depends on besides the architecture: inductor settings that change it.
 _INDUCTOR = {"aot_inductor.package_constants_in_so": False, "conv_1x1_as_mm": True}
-# The attention kernel is torch's own choice for the device, made when the package is compiled
-# (an export keeps ``scaled_dot_product_attention`` whole, so an ``sdpa_kernel`` context around
-# it changes nothing). On an H200 that is cuDNN's: 287 TFLOP/s at SD 1.5's largest
-# self-attention (4,096 tokens, head dim 40) against 166 for flash and 83 for memory-efficient,
-# a quarter of a batch's GPU time. Its kernels are compiled at run time (NVRTC) once per
-# shape and batch bucket in every process: 37-45 ms a shape, about 1.4 s of a warm start over
-# the six buckets of batch 32, once; flash would cost ~15 % of the throughput for good
-# (docs/benchmarks.md, "Where a batch's GPU time goes").
+# The attention kernel is left to Inductor's choice for the device, made when the package is
+# compiled: an export keeps ``scaled_dot_product_attention`` whole, so an ``sdpa_kernel`` context
+# around it would change nothing. Why cuDNN's (its choice on Hopper) is kept although it compiles
+# its kernels at every start: docs/decisions.md, "AOT packages keep cuDNN's attention".
 
 
 def check_aot_compile(settings: EngineSettings) -> None:
@@ -279,16 +271,15 @@ class AotModules:
 
 def open_package(path: str, device_index: int = -1) -> Any:
     """The package's runner, loaded single-threaded (no pool of models, no event waits between
-    calls: see above).
+    calls: see above). ``device_index`` is the CUDA device the module's weights are on (-1: the
+    current device).
 
-    Not through ``aoti_load_package``: after loading, it compares the device the package was
-    compiled on with this one, only to log a warning, and to learn this CPU's vector ISA it
-    compiles a probe program with g++ for each ISA the CPU lists. In a fresh process on the
-    H200 host (torch 2.11) that took 17-47 s of the sd15 UNet's "load" (0.02 s in the process
-    that had compiled it, whose answer was cached). Nothing is lost by skipping it: a package's
-    file name already includes torch's version and the device's name (``package_key``).
-    A torch whose loader differs falls back to ``aoti_load_package``. ``device_index`` is the
-    CUDA device the module's weights are on (-1: the current device).
+    Built from AOTInductor's loader, not through ``aoti_load_package``: that one then compiles a
+    g++ probe per CPU vector ISA, only to warn when the package was compiled on another device,
+    which costs seconds in every fresh process. Skipping it loses nothing: a package's file name
+    already includes torch's version and the device's name (``package_key``). A torch whose
+    loader differs falls back to ``aoti_load_package``. Figures: docs/decisions.md,
+    "AOTInductor packages are opened with the loader".
     """
     try:
         from torch.export.pt2_archive._package import AOTICompiledModel
