@@ -5,12 +5,16 @@ loads torch or diffusers."""
 from __future__ import annotations
 
 import importlib
+import os
 import subprocess
 import sys
 import textwrap
 import types
+from pathlib import Path
 
 import streamgen
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_all_is_sorted_and_names_what_the_lazy_table_serves() -> None:
@@ -65,15 +69,46 @@ PRODUCER = textwrap.dedent(
     assert codec.decode(codec.encode(request)) == request
     for name in streamgen.__all__:
         getattr(streamgen, name)
-    loaded = sorted({m.partition(".")[0] for m in sys.modules} & {"torch", "diffusers"})
-    print(",".join(loaded))
+    """
+)
+# Appended to each script: prints which of torch and diffusers it loaded.
+PRINT_HEAVY = textwrap.dedent(
+    """
+    import sys as _sys
+    print(",".join(sorted({m.partition(".")[0] for m in _sys.modules} & {"torch", "diffusers"})))
     """
 )
 
 
 def test_using_the_face_loads_neither_torch_nor_diffusers() -> None:
     done = subprocess.run(
-        [sys.executable, "-c", PRODUCER], check=False, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", PRODUCER + PRINT_HEAVY],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ""
+
+
+README_MARKER = "<!-- run by tests/unit/test_face.py"
+
+
+def test_the_readme_library_example_runs_on_the_face_alone() -> None:
+    text = (ROOT / "README.md").read_text()
+    block = text[text.index(README_MARKER) :]
+    block = block[block.index("```python\n") + len("```python\n") :]
+    block = block[: block.index("```")]
+    assert "import streamgen\n" in block
+    assert "from streamgen." not in block, "the example reaches past the face"
+    done = subprocess.run(
+        [sys.executable, "-c", block + PRINT_HEAVY],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "STREAMGEN_KAFKA_SCHEMA_REGISTRY_URL": ""},
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == ""
