@@ -184,7 +184,8 @@ class DiffusionEngine:
             sizes = batch_buckets(limit) if shape.model in self._graphs else {limit, 1}
             short = dataclasses.replace(shape, steps=min(shape.steps, WARM_UP_STEPS))
             for size in sorted(sizes, reverse=True):
-                self._run(short, synthetic_rows(short, size), None, buckets_of=shape)
+                rows = synthetic_rows(short, size, self._parts[short.model].family)
+                self._run(short, rows, None, buckets_of=shape)
             took[shape] = time.perf_counter() - start
             log.info("warmed up %s in %.1f s", shape, took[shape])
         if self._compile_cache is not None and not self.settings.aot_compile:
@@ -259,7 +260,7 @@ class DiffusionEngine:
 
     def _probe(self, key: Hashable, size: int) -> None:
         assert isinstance(key, Shape)
-        self._run(key, synthetic_rows(key, size), None)
+        self._run(key, synthetic_rows(key, size, self._parts[key.model].family), None)
 
     # -- per-request checks ----------------------------------------------------------------
 
@@ -287,7 +288,7 @@ class DiffusionEngine:
         if error is not None:
             raise error
         pixels = self._init_image(request) if request.task == "img2img" else None
-        return expand_rows(slot, request, seed, pixels)
+        return expand_rows(slot, request, seed, pixels, self._parts[shape.model].family)
 
     def _init_image(self, request: GenerationRequest) -> torch.Tensor:
         """The init image as pixels, or InitImageInvalid / a refusal for this request alone.
@@ -328,8 +329,8 @@ def _outcome(
     slot: int,
     models: dict[str, PipelineParts],
 ) -> GenerationOutcome:
-    parts = models.get(request.model)
-    # What the result records of the model that ran it: its family and dtype.
+    # The result records the family and dtype that ran it; an unvalidated model may be anything.
+    parts = models.get(request.model) if isinstance(request.model, str) else None
     family = "" if parts is None else parts.rules.label
     dtype = "" if parts is None else str(parts.dtype).removeprefix("torch.")
     if error is not None:

@@ -1,24 +1,32 @@
-"""Init images for img2img: fetched, validated, resized, encoded, and noised to ``strength``."""
+"""Init images for img2img: decoded, validated, resized, encoded to latents, and where in the
+schedule ``strength`` starts, the two ways diffusers' img2img pipelines compute it.
+
+How the latents are drawn from the VAE and noised to the first timestep is the model family's
+(``ModelFamily.init_latents``, ``ModelFamily.noised``): DDPM's ``add_noise`` for the UNets,
+flow matching's ``scale_noise`` for FLUX.1 and SD3.5.
+"""
 
 from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch
 from PIL import Image
 
-from streamgen.engine.families import PipelineParts
 from streamgen.errors import GenerationFailed
+
+if TYPE_CHECKING:  # the families call this module's start-step rules
+    from streamgen.engine.families import PipelineParts
 
 __all__ = [
     "InitImageInvalid",
     "InitImageSource",
     "decode_init_image",
     "encode_init_images",
-    "group_by_start",
+    "flow_start_step",
     "start_step",
 ]
 
@@ -63,12 +71,17 @@ def decode_init_image(data: bytes, *, width: int, height: int) -> torch.Tensor:
 
 @torch.no_grad()
 def encode_init_images(
-    parts: PipelineParts, images: torch.Tensor, device: torch.device
+    parts: PipelineParts,
+    images: torch.Tensor,
+    generators: Sequence[torch.Generator],
+    device: torch.device,
 ) -> torch.Tensor:
-    """(B, 3, H, W) in [-1, 1] -> scaled latents: the posterior mean, so deterministic."""
+    """(B, 3, H, W) in [-1, 1] -> scaled latents, as the family draws them from the posterior
+    (its mean, or a sample from each row's generator, drawn before that row's noise as in
+    the stock pipeline)."""
     config = parts.vae.config
     posterior = parts.vae.encode(images.to(device, parts.vae_dtype)).latent_dist
-    latents = posterior.mean
+    latents = parts.family.init_latents(posterior, generators)
     if getattr(config, "shift_factor", None):
         latents = latents - config.shift_factor
     scaled: torch.Tensor = (latents * config.scaling_factor).to(parts.dtype)
@@ -76,7 +89,8 @@ def encode_init_images(
 
 
 def start_step(steps: int, strength: float) -> int:
-    """Index of the first of ``steps`` timesteps to run for ``strength`` (0 < strength <= 1).
+    """Index of the first of ``steps`` timesteps to run for ``strength`` (0 < strength <= 1),
+    as ``StableDiffusionImg2ImgPipeline.get_timesteps`` counts (``int(steps * strength)`` run).
 
     At least one step always runs: a request that asks for any change gets one.
     """
@@ -84,9 +98,8 @@ def start_step(steps: int, strength: float) -> int:
     return steps - denoised
 
 
-def group_by_start(starts: Sequence[int]) -> dict[int, list[int]]:
-    """Row indices per start step: rows that start at different timesteps cannot share a loop."""
-    groups: dict[int, list[int]] = {}
-    for row, start in enumerate(starts):
-        groups.setdefault(start, []).append(row)
-    return groups
+def flow_start_step(steps: int, strength: float) -> int:
+    """The same for flow matching, as ``FluxImg2ImgPipeline`` and
+    ``StableDiffusion3Img2ImgPipeline`` count: the start is truncated, not the steps run, so
+    4 steps at 0.8 run all 4 (DDPM's count runs 3). Any strength above 0 runs a step."""
+    return int(max(steps - min(steps * strength, steps), 0))

@@ -8,8 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from streamgen.contracts.request import GenerationRequest
-from streamgen.engine.families import PipelineParts
-from streamgen.engine.img2img import start_step
+from streamgen.engine.families import ModelFamily, PipelineParts
 from streamgen.engine.types import Shape
 from streamgen.errors import GenerationFailed, InvalidRequest
 
@@ -29,11 +28,15 @@ class ImageRow:
 
 
 def expand_rows(
-    slot: int, request: GenerationRequest, seed: int, init_pixels: torch.Tensor | None
+    slot: int,
+    request: GenerationRequest,
+    seed: int,
+    init_pixels: torch.Tensor | None,
+    family: ModelFamily,
 ) -> list[ImageRow]:
     start = 0
     if request.task == "img2img":
-        start = start_step(request.steps, request.strength)
+        start = family.img2img_start(request.steps, request.strength)
     return [ImageRow(slot, request, seed, i, start, init_pixels) for i in range(request.num_images)]
 
 

@@ -25,7 +25,7 @@ from streamgen.engine.decode import (
     to_images,
 )
 from streamgen.engine.denoise import DenoiseBatch, denoise, initial_noise
-from streamgen.engine.families import NoisePredictor, PipelineParts
+from streamgen.engine.families import ModelFamily, NoisePredictor, PipelineParts
 from streamgen.engine.knobs import Placement
 from streamgen.engine.requests import ImageRow, expand_rows
 from streamgen.engine.seeds import generator_for
@@ -80,14 +80,17 @@ def run_batch(
     timesteps = scheduler.timesteps[first:]
     if hasattr(scheduler, "set_begin_index"):
         scheduler.set_begin_index(first)
-    # 3. Starting latents, from each row's own generator.
+    # 3. Starting latents, from each row's own generator. An init image's latents come first:
+    #    a family that samples the VAE's posterior draws from the generator before the noise.
     generators = [generator_for(row.seed, row.image_index) for row in rows]
-    noise = initial_noise(generators, latent_shape, device=device, dtype=parts.dtype)
+    clean = None
     if shape.task == "img2img":
         pixels = torch.stack([row.init_pixels for row in rows if row.init_pixels is not None])
         with place.on_device(parts.vae):
-            clean = img2img.encode_init_images(parts, pixels, device)
-        latents = scheduler.add_noise(clean, noise, timesteps[:1].repeat(len(rows)))
+            clean = img2img.encode_init_images(parts, pixels, generators, device)
+    noise = initial_noise(generators, latent_shape, device=device, dtype=parts.dtype)
+    if clean is not None:
+        latents = family.noised(scheduler, clean, noise, timesteps[:1].repeat(len(rows)))
     else:
         # Flow-matching schedulers start at sigma 1 and have no init_noise_sigma.
         latents = noise * getattr(scheduler, "init_noise_sigma", 1.0)
@@ -139,7 +142,7 @@ def run_batch(
     return results
 
 
-def synthetic_rows(shape: Shape, size: int) -> list[ImageRow]:
+def synthetic_rows(shape: Shape, size: int, family: ModelFamily) -> list[ImageRow]:
     """Rows for probing and warm-up: the shape's real tensor sizes, no real request behind them."""
     request = GenerationRequest(
         request_id="warm-up",
@@ -154,4 +157,4 @@ def synthetic_rows(shape: Shape, size: int) -> list[ImageRow]:
         seed=0,
     )
     pixels = torch.zeros(3, shape.height, shape.width) if shape.task == "img2img" else None
-    return expand_rows(0, request, 0, pixels)
+    return expand_rows(0, request, 0, pixels, family)

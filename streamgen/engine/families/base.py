@@ -8,7 +8,10 @@ diffusers ``__call__`` reads:
 2. the limits a request must keep (size multiple, steps, guidance, negative prompt,
    img2img, schedulers): ``rules``, pure and checked before any GPU work;
 3. prompts to conditioning (CLIP, T5, pooled embeddings, sequence lengths): ``encode``;
-4. the latent shape drawn from each row's generator: ``latent_shape``;
+4. the latent shape drawn from each row's generator: ``latent_shape``; for img2img, where
+   ``strength`` starts in the schedule, how init latents come from the VAE's posterior and how
+   they are noised to that first timestep (DDPM by default; flow matching in
+   ``flow_matching``): ``img2img_start``, ``init_latents``, ``noised``;
 5. the scheduler and its timesteps (FLUX's resolution-dependent shift): ``make_scheduler``,
    ``set_timesteps``;
 6. the denoiser call, guidance included (CFG combine or a distilled embedding), that eager
@@ -30,6 +33,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from streamgen.engine import img2img
 from streamgen.engine.conditioning import Conditioning
 from streamgen.engine.families.rules import FamilyRules
 from streamgen.engine.schedulers import SchedulerTable, make_scheduler
@@ -127,6 +131,27 @@ class ModelFamily(ABC):
         """(channels, height, width) of one row's starting noise, in the VAE's layout."""
         factor = parts.vae_scale_factor
         return (int(parts.vae.config.latent_channels), height // factor, width // factor)
+
+    # img2img (where ``rules`` allow it). The defaults are the UNet families' DDPM way; they
+    # keep the posterior's mean where StableDiffusionImg2ImgPipeline samples it, so that an
+    # init image gives the same latents whatever the seed.
+
+    def img2img_start(self, steps: int, strength: float) -> int:
+        """Index of the first of ``steps`` timesteps an img2img row of ``strength`` runs."""
+        return img2img.start_step(steps, strength)
+
+    def init_latents(self, posterior: Any, generators: Sequence[torch.Generator]) -> torch.Tensor:
+        """Unscaled latents of a batch of init images from the VAE's ``latent_dist``; any
+        sample is drawn from each row's generator before its starting noise."""
+        mean: torch.Tensor = posterior.mean
+        return mean
+
+    def noised(
+        self, scheduler: Any, clean: torch.Tensor, noise: torch.Tensor, timestep: torch.Tensor
+    ) -> torch.Tensor:
+        """Init latents noised to ``timestep`` (one per row), the first the batch runs."""
+        noisy: torch.Tensor = scheduler.add_noise(clean, noise, timestep)
+        return noisy
 
     # -- 5. scheduler and timesteps -------------------------------------------------------------
 

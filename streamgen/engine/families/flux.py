@@ -15,10 +15,12 @@ What differs from the UNets, each answered here and nowhere else:
 - timesteps: ``FlowMatchEulerDiscreteScheduler`` on sigmas ``linspace(1, 1/steps)``, shifted by
   ``mu``, which grows with the number of image tokens (the checkpoint's
   ``use_dynamic_shifting``; [schnell]'s config turns it off);
-- decoding: the VAE's ``shift_factor`` and ``scaling_factor`` (generic, ``decode``).
+- decoding: the VAE's ``shift_factor`` and ``scaling_factor`` (generic, ``decode``);
+- img2img, both variants: flow matching's (``flow_matching``), as ``FluxImg2ImgPipeline``.
 
-Every step mirrors ``diffusers.FluxPipeline.__call__`` operation for operation, so a seed gives
-stock diffusers' image (tests/unit/engine/test_flux.py).
+Every step mirrors ``diffusers.FluxPipeline.__call__`` (``FluxImg2ImgPipeline.__call__`` for
+img2img) operation for operation, so a seed gives stock diffusers' image
+(tests/unit/engine/test_flux.py, test_flow_img2img.py).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ import numpy as np
 import torch
 
 from streamgen.engine.conditioning import Conditioning
-from streamgen.engine.families.base import ModelFamily, NoisePredictor, PipelineParts
+from streamgen.engine.families.base import NoisePredictor, PipelineParts
+from streamgen.engine.families.flow_matching import FlowMatchingImg2Img
 from streamgen.engine.families.rules import FamilyRules
 from streamgen.engine.schedulers import FLOW_SCHEDULERS
 from streamgen.errors import ConfigError
@@ -44,7 +47,7 @@ _T5_TOKENS = {"dev": 512, "schnell": 256}
 _STEPS = {"dev": (28, 50), "schnell": (1, 4)}
 
 
-class Flux(ModelFamily):
+class Flux(FlowMatchingImg2Img):
     name = "flux"
     pipeline_classes = ("FluxPipeline",)
     cuda_dtype = torch.bfloat16
@@ -76,7 +79,7 @@ class Flux(ModelFamily):
             size_multiple=2 ** (len(pipeline.vae.config.block_out_channels) - 1) * 2,
             guidance="embedded" if variant == "dev" else "none",
             negative_prompt=False,
-            img2img=False,
+            img2img=True,
             schedulers=tuple(self.scheduler_table),
             min_steps=low,
             max_steps=high,

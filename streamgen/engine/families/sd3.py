@@ -18,14 +18,17 @@ What differs from the other families, each answered here and nowhere else:
   Large: 3072 pixels);
 - timesteps: ``FlowMatchEulerDiscreteScheduler`` with the checkpoint's fixed shift (3.0), and
   a resolution-dependent ``mu`` only where the config turns dynamic shifting on;
-- decoding: the VAE's ``shift_factor`` and ``scaling_factor`` (generic, ``decode``).
+- decoding: the VAE's ``shift_factor`` and ``scaling_factor`` (generic, ``decode``);
+- img2img: flow matching's (``flow_matching``), as ``StableDiffusion3Img2ImgPipeline``; not on
+  Large Turbo, whose model card offers text-to-image only (4 ADD-distilled steps).
 
 Variants: the weights say SD3.5 Large, SD3.5 Medium (MMDiT-X's dual-attention layers) or SD3
 Medium (no q/k norm, served the same way). Large Turbo has
 Large's configs, so the model mapping names it: ``--model NAME=PATH#large-turbo``.
 
-Every step mirrors ``diffusers.StableDiffusion3Pipeline.__call__`` operation for operation, so
-a seed gives stock diffusers' image (tests/unit/engine/test_sd3.py).
+Every step mirrors ``diffusers.StableDiffusion3Pipeline.__call__`` (its img2img pipeline's for
+img2img) operation for operation, so a seed gives stock diffusers' image
+(tests/unit/engine/test_sd3.py, test_flow_img2img.py).
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ from typing import Any
 import torch
 
 from streamgen.engine.conditioning import Conditioning
-from streamgen.engine.families.base import ModelFamily, NoisePredictor, PipelineParts
+from streamgen.engine.families.base import NoisePredictor, PipelineParts
+from streamgen.engine.families.flow_matching import FlowMatchingImg2Img
 from streamgen.engine.families.flux import Flux, image_shift
 from streamgen.engine.families.rules import FamilyRules
 from streamgen.engine.families.stable_diffusion import clip_encode
@@ -54,7 +58,7 @@ PATCH = 2
 TURBO_STEPS = (1, 4)
 
 
-class StableDiffusion3(ModelFamily):
+class StableDiffusion3(FlowMatchingImg2Img):
     name = "sd3"
     pipeline_classes = ("StableDiffusion3Pipeline",)
     cuda_dtype = torch.bfloat16
@@ -97,9 +101,7 @@ class StableDiffusion3(ModelFamily):
             max_size=vae_factor * PATCH * int(transformer.pos_embed_max_size),
             guidance="cfg",
             negative_prompt=True,
-            # The engine noises init images the DDPM way (add_noise); flow matching needs
-            # scale_noise, so img2img is refused rather than served wrong.
-            img2img=False,
+            img2img=True,
             schedulers=tuple(self.scheduler_table),
         )
 
@@ -116,6 +118,8 @@ class StableDiffusion3(ModelFamily):
             variant=preset,
             guidance="none",
             negative_prompt=False,
+            # Its model card offers text-to-image only.
+            img2img=False,
             min_steps=low,
             max_steps=high,
         )

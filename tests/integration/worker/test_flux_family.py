@@ -1,7 +1,7 @@
 """The flux family end to end: the real worker serves FLUX.1 [dev] requests (tiny random
 pipeline, CPU) beside an SD 1.5 model, over the real broker and MinIO; results record the
 family and dtype; what FLUX cannot honour (a size off its multiple of 16, steps outside 28-50,
-a negative prompt, img2img) is dead-lettered at the validate stage, naming the field, while the
+a negative prompt) is dead-lettered at the validate stage, naming the field, while the
 requests polled with it are served."""
 
 from __future__ import annotations
@@ -81,11 +81,9 @@ def test_what_flux_cannot_honour_is_dead_lettered_at_validate(
     1-150 steps), so only the rules of the model it names refuse it: at the validate stage,
     before it takes a place in a micro-batch, naming the field. The good requests polled with
     it are served."""
-    inputs = f"{worker_settings.store.url}/inputs"
     settings = replace(
         worker_settings,
         engine=replace(worker_settings.engine, models={"flux": str(tiny_flux)}),
-        store=replace(worker_settings.store, init_image_prefixes=(inputs,)),
     )
     flux = {"model": "flux", "steps": 28}
     good = [make_request(0, **flux), make_request(1, **flux, width=96)]
@@ -94,7 +92,6 @@ def test_what_flux_cannot_honour_is_dead_lettered_at_validate(
         "height": make_request(11, **flux, height=88),
         "steps": make_request(12, model="flux", steps=8),
         "negative_prompt": make_request(13, **flux, negative_prompt="blurry"),
-        "task": make_request(14, **flux, task="img2img", init_image_uri=f"{inputs}/cat.png"),
     }
     publish(settings, [good[0], *bad.values(), good[1]])
     with worker_thread(settings) as worker:

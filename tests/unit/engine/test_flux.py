@@ -117,7 +117,6 @@ def test_seed_and_guidance_change_the_image(dev: DiffusionEngine) -> None:
         ({"steps": 20}, "steps"),
         ({"steps": 51}, "steps"),
         ({"scheduler": "dpmpp_2m"}, "scheduler"),
-        ({"task": "img2img", "init_image_uri": "s3://bucket/in.png"}, "task"),
     ],
 )
 def test_dev_refuses_what_it_cannot_honour(

@@ -75,7 +75,14 @@ REFUSED: list[tuple[str, dict[str, Any], str, str]] = [
     ("klein", {"steps": 3}, "steps", "at least 4, at most 4"),
     ("large", {"width": 520}, "width", "multiple of 16 up to 512 for sd3 [large]"),
     ("large", {"width": 528}, "width", "up to 512"),
-    ("medium", {"task": "img2img", "init_image_uri": INIT_IMAGE}, "task", "txt2img"),
+    ("klein", {"steps": 4, "task": "img2img", "init_image_uri": INIT_IMAGE}, "task", "txt2img"),
+    (
+        "large-turbo",
+        {"steps": 4, "task": "img2img", "init_image_uri": INIT_IMAGE},
+        "task",
+        "txt2img",
+    ),
+    ("turbo", {"steps": 2, "task": "img2img", "init_image_uri": INIT_IMAGE}, "task", "txt2img"),
     ("large-turbo", {"steps": 4, "negative_prompt": "x"}, "negative_prompt", "must be empty"),
     ("turbo", {"steps": 2, "scheduler": "euler"}, "scheduler", "one of euler_a"),
     ("lightning-4step", {"steps": 8, "guidance_scale": 0.0}, "steps", "at most 4"),
@@ -108,6 +115,10 @@ def test_the_same_fields_pass_on_a_model_that_can_honour_them(
         a_request("schnell", steps=4),
         a_request("klein", steps=4, guidance_scale=0.0),
         a_request("large", width=512, negative_prompt="blurry"),
+        # img2img on the flow-matching families, as their stock img2img pipelines.
+        a_request("dev", steps=28, task="img2img", init_image_uri=INIT_IMAGE),
+        a_request("schnell", steps=4, task="img2img", init_image_uri=INIT_IMAGE),
+        a_request("medium", task="img2img", init_image_uri=INIT_IMAGE, negative_prompt="dull"),
         a_request("turbo", steps=2, guidance_scale=0.0),
     ]:
         assert check(request, rules) is request
