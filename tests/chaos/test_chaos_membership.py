@@ -40,7 +40,6 @@ def test_scenario_7_a_worker_joining_and_leaving_mid_load_loses_nothing(
 ) -> None:
     settings = chaos.settings = with_protocol(chaos.settings, protocol)
     outputs = chaos.fleet_outputs()
-    count = 60
 
     def spawn(name: str) -> WorkerProcess:
         instance = f"{settings.worker.group_id}-{name}" if static else ""
@@ -51,10 +50,10 @@ def test_scenario_7_a_worker_joining_and_leaving_mid_load_loses_nothing(
     with LoadGenerator(settings) as load, CommitSampler(settings, outputs) as sampler:
         first = spawn("w1")
         first.wait_assigned()
-        # ~30 s: outlasts the join and the leave. At 3 a second (20 s) the load once ended
-        # before the newcomer had loaded its model (17 s on the loaded 2-core VM): it then had
-        # nothing left to do and never produced the result this scenario waits for.
-        load.stream(chaos.requests(count), rate=2)
+        # Until the newcomer has left: a load of fixed length (20 s, then 30 s) once ended
+        # before the newcomer had loaded its model on a loaded 2-core VM, which then had
+        # nothing to serve and never produced the result this scenario waits for.
+        load.stream_until_stopped(make_request, rate=2)
         wait_for_new_result(outputs, chaos)
         second = spawn("w2")  # joins: partitions move to it (cooperative, incremental)
         second.wait_assigned()
@@ -64,13 +63,13 @@ def test_scenario_7_a_worker_joining_and_leaving_mid_load_loses_nothing(
         # session times out (that is what static membership is for: restarts without moves).
         assert second.terminate() == 0, second.tail()
         left = time.monotonic()
-        load.wait()
+        load.stop()
         recovery = settle(settings, lambda: load.acked, outputs, LAG_ZERO_BOUND_S, since=left)
         assert first.terminate() == 0, first.tail()
     verdict = judge(settings, load.acked, outputs, sampler.samples)
     scenario = f"7 join+leave ({'static' if static else 'dynamic'}, {protocol})"
     record_verdict(scenario, verdict, faults=2, recovery_s=[recovery])
-    assert verdict.requests == count and verdict.dead_letters == 0
+    assert verdict.requests == load.sent and verdict.dead_letters == 0
     verdict.assert_safe(max_duplicates=2 * settings.worker.max_in_flight)
 
 

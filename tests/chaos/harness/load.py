@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +51,8 @@ class LoadGenerator:
         self._acked: list[Acked] = []
         self.failed: list[str] = []
         self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.sent = 0  # requests handed to the producer by stream() or stream_until_stopped()
 
     @property
     def acked(self) -> list[Acked]:
@@ -89,9 +91,34 @@ class LoadGenerator:
         def run() -> None:
             for request in requests:
                 self.send(request)
+                self.sent += 1
                 time.sleep(1.0 / rate)
             self.flush()
 
+        self._start(run)
+
+    def stream_until_stopped(self, make: Callable[[int], GenerationRequest], rate: float) -> None:
+        """Publish ``make(0)``, ``make(1)``, ... at ``rate`` per second until :meth:`stop`.
+
+        For scenarios that wait for a newcomer's first result: a load of fixed length once
+        ended before a newcomer had loaded its model on a slow machine, so it had nothing left
+        to serve and the scenario failed on the machine's speed, not on the worker."""
+
+        def run() -> None:
+            while not self._stop.is_set():
+                self.send(make(self.sent))
+                self.sent += 1
+                self._stop.wait(1.0 / rate)
+            self.flush()
+
+        self._start(run)
+
+    def stop(self) -> None:
+        """End :meth:`stream_until_stopped`; what it sent is then published and acknowledged."""
+        self._stop.set()
+        self.wait()
+
+    def _start(self, run: Callable[[], None]) -> None:
         self._thread = threading.Thread(target=run, name="chaos-load", daemon=True)
         self._thread.start()
 
