@@ -109,6 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     size, steps = (args.size or (64 if args.tiny else run.size)), (args.steps or run.steps)
     directory = _model(run, args.tiny, cuda)
+    _progress(f"model at {directory}")
     requests = _requests(run, size, steps, max(args.batch_sizes))
     report: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -140,6 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         runners = {name: runners[name] for name in args.runners}
     images: dict[str, list[Any]] = {}
     for name, make in runners.items():
+        _progress(f"runner {name}: loading")
         report["runners"][name], images[name] = _time_runner(make, requests, run, args)
         _write(args.json, report)  # each runner's row kept, should a later one not finish
     if "diffusers" in images and "streamgen" in images:
@@ -186,6 +188,7 @@ def _model(run: FamilyRun, tiny: bool, cuda: bool) -> Path:
     out = Path(tempfile.gettempdir()) / f"streamgen-bench-{arch}"
     if not (out / "model_index.json").exists():
         dtype = FAMILIES[run.family].cuda_dtype if cuda else torch.float32
+        _progress(f"writing {arch} ({dtype}) to {out}")
         write_model(arch, out, device="cuda" if cuda else "cpu", dtype=dtype)
     return out
 
@@ -283,6 +286,7 @@ def _time_runner(
         torch.cuda.empty_cache()
     start = time.perf_counter()
     call = make()
+    _progress(f"loaded in {time.perf_counter() - start:.1f} s; warming up")
     short = [r.replace(steps=min(r.steps, run.warm_up_steps)) for r in requests]
     for n in args.batch_sizes:
         call(short[:n])
@@ -299,6 +303,14 @@ def _time_runner(
     images = call(requests[:2])
     print(json.dumps(row), flush=True)
     return row, images
+
+
+_STARTED = time.perf_counter()
+
+
+def _progress(what: str) -> None:
+    """A line on stderr with the seconds since start: where a device call's time went."""
+    print(f"[{time.perf_counter() - _STARTED:7.1f} s] {what}", file=sys.stderr, flush=True)
 
 
 def _timed(fn: Callable[[], object]) -> float:
