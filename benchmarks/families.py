@@ -123,15 +123,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     }  # fmt: skip
     knobs = [k for k in args.best_knobs.split(",") if k] if cuda else []
     source = f"{directory}#{run.preset}" if run.preset else str(directory)
+    top = max(args.batch_sizes)
     runners: dict[str, Callable[[], Callable[[list[GenerationRequest]], list[Any]]]] = {
         "diffusers": lambda: _stock(directory, run, compiled=False),
-        "streamgen": lambda: _streamgen(source, (), report),
+        "streamgen": lambda: _streamgen(source, (), report, top),
     }
     if cuda:
         runners["diffusers+compile"] = lambda: _stock(directory, run, compiled=True)
-        runners["streamgen+" + "+".join(knobs)] = lambda: _streamgen(source, knobs, None)
+        runners["streamgen+" + "+".join(knobs)] = lambda: _streamgen(source, knobs, None, top)
         if FAMILIES[run.family].fp8_blocks and torch.cuda.get_device_capability() >= FP8_CAPABILITY:
-            runners[FP8] = lambda: _streamgen(source, [*knobs, "fp8_linear"], None)
+            runners[FP8] = lambda: _streamgen(source, [*knobs, "fp8_linear"], None, top)
     if args.runners:  # a subset, in the order given (the device's 10-minute calls)
         unknown = sorted(set(args.runners) - set(runners))
         if unknown:
@@ -211,9 +212,12 @@ def _requests(run: FamilyRun, size: int, steps: int, n: int) -> list[GenerationR
 
 
 def _streamgen(
-    source: str, knobs: Sequence[str], report: dict[str, Any] | None
+    source: str, knobs: Sequence[str], report: dict[str, Any] | None, max_batch: int
 ) -> Callable[[list[GenerationRequest]], list[Any]]:
     flags: dict[str, Any] = dict.fromkeys(knobs, True)  # each knob is a boolean setting
+    # The largest batch timed, as stock runs it: no probe for what fits (the worker's first
+    # sight of a shape), and CUDA graphs captured only for the batch sizes timed.
+    flags["max_batch_size"] = max_batch
     settings = dataclasses.replace(EngineSettings(models={MODEL: source}), **flags)
     engine = DiffusionEngine(settings)
     if report is not None:  # FLOPs of the model, counted once, eagerly

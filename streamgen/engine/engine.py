@@ -45,8 +45,8 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 
-# Warm-up batches run this many steps: compilation, cuDNN's search and graph capture depend on
-# tensor shapes only, never on the number of steps.
+# Warm-up and memory-probe batches run this many steps: compilation, cuDNN's search, graph
+# capture and peak memory depend on tensor shapes only, never on the number of steps.
 WARM_UP_STEPS = 2
 
 
@@ -78,10 +78,8 @@ class DiffusionEngine:
         self._clock = clock
         # Before any model is compiled: point torch at the persistent caches and load them.
         self._compile_cache: CompileCache | None = None
-        if settings.compile_cache_dir:
-            self._compile_cache = CompileCache(
-                settings.compile_cache_dir, label=device_label(self.device)
-            )
+        if directory := settings.compile_cache_dir:
+            self._compile_cache = CompileCache(directory, label=device_label(self.device))
             self._compile_cache.configure()
             if not settings.aot_compile:  # the artifacts carry torch.compile's work, not AOT
                 self._compile_cache.load()
@@ -260,7 +258,9 @@ class DiffusionEngine:
 
     def _probe(self, key: Hashable, size: int) -> None:
         assert isinstance(key, Shape)
-        self._run(key, synthetic_rows(key, size, self._parts[key.model].family), None)
+        short = dataclasses.replace(key, steps=min(key.steps, WARM_UP_STEPS))
+        rows = synthetic_rows(short, size, self._parts[key.model].family)
+        self._run(short, rows, None, buckets_of=key)
 
     # -- per-request checks ----------------------------------------------------------------
 
