@@ -29,6 +29,7 @@ from streamgen.store.base import ObjectStore
 from streamgen.telemetry import worker_hooks
 from streamgen.telemetry.worker_hooks import WorkerHooks, WorkItem
 from streamgen.worker.assembly import WorkerParts, assemble
+from streamgen.worker.clients import WorkerSeams
 from streamgen.worker.outputs import OutcomeSummary
 from streamgen.worker.storage import EncodeImage
 
@@ -104,8 +105,9 @@ class LocalFeed:
                 store=self._store,
                 encode=self._encode,
                 hooks=self._hooks,
-                consumer_factory=consumer.configured,
-                sender=out.results,
+                seams=WorkerSeams(
+                    consumer_factory=consumer.configured, sender_factory=out.results.configured
+                ),
             )
             parts.stage.start()
             try:

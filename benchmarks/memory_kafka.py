@@ -2,7 +2,7 @@
 
 For machines with no broker (the GPU machine has no Java) and for unit tests of the consumer
 loop and the rebalance handler: the worker's real ``ConsumerLoop``, ``Committer`` and
-``RebalanceHandler`` run against them unchanged (``assemble(consumer_factory=…, sender=…)``).
+``RebalanceHandler`` run against them unchanged (``assemble(seams=WorkerSeams(…))``).
 
 - :class:`MemoryConsumer` serves one topic's partitions from lists, honours pause, resume and
   seek, keeps the committed offsets, answers an asynchronous commit at the next ``consume``
@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import TopicPartition
 
 from streamgen.errors import FatalError
+from streamgen.worker.backoff import Backoff
 from streamgen.worker.clients import RebalanceCallback
-from streamgen.worker.publisher import OnRejected
+from streamgen.worker.publisher import OnRejected, OnRetry
 
 __all__ = ["MemoryConsumer", "MemoryMessage", "MemoryResults"]
 
@@ -222,6 +223,17 @@ class MemoryResults:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.records: list[tuple[str, bytes | None, bytes | None]] = []
+
+    def configured(
+        self,
+        client_config: Mapping[str, Any],
+        *,
+        backoff: Backoff,
+        retry_budget_s: float = 0.0,
+        on_retry: OnRetry | None = None,
+    ) -> MemoryResults:
+        """A ``SenderFactory``: memory needs none of the producer's settings, nor retries."""
+        return self
 
     def send(
         self,

@@ -3,8 +3,8 @@
 The hooks it is given are the worker's own (metrics and tracing stay on, as in production),
 extended to note the first record received and the commits: the run is timed from the first
 record to the commit that covers the last one, the same window as the raw baseline's. The
-worker's consumer is built from a subclass that also notes resumes and fetches (the intake
-gaps of ``benchmarks.gaps``).
+worker's consumer is built, through its seam (``WorkerSeams``), from a subclass that also notes
+resumes and fetches (the intake gaps of ``benchmarks.gaps``).
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -28,7 +27,7 @@ from streamgen.store.base import ObjectStore
 from streamgen.telemetry.metrics import Metrics
 from streamgen.telemetry.tracing import KafkaRecordLike, WorkerTracer
 from streamgen.telemetry.worker_hooks import WorkerHooks, WorkItem
-from streamgen.worker import assembly
+from streamgen.worker.clients import WorkerSeams
 from streamgen.worker.offsets import TopicPartitionKey
 from streamgen.worker.run import run_worker
 
@@ -92,10 +91,9 @@ class ProgressHooks(WorkerHooks):
             self.done.set()
 
 
-@contextmanager
-def _fetch_timed(hooks: ProgressHooks) -> Iterator[None]:
-    """The worker's own consumer, built from a subclass that notes each resume and each poll
-    that brings records (the resume gap): the loop and its settings are untouched."""
+def _fetch_timed(hooks: ProgressHooks) -> type[Consumer]:
+    """The worker's own consumer, as a subclass that notes each resume and each poll that
+    brings records (the resume gap): the loop and its settings are untouched."""
 
     class FetchTimedConsumer(Consumer):
         def resume(self, partitions: list[TopicPartition]) -> None:
@@ -109,14 +107,7 @@ def _fetch_timed(hooks: ProgressHooks) -> Iterator[None]:
                 hooks.gaps.fetched(time.monotonic())
             return messages
 
-    # assembly builds the consumer from its module-level name; swap that name for the run.
-    namespace = vars(assembly)
-    original = namespace["Consumer"]
-    namespace["Consumer"] = FetchTimedConsumer
-    try:
-        yield
-    finally:
-        namespace["Consumer"] = original
+    return FetchTimedConsumer
 
 
 def run_until_committed(
@@ -144,16 +135,16 @@ def run_until_committed(
                 hooks=hooks,
                 install_signal_handlers=False,
                 stop=stop,
+                seams=WorkerSeams(consumer_factory=_fetch_timed(hooks)),
                 **run_kwargs,
             )
         )
 
     thread = threading.Thread(target=target, name="bench-worker", daemon=True)
-    with _fetch_timed(hooks):
-        thread.start()
-        finished = hooks.done.wait(timeout_s)
-        stop.set()
-        thread.join(120)
+    thread.start()
+    finished = hooks.done.wait(timeout_s)
+    stop.set()
+    thread.join(120)
     if not finished or hooks.result is None:
         raise TimeoutError(f"{label}: not every request committed within {timeout_s}s")
     if codes != [0]:

@@ -6,10 +6,7 @@ import queue
 import threading
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
-
-from confluent_kafka import Consumer
 
 from streamgen import kafka_config
 from streamgen.contracts.codec import AvroCodec, request_codec, result_codec
@@ -24,7 +21,15 @@ from streamgen.telemetry.worker_hooks import WorkerHooks
 from streamgen.worker.backoff import Backoff
 from streamgen.worker.batcher import MicroBatcher
 from streamgen.worker.claim_check import ClaimChecker
-from streamgen.worker.clients import ConsumerFactory, OutputSender, RequestConsumer
+from streamgen.worker.clients import (
+    PRODUCTION_SEAMS,
+    Clock,
+    OutputSender,
+    RequestConsumer,
+    SenderFactory,
+    WorkerSeams,
+    wall_clock,
+)
 from streamgen.worker.commits import Committer
 from streamgen.worker.fetch_buffer import FetchBuffer
 from streamgen.worker.generation import GenerationStage
@@ -33,7 +38,6 @@ from streamgen.worker.loop import ConsumerLoop, Durable, Fatal, LoopLimits
 from streamgen.worker.offsets import OffsetTracker
 from streamgen.worker.outputs import OutcomeSink
 from streamgen.worker.ownership import Ownership
-from streamgen.worker.publisher import Publisher
 from streamgen.worker.rebalance import RebalanceHandler
 from streamgen.worker.stalls import StallWatchdog
 from streamgen.worker.storage import EncodeImage, ImageWriter, StoreRetry
@@ -119,11 +123,11 @@ def _outputs(
     store: ObjectStore,
     store_retry: StoreRetry,
     output_pool: Executor,
-    sender: OutputSender | None,
+    make_sender: SenderFactory,
     results: AvroCodec[GenerationResult] | None,
 ) -> tuple[OutputSender, OutcomeSink]:
     w = settings.worker
-    publisher = sender or Publisher(
+    publisher = make_sender(
         producer_config(settings, identity.worker_id),
         backoff=Backoff(w.retry_initial_ms / 1000, w.retry_max_ms / 1000),
         retry_budget_s=w.retry_budget_s,
@@ -160,7 +164,9 @@ class RuledEngine(Protocol):
     def model_rules(self) -> LoadedModelRules: ...
 
 
-def intake_for(settings: Settings, model_rules: LoadedModelRules | None = None) -> Intake:
+def intake_for(
+    settings: Settings, model_rules: LoadedModelRules | None = None, clock: Clock = wall_clock
+) -> Intake:
     """Decode with the configured framing, validate against the configured bounds, models
     and init-image prefixes, and against ``model_rules``: what the model a request names can
     honour (its size multiple, steps, guidance, ...), so such a request is dead-lettered at
@@ -176,7 +182,7 @@ def intake_for(settings: Settings, model_rules: LoadedModelRules | None = None) 
             settings.validation,
             models=known_models,
             schedulers=SCHEDULERS,
-            now=datetime.now(UTC),
+            now=clock(),
             init_images=init_images,
             model_rules=model_rules,
         )
@@ -195,14 +201,13 @@ def assemble(
     store: ObjectStore,
     encode: EncodeImage,
     hooks: WorkerHooks,
-    consumer_factory: ConsumerFactory | None = None,
-    sender: OutputSender | None = None,
+    seams: WorkerSeams = PRODUCTION_SEAMS,
     results: AvroCodec[GenerationResult] | None = None,
 ) -> WorkerParts:
     """Build the worker's parts and subscribe.
 
-    ``consumer_factory`` and ``sender`` stand in for the Kafka clients (confluent-kafka's
-    ``Consumer``, the :class:`Publisher`): in-memory ones run the same loop without a broker.
+    ``seams`` builds the Kafka clients (confluent-kafka's ``Consumer``, the ``Publisher``) and
+    tells the time validation reads: in-memory clients run the same loop without a broker.
     ``results`` is the result codec the start-up check registered, so a start registers once.
     """
     w = settings.worker
@@ -224,7 +229,7 @@ def assemble(
         store=store,
         store_retry=store_retry,
         output_pool=output_pool,
-        sender=sender,
+        make_sender=seams.sender_factory,
         results=results,
     )
     # 2. The hand-off between the consumer and the GPU: a micro-batcher per shape.
@@ -253,9 +258,7 @@ def assemble(
     )
     # 4. The consumer loop, subscribed with rebalance callbacks that keep commits safe.
     committer = Committer(tracker, on_committed=hooks.committed)
-    # The module's name is looked up at call time: benchmarks/worker_run.py swaps it.
-    make_consumer: ConsumerFactory = consumer_factory or Consumer
-    consumer = make_consumer(
+    consumer = seams.consumer_factory(
         {**consumer_config(settings, worker_id), "on_commit": committer.on_commit}
     )
     buffer: FetchBuffer[Any] = FetchBuffer(
@@ -271,7 +274,9 @@ def assemble(
         tracker=tracker,
         work=work,
         intake=intake_for(
-            settings, engine.model_rules() if isinstance(engine, RuledEngine) else None
+            settings,
+            engine.model_rules() if isinstance(engine, RuledEngine) else None,
+            seams.clock,
         ),
         sink=sink,
         limits=LoopLimits(

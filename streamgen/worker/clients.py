@@ -1,29 +1,40 @@
-"""The two Kafka clients the worker's logic talks to, as small Protocols.
+"""The two Kafka clients the worker's logic talks to, as small Protocols, and the seams that
+build them.
 
 The consumer loop, the committer and the rebalance handler read requests and commit through a
 :class:`RequestConsumer`; the outputs publish result events and dead letters through an
 :class:`OutputSender`. In the product these are confluent-kafka's ``Consumer`` and the
-worker's :class:`~streamgen.worker.publisher.Publisher`; the in-memory ones
-(``benchmarks/memory_kafka.py``) let benchmarks run the real loop where no broker can, and
-unit tests cover the loop and rebalances without one.
+worker's :class:`~streamgen.worker.publisher.Publisher`. :class:`WorkerSeams` is how a caller
+passes others in (``assemble(seams=…)``, ``run_worker(seams=…)``), as httpx takes a
+transport: the in-memory ones (``tests/support/memory_kafka.py``) let unit tests cover the
+loop and rebalances without a broker, and benchmarks run the real loop where no broker can.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, overload
 
-from confluent_kafka import TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
 from streamgen.errors import FatalError
+from streamgen.worker.backoff import Backoff
 from streamgen.worker.outputs import RecordSender
+from streamgen.worker.publisher import OnRetry, Publisher
 
 __all__ = [
+    "PRODUCTION_SEAMS",
+    "Clock",
     "ConsumerFactory",
     "OutputSender",
     "RebalanceCallback",
     "RequestConsumer",
+    "SenderFactory",
+    "WorkerSeams",
     "consume_promptly",
+    "wall_clock",
 ]
 
 # (the consumer, the partitions that changed hands); called during ``consume``.
@@ -90,6 +101,44 @@ class OutputSender(RecordSender, Protocol):
 
     def flush(self, timeout: float) -> int:
         """Wait up to ``timeout`` seconds for outstanding deliveries; return how many remain."""
+
+
+class SenderFactory(Protocol):
+    """Builds the output sender from its client configuration (the Publisher's signature)."""
+
+    def __call__(
+        self,
+        client_config: Mapping[str, Any],
+        *,
+        backoff: Backoff,
+        retry_budget_s: float = 0.0,
+        on_retry: OnRetry | None = None,
+    ) -> OutputSender: ...
+
+
+# The time a request's deadline is checked against; timezone-aware (validate refuses others).
+Clock = Callable[[], datetime]
+
+
+def wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class WorkerSeams:
+    """What a test or a benchmark may put in the real clients' place, and nothing else.
+
+    ``clock`` is read where a request is validated on intake; the GPU thread's deadline
+    re-check and the result's timings still read the wall clock.
+    """
+
+    consumer_factory: ConsumerFactory = Consumer
+    sender_factory: SenderFactory = Publisher
+    clock: Clock = wall_clock
+
+
+# The real clients and the wall clock: what the worker runs with unless a caller says otherwise.
+PRODUCTION_SEAMS = WorkerSeams()
 
 
 def consume_promptly(consumer: RequestConsumer, limit: int, timeout: float) -> list[Any]:

@@ -24,6 +24,7 @@ from streamgen.settings import Settings
 from streamgen.store.base import ObjectStore
 from streamgen.telemetry.worker_hooks import WorkerHooks
 from streamgen.worker.assembly import WorkerParts, assemble, producer_config
+from streamgen.worker.clients import PRODUCTION_SEAMS, WorkerSeams
 from streamgen.worker.loop import ConsumerLoop
 from streamgen.worker.size_limits import check_record_size_limits
 from streamgen.worker.startup import (
@@ -61,8 +62,12 @@ def run_worker(
     hooks: WorkerHooks | None = None,
     install_signal_handlers: bool = True,
     stop: threading.Event | None = None,
+    seams: WorkerSeams = PRODUCTION_SEAMS,
 ) -> int:
     """Run until SIGTERM/SIGINT (or ``stop``); return the process exit code.
+
+    ``seams``: the Kafka clients and the clock to assemble with; the real ones unless a
+    benchmark or a test passes its own.
 
     Whatever the way out, the last log line says so: ``worker ID stopped: exit N (reason)``.
     """
@@ -70,7 +75,9 @@ def run_worker(
     worker_id = settings.worker.worker_id or f"{host}-{os.getpid()}"
     try:
         hooks = hooks or WorkerHooks.from_settings(settings, worker_id=worker_id, host=host)
-        start = functools.partial(_start, settings, worker_id, host, engine, store, encode, hooks)
+        start = functools.partial(
+            _start, settings, worker_id, host, engine, store, encode, hooks, seams
+        )
         code, reason = _run(settings, worker_id, start, hooks, install_signal_handlers, stop)
     except Exception as exc:
         # A bug, not a fault the worker knows: the traceback for whoever debugs it, then the
@@ -138,6 +145,7 @@ def _start(
     store: ObjectStore | None,
     encode: EncodeImage | None,
     hooks: WorkerHooks,
+    seams: WorkerSeams,
 ) -> WorkerParts:
     """Check what can be checked, cheapest first, load the model, warm it up, then join."""
     # 1. The broker answers, accepts our credentials and has the topics: seconds, not the
@@ -179,6 +187,7 @@ def _start(
         store=store,
         encode=encode,
         hooks=hooks,
+        seams=seams,
         results=results,
     )
 

@@ -23,6 +23,7 @@ from streamgen.store.encode import encode_image
 from streamgen.telemetry.metrics import Metrics
 from streamgen.telemetry.worker_hooks import WorkerHooks
 from streamgen.worker.assembly import WorkerParts, assemble
+from streamgen.worker.clients import WorkerSeams
 from tests.integration.worker.conftest import with_worker
 
 pytestmark = pytest.mark.integration
@@ -67,7 +68,7 @@ def test_a_partition_left_paused_with_records_waiting_is_reported_until_it_moves
         store=open_store(settings.store),
         encode=encode_image,
         hooks=hooks,
-        consumer_factory=consumer_factory,
+        seams=WorkerSeams(consumer_factory=consumer_factory),
     )
     topic = settings.topics.requests
     partitions = settings.topics.partitions

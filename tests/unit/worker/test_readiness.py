@@ -18,6 +18,7 @@ from streamgen.engine.types import GenerationOutcome, Shape, shape_of
 from streamgen.telemetry.metrics import Metrics
 from streamgen.telemetry.worker_hooks import WorkerHooks
 from streamgen.worker import run
+from streamgen.worker.clients import PRODUCTION_SEAMS
 
 
 def free_port() -> int:
@@ -90,7 +91,8 @@ def started(monkeypatch: pytest.MonkeyPatch) -> Iterable[Started]:
     engine = WarmingEngine(events, port)
     hooks.serve()
     assert probe(port) == (503, "warming up")
-    run._start(settings, "w", "h", engine, object(), lambda *a: b"", hooks)  # type: ignore[arg-type]
+    store: Any = object()  # never used: check_store and assemble are replaced
+    run._start(settings, "w", "h", engine, store, lambda *a: b"", hooks, PRODUCTION_SEAMS)
     yield hooks, engine, events
     hooks.stopped()
 

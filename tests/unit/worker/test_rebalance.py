@@ -24,6 +24,7 @@ from streamgen.telemetry.metrics import Metrics
 from streamgen.telemetry.worker_hooks import WorkerHooks
 from streamgen.worker import assembly
 from streamgen.worker.assembly import WorkerParts, assemble
+from streamgen.worker.clients import WorkerSeams
 from streamgen.worker.loop import Durable
 from streamgen.worker.outputs import OutcomeSummary
 from streamgen.worker.work_item import WorkItem
@@ -69,8 +70,7 @@ def worker(
         store=store,
         encode=lambda image, fmt: b"",  # type: ignore[arg-type,return-value]
         hooks=WorkerHooks(Metrics(), worker_id="w", host="h", group_id="g"),
-        consumer_factory=consumer.configured,
-        sender=results,
+        seams=WorkerSeams(consumer_factory=consumer.configured, sender_factory=results.configured),
     )
     return parts, consumer, results
 
