@@ -3,8 +3,9 @@
 For machines with no broker (the GPU machine has no Java): the worker is assembled as in
 production (``assemble``) and its real :class:`ConsumerLoop` runs — Avro decode and validation,
 the offset tracker and commits, the micro-batcher, the GPU thread, the output pool (encode +
-object store) and the result events. Only the two Kafka clients are in memory
-(:mod:`benchmarks.memory_kafka`), and reports say so:
+object store) and the result events. Only the two Kafka clients are in memory (those of the
+unit tests, :mod:`tests.support.memory_kafka`, passed in through the worker's seam), and
+reports say so:
 
 - the :class:`MemoryConsumer` serves the records (all at once like a pre-filled topic, or each
   at its due time) and answers commits at once;
@@ -21,7 +22,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
-from benchmarks.memory_kafka import MemoryConsumer, MemoryResults
 from streamgen.contracts.request import GenerationRequest
 from streamgen.engine.types import CancelCheck, Engine, GenerationOutcome, Shape
 from streamgen.settings import Settings
@@ -32,6 +32,7 @@ from streamgen.worker.assembly import WorkerParts, assemble
 from streamgen.worker.clients import WorkerSeams
 from streamgen.worker.outputs import OutcomeSummary
 from streamgen.worker.storage import EncodeImage
+from tests.support.memory_kafka import MemoryConsumer, MemoryResults
 
 __all__ = ["LocalFeed", "LocalRun", "MemoryResults", "TimedRecord"]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tools.structure import LAYERS, module_files, offences, read
+from tools.structure import LAYERS, Import, imports, module_files, offences, read
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,6 +31,38 @@ def test_the_checker_sees_an_upward_import_and_a_circle(tmp_path: Path) -> None:
     assert "telemetry imports worker, a higher layer" in found
     assert "circle: telemetry ⇄ worker" in found
     assert any("imports benchmarks.report" in line for line in found)
+
+
+def borrowed_by_support(found: list[Import]) -> list[str]:
+    """Imports of tests/support's modules that reach benchmarks or the rest of tests."""
+    return [
+        f"{i.source}:{i.line} imports {i.target}"
+        for i in found
+        if i.source.startswith("tests.support")
+        and i.target.split(".")[0] in ("benchmarks", "tests")
+        and not i.target.startswith("tests.support")
+    ]
+
+
+def test_tests_support_imports_neither_benchmarks_nor_other_tests() -> None:
+    """Benchmarks borrow tests/support's in-memory Kafka; only a one-way borrowing keeps
+    benchmarks and tests out of a circle."""
+    found = imports(ROOT, "tests")
+    assert any(i.source.startswith("tests.support.") for i in found), "tests/support not read"
+    assert borrowed_by_support(found) == []
+
+
+def test_the_support_check_sees_an_import_of_benchmarks_or_other_tests() -> None:
+    found = [
+        Import("tests.support.memory_kafka", "benchmarks.gaps", 3),
+        Import("tests.support.kafka", "tests.unit.memory_store", 4),
+        Import("tests.support.kafka", "tests.support.memory_kafka", 5),
+        Import("tests.unit.test_x", "benchmarks.gaps", 6),
+    ]
+    assert borrowed_by_support(found) == [
+        "tests.support.memory_kafka:3 imports benchmarks.gaps",
+        "tests.support.kafka:4 imports tests.unit.memory_store",
+    ]
 
 
 def test_every_layer_names_distinct_rooms() -> None:

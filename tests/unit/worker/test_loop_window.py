@@ -15,7 +15,6 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from benchmarks.memory_kafka import MemoryMessage
 from streamgen.contracts.request import GenerationRequest
 from streamgen.engine.types import Shape, shape_of
 from streamgen.telemetry.metrics import Metrics
@@ -30,6 +29,7 @@ from streamgen.worker.offsets import OffsetTracker
 from streamgen.worker.outputs import OutcomeSummary
 from streamgen.worker.stalls import StallWatchdog
 from streamgen.worker.work_queue import WorkQueue
+from tests.support.memory_kafka import MemoryMessage
 
 TOPIC = "requests"
 

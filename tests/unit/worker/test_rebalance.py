@@ -1,24 +1,21 @@
 """The consumer loop and the rebalance handler without a broker (DESIGN invariant 5).
 
 The worker is assembled as in production (``assemble``) with the in-memory consumer and
-result sender of ``benchmarks/memory_kafka.py``; the GPU is played by the test, which takes
+result sender of ``tests/support/memory_kafka.py``; the GPU is played by the test, which takes
 batches off the work queue and says which items became durable. What the "broker" holds is
 ``MemoryConsumer.committed_offsets``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from benchmarks.memory_kafka import MemoryConsumer, MemoryResults
 from streamgen.configuration import load_settings
 from streamgen.contracts.codec import request_codec
 from streamgen.contracts.request import GenerationRequest
-from streamgen.engine.types import GenerationOutcome, Shape, shape_of
 from streamgen.store.base import ObjectStore
 from streamgen.telemetry.metrics import Metrics
 from streamgen.telemetry.worker_hooks import WorkerHooks
@@ -28,24 +25,11 @@ from streamgen.worker.clients import WorkerSeams
 from streamgen.worker.loop import Durable
 from streamgen.worker.outputs import OutcomeSummary
 from streamgen.worker.work_item import WorkItem
+from tests.support.idle_engine import IdleEngine
+from tests.support.memory_kafka import MemoryConsumer, MemoryResults
 from tests.unit.memory_store import MemoryStore
 
 TOPIC = "streamgen.requests"
-
-
-class IdleEngine:
-    """Never asked to generate: the test plays the GPU."""
-
-    def shape_of(self, request: GenerationRequest) -> Shape:
-        return shape_of(request, "dpmpp_2m")
-
-    def max_batch_size(self, shape: Shape) -> int:
-        return 64
-
-    def generate(
-        self, requests: Sequence[GenerationRequest], *, cancelled: Any = None
-    ) -> list[GenerationOutcome]:
-        raise AssertionError("the test plays the GPU")
 
 
 @pytest.fixture

@@ -1,8 +1,9 @@
 """In-memory stand-ins for the worker's two Kafka clients (streamgen/worker/clients.py).
 
-For machines with no broker (the GPU machine has no Java) and for unit tests of the consumer
-loop and the rebalance handler: the worker's real ``ConsumerLoop``, ``Committer`` and
-``RebalanceHandler`` run against them unchanged (``assemble(seams=WorkerSeams(…))``).
+For unit tests of the consumer loop and the rebalance handler, and for benchmarks on machines
+with no broker (the GPU machine has no Java, ``benchmarks/local_source.py``): the worker's real
+``ConsumerLoop``, ``Committer`` and ``RebalanceHandler`` run against them unchanged, passed in
+through the worker's seam (``assemble(seams=WorkerSeams(…))``).
 
 - :class:`MemoryConsumer` serves one topic's partitions from lists, honours pause, resume and
   seek, keeps the committed offsets, answers an asynchronous commit at the next ``consume``
@@ -24,9 +25,8 @@ from typing import Any
 from confluent_kafka import TopicPartition
 
 from streamgen.errors import FatalError
-from streamgen.worker.backoff import Backoff
 from streamgen.worker.clients import RebalanceCallback
-from streamgen.worker.publisher import OnRejected, OnRetry
+from streamgen.worker.publisher import OnRejected
 
 __all__ = ["MemoryConsumer", "MemoryMessage", "MemoryResults"]
 
@@ -224,14 +224,7 @@ class MemoryResults:
         self._lock = threading.Lock()
         self.records: list[tuple[str, bytes | None, bytes | None]] = []
 
-    def configured(
-        self,
-        client_config: Mapping[str, Any],
-        *,
-        backoff: Backoff,
-        retry_budget_s: float = 0.0,
-        on_retry: OnRetry | None = None,
-    ) -> MemoryResults:
+    def configured(self, client_config: Mapping[str, Any], **_retry: Any) -> MemoryResults:
         """A ``SenderFactory``: memory needs none of the producer's settings, nor retries."""
         return self
 
