@@ -28,9 +28,9 @@ from streamgen.settings import Settings
 from streamgen.store.base import ObjectStore
 from streamgen.telemetry import worker_hooks
 from streamgen.telemetry.worker_hooks import WorkerHooks, WorkItem
-from streamgen.worker.assembly import WorkerParts, assemble
+from streamgen.worker.assembly import assemble
 from streamgen.worker.clients import WorkerSeams
-from streamgen.worker.outputs import OutcomeSummary
+from streamgen.worker.events import OutcomeSummary
 from streamgen.worker.storage import EncodeImage
 from tests.support.memory_kafka import MemoryConsumer, MemoryResults
 
@@ -113,24 +113,19 @@ class LocalFeed:
             parts.stage.start()
             try:
                 while len(out.summaries) < expected:
-                    if parts.loop.fatal is not None:
-                        error = parts.loop.fatal
+                    if parts.loop.life.fatal is not None:
+                        error = parts.loop.life.fatal
                         raise RuntimeError(f"local run: fatal error: {error}") from error
                     if time.monotonic() > deadline:
                         left = expected - len(out.summaries)
                         raise TimeoutError(f"local run: {left} requests unfinished")
                     parts.loop.step()
             finally:
-                parts.loop.close_out(lambda: _stop(parts), flush_timeout_s=0.0)
+                parts.loop.close_out(flush_timeout_s=0.0)  # generation stops (CLOSING)
+                parts.stage.join(30)
+                parts.output_pool.shutdown(wait=True)
         out.finished = max((t for t, _ in out.summaries), default=time.monotonic())
         return out
-
-
-def _stop(parts: WorkerParts) -> None:
-    parts.stopping.set()
-    parts.stage.stop()
-    parts.stage.join(30)
-    parts.output_pool.shutdown(wait=True)
 
 
 @contextmanager

@@ -1,8 +1,9 @@
 """How the worker's metrics leave the process: ``/metrics`` and ``/ready`` over HTTP.
 
 :class:`~streamgen.telemetry.metrics.Metrics` declares the series; this module serves a
-registry of them, with the readiness probe (:mod:`streamgen.telemetry.readiness`) beside it,
-and lists the sample names a registry can expose (the dashboards are checked against them).
+registry of them, with the readiness probe beside it (the worker lifecycle's answer,
+``streamgen.worker.lifecycle.Lifecycle.readiness``), and lists the sample names a registry
+can expose (the dashboards are checked against them).
 """
 
 from __future__ import annotations

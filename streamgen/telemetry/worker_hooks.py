@@ -8,7 +8,7 @@ mapping to series lives in :mod:`streamgen.telemetry.metrics`, the spans in
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Protocol
 
@@ -20,7 +20,6 @@ from streamgen.errors import ConfigError, StreamgenError
 from streamgen.settings import Settings
 from streamgen.telemetry.backlog import pixel_steps
 from streamgen.telemetry.metrics import Metrics, RebalanceKind
-from streamgen.telemetry.readiness import Readiness
 from streamgen.telemetry.tracing import KafkaRecordLike, WorkerTracer
 
 __all__ = ["WorkerHooks"]
@@ -87,7 +86,6 @@ class WorkerHooks:
         self._metrics_port = metrics_port
         self._metrics_address = metrics_address
         self.server: Any = None
-        self.readiness = Readiness()
 
     @classmethod
     def from_settings(cls, settings: Settings, *, worker_id: str, host: str) -> WorkerHooks:
@@ -102,13 +100,15 @@ class WorkerHooks:
             metrics_address=settings.worker.metrics_address,
         )
 
-    def serve(self) -> None:
+    def serve(self, ready: Callable[[], tuple[bool, str]] | None = None) -> None:
         """Start ``/metrics`` and ``/ready`` (once): before the warm-up, so that the probe
-        answers 503 while the worker compiles instead of refusing connections."""
+        answers 503 while the worker compiles instead of refusing connections. ``ready`` is
+        the worker lifecycle's answer (``Lifecycle.readiness``: warmed up, in the group, not
+        stopping); without it ``/ready`` is not served."""
         if self._metrics_port and self.server is None:
             try:
                 self.server = self.metrics.serve(
-                    self._metrics_port, addr=self._metrics_address, ready=self.readiness.check
+                    self._metrics_port, addr=self._metrics_address, ready=ready
                 )
             except OSError as exc:  # port taken, address not on this host
                 raise ConfigError(
@@ -125,19 +125,13 @@ class WorkerHooks:
 
     def warmed_up(self, seconds: float) -> None:
         self.metrics.warmed_up(seconds)
-        self.readiness.warmed_up()
 
     def started(self) -> None:
         self.metrics.set_worker_info(
             worker_id=self.worker_id, host=self.host, device=self.device, group_id=self.group_id
         )
-        self.serve()
-
-    def stopping(self) -> None:
-        self.readiness.stopping()
 
     def stopped(self) -> None:
-        self.readiness.stopping()
         if self.server is not None:
             self.server.shutdown()
             self.server = None
@@ -195,8 +189,6 @@ class WorkerHooks:
         self, kind: RebalanceKind, changed: Iterable[TopicPartitionKey], assigned: int
     ) -> None:
         self.metrics.rebalanced(kind, assigned, list(changed))
-        if kind == "assign":
-            self.readiness.joined()
 
     # -- GPU thread and outputs --------------------------------------------------------------
     @contextmanager

@@ -1,9 +1,8 @@
-"""Building the worker's parts from Settings, in data-flow order. No lifecycle here."""
+"""Building the worker's parts from Settings, in data-flow order. The lifecycle they read is
+made and moved by ``run_worker`` (``worker/lifecycle.py``), not here."""
 
 from __future__ import annotations
 
-import queue
-import threading
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -31,13 +30,14 @@ from streamgen.worker.clients import (
     wall_clock,
 )
 from streamgen.worker.commits import Committer
+from streamgen.worker.events import LoopEvents
 from streamgen.worker.fetch_buffer import FetchBuffer
 from streamgen.worker.generation import GenerationStage
 from streamgen.worker.intake import Intake
-from streamgen.worker.loop import ConsumerLoop, Durable, Fatal, LoopLimits
+from streamgen.worker.lifecycle import Lifecycle
+from streamgen.worker.loop import ConsumerLoop, LoopLimits
 from streamgen.worker.offsets import OffsetTracker
 from streamgen.worker.outputs import OutcomeSink
-from streamgen.worker.ownership import Ownership
 from streamgen.worker.rebalance import RebalanceHandler
 from streamgen.worker.stalls import StallWatchdog
 from streamgen.worker.storage import EncodeImage, ImageWriter, StoreRetry
@@ -56,8 +56,6 @@ __all__ = [
 # How long a revoked partition's in-flight work may take to become durable before it is
 # abandoned to the next owner; short, because the whole group waits on our revoke.
 REVOKE_GRACE_S = 5.0
-
-Events = queue.SimpleQueue[Durable | Fatal]
 
 
 def consumer_config(settings: Settings, worker_id: str) -> dict[str, Any]:
@@ -110,7 +108,6 @@ class WorkerParts:
     loop: ConsumerLoop
     stage: GenerationStage
     output_pool: ThreadPoolExecutor
-    stopping: threading.Event  # set when output threads must stop retrying
     hooks: WorkerHooks
 
 
@@ -118,7 +115,7 @@ def _outputs(
     settings: Settings,
     identity: WorkerIdentity,
     hooks: WorkerHooks,
-    events: Events,
+    events: LoopEvents,
     *,
     store: ObjectStore,
     store_retry: StoreRetry,
@@ -143,7 +140,7 @@ def _outputs(
         group_id=w.group_id,
         identity=identity,
         encode_result=results.encode,
-        on_durable=lambda ticket, summary: events.put(Durable(ticket, summary)),
+        events=events,
         tracer=hooks.tracer,
         claims=ClaimChecker(
             store=store,
@@ -151,7 +148,7 @@ def _outputs(
             send=publisher.send,
             encode_result=results.encode,
             pool=output_pool,
-            on_fatal=lambda exc: events.put(Fatal(exc)),
+            events=events,
         ),
     )
     return publisher, sink
@@ -203,23 +200,29 @@ def assemble(
     hooks: WorkerHooks,
     seams: WorkerSeams = PRODUCTION_SEAMS,
     results: AvroCodec[GenerationResult] | None = None,
+    lifecycle: Lifecycle | None = None,
 ) -> WorkerParts:
     """Build the worker's parts and subscribe.
+
+    ``lifecycle`` is the worker's, in JOINING (``run_worker`` moved it through start-up); a
+    caller that assembles without starting (tests, benchmarks) gets a fresh one in JOINING.
 
     ``seams`` builds the Kafka clients (confluent-kafka's ``Consumer``, the ``Publisher``) and
     tells the time validation reads: in-memory clients run the same loop without a broker.
     ``results`` is the result codec the start-up check registered, so a start registers once.
     """
     w = settings.worker
-    events: Events = queue.SimpleQueue()
+    lifecycle = lifecycle or Lifecycle.joining()
+    events = LoopEvents()  # what the GPU and output threads tell the consumer loop
     identity = WorkerIdentity(
         worker_id=worker_id, host=host, device=hooks.device, group_id=w.group_id
     )
     # 1. Outputs: results and dead letters, durable when the broker acknowledges them; those
     #    too large to publish go out claim-checked, their bytes stored by the output pool.
     backoff = Backoff(w.retry_initial_ms / 1000, w.retry_max_ms / 1000)
-    stopping = threading.Event()
-    store_retry = StoreRetry(backoff, w.retry_budget_s, hooks.store_retry, stopping.is_set)
+    # Once the worker is closing, a store retry gives up: its request is redone after restart.
+    closing = lambda: lifecycle.closing  # noqa: E731
+    store_retry = StoreRetry(backoff, w.retry_budget_s, hooks.store_retry, closing)
     output_pool = ThreadPoolExecutor(w.encode_threads, "streamgen-out")
     publisher, sink = _outputs(
         settings,
@@ -241,19 +244,20 @@ def assemble(
         ),
         engine.shape_of,
     )
-    tracker, ownership = OffsetTracker(), Ownership()
+    tracker = OffsetTracker()  # also the one owner of which partition generations are ours
     # 3. The GPU thread, storing images on the output pool, off the GPU path.
     stage = GenerationStage(
         engine=engine,
         queue=work,
-        ownership=ownership,
+        generations=tracker,
         sink=sink,
         writer=ImageWriter(store, encode, settings.store.image_format, store_retry),
         output_pool=output_pool,
         max_attempts=w.max_attempts,
         backoff=backoff,
         retry_budget_s=w.retry_budget_s,
-        on_fatal=lambda exc: events.put(Fatal(exc)),
+        events=events,
+        lifecycle=lifecycle,
         hooks=hooks,
     )
     # 4. The consumer loop, subscribed with rebalance callbacks that keep commits safe.
@@ -284,7 +288,9 @@ def assemble(
             commit_interval_s=w.commit_interval_ms / 1000,
             drain_timeout_s=w.drain_timeout_s,
         ),
+        outputs=output_pool,
         events=events,
+        lifecycle=lifecycle,
         decode_backoff=backoff,
         hooks=hooks,
         committer=committer,
@@ -295,7 +301,7 @@ def assemble(
     )
     rebalance = RebalanceHandler(
         tracker=tracker,
-        ownership=ownership,
+        lifecycle=lifecycle,
         queue=work,
         commit=lambda tps: loop.commit_now(only=tps),
         serve_outputs=loop.serve_outputs,
@@ -310,4 +316,4 @@ def assemble(
         on_revoke=rebalance.on_revoke,
         on_lost=rebalance.on_lost,
     )
-    return WorkerParts(worker_id, consumer, loop, stage, output_pool, stopping, hooks)
+    return WorkerParts(worker_id, consumer, loop, stage, output_pool, hooks)

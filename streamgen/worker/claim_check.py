@@ -36,6 +36,7 @@ from streamgen.contracts.result import GenerationResult
 from streamgen.contracts.validation import REQUEST_ID_PATTERN
 from streamgen.errors import StoreUnavailable
 from streamgen.store.base import ObjectStore
+from streamgen.worker.events import LoopEvents
 from streamgen.worker.publisher import OnAck
 from streamgen.worker.storage import StoreRetry
 from streamgen.worker.work_item import SourceRecord
@@ -75,7 +76,7 @@ class ClaimChecker:
     send: Send  # produce without a fallback: the form sent here always fits
     encode_result: EncodeResult
     pool: Executor
-    on_fatal: Callable[[BaseException], None]
+    events: LoopEvents  # a failure past retrying is fatal, reported to the consumer loop
 
     def dead_letter(
         self, topic: str, record: SourceRecord, why: DeadLetterReason, on_ack: OnAck, refusal: str
@@ -153,7 +154,7 @@ class ClaimChecker:
                 log.warning("abandoned claim-checking %s: worker stopping", what)
             except BaseException as exc:
                 log.exception("claim-checking %s failed", what)
-                self.on_fatal(exc)
+                self.events.fatal(exc)
 
         try:
             self.pool.submit(run)

@@ -11,19 +11,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 from streamgen.contracts.validation import deadline_expired
 from streamgen.engine.types import Engine, GenerationOutcome
 from streamgen.errors import StoreUnavailable, StreamgenError
 from streamgen.telemetry.worker_hooks import WorkerHooks
 from streamgen.worker.backoff import Backoff, TransientRetries
+from streamgen.worker.events import LoopEvents
 from streamgen.worker.failure_policy import Disposition, disposition_for
+from streamgen.worker.lifecycle import Lifecycle
+from streamgen.worker.offsets import Ticket
 from streamgen.worker.outputs import OutcomeSink
-from streamgen.worker.ownership import Ownership
 from streamgen.worker.storage import ImageWriter
 from streamgen.worker.work_item import WorkItem
 from streamgen.worker.work_queue import WorkQueue
@@ -32,7 +34,12 @@ __all__ = ["GenerationStage"]
 
 log = logging.getLogger(__name__)
 
-OnFatal = Callable[[BaseException], None]
+
+class CurrentGenerations(Protocol):
+    """Whether a ticket's partition generation is still ours (``OffsetTracker``, thread-safe
+    for this one question): work of a partition that moved away is dropped, not produced."""
+
+    def is_current(self, ticket: Ticket) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,38 +57,36 @@ class GenerationStage(threading.Thread):
         *,
         engine: Engine,
         queue: WorkQueue,
-        ownership: Ownership,
+        generations: CurrentGenerations,
         sink: OutcomeSink,
         writer: ImageWriter,
         output_pool: Executor,
         max_attempts: int,
         backoff: Backoff,
         retry_budget_s: float,
-        on_fatal: OnFatal,
+        events: LoopEvents,
+        lifecycle: Lifecycle,
         hooks: WorkerHooks,
     ) -> None:
+        """Runs until ``lifecycle`` is closing; a fatal error goes to ``events``."""
         super().__init__(name="streamgen-gpu", daemon=True)
         self._engine = engine
         self._queue = queue
-        self._ownership = ownership
+        self._generations = generations
         self._sink = sink
         self._writer = writer
         self._pool = output_pool
         self._max_attempts = max_attempts
         self._backoff = backoff
         self._retry_budget_s = retry_budget_s
-        self._on_fatal = on_fatal
+        self._events = events
+        self._life = lifecycle
         self._hooks = hooks
-        # Not ``_stop``: that name is threading.Thread's own, and shadowing it breaks join().
-        self._halt = threading.Event()
         self.busy = threading.Event()  # set while a batch is on the GPU
-
-    def stop(self) -> None:
-        self._halt.set()
 
     def run(self) -> None:
         try:
-            while not self._halt.is_set():
+            while not self._life.closing:
                 batch = self._queue.take(timeout=0.1)
                 if batch is not None:
                     self.busy.set()
@@ -91,7 +96,7 @@ class GenerationStage(threading.Thread):
                         self.busy.clear()
         except BaseException as exc:  # the process must not go on with a broken GPU thread
             log.exception("GPU thread failed")
-            self._on_fatal(exc)
+            self._events.fatal(exc)
 
     def _run_batch(self, items: list[WorkItem]) -> None:
         retries = TransientRetries(self._backoff, self._retry_budget_s)
@@ -115,7 +120,7 @@ class GenerationStage(threading.Thread):
                     delay,
                 )
                 self._hooks.store_retry()
-                if self._halt.wait(delay):
+                if self._life.wait_closing(delay):
                     # Stopping: nothing was produced for these; the next owner redoes them.
                     log.warning("abandoned a batch of %d waiting for the store", len(items))
                     return
@@ -124,7 +129,7 @@ class GenerationStage(threading.Thread):
         now = datetime.now(UTC)
         live = []
         for item in items:
-            if not self._ownership.is_current(item.ticket):
+            if not self._generations.is_current(item.ticket):
                 continue
             expired = deadline_expired(item.request, now)
             if expired is not None:
@@ -141,12 +146,12 @@ class GenerationStage(threading.Thread):
             outcomes = self._engine.generate(
                 [item.request for item in live],
                 cancelled=lambda request: (
-                    not self._ownership.is_current(by_id[request.request_id].ticket)
+                    not self._generations.is_current(by_id[request.request_id].ticket)
                 ),
             )
         gpu_seconds = time.perf_counter() - t0
         self._hooks.batch(live, outcomes, gpu_seconds)
-        if self._halt.is_set():
+        if self._life.closing:
             # The drain timed out while this batch ran and the output pool is shut: abandon
             # the outcomes (nothing was produced or committed for them; they are redone).
             log.warning("abandoned a batch of %d finished after the drain timeout", len(live))
@@ -199,7 +204,7 @@ class GenerationStage(threading.Thread):
         run: _BatchRun,
     ) -> None:
         try:
-            if not self._ownership.is_current(item.ticket):
+            if not self._generations.is_current(item.ticket):
                 return
             with self._hooks.stage("store", item.span):
                 stored = self._writer.write(item, outcome.images, outcome.seed)
@@ -220,4 +225,4 @@ class GenerationStage(threading.Thread):
             log.warning("abandoned storing %s: worker stopping", item.request.request_id)
         except BaseException as exc:
             log.exception("storing outputs of %s failed", item.request.request_id)
-            self._on_fatal(exc)
+            self._events.fatal(exc)

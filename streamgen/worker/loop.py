@@ -6,15 +6,17 @@ enforced in one place: tickets are completed (step 4) only from broker acknowled
 commits (step 6, ``commits.Committer``) only ever take the OffsetTracker's contiguous low-water
 mark. Stopping keeps it the same way, in one sequence (``close_out``): stop generation, flush the
 producer, turn its acknowledgements into completed tickets, and only then commit.
+
+Whether to go on, drain or close out is read from the worker's one
+:class:`~streamgen.worker.lifecycle.Lifecycle`; what other threads report (durable outcomes,
+fatal errors) arrives on the one :class:`~streamgen.worker.events.LoopEvents` queue.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 import time
-from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,10 +25,12 @@ from streamgen.telemetry.worker_hooks import WorkerHooks
 from streamgen.worker.backoff import Backoff
 from streamgen.worker.clients import OutputSender, RequestConsumer, consume_promptly
 from streamgen.worker.commits import Committer
+from streamgen.worker.events import Fatal, LoopEvents
 from streamgen.worker.fetch_buffer import FetchBuffer
 from streamgen.worker.intake import Intake, Rejected
-from streamgen.worker.offsets import OffsetTracker, Ticket, TopicPartitionKey
-from streamgen.worker.outputs import OutcomeSink, OutcomeSummary
+from streamgen.worker.lifecycle import Lifecycle, Phase
+from streamgen.worker.offsets import OffsetTracker, TopicPartitionKey
+from streamgen.worker.outputs import OutcomeSink
 from streamgen.worker.pauses import Pauses
 from streamgen.worker.stalls import StallWatchdog
 from streamgen.worker.work_item import SourceRecord, WorkItem
@@ -50,17 +54,6 @@ class LoopLimits:
     drain_timeout_s: float
 
 
-@dataclass(frozen=True)
-class Durable:
-    ticket: Ticket
-    summary: OutcomeSummary
-
-
-@dataclass(frozen=True)
-class Fatal:
-    error: BaseException
-
-
 class ConsumerLoop:
     """Runs on the main thread; owns the consumer and the OffsetTracker."""
 
@@ -73,8 +66,10 @@ class ConsumerLoop:
         work: WorkQueue,
         intake: Intake,
         sink: OutcomeSink,
+        outputs: ThreadPoolExecutor,
         limits: LoopLimits,
-        events: queue.SimpleQueue[Durable | Fatal],
+        events: LoopEvents,
+        lifecycle: Lifecycle,
         decode_backoff: Backoff,
         hooks: WorkerHooks,
         committer: Committer,
@@ -87,35 +82,24 @@ class ConsumerLoop:
         self.work = work
         self.intake = intake
         self.sink = sink
+        self.outputs = outputs  # the output threads' pool: closing cancels what waits in it
         self.limits = limits
         self.events = events
+        self.life = lifecycle
         self.hooks = hooks
         self.committer = committer
         self.buffer = buffer
         self.stalls = stalls
         self.pauses = Pauses(consumer, tracker, buffer, decode_backoff, hooks)
         self._last_commit = time.monotonic()
-        self._stop = threading.Event()
-        self._force = threading.Event()
-        self.fatal: BaseException | None = None
-
-    # -- lifecycle -------------------------------------------------------------------------
-    def request_stop(self) -> None:
-        """First call: drain and stop. Second call: stop now (still committing only safely)."""
-        if self._stop.is_set():
-            self._force.set()
-        self._stop.set()
-
-    @property
-    def stop_requested(self) -> bool:
-        return self._stop.is_set()
 
     @property
     def paused(self) -> bool:
         return self.pauses.paused
 
     def run(self) -> None:
-        while not self._stop.is_set() and self.fatal is None:
+        """Until a stop is asked for or a fatal error arrives (the lifecycle says which)."""
+        while self.life.serving:
             self.step()
 
     def step(self) -> None:
@@ -159,16 +143,14 @@ class ConsumerLoop:
         self.stalls.check(self.tracker.partitions())
 
     def serve_outputs(self, timeout: float) -> None:
+        """Delivery reports become events; each event completes its ticket or, if fatal, goes
+        to the lifecycle: the one way a fatal error reaches the worker's exit."""
         self.publisher.poll(timeout)
         if self.publisher.fatal is not None:
-            self.fatal = self.publisher.fatal
-        while True:
-            try:
-                event = self.events.get_nowait()
-            except queue.Empty:
-                return
+            self.life.fail(self.publisher.fatal)
+        for event in self.events.take():
             if isinstance(event, Fatal):
-                self.fatal = event.error
+                self.life.fail(event.error)
             elif self.tracker.complete(event.ticket):
                 self.hooks.durable(event.summary)
 
@@ -224,32 +206,35 @@ class ConsumerLoop:
         self.committer.commit_sync(self.consumer, only)
 
     # -- shutdown --------------------------------------------------------------------------
-    def drain(self, stop_generation: Callable[[], None]) -> bool:
+    def drain(self) -> bool:
         """Finish in-flight work within the drain timeout; True if everything became durable."""
+        self.life.advance(Phase.DRAINING)
         self.pauses.set_paused(True)
         self.work.flush()
         deadline = time.monotonic() + self.limits.drain_timeout_s
         while (
             self.tracker.outstanding()
             and time.monotonic() < deadline
-            and not self._force.is_set()
-            and self.fatal is None
+            and not self.life.forced
+            and self.life.fatal is None
         ):
             # Keep polling (paused) so the group does not evict us while the GPU finishes.
             consume_promptly(self.consumer, MAX_RECORDS_PER_POLL, POLL_TIMEOUT_S)
             self.serve_outputs(0.0)
-        self.close_out(stop_generation, flush_timeout_s=0.5 if self._force.is_set() else 10.0)
+        self.close_out(flush_timeout_s=0.5 if self.life.forced else 10.0)
         return self.tracker.outstanding() == 0
 
-    def close_out(self, stop_generation: Callable[[], None], *, flush_timeout_s: float) -> None:
+    def close_out(self, *, flush_timeout_s: float) -> None:
         """The one way the worker stops: commit what is durable and nothing else (THE RULE).
 
         Called after a drain and, without one, after a fatal error (a broken GPU is not
         waited for).
         """
-        # 1. Stop generation and the output threads' retries: after this no new result or
-        #    dead letter is handed to the producer, so the flush below sees the last of them.
-        stop_generation()
+        # 1. Stop generation and the output threads' retries (both read the lifecycle): after
+        #    this no new result or dead letter is handed to the producer, so the flush below
+        #    sees the last of them. Stores waiting in the output pool are cancelled.
+        self.life.advance(Phase.CLOSING)
+        self.outputs.shutdown(wait=False, cancel_futures=True)
         # 2. Flush the producer: the results and dead letters it still holds get the broker's
         #    answer now, or stay unacknowledged (their offsets then stay uncommitted).
         self.publisher.flush(flush_timeout_s)

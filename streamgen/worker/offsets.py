@@ -62,8 +62,9 @@ class _PartitionState:
 
 
 class OffsetTracker:
-    """Offset bookkeeping for all partitions this consumer owns. Not thread-safe: the consumer
-    thread owns it; other threads report completions through a queue."""
+    """Offset bookkeeping for all partitions this consumer owns, and the one owner of which
+    partition generations are ours. The consumer thread owns it; other threads report
+    completions through the loop's events, and may only ask :meth:`is_current`."""
 
     def __init__(self) -> None:
         self._partitions: dict[TopicPartitionKey, _PartitionState] = {}
@@ -96,6 +97,9 @@ class OffsetTracker:
         return state is not None and offset <= state.highest_seen
 
     def is_current(self, ticket: Ticket) -> bool:
+        """Safe from any thread (the GPU and output threads drop work of partitions that
+        moved away): one dict lookup, atomic in CPython, of a state whose generation is fixed
+        when it is made; assign and revoke replace or remove the entry, never change it."""
         state = self._partitions.get(ticket.tp)
         return state is not None and state.generation == ticket.generation
 

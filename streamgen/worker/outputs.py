@@ -12,7 +12,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Protocol
@@ -30,31 +29,14 @@ from streamgen.contracts.result import (
 from streamgen.errors import StreamgenError
 from streamgen.telemetry.tracing import WorkerTracer
 from streamgen.worker.claim_check import ClaimChecker
+from streamgen.worker.events import LoopEvents, OutcomeSummary
 from streamgen.worker.offsets import Ticket
 from streamgen.worker.publisher import OnRejected
 from streamgen.worker.work_item import SourceRecord, WorkItem
 
-__all__ = ["OutcomeSink", "OutcomeSummary", "RecordSender"]
+__all__ = ["OutcomeSink", "RecordSender"]
 
 Encode = Callable[[GenerationResult], bytes]
-
-
-@dataclass(frozen=True, slots=True)
-class OutcomeSummary:
-    """What became durable for one record: enough for metrics and logs."""
-
-    status: str  # SUCCEEDED | FAILED (FAILED with request_id "" is a dead letter alone)
-    request_id: str
-    model: str
-    error_code: str = ""
-    stage: str = ""
-    dead_lettered: bool = False
-    queue_wait_s: float | None = None
-    e2e_s: float | None = None
-    span: Any = None  # the record's tracing span, ended when the outcome is durable
-
-
-OnDurable = Callable[[Ticket, OutcomeSummary], None]
 
 
 class RecordSender(Protocol):
@@ -106,7 +88,7 @@ class OutcomeSink:
         group_id: str,
         identity: WorkerIdentity,
         encode_result: Encode,
-        on_durable: OnDurable,
+        events: LoopEvents,
         tracer: WorkerTracer | None = None,
         claims: ClaimChecker | None = None,
     ) -> None:
@@ -117,7 +99,7 @@ class OutcomeSink:
         self._group = group_id
         self._identity = identity
         self._encode = encode_result
-        self._on_durable = on_durable
+        self._events = events  # durable outcomes go to the consumer loop
         self._tracer = tracer or WorkerTracer()
 
     def succeeded(
@@ -160,7 +142,7 @@ class OutcomeSink:
             e2e_s=_seconds_between(result.timings.created_at, result.timings.finished_at),
             span=item.span,
         )
-        self._send_result(result, item.span, lambda: self._on_durable(item.ticket, summary))
+        self._send_result(result, item.span, partial(self._events.durable, item.ticket, summary))
 
     def failed(
         self,
@@ -204,7 +186,7 @@ class OutcomeSink:
             e2e_s=_seconds_between(created, _ms(now)),
             span=span,
         )
-        join = _Join(2 if request else 1, lambda: self._on_durable(ticket, summary))
+        join = _Join(2 if request else 1, partial(self._events.durable, ticket, summary))
         self._publisher.send(
             self._dead,
             record.key,

@@ -1,7 +1,8 @@
 """Partition assignment changes (cooperative-sticky), kept safe (DESIGN invariant 5).
 
 * assigned: a fresh generation per partition; paused if the worker is paused, resumed
-            otherwise (librdkafka keeps a pause flag across revoke and re-assign).
+            otherwise (librdkafka keeps a pause flag across revoke and re-assign). The first
+            assignment, even of nothing, makes a joining worker ready.
 * revoked:  fetched records and waiting work of those partitions are dropped (the next
             owner reads them again), work already on the GPU or in the outputs gets a short
             grace to become durable, then the durable low-water mark is committed and the
@@ -21,8 +22,8 @@ from confluent_kafka import TopicPartition
 
 from streamgen.telemetry.metrics import RebalanceKind
 from streamgen.worker.clients import RequestConsumer
+from streamgen.worker.lifecycle import Lifecycle
 from streamgen.worker.offsets import OffsetTracker, TopicPartitionKey
-from streamgen.worker.ownership import Ownership
 from streamgen.worker.work_queue import WorkQueue
 
 __all__ = ["RebalanceHandler"]
@@ -35,7 +36,7 @@ class RebalanceHandler:
         self,
         *,
         tracker: OffsetTracker,
-        ownership: Ownership,
+        lifecycle: Lifecycle,
         queue: WorkQueue,
         commit: Callable[[list[TopicPartitionKey]], None],
         serve_outputs: Callable[[float], None],
@@ -45,7 +46,7 @@ class RebalanceHandler:
         on_event: Callable[[RebalanceKind, list[TopicPartitionKey], int], None] | None = None,
     ) -> None:
         self._tracker = tracker
-        self._ownership = ownership
+        self._life = lifecycle
         self._queue = queue
         self._commit = commit
         self._serve_outputs = serve_outputs
@@ -56,10 +57,10 @@ class RebalanceHandler:
 
     def on_assign(self, consumer: RequestConsumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
-            key = (tp.topic, tp.partition)
-            self._ownership.grant(key, self._tracker.assign(key))
+            self._tracker.assign((tp.topic, tp.partition))
         consumer.incremental_assign(partitions)
         self._adopt(partitions)
+        self._life.joined()
         log.info("assigned %s", _names(partitions))
         self._event("assign", partitions)
 
@@ -81,7 +82,6 @@ class RebalanceHandler:
         # 3. Commit what is durable while we still own the partitions, then forget them.
         self._commit(sorted(keys))
         for key in keys:
-            self._ownership.withdraw(key)
             self._tracker.revoke(key)
         consumer.incremental_unassign(partitions)
         log.info("revoked %s (dropped %d waiting requests)", _names(partitions), len(dropped))
@@ -90,7 +90,6 @@ class RebalanceHandler:
     def on_lost(self, consumer: RequestConsumer, partitions: list[TopicPartition]) -> None:
         keys = {(tp.topic, tp.partition) for tp in partitions}
         for key in keys:
-            self._ownership.withdraw(key)
             self._tracker.revoke(key)
         self._drop_fetched(keys)
         self._queue.remove(lambda item: item.ticket.tp in keys)

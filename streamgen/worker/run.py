@@ -1,7 +1,10 @@
 """``run_worker``: assemble the worker, run the loop, shut down safely.
 
 Threads: the main thread runs the consumer loop (poll, admit, acks, commits); one GPU thread
-runs the engine; a small pool encodes and stores images and produces results.
+runs the engine; a small pool encodes and stores images and produces results. Where the worker
+is in its life, and how it ends, is one :class:`~streamgen.worker.lifecycle.Lifecycle`: this
+module moves it through start-up, signals ask it to stop, and the exit code and the last log
+line are read from it.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from streamgen.store.base import ObjectStore
 from streamgen.telemetry.worker_hooks import WorkerHooks
 from streamgen.worker.assembly import WorkerParts, assemble, producer_config
 from streamgen.worker.clients import PRODUCTION_SEAMS, WorkerSeams
-from streamgen.worker.loop import ConsumerLoop
+from streamgen.worker.lifecycle import Exit, Lifecycle, Phase
 from streamgen.worker.size_limits import check_record_size_limits
 from streamgen.worker.startup import (
     check_broker,
@@ -73,46 +76,48 @@ def run_worker(
     """
     host = socket.gethostname()
     worker_id = settings.worker.worker_id or f"{host}-{os.getpid()}"
+    life = Lifecycle()
     try:
         hooks = hooks or WorkerHooks.from_settings(settings, worker_id=worker_id, host=host)
         start = functools.partial(
-            _start, settings, worker_id, host, engine, store, encode, hooks, seams
+            _start, settings, worker_id, host, engine, store, encode, hooks, seams, life
         )
-        code, reason = _run(settings, worker_id, start, hooks, install_signal_handlers, stop)
+        end = _run(settings, worker_id, life, start, hooks, install_signal_handlers, stop)
     except Exception as exc:
         # A bug, not a fault the worker knows: the traceback for whoever debugs it, then the
         # same last line as every other way out (nothing unsafe was committed: commits only
         # ever follow durable outputs).
         log.critical("worker %s failed unexpectedly", worker_id, exc_info=True)
-        code, reason = EXIT_UNEXPECTED, f"unexpected {type(exc).__name__}: {exc}"
-    level = logging.INFO if code == 0 else logging.WARNING
-    log.log(level, "worker %s stopped: exit %d (%s)", worker_id, code, reason)
-    return code
+        end = life.crash(exc)
+    level = logging.INFO if end.code == 0 else logging.WARNING
+    log.log(level, "worker %s stopped: exit %d (%s)", worker_id, end.code, end.reason)
+    return end.code
 
 
 def _run(
     settings: Settings,
     worker_id: str,
+    life: Lifecycle,
     start: Callable[[], WorkerParts],
     hooks: WorkerHooks,
     install_signal_handlers: bool,
     stop: threading.Event | None,
-) -> tuple[int, str]:
-    """Start, run and shut down; return the exit code and why, in a few words."""
+) -> Exit:
+    """Start, run and shut down; return how the process ends."""
     try:
         # /metrics and /ready answer from the first moment: 503 until warmed up and joined.
-        hooks.serve()
+        hooks.serve(ready=life.readiness)
         parts = start()
     except ConfigError as exc:
         # One paragraph for the operator; the traceback only for whoever debugs streamgen.
         log.debug("start-up failed", exc_info=True)
         log.error("worker %s cannot start: %s", worker_id, exc)
         hooks.stopped()
-        return EXIT_CONFIG, f"misconfiguration at start-up: {exc.setting}"
+        return life.refuse_start(exc.setting)
     if install_signal_handlers:
-        _install_signal_handlers(parts.loop)
+        _install_signal_handlers(life)
     if stop is not None:
-        _stop_when_set(stop, parts.loop)
+        _stop_when_set(stop, life)
     parts.hooks.started()
     log.info(
         "worker %s consuming %s as group %s (%s protocol)",
@@ -126,15 +131,11 @@ def _run(
     try:
         parts.loop.run()
     finally:
-        parts.hooks.stopping()  # not ready from the first moment of the drain
-        complete = _shut_down(parts)
+        complete = _shut_down(parts, life)
         parts.hooks.stopped()
-    if parts.loop.fatal is not None:
-        log.critical("worker %s stopping on a fatal error: %s", worker_id, parts.loop.fatal)
-        return EXIT_FATAL, f"fatal error: {parts.loop.fatal}"
-    if not complete:
-        return EXIT_INCOMPLETE_DRAIN, "stopped with unfinished work; it will be redone"
-    return 0, "drained cleanly"
+    if life.fatal is not None:
+        log.critical("worker %s stopping on a fatal error: %s", worker_id, life.fatal)
+    return life.finish(complete=complete)
 
 
 def _start(
@@ -146,6 +147,7 @@ def _start(
     encode: EncodeImage | None,
     hooks: WorkerHooks,
     seams: WorkerSeams,
+    life: Lifecycle,
 ) -> WorkerParts:
     """Check what can be checked, cheapest first, load the model, warm it up, then join."""
     # 1. The broker answers, accepts our credentials and has the topics: seconds, not the
@@ -177,8 +179,10 @@ def _start(
         encode = encode_image
     # 4. Warm up before joining the group: a worker that compiles after it joined holds
     #    partitions it cannot serve for minutes, and its first requests pay for the compile.
+    life.advance(Phase.WARMING)
     _warm_up(settings, engine, hooks)
     # 5. Only now subscribe (assemble): the first assignment makes the worker ready.
+    life.advance(Phase.JOINING)
     return assemble(
         settings,
         worker_id=worker_id,
@@ -189,6 +193,7 @@ def _start(
         hooks=hooks,
         seams=seams,
         results=results,
+        lifecycle=life,
     )
 
 
@@ -208,42 +213,36 @@ def _warm_up(settings: Settings, engine: Engine, hooks: WorkerHooks) -> None:
         log.info("warm-up took %.1f s", seconds)
 
 
-def _shut_down(parts: WorkerParts) -> bool:
+def _shut_down(parts: WorkerParts, life: Lifecycle) -> bool:
+    """Drain, or after a fatal error only close out; True if every request became durable."""
     loop = parts.loop
-
-    def stop_generation() -> None:
-        parts.stopping.set()
-        parts.stage.stop()
-        parts.output_pool.shutdown(wait=False, cancel_futures=True)
-
-    if loop.fatal is not None:
+    if life.fatal is not None:
         # Do not wait for a broken GPU: commit only what is already durable, then leave.
-        loop.close_out(stop_generation, flush_timeout_s=5.0)
+        loop.close_out(flush_timeout_s=5.0)
         complete = False
     else:
-        complete = loop.drain(stop_generation)
+        complete = loop.drain()
     parts.consumer.close()  # leaves the group at once so partitions move without a timeout
     if not complete:
         log.warning("%d requests unfinished; they will be redone", loop.tracker.outstanding())
     return complete
 
 
-def _stop_when_set(stop: threading.Event, loop: ConsumerLoop) -> None:
+def _stop_when_set(stop: threading.Event, life: Lifecycle) -> None:
     def watch() -> None:
         stop.wait()
-        loop.request_stop()
+        life.request_stop()
 
     threading.Thread(target=watch, daemon=True, name="stop-watch").start()
 
 
-def _install_signal_handlers(loop: ConsumerLoop) -> None:
+def _install_signal_handlers(life: Lifecycle) -> None:
     def handle(signum: int, _frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
-        if loop.stop_requested:
+        if life.request_stop():
             log.warning("%s again: stopping now; unfinished work will be redone", name)
         else:
             log.info("%s: draining in-flight work, then stopping", name)
-        loop.request_stop()
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, handle)

@@ -101,10 +101,5 @@ def test_a_partition_left_paused_with_records_waiting_is_reported_until_it_moves
 
 
 def _shut_down(parts: WorkerParts) -> None:
-    def stop_generation() -> None:
-        parts.stopping.set()
-        parts.stage.stop()
-        parts.output_pool.shutdown(wait=False, cancel_futures=True)
-
-    parts.loop.drain(stop_generation)
+    parts.loop.drain()
     parts.consumer.close()

@@ -8,7 +8,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
 from typing import Any
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -21,10 +20,12 @@ from streamgen.settings import KafkaSettings
 from streamgen.store.uri import check_key
 from streamgen.worker.backoff import Backoff
 from streamgen.worker.claim_check import ClaimChecker, dead_letter_keys, result_key
+from streamgen.worker.events import OutcomeSummary
 from streamgen.worker.offsets import Ticket
-from streamgen.worker.outputs import OutcomeSink, OutcomeSummary
+from streamgen.worker.outputs import OutcomeSink
 from streamgen.worker.storage import StoreRetry
 from streamgen.worker.work_item import SourceRecord
+from tests.support.events import RecordedEvents
 from tests.unit.contracts.strategies import DECODE_FAILURE
 from tests.unit.memory_store import MemoryStore
 
@@ -74,15 +75,14 @@ class LimitedSender:
 def make_sink(
     store: MemoryStore,
 ) -> tuple[OutcomeSink, LimitedSender, Inline, list[tuple[Ticket, OutcomeSummary]]]:
-    sender, pool, durable = LimitedSender(), Inline(), []
-    fatal: list[BaseException] = []
+    sender, pool, events = LimitedSender(), Inline(), RecordedEvents()
     claims = ClaimChecker(
         store=store,
         retry=StoreRetry(Backoff(0.001, 0.001)),
         send=sender.send,
         encode_result=CODEC.encode,
         pool=pool,
-        on_fatal=fatal.append,
+        events=events,
     )
     sink = OutcomeSink(
         sender,
@@ -91,10 +91,10 @@ def make_sink(
         group_id="g",
         identity=WorkerIdentity("w-1", "host"),
         encode_result=CODEC.encode,
-        on_durable=lambda ticket, summary: durable.append((ticket, summary)),
+        events=events,
         claims=claims,
     )
-    return sink, sender, pool, durable
+    return sink, sender, pool, events.durables
 
 
 def test_a_refused_dead_letter_is_claim_checked_and_then_durable() -> None:
@@ -158,17 +158,18 @@ def test_a_store_outage_is_retried_on_the_pool_then_published() -> None:
         retries.append("retry")
         store.down = False
 
-    sender, durable = LimitedSender(), []
+    sender, durable, events = LimitedSender(), [], RecordedEvents()
     claims = ClaimChecker(
         store=store,
         retry=StoreRetry(Backoff(0.001, 0.001), on_retry=back_up),
         send=sender.send,
         encode_result=CODEC.encode,
         pool=Inline(),
-        on_fatal=pytest.fail,
+        events=events,
     )
     claims.dead_letter("dead", HUGE, WHY, lambda: durable.append("ack"), "too large")
     assert retries == ["retry"] and durable == ["ack"] and len(sender.sent) == 1
+    assert events.fatals == []
 
 
 TOPICS = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABC0123456789._-", min_size=1, max_size=249)

@@ -8,8 +8,8 @@ so it stays in the group; everything it took beyond that would be redone by the 
 
 from __future__ import annotations
 
-import queue
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from hypothesis import given, settings
@@ -22,11 +22,12 @@ from streamgen.telemetry.worker_hooks import WorkerHooks
 from streamgen.worker.backoff import Backoff
 from streamgen.worker.batcher import MicroBatcher
 from streamgen.worker.commits import Committer
+from streamgen.worker.events import LoopEvents, OutcomeSummary
 from streamgen.worker.fetch_buffer import FetchBuffer
 from streamgen.worker.intake import Intake
-from streamgen.worker.loop import ConsumerLoop, Durable, Fatal, LoopLimits
+from streamgen.worker.lifecycle import Lifecycle
+from streamgen.worker.loop import ConsumerLoop, LoopLimits
 from streamgen.worker.offsets import OffsetTracker
-from streamgen.worker.outputs import OutcomeSummary
 from streamgen.worker.stalls import StallWatchdog
 from streamgen.worker.work_queue import WorkQueue
 from tests.support.memory_kafka import MemoryMessage
@@ -120,7 +121,6 @@ def make_loop(
     consumer = EndlessPartitions(partitions, committer.on_commit)
     for partition in range(partitions):
         tracker.assign((TOPIC, partition))
-    events: queue.SimpleQueue[Durable | Fatal] = queue.SimpleQueue()
     loop = ConsumerLoop(
         consumer=consumer,  # type: ignore[arg-type]
         publisher=Outputs(),  # type: ignore[arg-type]
@@ -130,8 +130,10 @@ def make_loop(
         ),
         intake=Intake(decode=admissions.decode, validate=lambda request: request),
         sink=Outputs(),  # type: ignore[arg-type]
+        outputs=ThreadPoolExecutor(1),
         limits=LoopLimits(max_in_flight, commit_interval_s=0.0, drain_timeout_s=1.0),
-        events=events,
+        events=LoopEvents(),
+        lifecycle=Lifecycle.joining(),
         decode_backoff=Backoff(0.1, 1.0),
         hooks=WorkerHooks(Metrics(), worker_id="w", host="h", group_id="g"),
         committer=committer,
@@ -158,7 +160,7 @@ def finish_everything(loop: ConsumerLoop) -> int:
     done = 0
     while (batch := loop.work.take(timeout=0.0)) is not None:
         for item in batch.items:
-            loop.events.put(Durable(item.ticket, OutcomeSummary("SUCCEEDED", "", "")))
+            loop.events.durable(item.ticket, OutcomeSummary("SUCCEEDED", "", ""))
             done += 1
     return done
 

@@ -10,9 +10,11 @@ from streamgen.contracts.formats import output_format
 from streamgen.contracts.request import GenerationRequest
 from streamgen.contracts.result import GenerationResult, StoredImage, WorkerIdentity
 from streamgen.errors import DecodeError, InvalidRequest
+from streamgen.worker.events import OutcomeSummary
 from streamgen.worker.offsets import Ticket
-from streamgen.worker.outputs import OutcomeSink, OutcomeSummary
+from streamgen.worker.outputs import OutcomeSink
 from streamgen.worker.work_item import SourceRecord, WorkItem
+from tests.support.events import RecordedEvents
 
 
 class RecordingPublisher:
@@ -38,8 +40,7 @@ RECORD = SourceRecord("requests", 2, 41, b"r-1", b"original bytes", (("tracepare
 
 
 def make_sink() -> tuple[OutcomeSink, RecordingPublisher, list[tuple[Ticket, OutcomeSummary]]]:
-    publisher = RecordingPublisher()
-    durable: list[tuple[Ticket, OutcomeSummary]] = []
+    publisher, events = RecordingPublisher(), RecordedEvents()
     sink = OutcomeSink(
         publisher,  # type: ignore[arg-type]
         results_topic="results",
@@ -47,9 +48,9 @@ def make_sink() -> tuple[OutcomeSink, RecordingPublisher, list[tuple[Ticket, Out
         group_id="g",
         identity=WorkerIdentity("w-1", "host"),
         encode_result=lambda result: result,  # type: ignore[arg-type,return-value]
-        on_durable=lambda ticket, summary: durable.append((ticket, summary)),
+        events=events,
     )
-    return sink, publisher, durable
+    return sink, publisher, events.durables
 
 
 def test_dead_letter_and_failed_result_are_joined() -> None:

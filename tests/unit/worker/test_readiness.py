@@ -19,6 +19,7 @@ from streamgen.telemetry.metrics import Metrics
 from streamgen.telemetry.worker_hooks import WorkerHooks
 from streamgen.worker import run
 from streamgen.worker.clients import PRODUCTION_SEAMS
+from streamgen.worker.lifecycle import Lifecycle
 
 
 def free_port() -> int:
@@ -62,7 +63,7 @@ class WarmingEngine:
         return dict.fromkeys(self.shapes, 0.0)
 
 
-Started = tuple[WorkerHooks, WarmingEngine, list[str]]
+Started = tuple[WorkerHooks, WarmingEngine, list[str], Lifecycle]
 
 
 @pytest.fixture
@@ -89,18 +90,19 @@ def started(monkeypatch: pytest.MonkeyPatch) -> Iterable[Started]:
         metrics_port=port,
     )
     engine = WarmingEngine(events, port)
-    hooks.serve()
-    assert probe(port) == (503, "warming up")
+    life = Lifecycle()
+    hooks.serve(ready=life.readiness)
+    assert probe(port) == (503, "starting")
     store: Any = object()  # never used: check_store and assemble are replaced
-    run._start(settings, "w", "h", engine, store, lambda *a: b"", hooks, PRODUCTION_SEAMS)
-    yield hooks, engine, events
+    run._start(settings, "w", "h", engine, store, lambda *a: b"", hooks, PRODUCTION_SEAMS, life)
+    yield hooks, engine, events, life
     hooks.stopped()
 
 
 def test_the_engine_warms_up_every_shape_before_the_worker_subscribes(
     started: Started,
 ) -> None:
-    _, engine, events = started
+    _, engine, events, _ = started
     assert events == ["check_broker", "check_store", "warm_up", "subscribe"]
     assert [(s.model, s.width, s.steps, s.scheduler) for s in engine.shapes] == [
         ("default", 512, 30, "dpmpp_2m"),
@@ -112,20 +114,20 @@ def test_the_engine_warms_up_every_shape_before_the_worker_subscribes(
 def test_ready_only_once_warmed_up_and_assigned_and_not_after_stopping(
     started: Started,
 ) -> None:
-    hooks, engine, _ = started
+    _, engine, _, life = started
     assert probe(engine.port) == (503, "joining the consumer group")
-    hooks.rebalance("assign", [], 0)  # an empty first assignment is membership too
+    life.joined()  # the first assignment (test_rebalance: even an empty one) calls this
     assert probe(engine.port) == (200, "ready")
     with urllib.request.urlopen(f"http://127.0.0.1:{engine.port}/metrics", timeout=5) as r:
         assert b"streamgen_warmup_seconds" in r.read()
-    hooks.stopping()
+    life.request_stop()  # SIGTERM: not ready from that moment, before the drain begins
     assert probe(engine.port) == (503, "stopping")
 
 
 def test_the_warm_up_time_is_a_metric(
     started: Started,
 ) -> None:
-    hooks, _, _ = started
+    hooks, _, _, _ = started
     seconds = hooks.metrics.registry.get_sample_value("streamgen_warmup_seconds")
     assert seconds is not None and seconds >= 0.0
     assert "streamgen_warmup_seconds" in hooks.metrics.series_names()

@@ -22,8 +22,8 @@ from streamgen.telemetry.worker_hooks import WorkerHooks
 from streamgen.worker import assembly
 from streamgen.worker.assembly import WorkerParts, assemble
 from streamgen.worker.clients import WorkerSeams
-from streamgen.worker.loop import Durable
-from streamgen.worker.outputs import OutcomeSummary
+from streamgen.worker.events import OutcomeSummary
+from streamgen.worker.lifecycle import Phase
 from streamgen.worker.work_item import WorkItem
 from tests.support.idle_engine import IdleEngine
 from tests.support.memory_kafka import MemoryConsumer, MemoryResults
@@ -71,7 +71,7 @@ def on_the_gpu(parts: WorkerParts) -> dict[tuple[int, int], WorkItem]:
 def make_durable(parts: WorkerParts, items: list[WorkItem]) -> None:
     for item in items:
         summary = OutcomeSummary("SUCCEEDED", item.request.request_id, "default")
-        parts.loop.events.put(Durable(item.ticket, summary))
+        parts.loop.events.durable(item.ticket, summary)
     parts.loop.serve_outputs(0.0)  # the loop has heard of them before anything else happens
 
 
@@ -82,8 +82,10 @@ def past_start(consumer: MemoryConsumer) -> dict[int, int]:
 
 def test_the_first_poll_assigns_every_partition_and_admits_their_records(worker: Any) -> None:
     parts, consumer, _ = worker
+    assert parts.loop.life.phase is Phase.JOINING
     parts.loop.step()
     assert sorted(parts.loop.tracker.partitions()) == [(TOPIC, 0), (TOPIC, 1)]
+    assert parts.loop.life.phase is Phase.READY  # the first assignment: a member, ready
     assert set(consumer.positions) == {0, 1}
     assert len(on_the_gpu(parts)) == 12
 
@@ -161,9 +163,8 @@ def test_stopping_commits_what_is_durable_and_nothing_else(worker: Any) -> None:
     parts.loop.step()
     gpu = on_the_gpu(parts)
     make_durable(parts, [gpu[(0, 0)], gpu[(0, 1)], gpu[(1, 1)]])
-    stopped: list[bool] = []
-    parts.loop.close_out(lambda: stopped.append(True), flush_timeout_s=0.0)
-    assert stopped == [True]
+    parts.loop.close_out(flush_timeout_s=0.0)
+    assert parts.loop.life.closing  # generation and the output threads' retries stop first
     assert past_start(consumer) == {0: 2}  # 1's offset 0 is not durable: nothing of 1
 
 
