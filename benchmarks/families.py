@@ -143,7 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     images: dict[str, list[Any]] = {}
     for name, make in runners.items():
         _progress(f"runner {name}: loading")
-        report["runners"][name], images[name] = _time_runner(make, requests, run, args)
+        compared = name in ("diffusers", "streamgen", FP8)  # whose images the report compares
+        report["runners"][name], images[name] = _time_runner(make, requests, run, args, compared)
         _write(args.json, report)  # each runner's row kept, should a later one not finish
     if "diffusers" in images and "streamgen" in images:
         report["max_pixel_diff_vs_stock"] = max(
@@ -283,6 +284,7 @@ def _time_runner(
     requests: list[GenerationRequest],
     run: FamilyRun,
     args: argparse.Namespace,
+    compared: bool,
 ) -> tuple[dict[str, Any], list[Any]]:
     """Load, warm every batch size up untimed (``run.warm_up_steps``), then time."""
     gc.collect()  # the previous runner's model, gone with its frame, before this one loads
@@ -304,7 +306,7 @@ def _time_runner(
         row["batches"].append({"batch_size": n, "seconds": seconds, "images_per_s": n / seconds})
     row["best_images_per_s"] = max(b["images_per_s"] for b in row["batches"])
     row["peak_gib"] = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else 0
-    images = call(requests[:2])
+    images = call(requests[:2]) if compared else []
     print(json.dumps(row), flush=True)
     return row, images
 
