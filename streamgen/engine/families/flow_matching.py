@@ -18,13 +18,13 @@ from typing import Any, cast
 import torch
 
 from streamgen.engine import img2img
-from streamgen.engine.families.base import ModelFamily
+from streamgen.engine.families.transformer import FlowTransformer
 
 __all__ = ["FlowMatchingImg2Img"]
 
 
-class FlowMatchingImg2Img(ModelFamily):
-    """A family trained with flow matching whose img2img follows its stock img2img pipeline."""
+class FlowMatchingImg2Img(FlowTransformer):
+    """A flow-matching transformer whose img2img follows its stock img2img pipeline."""
 
     def img2img_start(self, steps: int, strength: float) -> int:
         return img2img.flow_start_step(steps, strength)

@@ -1,6 +1,7 @@
 """``flux``: FLUX.1 [dev] and [schnell], rectified-flow transformers with 2x2-packed latents.
 
-What differs from the UNets, each answered here and nowhere else:
+What differs from the UNets, answered here or, where SD3.5 and FLUX.2 answer alike, in
+``transformer``:
 
 - bf16 on CUDA, as Black Forest Labs publish the weights;
 - conditioning: CLIP-L's pooled output and T5-XXL's last hidden state (512 tokens for [dev],
@@ -28,15 +29,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
 
 from streamgen.engine.conditioning import Conditioning
 from streamgen.engine.families.base import NoisePredictor, PipelineParts
 from streamgen.engine.families.flow_matching import FlowMatchingImg2Img
+from streamgen.engine.families.prompt_encoding import t5_encode
 from streamgen.engine.families.rules import FamilyRules
-from streamgen.engine.schedulers import FLOW_SCHEDULERS
-from streamgen.errors import ConfigError
+from streamgen.engine.families.transformer import PATCH, image_shift, set_shifted_sigmas
 
 __all__ = ["FLUX", "Flux", "pack", "unpack"]
 
@@ -50,39 +50,18 @@ _STEPS = {"dev": (28, 50), "schnell": (1, 4)}
 class Flux(FlowMatchingImg2Img):
     name = "flux"
     pipeline_classes = ("FluxPipeline",)
-    cuda_dtype = torch.bfloat16
-    scheduler_table = FLOW_SCHEDULERS
+    text_encoders = 2  # CLIP-L, T5-XXL
     fp8_blocks = ("transformer_blocks.", "single_transformer_blocks.")
-
-    def parts(self, name: str, pipeline: Any, dtype: torch.dtype) -> PipelineParts:
-        return PipelineParts(
-            name=name,
-            family=self,
-            rules=self.rules(pipeline),
-            pipeline=pipeline,
-            denoiser=pipeline.transformer,
-            vae=pipeline.vae,
-            text_encoders=(pipeline.text_encoder, pipeline.text_encoder_2),
-            tokenizers=(pipeline.tokenizer, pipeline.tokenizer_2),
-            scheduler_config=dict(pipeline.scheduler.config),
-            dtype=dtype,
-            vae_dtype=dtype,
-        )
 
     def rules(self, pipeline: Any) -> FamilyRules:
         variant = _variant(pipeline.transformer)
-        low, high = _STEPS[variant]
-        return FamilyRules(
-            family=self.name,
+        return self.patched_rules(
+            pipeline,
             variant=variant,
-            # The VAE's down-sampling, then 2x2 patches.
-            size_multiple=2 ** (len(pipeline.vae.config.block_out_channels) - 1) * 2,
             guidance="embedded" if variant == "dev" else "none",
             negative_prompt=False,
             img2img=True,
-            schedulers=tuple(self.scheduler_table),
-            min_steps=low,
-            max_steps=high,
+            steps=_STEPS[variant],
         )
 
     @torch.no_grad()
@@ -107,17 +86,8 @@ class Flux(FlowMatchingImg2Img):
             return_tensors="pt",
         ).input_ids
         pooled = clip(clip_ids.to(device), output_hidden_states=False).pooler_output
-        t5_ids = t5_tokenizer(
-            texts,
-            padding="max_length",
-            max_length=t5_tokens(parts),
-            truncation=True,
-            return_tensors="pt",
-        ).input_ids
-        embeds = t5(t5_ids.to(device), output_hidden_states=False)[0]
-        return Conditioning(
-            {"embeds": embeds.to(t5.dtype), "pooled": pooled.to(clip.dtype)}, copies=1
-        )
+        embeds = t5_encode(t5_tokenizer, t5, texts, device, t5_tokens(parts))
+        return Conditioning({"embeds": embeds, "pooled": pooled.to(clip.dtype)}, copies=1)
 
     def latent_shape(self, parts: PipelineParts, width: int, height: int) -> tuple[int, int, int]:
         factor = parts.vae_scale_factor * 2
@@ -128,8 +98,7 @@ class Flux(FlowMatchingImg2Img):
         self, scheduler: Any, steps: int, latent_shape: Sequence[int], device: torch.device
     ) -> None:
         config = scheduler.config
-        sigmas = None if config.get("use_flow_sigmas") else np.linspace(1.0, 1 / steps, steps)
-        tokens = (latent_shape[1] // 2) * (latent_shape[2] // 2)
+        tokens = (latent_shape[1] // PATCH) * (latent_shape[2] // PATCH)
         mu = image_shift(
             tokens,
             config.get("base_image_seq_len", 256),
@@ -137,10 +106,7 @@ class Flux(FlowMatchingImg2Img):
             config.get("base_shift", 0.5),
             config.get("max_shift", 1.15),
         )
-        if sigmas is None:
-            scheduler.set_timesteps(steps, device=device, mu=mu)
-        else:
-            scheduler.set_timesteps(sigmas=sigmas, device=device, mu=mu)
+        set_shifted_sigmas(scheduler, steps, device, mu)
 
     def noise_predictor(self, denoiser: Any) -> NoisePredictor:
         embeds_guidance = bool(denoiser.config.guidance_embeds)
@@ -166,17 +132,6 @@ class Flux(FlowMatchingImg2Img):
 
         return predict
 
-    def use_attention(self, parts: PipelineParts, kind: str) -> None:
-        from diffusers.models import attention_processor
-
-        sdpa: Any = attention_processor.AttnProcessor2_0  # untyped in diffusers
-
-        if kind != "sdpa":
-            raise ConfigError("engine.attention", f"{kind} is not wired for {self.name}; use sdpa")
-        # The transformer's own processors already call torch's SDPA; the VAE's mid-block
-        # attention is a classic one.
-        parts.vae.set_attn_processor(sdpa())
-
 
 def t5_tokens(parts: PipelineParts) -> int:
     """T5 tokens per prompt: the variant's, capped by what the tokenizer holds."""
@@ -185,12 +140,6 @@ def t5_tokens(parts: PipelineParts) -> int:
 
 def _variant(transformer: Any) -> str:
     return "dev" if transformer.config.guidance_embeds else "schnell"
-
-
-def image_shift(tokens: int, base_len: int, max_len: int, base: float, top: float) -> float:
-    """FLUX.1's ``mu``: linear in the number of image tokens (diffusers' calculate_shift)."""
-    slope = (top - base) / (max_len - base_len)
-    return tokens * slope + (base - slope * base_len)
 
 
 def pack(latents: torch.Tensor) -> torch.Tensor:

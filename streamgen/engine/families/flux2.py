@@ -1,6 +1,7 @@
 """``flux2``: FLUX.2 [klein] 4B and 9B, as diffusers' ``Flux2KleinPipeline`` serves them.
 
-What differs from FLUX.1, each answered here and nowhere else:
+What differs from FLUX.1, each answered here (what it shares with the other transformers is
+in ``transformer``):
 
 - one text encoder, an LLM: Qwen3 (4B for [klein] 4B, 8B for 9B) reads the prompt wrapped in
   its chat template (thinking off), and the conditioning is its hidden states 9, 18 and 27
@@ -29,13 +30,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
 
 from streamgen.engine.conditioning import Conditioning
-from streamgen.engine.families.base import ModelFamily, NoisePredictor, PipelineParts
+from streamgen.engine.families.base import NoisePredictor, PipelineParts
 from streamgen.engine.families.rules import FamilyRules
-from streamgen.engine.schedulers import FLOW_SCHEDULERS
+from streamgen.engine.families.transformer import FlowTransformer, set_shifted_sigmas
 from streamgen.errors import ConfigError
 
 __all__ = ["FLUX2", "Flux2", "unpatchify"]
@@ -50,28 +50,12 @@ _TEXT_LAYERS = (9, 18, 27)
 _KLEIN_STEPS = 4
 
 
-class Flux2(ModelFamily):
+class Flux2(FlowTransformer):
     name = "flux2"
     pipeline_classes = ("Flux2KleinPipeline",)
-    cuda_dtype = torch.bfloat16
-    scheduler_table = FLOW_SCHEDULERS
+    text_encoders = 1  # Qwen3
     # The shared modulation layers sit outside the blocks: one row per image, kept in bf16.
     fp8_blocks = ("transformer_blocks.", "single_transformer_blocks.")
-
-    def parts(self, name: str, pipeline: Any, dtype: torch.dtype) -> PipelineParts:
-        return PipelineParts(
-            name=name,
-            family=self,
-            rules=self.rules(pipeline),
-            pipeline=pipeline,
-            denoiser=pipeline.transformer,
-            vae=pipeline.vae,
-            text_encoders=(pipeline.text_encoder,),
-            tokenizers=(pipeline.tokenizer,),
-            scheduler_config=dict(pipeline.scheduler.config),
-            dtype=dtype,
-            vae_dtype=dtype,
-        )
 
     def rules(self, pipeline: Any) -> FamilyRules:
         if not pipeline.config.get("is_distilled", False):
@@ -82,17 +66,13 @@ class Flux2(ModelFamily):
                 "FLUX.2 [klein] base (is_distilled=false) is not served; use the distilled "
                 "FLUX.2 [klein] 4B or 9B",
             )
-        return FamilyRules(
-            family=self.name,
+        return self.patched_rules(
+            pipeline,
             variant="klein",
-            # The VAE's down-sampling, then 2x2 patches.
-            size_multiple=2 ** (len(pipeline.vae.config.block_out_channels) - 1) * 2,
             guidance="none",
             negative_prompt=False,
             img2img=False,
-            schedulers=tuple(self.scheduler_table),
-            min_steps=_KLEIN_STEPS,
-            max_steps=_KLEIN_STEPS,
+            steps=(_KLEIN_STEPS, _KLEIN_STEPS),
         )
 
     @torch.no_grad()
@@ -145,11 +125,7 @@ class Flux2(ModelFamily):
         from diffusers.pipelines.flux2.pipeline_flux2_klein import compute_empirical_mu
 
         mu = compute_empirical_mu(image_seq_len=latent_shape[1] * latent_shape[2], num_steps=steps)
-        if scheduler.config.get("use_flow_sigmas"):
-            scheduler.set_timesteps(steps, device=device, mu=mu)
-        else:
-            sigmas = np.linspace(1.0, 1 / steps, steps)
-            scheduler.set_timesteps(sigmas=sigmas, device=device, mu=mu)
+        set_shifted_sigmas(scheduler, steps, device, mu)
 
     def noise_predictor(self, denoiser: Any) -> NoisePredictor:
         def predict(
@@ -180,16 +156,6 @@ class Flux2(ModelFamily):
         std = torch.sqrt(bn.running_var.view(1, -1, 1, 1) + parts.vae.config.batch_norm_eps)
         patches: torch.Tensor = latents * std.to(latents.device, latents.dtype) + mean
         return unpatchify(patches).to(parts.vae_dtype)
-
-    def use_attention(self, parts: PipelineParts, kind: str) -> None:
-        from diffusers.models import attention_processor
-
-        if kind != "sdpa":
-            raise ConfigError("engine.attention", f"{kind} is not wired for {self.name}; use sdpa")
-        # The transformer's own processors call torch's SDPA already; only the VAE's mid-block
-        # attention is a classic one.
-        processor: Any = attention_processor.AttnProcessor2_0  # untyped in diffusers
-        parts.vae.set_attn_processor(processor())
 
 
 def unpatchify(patches: torch.Tensor) -> torch.Tensor:

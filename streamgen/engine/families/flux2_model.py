@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from streamgen.engine.families.random_weights import building
 from streamgen.engine.families.tokenizers import QWEN_PAD, qwen_tokenizer
 
 __all__ = ["FLUX2_ARCHS", "build_flux2", "write_flux2"]
@@ -136,27 +137,20 @@ def build_flux2(arch: str, *, device: str, dtype: torch.dtype) -> Any:
 
     spec = FLUX2_ARCHS[arch]
     tokenizer = qwen_tokenizer(spec.tokens)
-    default = torch.get_default_dtype()
-    # Built directly in dtype: the 9B transformer and Qwen3-8B are too large to build in
-    # float32 first on one GPU.
-    torch.set_default_dtype(dtype)
-    try:
-        with torch.device(device):
-            torch.manual_seed(SEED)
-            transformer = diffusers.Flux2Transformer2DModel(**spec.transformer)
-            torch.manual_seed(SEED + 1)
-            vae = diffusers.AutoencoderKLFlux2(**spec.vae)
-            # A fresh BatchNorm holds mean 0 and variance 1, which would hide a decoder that
-            # forgot to undo the latent normalisation; trained VAEs hold their data's statistics.
-            vae.bn.running_mean.normal_(0.0, 0.5)
-            vae.bn.running_var.uniform_(0.5, 2.0)
-            torch.manual_seed(SEED + 2)
-            config = Qwen3Config(
-                **spec.text_encoder, pad_token_id=tokenizer.convert_tokens_to_ids(QWEN_PAD)
-            )
-            text_encoder = Qwen3ForCausalLM(config)
-    finally:
-        torch.set_default_dtype(default)
+    with building(device, dtype):
+        torch.manual_seed(SEED)
+        transformer = diffusers.Flux2Transformer2DModel(**spec.transformer)
+        torch.manual_seed(SEED + 1)
+        vae = diffusers.AutoencoderKLFlux2(**spec.vae)
+        # A fresh BatchNorm holds mean 0 and variance 1, which would hide a decoder that forgot
+        # to undo the latent normalisation; trained VAEs hold their data's statistics.
+        vae.bn.running_mean.normal_(0.0, 0.5)
+        vae.bn.running_var.uniform_(0.5, 2.0)
+        torch.manual_seed(SEED + 2)
+        config = Qwen3Config(
+            **spec.text_encoder, pad_token_id=tokenizer.convert_tokens_to_ids(QWEN_PAD)
+        )
+        text_encoder = Qwen3ForCausalLM(config)
     return diffusers.Flux2KleinPipeline(
         scheduler=diffusers.FlowMatchEulerDiscreteScheduler(**_SCHEDULER),
         vae=vae,

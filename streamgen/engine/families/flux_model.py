@@ -20,7 +20,21 @@ from typing import Any
 
 import torch
 
-from streamgen.engine.families.tokenizers import CLIP_END, CLIP_START, clip_tokenizer, t5_tokenizer
+from streamgen.engine.families.component_configs import (
+    CLIP_L,
+    T5_XXL,
+    TINY_CLIP,
+    TINY_T5,
+    TINY_VAE16,
+    VAE16,
+)
+from streamgen.engine.families.random_weights import (
+    CLIP_SCRATCH,
+    building,
+    clip_special_ids,
+    save_pipeline,
+)
+from streamgen.engine.families.tokenizers import clip_tokenizer, t5_tokenizer
 
 __all__ = ["FLUX_ARCHS", "build_flux", "write_flux"]
 
@@ -37,22 +51,7 @@ class FluxArch:
     scheduler: dict[str, Any]
 
 
-_VAE = {
-    "in_channels": 3,
-    "out_channels": 3,
-    "latent_channels": 16,
-    "block_out_channels": (128, 256, 512, 512),
-    "down_block_types": ("DownEncoderBlock2D",) * 4,
-    "up_block_types": ("UpDecoderBlock2D",) * 4,
-    "layers_per_block": 2,
-    "norm_num_groups": 32,
-    "sample_size": 1024,
-    "scaling_factor": 0.3611,
-    "shift_factor": 0.1159,
-    "use_quant_conv": False,
-    "use_post_quant_conv": False,
-    "force_upcast": True,
-}
+_VAE = {**VAE16, "scaling_factor": 0.3611, "shift_factor": 0.1159}
 _TRANSFORMER = {
     "patch_size": 1,
     "in_channels": 64,
@@ -63,28 +62,6 @@ _TRANSFORMER = {
     "joint_attention_dim": 4096,
     "pooled_projection_dim": 768,
     "axes_dims_rope": (16, 56, 56),
-}
-_CLIP_L = {
-    "hidden_size": 768,
-    "intermediate_size": 3072,
-    "num_hidden_layers": 12,
-    "num_attention_heads": 12,
-    "max_position_embeddings": 77,
-    "hidden_act": "quick_gelu",
-    "projection_dim": 768,
-}
-_T5_XXL = {  # google/t5-v1_1-xxl, the encoder only
-    "vocab_size": 32128,
-    "d_model": 4096,
-    "d_kv": 64,
-    "d_ff": 10240,
-    "num_layers": 24,
-    "num_heads": 64,
-    "relative_attention_num_buckets": 32,
-    "relative_attention_max_distance": 128,
-    "feed_forward_proj": "gated-gelu",
-    "layer_norm_epsilon": 1e-6,
-    "tie_word_embeddings": False,
 }
 _DEV_SCHEDULER = {
     "num_train_timesteps": 1000,
@@ -98,13 +75,7 @@ _DEV_SCHEDULER = {
 _SCHNELL_SCHEDULER = {"num_train_timesteps": 1000, "shift": 1.0, "use_dynamic_shifting": False}
 
 # Tiny: the VAE keeps four blocks (8x down-sampling), so sizes follow the real rules (16).
-_TINY_VAE = {
-    **_VAE,
-    "block_out_channels": (8, 8, 16, 16),
-    "layers_per_block": 1,
-    "norm_num_groups": 8,
-    "sample_size": 64,
-}
+_TINY_VAE = {**TINY_VAE16, "scaling_factor": 0.3611, "shift_factor": 0.1159}
 _TINY_TRANSFORMER = {
     **_TRANSFORMER,
     "num_layers": 1,
@@ -115,31 +86,14 @@ _TINY_TRANSFORMER = {
     "pooled_projection_dim": 32,
     "axes_dims_rope": (4, 6, 6),
 }
-_TINY_CLIP = {
-    **_CLIP_L,
-    "hidden_size": 32,
-    "intermediate_size": 37,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "projection_dim": 32,
-}
-_TINY_T5 = {
-    **_T5_XXL,
-    "vocab_size": 192,  # t5_tokenizer's pieces
-    "d_model": 32,
-    "d_kv": 8,
-    "d_ff": 37,
-    "num_layers": 2,
-    "num_heads": 4,
-}
 
 
 def _arch(tiny: bool, dev: bool) -> FluxArch:
     return FluxArch(
         transformer={**(_TINY_TRANSFORMER if tiny else _TRANSFORMER), "guidance_embeds": dev},
         vae=_TINY_VAE if tiny else _VAE,
-        clip=_TINY_CLIP if tiny else _CLIP_L,
-        t5=_TINY_T5 if tiny else _T5_XXL,
+        clip=TINY_CLIP if tiny else CLIP_L,
+        t5=TINY_T5 if tiny else T5_XXL,
         t5_tokens=32 if tiny else 512,
         scheduler=_DEV_SCHEDULER if dev else _SCHNELL_SCHEDULER,
     )
@@ -160,43 +114,26 @@ def build_flux(arch: str, work_dir: Path, *, device: str, dtype: torch.dtype) ->
     diffusers: Any = importlib.import_module("diffusers")  # untyped constructors
 
     spec = FLUX_ARCHS[arch]
-    clip_tok = clip_tokenizer(work_dir / "_clip_tokenizer")
-    special = {
-        "bos_token_id": clip_tok.convert_tokens_to_ids(CLIP_START),
-        "eos_token_id": clip_tok.convert_tokens_to_ids(CLIP_END),
-        "pad_token_id": clip_tok.convert_tokens_to_ids(CLIP_END),
-    }
+    clip_tok = clip_tokenizer(work_dir / CLIP_SCRATCH)
     components: dict[str, Any] = {
         "tokenizer": clip_tok,
         "tokenizer_2": t5_tokenizer(spec.t5_tokens),
+        "scheduler": diffusers.FlowMatchEulerDiscreteScheduler(**spec.scheduler),
     }
-    default = torch.get_default_dtype()
-    # Built directly in dtype: the published transformer and T5 hold 17 billion parameters,
-    # too many to build in float32 first on one GPU.
-    torch.set_default_dtype(dtype)
-    try:
-        with torch.device(device):
-            torch.manual_seed(SEED)
-            components["transformer"] = diffusers.FluxTransformer2DModel(**spec.transformer)
-            torch.manual_seed(SEED + 1)
-            components["vae"] = diffusers.AutoencoderKL(**spec.vae)
-            torch.manual_seed(SEED + 2)
-            components["text_encoder"] = CLIPTextModel(CLIPTextConfig(**spec.clip, **special))
-            torch.manual_seed(SEED + 3)
-            t5 = T5Config(**spec.t5, pad_token_id=0, eos_token_id=1)
-            components["text_encoder_2"] = T5EncoderModel(t5)
-    finally:
-        torch.set_default_dtype(default)
-    components["scheduler"] = diffusers.FlowMatchEulerDiscreteScheduler(**spec.scheduler)
+    with building(device, dtype):
+        torch.manual_seed(SEED)
+        components["transformer"] = diffusers.FluxTransformer2DModel(**spec.transformer)
+        torch.manual_seed(SEED + 1)
+        components["vae"] = diffusers.AutoencoderKL(**spec.vae)
+        torch.manual_seed(SEED + 2)
+        clip = CLIPTextConfig(**spec.clip, **clip_special_ids(clip_tok))
+        components["text_encoder"] = CLIPTextModel(clip)
+        torch.manual_seed(SEED + 3)
+        t5 = T5Config(**spec.t5, pad_token_id=0, eos_token_id=1)
+        components["text_encoder_2"] = T5EncoderModel(t5)
     return diffusers.FluxPipeline(**components)
 
 
 def write_flux(arch: str, out: Path, *, device: str, dtype: torch.dtype) -> Path:
     """Write ``build_flux(arch)`` to ``out`` with ``save_pretrained``."""
-    pipeline = build_flux(arch, out, device=device, dtype=dtype)
-    pipeline.save_pretrained(out, safe_serialization=True)
-    source = out / "_clip_tokenizer"
-    for leftover in source.iterdir():
-        leftover.unlink()
-    source.rmdir()
-    return out
+    return save_pipeline(build_flux(arch, out, device=device, dtype=dtype), out, out / CLIP_SCRATCH)

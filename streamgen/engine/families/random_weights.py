@@ -12,7 +12,10 @@ import torch
 
 from streamgen.engine.families.tokenizers import CLIP_END, CLIP_START
 
-__all__ = ["building", "clip_special_ids", "save_pipeline"]
+__all__ = ["CLIP_SCRATCH", "building", "clip_special_ids", "save_pipeline"]
+
+# Where a writer builds the CLIP tokenizer's files, inside its output, then removes them.
+CLIP_SCRATCH = "_clip_tokenizer"
 
 
 @contextmanager

@@ -42,18 +42,15 @@ import torch
 from streamgen.engine.conditioning import Conditioning
 from streamgen.engine.families.base import NoisePredictor, PipelineParts
 from streamgen.engine.families.flow_matching import FlowMatchingImg2Img
-from streamgen.engine.families.flux import Flux, image_shift
+from streamgen.engine.families.prompt_encoding import clip_encode, t5_encode
 from streamgen.engine.families.rules import FamilyRules
-from streamgen.engine.families.stable_diffusion import clip_encode
-from streamgen.engine.schedulers import FLOW_SCHEDULERS
+from streamgen.engine.families.transformer import PATCH, image_shift
 from streamgen.errors import ConfigError
 
 __all__ = ["SD3", "StableDiffusion3"]
 
 # T5 tokens per prompt: StableDiffusion3Pipeline's default max_sequence_length.
 T5_TOKENS = 256
-# Every SD3 checkpoint patches 2x2; the dynamic shift counts image tokens with it.
-PATCH = 2
 # Large Turbo is timestep-distilled for 4 steps; fewer run, more only cost.
 TURBO_STEPS = (1, 4)
 
@@ -61,8 +58,7 @@ TURBO_STEPS = (1, 4)
 class StableDiffusion3(FlowMatchingImg2Img):
     name = "sd3"
     pipeline_classes = ("StableDiffusion3Pipeline",)
-    cuda_dtype = torch.bfloat16
-    scheduler_table = FLOW_SCHEDULERS
+    text_encoders = 3  # CLIP-L, CLIP-G, T5-XXL
     fp8_blocks = ("transformer_blocks.",)
     presets = ("large-turbo",)
 
@@ -70,39 +66,23 @@ class StableDiffusion3(FlowMatchingImg2Img):
         patch = pipeline.transformer.config.patch_size
         if patch != PATCH:
             raise ConfigError(
-                f"engine.models[{name}]", f"an SD3 transformer of patch {patch}, not 2"
+                f"engine.models[{name}]", f"an SD3 transformer of patch {patch}, not {PATCH}"
             )
         if pipeline.text_encoder_3 is None:
             raise ConfigError(
                 f"engine.models[{name}]", "an SD3 pipeline without its T5 encoder is not served"
             )
-        return PipelineParts(
-            name=name,
-            family=self,
-            rules=self.rules(pipeline),
-            pipeline=pipeline,
-            denoiser=pipeline.transformer,
-            vae=pipeline.vae,
-            text_encoders=(pipeline.text_encoder, pipeline.text_encoder_2, pipeline.text_encoder_3),
-            tokenizers=(pipeline.tokenizer, pipeline.tokenizer_2, pipeline.tokenizer_3),
-            scheduler_config=dict(pipeline.scheduler.config),
-            dtype=dtype,
-            # StableDiffusion3Pipeline decodes in the pipeline's dtype, whatever force_upcast says.
-            vae_dtype=dtype,
-        )
+        return super().parts(name, pipeline, dtype)
 
     def rules(self, pipeline: Any) -> FamilyRules:
         transformer = pipeline.transformer.config
-        vae_factor = 2 ** (len(pipeline.vae.config.block_out_channels) - 1)
-        return FamilyRules(
-            family=self.name,
+        return self.patched_rules(
+            pipeline,
             variant=_variant(transformer),
-            size_multiple=vae_factor * PATCH,
-            max_size=vae_factor * PATCH * int(transformer.pos_embed_max_size),
             guidance="cfg",
             negative_prompt=True,
             img2img=True,
-            schedulers=tuple(self.scheduler_table),
+            max_patches=int(transformer.pos_embed_max_size),
         )
 
     def preset_rules(self, rules: FamilyRules, preset: str, *, setting: str) -> FamilyRules:
@@ -142,14 +122,7 @@ class StableDiffusion3(FlowMatchingImg2Img):
         pooled_l, layers_l = clip_encode(tokenizer_l, clip_l, texts, device, all_layers=True)
         pooled_g, layers_g = clip_encode(tokenizer_g, clip_g, texts, device, all_layers=True)
         clip_states = torch.cat([layers_l[-2], layers_g[-2]], dim=-1).to(clip_l.dtype)
-        t5_ids = tokenizer_t5(
-            texts,
-            padding="max_length",
-            max_length=t5_tokens(parts),
-            truncation=True,
-            return_tensors="pt",
-        ).input_ids
-        t5_states = t5(t5_ids.to(device))[0].to(t5.dtype)
+        t5_states = t5_encode(tokenizer_t5, t5, texts, device, t5_tokens(parts))
         clip_states = torch.nn.functional.pad(
             clip_states, (0, t5_states.shape[-1] - clip_states.shape[-1])
         )
@@ -200,10 +173,6 @@ class StableDiffusion3(FlowMatchingImg2Img):
             return torch.where(guidance.view(-1, 1, 1, 1) > 1, mixed, positive)
 
         return predict
-
-    # As FLUX.1's: the transformer's joint-attention processors already call torch's SDPA, so
-    # only the VAE's classic one is set, and xformers is refused.
-    use_attention = Flux.use_attention
 
 
 def _variant(transformer: Any) -> str:

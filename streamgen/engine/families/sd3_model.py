@@ -22,17 +22,28 @@ from typing import Any
 
 import torch
 
-# What SD3 shares with FLUX.1, from its one definition: the CLIP-L and T5-XXL encoders, and a
-# 16-channel VAE of the same architecture (only its latent statistics differ).
-from streamgen.engine.families import flux_model as flux
-from streamgen.engine.families.random_weights import building, clip_special_ids, save_pipeline
-from streamgen.engine.families.stable_diffusion_model import SD_ARCHS
+# What SD3 shares with FLUX.1 and SDXL, from its one definition: the CLIP-L, CLIP-G and T5-XXL
+# encoders, and FLUX.1's 16-channel VAE architecture (only its latent statistics differ).
+from streamgen.engine.families.component_configs import (
+    CLIP_G,
+    CLIP_L,
+    T5_XXL,
+    TINY_CLIP,
+    TINY_T5,
+    TINY_VAE16,
+    VAE16,
+)
+from streamgen.engine.families.random_weights import (
+    CLIP_SCRATCH,
+    building,
+    clip_special_ids,
+    save_pipeline,
+)
 from streamgen.engine.families.tokenizers import clip_tokenizer, t5_tokenizer
 
 __all__ = ["SD3_ARCHS", "build_sd3", "write_sd3"]
 
 SEED = 0
-SCRATCH = "_clip_tokenizer"  # where the CLIP tokenizer's files are built, then removed
 
 
 @dataclass(frozen=True)
@@ -68,9 +79,7 @@ _MEDIUM = {
     "pos_embed_max_size": 384,
     "dual_attention_layers": tuple(range(13)),
 }
-_VAE = {**flux._VAE, "scaling_factor": 1.5305, "shift_factor": 0.0609}
-# OpenCLIP ViT-bigG/14's text tower, as SDXL's second encoder.
-_CLIP_G = SD_ARCHS["sdxl"].text_encoders[1]
+_VAE = {**VAE16, "scaling_factor": 1.5305, "shift_factor": 0.0609}
 _SCHEDULER = {"num_train_timesteps": 1000, "shift": 3.0}
 
 # Tiny: the VAE keeps four blocks (8x down-sampling) and the transformer patch 2, so sizes follow
@@ -86,24 +95,24 @@ _TINY_TRANSFORMER = {
     "pooled_projection_dim": 64,
     "pos_embed_max_size": 32,
 }
-_TINY_VAE = {**flux._TINY_VAE, "scaling_factor": 1.5305, "shift_factor": 0.0609}
+_TINY_VAE = {**TINY_VAE16, "scaling_factor": 1.5305, "shift_factor": 0.0609}
 # Both CLIPs' hidden states side by side must fit T5's width.
-_TINY_T5 = {**flux._TINY_T5, "d_model": 64, "d_kv": 16}
+_TINY_T5 = {**TINY_T5, "d_model": 64, "d_kv": 16}
 
 
 def _tiny(transformer: dict[str, Any]) -> SD3Arch:
     return SD3Arch(
         transformer=transformer,
         vae=_TINY_VAE,
-        clip_l=flux._TINY_CLIP,
-        clip_g={**flux._TINY_CLIP, "hidden_act": "gelu"},
+        clip_l=TINY_CLIP,
+        clip_g={**TINY_CLIP, "hidden_act": "gelu"},
         t5=_TINY_T5,
         t5_tokens=32,
     )
 
 
 def _published(transformer: dict[str, Any]) -> SD3Arch:
-    return SD3Arch(transformer, _VAE, flux._CLIP_L, _CLIP_G, flux._T5_XXL, t5_tokens=256)
+    return SD3Arch(transformer, _VAE, CLIP_L, CLIP_G, T5_XXL, t5_tokens=256)
 
 
 SD3_ARCHS: dict[str, SD3Arch] = {
@@ -126,7 +135,7 @@ def build_sd3(arch: str, work_dir: Path, *, device: str, dtype: torch.dtype) -> 
     diffusers: Any = importlib.import_module("diffusers")  # untyped constructors
 
     spec = SD3_ARCHS[arch]
-    clip_tok = clip_tokenizer(work_dir / SCRATCH)
+    clip_tok = clip_tokenizer(work_dir / CLIP_SCRATCH)
     special = clip_special_ids(clip_tok)
     components: dict[str, Any] = {
         "tokenizer": clip_tok,
@@ -151,4 +160,4 @@ def build_sd3(arch: str, work_dir: Path, *, device: str, dtype: torch.dtype) -> 
 
 def write_sd3(arch: str, out: Path, *, device: str, dtype: torch.dtype) -> Path:
     """Write ``build_sd3(arch)`` to ``out`` with ``save_pretrained``."""
-    return save_pipeline(build_sd3(arch, out, device=device, dtype=dtype), out, out / SCRATCH)
+    return save_pipeline(build_sd3(arch, out, device=device, dtype=dtype), out, out / CLIP_SCRATCH)

@@ -15,6 +15,7 @@ import torch
 
 from streamgen.engine.conditioning import Conditioning
 from streamgen.engine.families.base import ModelFamily, NoisePredictor, PipelineParts
+from streamgen.engine.families.prompt_encoding import clip_encode
 from streamgen.engine.families.rules import FamilyRules
 from streamgen.engine.families.sdxl_presets import PRESETS, preset_rules
 from streamgen.engine.schedulers import DISCRETE_SCHEDULERS, make_scheduler
@@ -183,27 +184,6 @@ def guided_unet_step(
     scale = guidance.to(noise.dtype).view(-1, 1, 1, 1)
     result: torch.Tensor = negative + scale * (positive - negative)
     return result
-
-
-def clip_encode(
-    tokenizer: Any,
-    encoder: torch.nn.Module,
-    texts: Sequence[str],
-    device: torch.device,
-    *,
-    all_layers: bool = False,
-) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-    """(last hidden state or projected pooled output, all hidden states if asked)."""
-    tokens = tokenizer(
-        list(texts),
-        padding="max_length",
-        max_length=tokenizer.model_max_length,
-        truncation=True,
-        return_tensors="pt",
-    )
-    output = encoder(tokens.input_ids.to(device), output_hidden_states=all_layers)
-    layers = tuple(output.hidden_states) if all_layers else ()
-    return output[0], layers
 
 
 SD15 = StableDiffusion()

@@ -13,7 +13,9 @@ from typing import Any
 
 import torch
 
-from streamgen.engine.families.tokenizers import CLIP_END, CLIP_START, clip_tokenizer
+from streamgen.engine.families.component_configs import CLIP_G, CLIP_L, TINY_VAE, VAE
+from streamgen.engine.families.random_weights import CLIP_SCRATCH, clip_special_ids, save_pipeline
+from streamgen.engine.families.tokenizers import clip_tokenizer
 
 __all__ = ["SD_ARCHS", "write_stable_diffusion"]
 
@@ -41,36 +43,6 @@ _SCHEDULE = {
     "set_alpha_to_one": False,
 }
 
-_TEXT_L = {  # CLIP ViT-L/14 text tower (SD 1.x, and SDXL's first encoder)
-    "vocab_size": 49408,
-    "hidden_size": 768,
-    "intermediate_size": 3072,
-    "num_hidden_layers": 12,
-    "num_attention_heads": 12,
-    "max_position_embeddings": 77,
-    "hidden_act": "quick_gelu",
-    "projection_dim": 768,
-}
-
-_VAE_SD = {
-    "in_channels": 3,
-    "out_channels": 3,
-    "latent_channels": 4,
-    "block_out_channels": (128, 256, 512, 512),
-    "down_block_types": ("DownEncoderBlock2D",) * 4,
-    "up_block_types": ("UpDecoderBlock2D",) * 4,
-    "layers_per_block": 2,
-    "norm_num_groups": 32,
-}
-
-# Tiny: four VAE blocks keep the real 8x down-sampling, so request sizes follow the same rules.
-_TINY_VAE = {
-    **_VAE_SD,
-    "block_out_channels": (8, 8, 16, 16),
-    "layers_per_block": 1,
-    "norm_num_groups": 8,
-    "sample_size": 64,
-}
 _TINY_TEXT = {
     "vocab_size": 1000,
     "hidden_size": 32,
@@ -95,7 +67,7 @@ _TINY_UNET = {
 SD_ARCHS: dict[str, _Arch] = {
     "tiny": _Arch(
         unet=_TINY_UNET,
-        vae=_TINY_VAE,
+        vae=TINY_VAE,
         text_encoders=(_TINY_TEXT,),
         scheduler="PNDMScheduler",
         scheduler_config={"skip_prk_steps": True},
@@ -112,7 +84,7 @@ SD_ARCHS: dict[str, _Arch] = {
             "addition_time_embed_dim": 8,
             "projection_class_embeddings_input_dim": 32 + 6 * 8,
         },
-        vae={**_TINY_VAE, "force_upcast": False},
+        vae={**TINY_VAE, "force_upcast": False},
         text_encoders=(_TINY_TEXT, {**_TINY_TEXT, "hidden_act": "gelu"}),
         scheduler="EulerDiscreteScheduler",
     ),
@@ -124,8 +96,8 @@ SD_ARCHS: dict[str, _Arch] = {
             "cross_attention_dim": 768,
             "attention_head_dim": 8,
         },
-        vae={**_VAE_SD, "sample_size": 512, "scaling_factor": 0.18215},
-        text_encoders=(_TEXT_L,),
+        vae={**VAE, "sample_size": 512, "scaling_factor": 0.18215},
+        text_encoders=(CLIP_L,),
         scheduler="PNDMScheduler",
         scheduler_config={"skip_prk_steps": True},
     ),
@@ -144,19 +116,8 @@ SD_ARCHS: dict[str, _Arch] = {
             "addition_time_embed_dim": 256,
             "projection_class_embeddings_input_dim": 2816,
         },
-        vae={**_VAE_SD, "sample_size": 1024, "scaling_factor": 0.13025, "force_upcast": True},
-        text_encoders=(
-            _TEXT_L,
-            {
-                **_TEXT_L,
-                "hidden_size": 1280,
-                "intermediate_size": 5120,
-                "num_hidden_layers": 32,
-                "num_attention_heads": 20,
-                "hidden_act": "gelu",
-                "projection_dim": 1280,
-            },
-        ),
+        vae={**VAE, "sample_size": 1024, "scaling_factor": 0.13025, "force_upcast": True},
+        text_encoders=(CLIP_L, CLIP_G),
         scheduler="EulerDiscreteScheduler",
     ),
 }
@@ -169,39 +130,24 @@ def write_stable_diffusion(
     import diffusers
 
     spec = SD_ARCHS[arch]
-    tokenizer_dir = out / "_tokenizer_source"
-    clip_tokenizer(tokenizer_dir)
-    components = _build_components(spec, tokenizer_dir, torch.device(device), dtype)
+    tokenizer = clip_tokenizer(out / CLIP_SCRATCH)
+    components = _build_components(spec, tokenizer, torch.device(device), dtype)
     if len(spec.text_encoders) == 1:
         pipe: Any = _untyped(diffusers.StableDiffusionPipeline)(
             **components, safety_checker=None, feature_extractor=None, requires_safety_checker=False
         )
     else:
         pipe = _untyped(diffusers.StableDiffusionXLPipeline)(**components)
-    pipe.save_pretrained(out, safe_serialization=True)
-    for leftover in tokenizer_dir.iterdir():
-        leftover.unlink()
-    tokenizer_dir.rmdir()
-    return out
+    return save_pipeline(pipe, out, out / CLIP_SCRATCH)
 
 
 def _build_components(
-    spec: _Arch, tokenizer_dir: Path, device: torch.device, dtype: torch.dtype
+    spec: _Arch, tokenizer: Any, device: torch.device, dtype: torch.dtype
 ) -> dict[str, Any]:
     import diffusers
-    from transformers import (
-        CLIPTextConfig,
-        CLIPTextModel,
-        CLIPTextModelWithProjection,
-        CLIPTokenizer,
-    )
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
-    tokenizer = CLIPTokenizer.from_pretrained(tokenizer_dir, local_files_only=True)
-    special = {
-        "bos_token_id": tokenizer.convert_tokens_to_ids(CLIP_START),
-        "eos_token_id": tokenizer.convert_tokens_to_ids(CLIP_END),
-        "pad_token_id": tokenizer.convert_tokens_to_ids(CLIP_END),
-    }
+    special = clip_special_ids(tokenizer)
     components: dict[str, Any] = {}
     with torch.device(device):
         torch.manual_seed(SEED)

@@ -3,6 +3,7 @@ helpers to publish requests and read what the worker produced — all against th
 
 from __future__ import annotations
 
+import io
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -11,15 +12,19 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
+from PIL import Image
 
 from streamgen.contracts.codec import request_codec, result_codec
 from streamgen.contracts.dead_letter import header_map
 from streamgen.contracts.request import GenerationRequest
 from streamgen.contracts.result import GenerationResult
+from streamgen.engine import DiffusionEngine
 from streamgen.engine.model_init import write_model
 from streamgen.settings import Settings, WorkerSettings
+from streamgen.store import open_store
 from streamgen.worker.run import run_worker
 from tests.support.kafka import consume_all
 
@@ -29,6 +34,25 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("models") / "tiny"
     write_model("tiny", out)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """A tiny random pipeline of an architecture (``tiny-flux-dev``, ``tiny-sd3-large``, ...),
+    written once per session, wherever a family's tests ask for it."""
+    written: dict[str, Path] = {}
+
+    def model(arch: str) -> Path:
+        if arch not in written:
+            written[arch] = write_model(arch, tmp_path_factory.mktemp("models") / arch)
+        return written[arch]
+
+    return model
+
+
+def with_models(settings: Settings, models: dict[str, str]) -> Settings:
+    """``settings`` serving exactly ``models`` (name -> path, with any ``#preset``)."""
+    return replace(settings, engine=replace(settings.engine, models=models))
 
 
 @pytest.fixture
@@ -220,3 +244,39 @@ def serve(settings: Settings, expected: int) -> list[GenerationResult]:
         assert wait_until(lambda: all_committed(settings), 30)
         assert worker.stop_and_wait() == 0
     return results
+
+
+DeadLetter = tuple[bytes | None, bytes | None, dict[str, str]]
+
+
+def publish_and_serve(
+    settings: Settings, requests: list[GenerationRequest], *, dead_letters: int
+) -> tuple[dict[str, GenerationResult], list[DeadLetter]]:
+    """Publish ``requests``, run a worker until each has a result (``dead_letters`` of them a
+    dead letter too) and every offset is committed, then stop it cleanly: the results by
+    request id, and the dead letters."""
+    publish(settings, requests)
+    with worker_thread(settings) as worker:
+        results = read_results(settings, expected=len(requests), timeout=180)
+        dead = read_dead_letters(settings, expected=dead_letters)
+        assert wait_until(lambda: all_committed(settings), 20)
+        assert worker.stop_and_wait() == 0
+    assert len(dead) == dead_letters
+    return {r.request_id: r for r in results}, dead
+
+
+def assert_stored_equals_alone(
+    settings: Settings, results: dict[str, GenerationResult], requests: list[GenerationRequest]
+) -> None:
+    """What the worker stored for each of ``requests`` is what the engine makes of it alone,
+    within one 8-bit level (the tolerance of batching on a CPU)."""
+    store = open_store(settings.store)
+    engine = DiffusionEngine(settings.engine)
+    for request in requests:
+        alone = engine.generate([request])[0]
+        stored = results[request.request_id].images
+        assert len(stored) == request.num_images
+        for image, expected in zip(stored, alone.images, strict=True):
+            got = np.asarray(Image.open(io.BytesIO(store.get(image.uri))), dtype=np.int16)
+            assert got.shape == (request.height, request.width, 3)
+            assert np.abs(got - np.asarray(expected, dtype=np.int16)).max() <= 1

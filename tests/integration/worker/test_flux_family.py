@@ -6,42 +6,28 @@ requests polled with it are served."""
 
 from __future__ import annotations
 
-import io
-from dataclasses import replace
+from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from streamgen.contracts import dead_letter as dl
-from streamgen.engine import DiffusionEngine
-from streamgen.engine.model_init import write_model
 from streamgen.settings import Settings
-from streamgen.store import open_store
 from tests.integration.worker.conftest import (
-    all_committed,
+    assert_stored_equals_alone,
     make_request,
-    publish,
-    read_dead_letters,
-    read_results,
-    wait_until,
-    worker_thread,
+    publish_and_serve,
+    with_models,
 )
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def tiny_flux(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_model("tiny-flux-dev", tmp_path_factory.mktemp("models") / "tiny-flux")
-
-
-def test_the_worker_serves_flux_beside_sd15(worker_settings: Settings, tiny_flux: Path) -> None:
-    engine_settings = replace(
-        worker_settings.engine, models={**worker_settings.engine.models, "flux": str(tiny_flux)}
-    )
-    settings = replace(worker_settings, engine=engine_settings)
+def test_the_worker_serves_flux_beside_sd15(
+    worker_settings: Settings, tiny_models: Callable[[str], Path]
+) -> None:
+    models = {**worker_settings.engine.models, "flux": str(tiny_models("tiny-flux-dev"))}
+    settings = with_models(worker_settings, models)
     flux = {"model": "flux", "steps": 28, "guidance_scale": 3.5}
     requests = [
         make_request(0, **flux),
@@ -49,14 +35,8 @@ def test_the_worker_serves_flux_beside_sd15(worker_settings: Settings, tiny_flux
         make_request(2),  # sd15, in the same worker
     ]
     refused = make_request(3, **flux, negative_prompt="blurry")
-    publish(settings, [*requests, refused])
-    with worker_thread(settings) as worker:
-        results = read_results(settings, expected=4, timeout=180)
-        dead = read_dead_letters(settings, expected=1)
-        assert wait_until(lambda: all_committed(settings), 20)
-        assert worker.stop_and_wait() == 0
+    by_id, _ = publish_and_serve(settings, [*requests, refused], dead_letters=1)
 
-    by_id = {r.request_id: r for r in results}
     assert [by_id[r.request_id].status for r in requests] == ["SUCCEEDED"] * 3
     assert {(by_id[r.request_id].family, by_id[r.request_id].dtype) for r in requests[:2]} == {
         ("flux [dev]", "float32")
@@ -65,26 +45,17 @@ def test_the_worker_serves_flux_beside_sd15(worker_settings: Settings, tiny_flux
     error = by_id[refused.request_id].error
     assert error is not None and error.code == "INVALID_REQUEST"
     assert error.message.startswith("negative_prompt=")
-    assert len(dead) == 1
-    # What the worker stored is what the engine makes of the request alone.
-    store = open_store(settings.store)
-    alone = DiffusionEngine(engine_settings).generate([requests[1]])[0]
-    for stored, image in zip(by_id[requests[1].request_id].images, alone.images, strict=True):
-        got = np.asarray(Image.open(io.BytesIO(store.get(stored.uri))), dtype=np.int16)
-        assert np.abs(got - np.asarray(image, dtype=np.int16)).max() <= 1
+    assert_stored_equals_alone(settings, by_id, [requests[1]])
 
 
 def test_what_flux_cannot_honour_is_dead_lettered_at_validate(
-    worker_settings: Settings, tiny_flux: Path
+    worker_settings: Settings, tiny_models: Callable[[str], Path]
 ) -> None:
     """A request FLUX.1 [dev] cannot honour passes the fleet-wide checks (sizes a multiple of 8,
     1-150 steps), so only the rules of the model it names refuse it: at the validate stage,
     before it takes a place in a micro-batch, naming the field. The good requests polled with
     it are served."""
-    settings = replace(
-        worker_settings,
-        engine=replace(worker_settings.engine, models={"flux": str(tiny_flux)}),
-    )
+    settings = with_models(worker_settings, {"flux": str(tiny_models("tiny-flux-dev"))})
     flux = {"model": "flux", "steps": 28}
     good = [make_request(0, **flux), make_request(1, **flux, width=96)]
     bad = {  # the field each one gets wrong
@@ -93,21 +64,16 @@ def test_what_flux_cannot_honour_is_dead_lettered_at_validate(
         "steps": make_request(12, model="flux", steps=8),
         "negative_prompt": make_request(13, **flux, negative_prompt="blurry"),
     }
-    publish(settings, [good[0], *bad.values(), good[1]])
-    with worker_thread(settings) as worker:
-        results = read_results(settings, expected=len(good) + len(bad), timeout=180)
-        dead = read_dead_letters(settings, expected=len(bad))
-        assert wait_until(lambda: all_committed(settings), 20)
-        assert worker.stop_and_wait() == 0
+    by_id, dead = publish_and_serve(
+        settings, [good[0], *bad.values(), good[1]], dead_letters=len(bad)
+    )
 
-    by_id = {r.request_id: r for r in results}
     for request in good:
         assert (by_id[request.request_id].status, by_id[request.request_id].family) == (
             "SUCCEEDED",
             "flux [dev]",
         )
     headers = {key: h for key, _, h in dead}
-    assert len(dead) == len(bad)
     for field, request in bad.items():
         error = by_id[request.request_id].error
         assert error is not None, field

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ import torch
 
 from streamgen.contracts.request import GenerationRequest
 from streamgen.engine.engine import DiffusionEngine
-from streamgen.engine.model_init import write_model
+from streamgen.engine.model_init import tiny_arch, write_model
 from streamgen.engine.types import GenerationOutcome
 from streamgen.settings import EngineSettings
 
@@ -49,6 +50,28 @@ def request(request_id: str, **fields: object) -> GenerationRequest:
     return GenerationRequest(request_id=request_id, **{**base, **fields})  # type: ignore[arg-type]
 
 
+def stock_pipeline(class_name: str, directory: Path) -> Any:
+    """diffusers' own pipeline ``class_name`` over the weights in ``directory``."""
+    import diffusers
+
+    return getattr(diffusers, class_name).from_pretrained(directory, local_files_only=True)
+
+
+def stock_pixels(pipeline: Any, request: GenerationRequest, **call: Any) -> np.ndarray:
+    """What a stock ``pipeline`` makes of ``request``'s prompt, size, steps and seed, as 8-bit
+    pixels; ``call`` adds the pipeline's own arguments (guidance, sequence length, ...)."""
+    out = pipeline(
+        prompt=request.prompt,
+        width=request.width,
+        height=request.height,
+        num_inference_steps=request.steps,
+        generator=torch.Generator().manual_seed(request.seed or 0),
+        output_type="np",
+        **call,
+    ).images[0]
+    return (np.asarray(out) * 255).round().astype(np.int16)
+
+
 def pixels(outcome: GenerationOutcome) -> list[np.ndarray]:
     assert outcome.ok, outcome.error
     return [np.asarray(image, dtype=np.int16) for image in outcome.images]
@@ -79,3 +102,8 @@ def tiny_flux_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_flux_schnell_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_model("tiny-flux-schnell", tmp_path_factory.mktemp("tiny-flux-schnell"))
+
+
+@pytest.fixture(scope="session")
+def tiny_sd3_large_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_model(tiny_arch("sd3", "large"), tmp_path_factory.mktemp("tiny-sd3-large"))

@@ -14,16 +14,21 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from streamgen.contracts.request import GenerationRequest
 from streamgen.engine.engine import DiffusionEngine
 from streamgen.engine.img2img import flow_start_step
-from streamgen.engine.model_init import tiny_arch, write_model
 from streamgen.settings import EngineSettings, StoreSettings
 from streamgen.store.init_images import InitImageReader
-from tests.unit.engine.conftest import MAX_LEVELS, assert_batched_equals_alone, pixels
+from tests.unit.engine.conftest import (
+    MAX_LEVELS,
+    assert_batched_equals_alone,
+    pixels,
+    request,
+    stock_pipeline,
+    stock_pixels,
+)
 from tests.unit.memory_store import MemoryStore
 
 STORE = "s3://images/in"
@@ -51,11 +56,6 @@ def _engine(model: str) -> DiffusionEngine:
 
 
 @pytest.fixture(scope="module")
-def sd3_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_model(tiny_arch("sd3", "large"), tmp_path_factory.mktemp("tiny-sd3-large"))
-
-
-@pytest.fixture(scope="module")
 def dev(tiny_flux_dir: Path) -> DiffusionEngine:
     return _engine(str(tiny_flux_dir))
 
@@ -66,44 +66,29 @@ def schnell(tiny_flux_schnell_dir: Path) -> DiffusionEngine:
 
 
 @pytest.fixture(scope="module")
-def sd3(sd3_dir: Path) -> DiffusionEngine:
-    return _engine(str(sd3_dir))
+def sd3(tiny_sd3_large_dir: Path) -> DiffusionEngine:
+    return _engine(str(tiny_sd3_large_dir))
 
 
 def img(request_id: str, image: str = "cat.png", **fields: Any) -> GenerationRequest:
-    base: dict[str, Any] = {
-        "prompt": f"a picture of {request_id}",
-        "model": "m",
-        "width": 64,
-        "height": 64,
-        "seed": 1,
-        "task": "img2img",
-        "init_image_uri": f"{STORE}/{image}",
-    }
-    return GenerationRequest(request_id=request_id, **{**base, **fields})
+    init = {"model": "m", "task": "img2img", "init_image_uri": f"{STORE}/{image}"}
+    return request(request_id, **{**init, **fields})
 
 
 def stock_image(pipeline_class: str, directory: Path, request: GenerationRequest) -> np.ndarray:
     """What diffusers' own img2img pipeline makes of ``request``, as 8-bit pixels."""
-    import diffusers
-
-    pipe = getattr(diffusers, pipeline_class).from_pretrained(directory, local_files_only=True)
     init = Image.open(io.BytesIO(OBJECTS[request.init_image_uri or ""])).convert("RGB")
-    # The request's fields under the stock pipeline's names.
-    call: dict[str, Any] = {
-        "prompt": request.prompt,
-        "image": init,
-        "strength": request.strength,
-        "width": request.width,
-        "height": request.height,
-        "num_inference_steps": request.steps,
-        "guidance_scale": request.guidance_scale,
-        "generator": torch.Generator().manual_seed(request.seed or 0),
-    }
-    if request.negative_prompt:  # FluxImg2ImgPipeline would take even "" as true CFG's
-        call["negative_prompt"] = request.negative_prompt
-    out = pipe(**call, max_sequence_length=STOCK_T5_TOKENS, output_type="np").images[0]
-    return (np.asarray(out) * 255).round().astype(np.int16)
+    # FluxImg2ImgPipeline would take even "" as true CFG's negative prompt.
+    negative = {"negative_prompt": request.negative_prompt} if request.negative_prompt else {}
+    return stock_pixels(
+        stock_pipeline(pipeline_class, directory),
+        request,
+        image=init,
+        strength=request.strength,
+        guidance_scale=request.guidance_scale,
+        max_sequence_length=STOCK_T5_TOKENS,
+        **negative,
+    )
 
 
 def assert_equals_stock(
@@ -133,9 +118,9 @@ def test_schnell_img2img_equals_stock(
     assert_equals_stock(schnell, "FluxImg2ImgPipeline", tiny_flux_schnell_dir, request)
 
 
-def test_sd3_img2img_equals_stock(sd3: DiffusionEngine, sd3_dir: Path) -> None:
+def test_sd3_img2img_equals_stock(sd3: DiffusionEngine, tiny_sd3_large_dir: Path) -> None:
     request = img("l", seed=3, steps=6, strength=0.7, guidance_scale=4.5, negative_prompt="dull")
-    assert_equals_stock(sd3, "StableDiffusion3Img2ImgPipeline", sd3_dir, request)
+    assert_equals_stock(sd3, "StableDiffusion3Img2ImgPipeline", tiny_sd3_large_dir, request)
 
 
 def _mix(steps: int, **fields: Any) -> list[GenerationRequest]:

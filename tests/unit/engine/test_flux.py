@@ -17,7 +17,14 @@ from streamgen.engine.graphs import BucketGraphs, eager_noise
 from streamgen.engine.types import Shape
 from streamgen.errors import ConfigError
 from streamgen.settings import EngineSettings
-from tests.unit.engine.conftest import MAX_LEVELS, assert_batched_equals_alone, pixels
+from tests.unit.engine.conftest import (
+    MAX_LEVELS,
+    assert_batched_equals_alone,
+    pixels,
+    request,
+    stock_pipeline,
+    stock_pixels,
+)
 
 # [dev] is refused below 28 steps, as it is trained for 28-50.
 DEV_STEPS = 28
@@ -34,33 +41,14 @@ def schnell(tiny_flux_schnell_dir: Path) -> DiffusionEngine:
 
 
 def flux_request(request_id: str, **fields: Any) -> GenerationRequest:
-    base: dict[str, Any] = {
-        "prompt": f"a picture of {request_id}",
-        "model": "flux",
-        "width": 64,
-        "height": 64,
-        "steps": DEV_STEPS,
-        "guidance_scale": 3.5,
-        "seed": 1,
-    }
-    return GenerationRequest(request_id=request_id, **{**base, **fields})
+    return request(
+        request_id, **{"model": "flux", "steps": DEV_STEPS, "guidance_scale": 3.5, **fields}
+    )
 
 
 def stock_image(directory: Path, request: GenerationRequest, **extra: Any) -> np.ndarray:
     """What diffusers' own FluxPipeline makes of ``request``, as 8-bit pixels."""
-    from diffusers import FluxPipeline
-
-    pipe = FluxPipeline.from_pretrained(directory, local_files_only=True)
-    out = pipe(
-        request.prompt,
-        width=request.width,
-        height=request.height,
-        num_inference_steps=request.steps,
-        generator=torch.Generator().manual_seed(request.seed or 0),
-        output_type="np",
-        **extra,
-    ).images[0]
-    return (np.asarray(out) * 255).round().astype(np.int16)
+    return stock_pixels(stock_pipeline("FluxPipeline", directory), request, **extra)
 
 
 def test_dev_equals_stock_flux_pipeline(dev: DiffusionEngine, tiny_flux_dir: Path) -> None:

@@ -21,7 +21,14 @@ from streamgen.engine.graphs import BucketGraphs, eager_noise
 from streamgen.engine.model_init import write_model
 from streamgen.errors import ConfigError
 from streamgen.settings import EngineSettings
-from tests.unit.engine.conftest import MAX_LEVELS, assert_batched_equals_alone, pixels
+from tests.unit.engine.conftest import (
+    MAX_LEVELS,
+    assert_batched_equals_alone,
+    pixels,
+    request,
+    stock_pipeline,
+    stock_pixels,
+)
 
 # The tiny tokenizer holds 96 tokens, chat template included (the published one 512).
 TOKENS = 96
@@ -41,33 +48,13 @@ def klein(klein_dir: Path) -> DiffusionEngine:
 
 
 def klein_request(request_id: str, **fields: Any) -> GenerationRequest:
-    base: dict[str, Any] = {
-        "prompt": f"a picture of {request_id}",
-        "model": "klein",
-        "width": 64,
-        "height": 64,
-        "steps": 4,
-        "guidance_scale": 0.0,
-        "seed": 1,
-    }
-    return GenerationRequest(request_id=request_id, **{**base, **fields})
+    return request(request_id, **{"model": "klein", "steps": 4, "guidance_scale": 0.0, **fields})
 
 
 def stock_image(directory: Path, request: GenerationRequest) -> np.ndarray:
     """What diffusers' own Flux2KleinPipeline makes of ``request``, as 8-bit pixels."""
-    from diffusers import Flux2KleinPipeline
-
-    pipe = Flux2KleinPipeline.from_pretrained(directory, local_files_only=True)
-    out = pipe(
-        prompt=request.prompt,
-        width=request.width,
-        height=request.height,
-        num_inference_steps=request.steps,
-        generator=torch.Generator().manual_seed(request.seed or 0),
-        output_type="np",
-        max_sequence_length=TOKENS,
-    ).images[0]
-    return (np.asarray(out) * 255).round().astype(np.int16)
+    pipeline = stock_pipeline("Flux2KleinPipeline", directory)
+    return stock_pixels(pipeline, request, max_sequence_length=TOKENS)
 
 
 @pytest.mark.parametrize(("width", "height"), [(64, 64), (96, 48)])

@@ -21,16 +21,18 @@ from streamgen.engine.model_init import tiny_arch, write_model
 from streamgen.errors import ConfigError
 from streamgen.settings import EngineSettings
 from streamgen.worker.startup import check_model_sources
-from tests.unit.engine.conftest import MAX_LEVELS, assert_batched_equals_alone, pixels
+from tests.unit.engine.conftest import (
+    MAX_LEVELS,
+    assert_batched_equals_alone,
+    pixels,
+    request,
+    stock_pipeline,
+    stock_pixels,
+)
 
 TURBO = "#large-turbo"
 # The tiny T5 tokenizer holds 32 tokens (the published pipeline's default is 256).
 STOCK_T5_TOKENS = 32
-
-
-@pytest.fixture(scope="module")
-def large_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_model(tiny_arch("sd3", "large"), tmp_path_factory.mktemp("tiny-sd3-large"))
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +41,8 @@ def medium_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def large(large_dir: Path) -> DiffusionEngine:
-    return DiffusionEngine(EngineSettings(models={"sd3": str(large_dir)}))
+def large(tiny_sd3_large_dir: Path) -> DiffusionEngine:
+    return DiffusionEngine(EngineSettings(models={"sd3": str(tiny_sd3_large_dir)}))
 
 
 @pytest.fixture(scope="module")
@@ -49,40 +51,23 @@ def medium(medium_dir: Path) -> DiffusionEngine:
 
 
 @pytest.fixture(scope="module")
-def turbo(large_dir: Path) -> DiffusionEngine:
-    return DiffusionEngine(EngineSettings(models={"sd3": f"{large_dir}{TURBO}"}))
+def turbo(tiny_sd3_large_dir: Path) -> DiffusionEngine:
+    return DiffusionEngine(EngineSettings(models={"sd3": f"{tiny_sd3_large_dir}{TURBO}"}))
 
 
 def sd3_request(request_id: str, **fields: Any) -> GenerationRequest:
-    base: dict[str, Any] = {
-        "prompt": f"a picture of {request_id}",
-        "model": "sd3",
-        "width": 64,
-        "height": 64,
-        "steps": 6,
-        "guidance_scale": 4.5,
-        "seed": 1,
-    }
-    return GenerationRequest(request_id=request_id, **{**base, **fields})
+    return request(request_id, **{"model": "sd3", "steps": 6, "guidance_scale": 4.5, **fields})
 
 
 def stock_image(directory: Path, request: GenerationRequest) -> np.ndarray:
     """What diffusers' own StableDiffusion3Pipeline makes of ``request``, as 8-bit pixels."""
-    from diffusers import StableDiffusion3Pipeline
-
-    pipe = StableDiffusion3Pipeline.from_pretrained(directory, local_files_only=True)
-    out = pipe(
-        request.prompt,
+    return stock_pixels(
+        stock_pipeline("StableDiffusion3Pipeline", directory),
+        request,
         negative_prompt=request.negative_prompt or None,
-        width=request.width,
-        height=request.height,
-        num_inference_steps=request.steps,
         guidance_scale=request.guidance_scale,
-        generator=torch.Generator().manual_seed(request.seed or 0),
         max_sequence_length=STOCK_T5_TOKENS,
-        output_type="np",
-    ).images[0]
-    return (np.asarray(out) * 255).round().astype(np.int16)
+    )
 
 
 def assert_equals_stock(
@@ -106,23 +91,23 @@ def test_medium_with_dual_attention_equals_stock(medium: DiffusionEngine, medium
     assert assert_equals_stock(medium, medium_dir, request) == "sd3 [medium]"
 
 
-def test_large_equals_stock(large: DiffusionEngine, large_dir: Path) -> None:
+def test_large_equals_stock(large: DiffusionEngine, tiny_sd3_large_dir: Path) -> None:
     request = sd3_request("l", seed=7, height=48, guidance_scale=7.0)
-    assert assert_equals_stock(large, large_dir, request) == "sd3 [large]"
+    assert assert_equals_stock(large, tiny_sd3_large_dir, request) == "sd3 [large]"
 
 
 def test_a_scale_of_at_most_one_is_no_guidance_as_in_stock(
-    large: DiffusionEngine, large_dir: Path
+    large: DiffusionEngine, tiny_sd3_large_dir: Path
 ) -> None:
     # StableDiffusion3Pipeline runs no CFG at guidance_scale <= 1: the positive prediction alone,
     # not negative + 0.5 * (positive - negative).
     request = sd3_request("h", seed=3, guidance_scale=0.5, negative_prompt="noise")
-    assert_equals_stock(large, large_dir, request)
+    assert_equals_stock(large, tiny_sd3_large_dir, request)
 
 
-def test_large_turbo_equals_stock(turbo: DiffusionEngine, large_dir: Path) -> None:
+def test_large_turbo_equals_stock(turbo: DiffusionEngine, tiny_sd3_large_dir: Path) -> None:
     request = sd3_request("t", seed=5, steps=4, guidance_scale=0.0)
-    assert assert_equals_stock(turbo, large_dir, request) == "sd3 [large-turbo]"
+    assert assert_equals_stock(turbo, tiny_sd3_large_dir, request) == "sd3 [large-turbo]"
     assert (
         turbo.parts("sd3")
         .family.encode(turbo.parts("sd3"), ["a"], [""], width=64, height=64, device=turbo.device)
@@ -243,17 +228,17 @@ def test_a_request_without_a_scheduler_gets_flow_matching_euler(large: Diffusion
     ],
 )
 def test_a_preset_the_weights_cannot_take_is_a_config_error(
-    large_dir: Path, medium_dir: Path, model: str, match: str
+    tiny_sd3_large_dir: Path, medium_dir: Path, model: str, match: str
 ) -> None:
-    source = {"medium": f"{medium_dir}{TURBO}", "large#turbo": f"{large_dir}#turbo"}[model]
+    source = {"medium": f"{medium_dir}{TURBO}", "large#turbo": f"{tiny_sd3_large_dir}#turbo"}[model]
     with pytest.raises(ConfigError, match=match):
         DiffusionEngine(EngineSettings(models={"sd3": source}))
 
 
-def test_start_up_checks_the_path_before_the_preset(large_dir: Path) -> None:
-    check_model_sources({"sd3": f"{large_dir}{TURBO}"})
+def test_start_up_checks_the_path_before_the_preset(tiny_sd3_large_dir: Path) -> None:
+    check_model_sources({"sd3": f"{tiny_sd3_large_dir}{TURBO}"})
     with pytest.raises(ConfigError, match=r"does not exist"):
-        check_model_sources({"sd3": f"{large_dir}-missing{TURBO}"})
+        check_model_sources({"sd3": f"{tiny_sd3_large_dir}-missing{TURBO}"})
 
 
 @pytest.mark.parametrize("engine_name", ["medium", "turbo"])

@@ -10,14 +10,20 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
 
 from streamgen.contracts.request import GenerationRequest
 from streamgen.engine.engine import DiffusionEngine
 from streamgen.engine.families.sdxl_presets import PRESETS
 from streamgen.errors import ConfigError
 from streamgen.settings import EngineSettings
-from tests.unit.engine.conftest import MAX_LEVELS, assert_batched_equals_alone, pixels
+from tests.unit.engine.conftest import (
+    MAX_LEVELS,
+    assert_batched_equals_alone,
+    pixels,
+    request,
+    stock_pipeline,
+    stock_pixels,
+)
 
 # preset -> (diffusers scheduler class, its from_config overrides, __call__ extras, steps)
 STOCK: dict[str, tuple[str, dict[str, Any], dict[str, Any], int]] = {
@@ -35,16 +41,8 @@ def presets(tiny_sdxl_dir: Path) -> DiffusionEngine:
 
 
 def preset_request(preset: str, request_id: str = "r", **fields: Any) -> GenerationRequest:
-    base: dict[str, Any] = {
-        "prompt": f"a picture of {request_id}",
-        "model": preset,
-        "width": 64,
-        "height": 64,
-        "steps": PRESETS[preset].max_steps,
-        "guidance_scale": 0.0,
-        "seed": 3,
-    }
-    return GenerationRequest(request_id=request_id, **{**base, **fields})
+    base = {"model": preset, "steps": PRESETS[preset].max_steps, "guidance_scale": 0.0, "seed": 3}
+    return request(request_id, **{**base, **fields})
 
 
 @pytest.mark.parametrize("preset", sorted(STOCK))
@@ -57,21 +55,11 @@ def test_a_preset_equals_stock_sdxl_with_its_scheduler(
     request = preset_request(preset, steps=steps, width=96, height=64)
     (outcome,) = presets.generate([request])
     (ours,) = pixels(outcome)
-    pipe = diffusers.StableDiffusionXLPipeline.from_pretrained(tiny_sdxl_dir, local_files_only=True)
+    pipe = stock_pipeline("StableDiffusionXLPipeline", tiny_sdxl_dir)
     pipe.scheduler = getattr(diffusers, scheduler_class).from_config(
         pipe.scheduler.config, **overrides
     )
-    image = pipe(
-        request.prompt,
-        width=request.width,
-        height=request.height,
-        num_inference_steps=steps,
-        guidance_scale=0.0,
-        generator=torch.Generator().manual_seed(request.seed or 0),
-        output_type="np",
-        **extra,
-    ).images[0]
-    theirs = (np.asarray(image) * 255).round().astype(np.int16)
+    theirs = stock_pixels(pipe, request, guidance_scale=0.0, **extra)
     assert ours.shape == theirs.shape == (64, 96, 3)
     assert np.abs(ours - theirs).max() <= MAX_LEVELS
     assert outcome.family == f"sdxl [{preset}]"
