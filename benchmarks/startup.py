@@ -157,13 +157,13 @@ def _child(args: argparse.Namespace) -> int:
 
     from streamgen.engine.engine import DiffusionEngine
     from streamgen.engine.schedulers import SCHEDULERS
-    from streamgen.engine.warmup import parse_warmup_shapes
+    from streamgen.engine.warmup import parse_entry, parse_warmup_shapes
 
     imported = time.perf_counter()
     if torch.cuda.is_available() and args.device != "cpu":
         torch.zeros(1, device="cuda")  # CUDA context: part of every start, timed on its own
     cuda_ready = time.perf_counter()
-    warmup = (f"{args.size}x{args.size}x{args.steps}@{MODEL}",)
+    warmup = (parse_entry(f"{args.size}x{args.size}x{args.steps}@{MODEL}"),)
     settings = engine_settings(
         args,
         models={MODEL: args.model},

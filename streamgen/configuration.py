@@ -13,17 +13,18 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import logging
+import math
 import os
+import re
 import tomllib
 import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from streamgen.contracts.formats import FORMATS
 from streamgen.credentials import SECRET_SETTINGS, read_properties_file, read_secret_file
 from streamgen.errors import ConfigError
-from streamgen.settings import Settings, StoreSettings
+from streamgen.settings import Settings, StoreSettings, WarmupShape
 
 __all__ = ["ENV_PREFIX", "RENAMED", "load_settings"]
 
@@ -45,22 +46,22 @@ T = TypeVar("T")
 def _parse(name: str, kind: Any, raw: Any) -> Any:
     """Convert a raw value (string from env/flags, or a TOML value) to the field's type."""
     origin = typing.get_origin(kind)
+    if origin is typing.Literal:
+        allowed = typing.get_args(kind)
+        value = raw.strip() if isinstance(raw, str) else raw
+        if value not in allowed:
+            raise ConfigError(name, f"{raw!r} not in {'|'.join(allowed)}")
+        return value
     if origin is tuple:
         items = raw if isinstance(raw, list | tuple) else str(raw).replace("\n", ",").split(",")
-        return tuple(str(item).strip() for item in items if str(item).strip())
+        texts = tuple(str(item).strip() for item in items if str(item).strip())
+        if typing.get_args(kind)[0] is WarmupShape:
+            from streamgen.engine.warmup import parse_entry  # above the settings: see the top
+
+            return tuple(parse_entry(text) for text in texts)
+        return texts
     if origin is dict or kind is dict:
-        if isinstance(raw, Mapping):
-            return {str(k): str(v) for k, v in raw.items()}
-        pairs = [p for p in str(raw).replace("\n", ",").split(",") if p.strip()]
-        out: dict[str, str] = {}
-        for pair in pairs:
-            key, sep, value = pair.partition("=")
-            if not sep or not key.strip():
-                # A secret's fragment (a password holding ",") must not be echoed back.
-                shown = "item without '='" if name in SECRET_SETTINGS else repr(pair)
-                raise ConfigError(name, f"expected KEY=VALUE pairs, got {shown}")
-            out[key.strip()] = value.strip()
-        return out
+        return _parse_pairs(name, raw)
     if kind is bool:
         if isinstance(raw, bool):
             return raw
@@ -72,10 +73,30 @@ def _parse(name: str, kind: Any, raw: Any) -> Any:
         raise ConfigError(name, f"expected true/false, got {raw!r}")
     if kind in (int, float):
         try:
-            return kind(raw)
+            number = kind(raw)
         except (TypeError, ValueError):
             raise ConfigError(name, f"expected {kind.__name__}, got {raw!r}") from None
+        # nan passes every "must be > 0" check and inf every upper bound: neither is a setting.
+        if not math.isfinite(number):
+            raise ConfigError(name, f"expected a finite number, got {raw!r}")
+        return number
     return str(raw)
+
+
+def _parse_pairs(name: str, raw: Any) -> dict[str, str]:
+    """``KEY=VALUE`` pairs (comma- or line-separated), or a TOML table."""
+    if isinstance(raw, Mapping):
+        return {str(k): str(v) for k, v in raw.items()}
+    pairs = [p for p in str(raw).replace("\n", ",").split(",") if p.strip()]
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            # A secret's fragment (a password holding ",") must not be echoed back.
+            shown = "item without '='" if name in SECRET_SETTINGS else repr(pair)
+            raise ConfigError(name, f"expected KEY=VALUE pairs, got {shown}")
+        out[key.strip()] = value.strip()
+    return out
 
 
 def _build(section_cls: type[T], section: str, values: Mapping[str, Any]) -> T:
@@ -215,22 +236,10 @@ def _validate(s: Settings) -> None:
         raise ConfigError("worker.retry_max_ms", "must be >= worker.retry_initial_ms")
     if s.engine.max_batch_size < 0:
         raise ConfigError("engine.max_batch_size", "must be >= 0 (0 means probe)")
-    if s.engine.dtype not in {"auto", "float16", "bfloat16", "float32"}:
-        raise ConfigError(
-            "engine.dtype", f"{s.engine.dtype!r} not in auto|float16|bfloat16|float32"
-        )
-    from streamgen.engine.warmup import warmup_shapes
-
-    warmup_shapes(s)
-    if s.engine.attention not in {"sdpa", "xformers"}:
-        raise ConfigError("engine.attention", f"{s.engine.attention!r} not in sdpa|xformers")
+    _check_engine(s)
     if not (s.store.url.startswith("file://") or s.store.url.startswith("s3://")):
         raise ConfigError(
             "store.url", f"{s.store.url!r}: expected file://DIR or s3://BUCKET[/PREFIX]"
-        )
-    if s.store.image_format not in FORMATS:
-        raise ConfigError(
-            "store.image_format", f"{s.store.image_format!r} not in {'|'.join(FORMATS)}"
         )
     positive("store.init_image_max_bytes", s.store.init_image_max_bytes)
     from streamgen.store.prefixes import AllowedPrefixes  # the store package imports settings
@@ -245,9 +254,35 @@ def _validate(s: Settings) -> None:
         raise ConfigError("validation.max_guidance", "must be >= validation.min_guidance")
     if s.worker.drain_timeout_s <= 0:
         raise ConfigError("worker.drain_timeout_s", "must be > 0")
-    if s.worker.group_protocol not in {"classic", "consumer"}:
-        raise ConfigError(
-            "worker.group_protocol", f"{s.worker.group_protocol!r} not in classic|consumer"
-        )
     positive("kafka.connect_timeout_s", s.kafka.connect_timeout_s)
     positive("store.connect_timeout_s", s.store.connect_timeout_s)
+    if not 0 <= s.worker.metrics_port <= _MAX_PORT:
+        raise ConfigError("worker.metrics_port", f"{s.worker.metrics_port} not in 0..{_MAX_PORT}")
+
+
+_MAX_PORT = 65535
+# torch's names for the devices the engine runs on; "auto" picks CUDA where it is available.
+_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def _check_engine(s: Settings) -> None:
+    """What can be known of the engine settings without torch: the device's name, each model
+    mapping's ``PATH[#PRESET]`` form, and the scheduler and warm-up shapes they name (whether
+    CUDA is there, and whether a family takes a preset, are the engine's to say at start)."""
+    from streamgen.engine.schedulers import SCHEDULERS
+    from streamgen.engine.warmup import warmup_shapes
+
+    e = s.engine
+    if not _DEVICE.fullmatch(e.device):
+        raise ConfigError("engine.device", f"{e.device!r} is not auto, cpu, cuda or cuda:N")
+    for name, source in e.models.items():
+        path, hash_, preset = source.partition("#")
+        if not path.strip() or (hash_ and not preset.strip()) or "#" in preset:
+            raise ConfigError(
+                f"engine.models[{name}]", f"{source!r} is not PATH_OR_HUB_ID[#PRESET]"
+            )
+    if e.default_scheduler not in SCHEDULERS:
+        raise ConfigError(
+            "engine.default_scheduler", f"{e.default_scheduler!r} not in {'|'.join(SCHEDULERS)}"
+        )
+    warmup_shapes(s)

@@ -9,17 +9,30 @@ the settings were read.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 __all__ = [
+    "Attention",
+    "Dtype",
     "EngineSettings",
+    "GroupProtocol",
+    "ImageFormatName",
     "KafkaSettings",
     "Settings",
     "StoreSettings",
     "TopicSettings",
     "ValidationBounds",
+    "WarmupShape",
     "WorkerSettings",
     "split_preset",
 ]
+
+# The values an enum-like setting may take: the loader refuses any other, naming the setting,
+# so the code that reads one never meets a value it does not know.
+Dtype = Literal["auto", "float16", "bfloat16", "float32"]
+Attention = Literal["sdpa", "xformers"]
+GroupProtocol = Literal["classic", "consumer"]
+ImageFormatName = Literal["png", "jpeg", "webp"]  # contracts.formats.FORMATS' names
 
 
 @dataclass(frozen=True)
@@ -60,7 +73,7 @@ class StoreSettings:
     secret_key_file: str = ""
     secure: bool = False
     region: str = ""
-    image_format: str = "png"
+    image_format: ImageFormatName = "png"
     # A missing bucket stops start-up (a misspelt name must not quietly become a new bucket);
     # the local stack creates its own. true: create it.
     create_bucket: bool = False
@@ -91,14 +104,26 @@ class ValidationBounds:
 
 
 @dataclass(frozen=True)
+class WarmupShape:
+    """One ``engine.warmup_shapes`` entry, ``WIDTHxHEIGHTxSTEPS[:SCHEDULER][@MODEL]``, parsed
+    and checked by the loader (configuration.py)."""
+
+    width: int
+    height: int
+    steps: int
+    scheduler: str = ""  # "": engine.default_scheduler
+    model: str = "default"
+
+
+@dataclass(frozen=True)
 class EngineSettings:
     # NAME=PATH_OR_HUB_ID[#PRESET] pairs; the first one is also the model named "default".
     models: dict[str, str] = field(default_factory=dict)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    dtype: str = "auto"  # auto (fp16 on CUDA, fp32 on CPU) | float16 | bfloat16 | float32
+    dtype: Dtype = "auto"  # auto: the family's own on CUDA (fp16 or bf16), fp32 on CPU
     default_scheduler: str = "dpmpp_2m"
     max_batch_size: int = 0  # 0: probe the largest batch that fits, once per shape
-    attention: str = "sdpa"  # sdpa | xformers
+    attention: Attention = "sdpa"
     channels_last: bool = False
     fuse_qkv: bool = False
     compile: bool = False
@@ -113,7 +138,7 @@ class EngineSettings:
     compile_cache_dir: str = ""
     # WIDTHxHEIGHTxSTEPS[:SCHEDULER][@MODEL] entries compiled and captured before the worker
     # joins the group (warmup.py); empty: the first requests of each shape pay for it.
-    warmup_shapes: tuple[str, ...] = ()
+    warmup_shapes: tuple[WarmupShape, ...] = ()
     vae_slicing: bool = False
     cpu_offload: bool = False
     # The transformer families' block linears as FP8 products (Hopper/Ada, bf16 models): faster,
@@ -131,7 +156,7 @@ class WorkerSettings:
     group_instance_id: str = ""  # static membership when set
     # classic: JoinGroup/SyncGroup with the cooperative-sticky assignor; consumer: KIP-848's
     # broker-driven protocol (Kafka 4.x), without stop-the-world rebalances.
-    group_protocol: str = "classic"
+    group_protocol: GroupProtocol = "classic"
     worker_id: str = ""  # default: host-pid
     max_wait_ms: int = 200
     max_in_flight: int = 64

@@ -13,7 +13,7 @@ import torch
 
 from streamgen.engine.families import ModelFamily, PipelineParts, family_for_pipeline
 from streamgen.errors import ConfigError
-from streamgen.settings import split_preset
+from streamgen.settings import Dtype, split_preset
 
 __all__ = [
     "check_dtype",
@@ -26,7 +26,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+# engine.dtype's names (settings.Dtype, checked by the loader) as torch dtypes.
+_DTYPES: dict[Dtype, torch.dtype] = {
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "float32": torch.float32,
+}
 
 
 def model_sources(models: Mapping[str, str]) -> dict[str, str]:
@@ -53,15 +58,13 @@ def resolve_device(setting: str) -> torch.device:
     return device
 
 
-def check_dtype(setting: str, device: torch.device) -> None:
+def check_dtype(setting: Dtype, device: torch.device) -> None:
     """Refuse an ``engine.dtype`` that cannot work on ``device``, before any model loads."""
-    if setting != "auto" and setting not in _DTYPES:
-        raise ConfigError("engine.dtype", f"{setting!r} not in auto|{'|'.join(_DTYPES)}")
     if device.type == "cpu" and setting == "float16":
         raise ConfigError("engine.dtype", "float16 is not supported on the CPU; use float32")
 
 
-def resolve_dtype(setting: str, device: torch.device, family_default: torch.dtype) -> torch.dtype:
+def resolve_dtype(setting: Dtype, device: torch.device, family_default: torch.dtype) -> torch.dtype:
     """``engine.dtype``; ``auto`` is the family's own on CUDA (fp16 for the UNets, bf16 where
     the authors publish bf16 weights) and float32 on the CPU."""
     check_dtype(setting, device)
@@ -70,7 +73,7 @@ def resolve_dtype(setting: str, device: torch.device, family_default: torch.dtyp
     return _DTYPES[setting]
 
 
-def load_pipeline(name: str, source: str, setting: str, device: torch.device) -> PipelineParts:
+def load_pipeline(name: str, source: str, setting: Dtype, device: torch.device) -> PipelineParts:
     """Load ``source`` (a local directory or a hub id, then any ``#PRESET``) on the CPU, in
     ``engine.dtype`` (``setting``) resolved for its family.
 
@@ -101,8 +104,8 @@ def load_pipeline(name: str, source: str, setting: str, device: torch.device) ->
         raise _unloadable(name, source, local, exc) from exc
     parts = family.parts(name, pipeline, dtype)
     if preset:
-        setting = f"engine.models[{name}]"
-        parts = replace(parts, rules=family.preset_rules(parts.rules, preset, setting=setting))
+        rules = family.preset_rules(parts.rules, preset, setting=f"engine.models[{name}]")
+        parts = replace(parts, rules=rules)
     for module in parts.modules:
         module.eval().requires_grad_(False)
     log.info(

@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING
 
 from streamgen.engine.types import Shape
 from streamgen.errors import ConfigError
+from streamgen.settings import WarmupShape
 
 if TYPE_CHECKING:
     from streamgen.settings import Settings
 
-__all__ = ["SETTING", "parse_warmup_shapes", "warmup_shapes"]
+__all__ = ["SETTING", "parse_entry", "parse_warmup_shapes", "warmup_shapes"]
 
 SETTING = "engine.warmup_shapes"
 
@@ -32,8 +33,20 @@ _ENTRY = re.compile(
 _MULTIPLE = 8
 
 
+def parse_entry(raw: str) -> WarmupShape:
+    """One entry's grammar; ConfigError naming ``engine.warmup_shapes`` and the entry. What it
+    names is checked against the other settings by :func:`warmup_shapes`."""
+    match = _ENTRY.match(raw.strip())
+    if match is None:
+        raise ConfigError(
+            SETTING, f"{raw!r} is not WIDTHxHEIGHTxSTEPS[:SCHEDULER][@MODEL], e.g. 512x512x30"
+        )
+    width, height, steps = (int(match[k]) for k in ("width", "height", "steps"))
+    return WarmupShape(width, height, steps, match["scheduler"] or "", match["model"] or "default")
+
+
 def parse_warmup_shapes(
-    entries: Iterable[str],
+    entries: Iterable[str | WarmupShape],
     *,
     default_scheduler: str,
     models: Iterable[str],
@@ -41,39 +54,42 @@ def parse_warmup_shapes(
     max_size: int = 2048,
     max_steps: int = 150,
 ) -> list[Shape]:
-    """Parse every entry, or raise ConfigError naming ``engine.warmup_shapes`` and the entry."""
+    """Every entry as a Shape, or ConfigError naming ``engine.warmup_shapes`` and the entry."""
     known_models = {*models, "default"}
     known_schedulers = set(schedulers)
     shapes: list[Shape] = []
-    for raw in entries:
-        entry = raw.strip()
-        match = _ENTRY.match(entry)
-        if match is None:
-            raise ConfigError(
-                SETTING, f"{raw!r} is not WIDTHxHEIGHTxSTEPS[:SCHEDULER][@MODEL], e.g. 512x512x30"
-            )
-        width, height, steps = (int(match[k]) for k in ("width", "height", "steps"))
-        for name, size in (("width", width), ("height", height)):
+    for item in entries:
+        entry = parse_entry(item) if isinstance(item, str) else item
+        raw = _text(entry)
+        for name, size in (("width", entry.width), ("height", entry.height)):
             if not _MULTIPLE <= size <= max_size or size % _MULTIPLE:
                 raise ConfigError(
                     SETTING,
                     f"{raw!r}: {name} {size} must be a multiple of {_MULTIPLE} "
                     f"in {_MULTIPLE}..{max_size}",
                 )
-        if not 1 <= steps <= max_steps:
-            raise ConfigError(SETTING, f"{raw!r}: steps {steps} not in 1..{max_steps}")
-        scheduler = match["scheduler"] or default_scheduler
+        if not 1 <= entry.steps <= max_steps:
+            raise ConfigError(SETTING, f"{raw!r}: steps {entry.steps} not in 1..{max_steps}")
+        scheduler = entry.scheduler or default_scheduler
         if scheduler not in known_schedulers:
             raise ConfigError(
                 SETTING, f"{raw!r}: scheduler {scheduler!r} not in {sorted(known_schedulers)}"
             )
-        model = match["model"] or "default"
-        if model not in known_models:
-            raise ConfigError(SETTING, f"{raw!r}: model {model!r} not in {sorted(known_models)}")
-        shape = Shape(model, "txt2img", width, height, steps, scheduler)
+        if entry.model not in known_models:
+            raise ConfigError(
+                SETTING, f"{raw!r}: model {entry.model!r} not in {sorted(known_models)}"
+            )
+        shape = Shape(entry.model, "txt2img", entry.width, entry.height, entry.steps, scheduler)
         if shape not in shapes:
             shapes.append(shape)
     return shapes
+
+
+def _text(entry: WarmupShape) -> str:
+    """The entry as an operator writes it, for messages."""
+    scheduler = f":{entry.scheduler}" if entry.scheduler else ""
+    model = "" if entry.model == "default" else f"@{entry.model}"
+    return f"{entry.width}x{entry.height}x{entry.steps}{scheduler}{model}"
 
 
 def warmup_shapes(settings: Settings) -> list[Shape]:

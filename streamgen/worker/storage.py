@@ -22,6 +22,7 @@ from streamgen.contracts.formats import OutputFormat, output_format
 from streamgen.contracts.request import GenerationRequest
 from streamgen.contracts.result import StoredImage
 from streamgen.errors import StoreUnavailable
+from streamgen.settings import ImageFormatName
 from streamgen.store.base import ObjectStore
 from streamgen.store.encode import EncodedImage
 from streamgen.worker.backoff import Backoff, TransientRetries
@@ -86,7 +87,7 @@ class StoreRetry:
 class ImageWriter:
     store: ObjectStore
     encode: EncodeImage
-    image_format: str  # store.image_format: for requests that name no output_format
+    image_format: ImageFormatName  # store.image_format: for requests that name no output_format
     retry: StoreRetry
 
     def output_for(self, request: GenerationRequest) -> OutputFormat:

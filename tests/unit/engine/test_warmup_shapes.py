@@ -9,6 +9,7 @@ from streamgen.engine.schedulers import SCHEDULERS
 from streamgen.engine.types import Shape
 from streamgen.engine.warmup import parse_warmup_shapes
 from streamgen.errors import ConfigError
+from streamgen.settings import WarmupShape
 
 
 def parse(*entries: str) -> list[Shape]:
@@ -44,7 +45,7 @@ def test_a_bad_entry_names_the_setting_and_the_entry(entry: str, says: str) -> N
 
 def test_settings_validate_the_entries_at_start_up() -> None:
     env = {"STREAMGEN_ENGINE_MODELS": "sd15=/m", "STREAMGEN_ENGINE_WARMUP_SHAPES": "512x512x30"}
-    assert load_settings(env=env).engine.warmup_shapes == ("512x512x30",)
+    assert load_settings(env=env).engine.warmup_shapes == (WarmupShape(512, 512, 30),)
     with pytest.raises(ConfigError) as caught:
         load_settings(env={**env, "STREAMGEN_ENGINE_WARMUP_SHAPES": "512x512x30,huge"})
     assert caught.value.setting == "engine.warmup_shapes"
