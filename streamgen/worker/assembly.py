@@ -13,7 +13,7 @@ from streamgen.contracts.request import GenerationRequest
 from streamgen.contracts.result import GenerationResult, WorkerIdentity
 from streamgen.contracts.validation import LoadedModelRules, validate
 from streamgen.engine.types import Engine
-from streamgen.settings import Settings
+from streamgen.settings import GroupProtocol, Settings
 from streamgen.store.base import ObjectStore
 from streamgen.store.prefixes import AllowedPrefixes
 from streamgen.telemetry.worker_hooks import WorkerHooks
@@ -79,7 +79,7 @@ def consumer_config(settings: Settings, worker_id: str) -> dict[str, Any]:
     )
 
 
-def group_protocol_config(protocol: str, session_timeout_ms: int) -> dict[str, Any]:
+def group_protocol_config(protocol: GroupProtocol, session_timeout_ms: int) -> dict[str, Any]:
     """The membership settings of ``worker.group_protocol``.
 
     Under KIP-848 (``consumer``) the broker assigns partitions and owns the session timeout
@@ -258,6 +258,7 @@ def assemble(
         retry_budget_s=w.retry_budget_s,
         events=events,
         lifecycle=lifecycle,
+        clock=seams.clock,
         hooks=hooks,
     )
     # 4. The consumer loop, subscribed with rebalance callbacks that keep commits safe.

@@ -13,7 +13,6 @@ import threading
 import time
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Protocol
 
 from streamgen.contracts.validation import deadline_expired
@@ -21,6 +20,7 @@ from streamgen.engine.types import Engine, GenerationOutcome
 from streamgen.errors import StoreUnavailable, StreamgenError
 from streamgen.telemetry.worker_hooks import WorkerHooks
 from streamgen.worker.backoff import Backoff, TransientRetries
+from streamgen.worker.clients import Clock
 from streamgen.worker.events import LoopEvents
 from streamgen.worker.failure_policy import Disposition, disposition_for
 from streamgen.worker.lifecycle import Lifecycle
@@ -66,9 +66,11 @@ class GenerationStage(threading.Thread):
         retry_budget_s: float,
         events: LoopEvents,
         lifecycle: Lifecycle,
+        clock: Clock,
         hooks: WorkerHooks,
     ) -> None:
-        """Runs until ``lifecycle`` is closing; a fatal error goes to ``events``."""
+        """Runs until ``lifecycle`` is closing; a fatal error goes to ``events``. ``clock`` is
+        what deadlines are checked against, as at intake (``WorkerSeams.clock``)."""
         super().__init__(name="streamgen-gpu", daemon=True)
         self._engine = engine
         self._queue = queue
@@ -81,6 +83,7 @@ class GenerationStage(threading.Thread):
         self._retry_budget_s = retry_budget_s
         self._events = events
         self._life = lifecycle
+        self._clock = clock
         self._hooks = hooks
         self.busy = threading.Event()  # set while a batch is on the GPU
 
@@ -126,7 +129,7 @@ class GenerationStage(threading.Thread):
                     return
 
     def _live(self, items: list[WorkItem]) -> list[WorkItem]:
-        now = datetime.now(UTC)
+        now = self._clock()
         live = []
         for item in items:
             if not self._generations.is_current(item.ticket):

@@ -65,3 +65,41 @@ def test_a_request_before_its_deadline_is_admitted(tmp_path: Path, now: datetime
     """By the seam's clock, and by the wall clock the default seams read."""
     clock = WorkerSeams().clock if now is None else (lambda: now)
     assert outputs_after_one_poll(tmp_path, clock) == []
+
+
+def test_the_gpu_thread_checks_deadlines_by_the_seams_clock_too(tmp_path: Path) -> None:
+    """Admitted at intake (2039), expired when its batch comes up (2041): failed there, never
+    generated (an IdleEngine asked to generate would be a fatal error)."""
+    readings = iter([datetime(2039, 12, 31, tzinfo=UTC)])
+    late = datetime(2041, 1, 1, tzinfo=UTC)
+    settings = load_settings({"store.url": f"file://{tmp_path}"}, env={})
+    consumer, results = MemoryConsumer(TOPIC), MemoryResults()
+    request = GenerationRequest(request_id="r-1", prompt="a red chair", deadline=DEADLINE)
+    consumer.append(b"r-1", request_codec(settings.kafka, TOPIC).encode(request))
+    store: ObjectStore = MemoryStore({})  # type: ignore[assignment]
+    parts = assemble(
+        settings,
+        worker_id="w",
+        host="h",
+        engine=IdleEngine(),
+        store=store,
+        encode=lambda image, fmt: b"",  # type: ignore[arg-type,return-value]
+        hooks=WorkerHooks(Metrics(), worker_id="w", host="h", group_id="g"),
+        seams=WorkerSeams(
+            consumer_factory=consumer.configured,
+            sender_factory=results.configured,
+            clock=lambda: next(readings, late),
+        ),
+    )
+    parts.loop.step()
+    assert results.records == [] and parts.loop.tracker.outstanding() == 1  # admitted
+    parts.stage.start()
+    for _ in range(2000):  # the batcher's wait, then the GPU thread's turn
+        parts.loop.step()
+        if parts.loop.tracker.outstanding() == 0 or parts.loop.life.fatal is not None:
+            break
+    parts.loop.close_out(flush_timeout_s=0.0)
+    assert parts.loop.life.fatal is None
+    assert sorted(topic for topic, _, _ in results.records) == sorted(
+        [settings.topics.results, settings.topics.dead_letter]
+    )
