@@ -10,7 +10,9 @@ make it.
 :data:`LAYERS` declares the order of the rooms, bottom first: a room may import rooms of its own
 layer or below. The report names every arrow that goes up a layer, every circle of rooms and
 every import of a module outside the wheel (benchmarks, tests, tools);
-``tests/unit/test_layering.py`` asserts there are none. ``scripts/structure`` prints it.
+``tests/unit/test_layering.py`` asserts there are none. ``scripts/structure`` prints it, then
+the files a request's path runs through from poll to commit (:mod:`tools.request_path`,
+measured by running requests through the worker, not listed by hand).
 
 This lives in ``tools/``, beside the package and outside the wheel: it reads the source tree,
 which an installed streamgen does not have, and it measures no speed, so ``benchmarks/`` is not
@@ -262,9 +264,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", type=Path, default=ROOT, help="the repository (default: this)")
     parser.add_argument("--check", action="store_true", help="exit 1 on any offence")
+    parser.add_argument(
+        "--no-path",
+        action="store_true",
+        help="skip the request's path (it runs four requests through the worker, ~20 s)",
+    )
     args = parser.parse_args(argv)
     structure = read(args.root)
     print(draw(structure))
+    if not args.no_path and args.root.resolve() != ROOT:
+        print("\n(the request's path is measured on this tree only: the worker runs here)")
+    elif not args.no_path:
+        from tools import request_path
+
+        print()
+        print(request_path.render([request_path.measure(e) for e in request_path.ENGINES]))
     return 1 if args.check and offences(structure) else 0
 
 
