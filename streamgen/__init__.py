@@ -19,7 +19,7 @@ package is internal to the worker and the ``streamgen`` command and may change w
 - settings: :class:`Settings` (:class:`KafkaSettings`, :class:`TopicSettings`,
   :class:`StoreSettings`, :class:`ValidationBounds`) and :func:`load_settings`;
 - submitting: :class:`RequestPublisher` (→ :class:`Delivery`, or :class:`DeliveryFailed`) and
-  :class:`ResultFollower`;
+  :class:`ResultFollower`; :func:`cancel_requests` asks the workers not to generate requests;
 - dead letters: :class:`Replayer` runs a :class:`ReplayFilter` (→ :class:`ReplaySummary`);
 - lag: :class:`LagProbe` ``.snapshot`` → :class:`GroupLag` of :class:`PartitionLag` rows.
 
@@ -66,6 +66,7 @@ _HOMES = {
     "TopicSettings": "streamgen.settings",
     "ValidationBounds": "streamgen.settings",
     "WorkerIdentity": "streamgen.contracts",
+    "cancel_requests": "streamgen.submit.cancel",
     "load_settings": "streamgen.configuration",
     "request_codec": "streamgen.contracts",
     "result_codec": "streamgen.contracts",
@@ -102,6 +103,7 @@ __all__ = [
     "TopicSettings",
     "ValidationBounds",
     "WorkerIdentity",
+    "cancel_requests",
     "load_settings",
     "request_codec",
     "result_codec",
@@ -151,5 +153,6 @@ if _typing.TYPE_CHECKING:  # what a type checker sees: the same names, imported 
         TopicSettings,
         ValidationBounds,
     )
+    from streamgen.submit.cancel import cancel_requests
     from streamgen.submit.follow import ResultFollower
     from streamgen.submit.publish import Delivery, DeliveryFailed, RequestPublisher

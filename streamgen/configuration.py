@@ -230,6 +230,8 @@ def _validate(s: Settings) -> None:
     positive("worker.commit_interval_ms", s.worker.commit_interval_ms)
     positive("worker.retry_initial_ms", s.worker.retry_initial_ms)
     positive("worker.encode_threads", s.worker.encode_threads)
+    positive("worker.cancels_max_ids", s.worker.cancels_max_ids)
+    positive("worker.cancels_max_age_s", s.worker.cancels_max_age_s)
     if s.worker.max_wait_ms < 0:
         raise ConfigError("worker.max_wait_ms", f"must be >= 0, got {s.worker.max_wait_ms}")
     if s.worker.retry_max_ms < s.worker.retry_initial_ms:

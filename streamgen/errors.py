@@ -10,6 +10,7 @@
     │       └── DeadlineExpired ◀─┐ the request's deadline passed before it was generated
     ├── GenerationFailed          │ one request failed in the engine; retried, then dead letter
     │   └── RequestCancelled ─────┘ dropped from its batch (cancelled, or expired: both)
+    │       └── CancelRequested     someone cancelled it (`streamgen cancel`): CANCELLED result
     ├── TransientError              infrastructure hiccup; retried with backoff, never dead-lettered
     │   ├── StoreUnavailable        object store down, slow or refusing
     │   ├── BrokerUnavailable       produce failed or timed out
@@ -33,6 +34,7 @@ from typing import Any
 
 __all__ = [
     "BrokerUnavailable",
+    "CancelRequested",
     "ConfigError",
     "DeadlineExpired",
     "DecodeError",
@@ -111,6 +113,20 @@ class RequestCancelled(GenerationFailed):
 
     code = "CANCELLED"
     retryable = False
+
+
+class CancelRequested(RequestCancelled):
+    """The request was cancelled on the cancels topic (``streamgen cancel``). It ends with a
+    FAILED result whose error code is CANCELLED, no dead letter (it is not a bad request),
+    and its offset commits like any finished request. ``stage`` says where it was found:
+    ``intake`` (on arrival), ``queue`` (when its batch came up) or ``generate`` (it left a
+    running batch at a step boundary)."""
+
+    code = "CANCELLED"
+
+    def __init__(self, request_id: str, *, stage: str) -> None:
+        super().__init__(f"request {request_id} was cancelled (topics.cancels) at {stage}")
+        self.stage = stage
 
 
 class DeadlineExpired(InvalidRequest, RequestCancelled):

@@ -56,6 +56,9 @@ class TopicSettings:
     requests: str = "streamgen.requests"
     results: str = "streamgen.results"
     dead_letter: str = "streamgen.dead-letter"
+    # Cancel records (`streamgen cancel`), keyed by request id: compacted and deleted after
+    # retention_ms like the requests they name (a cancel outliving its request cancels nothing).
+    cancels: str = "streamgen.cancels"
     partitions: int = 6
     replication_factor: int = 1
     retention_ms: int = 7 * 24 * 3600 * 1000
@@ -184,6 +187,11 @@ class WorkerSettings:
     # object store (fsync, HTTP): 2 threads held a no-op engine to 120 req/s, 8 to ~230.
     # (Formerly engine.encode_threads, still accepted: configuration.RENAMED.)
     encode_threads: int = 8
+    # The worker's memory of cancelled request ids (worker/cancels.py): at most this many, each
+    # for at most this long after it was asked for. ~150 bytes an id; the age should be no
+    # shorter than topics.retention_ms, or a request may outlive its cancel.
+    cancels_max_ids: int = 100_000
+    cancels_max_age_s: float = 7 * 24 * 3600.0
 
 
 @dataclass(frozen=True)

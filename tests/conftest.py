@@ -98,6 +98,7 @@ def topics(stack: LocalStack) -> TopicSettings:
         requests=f"test-{tag}.requests",
         results=f"test-{tag}.results",
         dead_letter=f"test-{tag}.dead-letter",
+        cancels=f"test-{tag}.cancels",
         partitions=3,
         replication_factor=1,
         retention_ms=3_600_000,

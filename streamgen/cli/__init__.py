@@ -18,6 +18,7 @@ COMMANDS = {
     "dev": "streamgen.cli.dev:dev",
     "topics": "streamgen.cli.topics:topics",
     "submit": "streamgen.cli.submit:submit",
+    "cancel": "streamgen.cli.cancel:cancel",
     "model": "streamgen.cli.model:model",
     "worker": "streamgen.cli.worker:worker",
     "fleet": "streamgen.cli.fleet:fleet",

@@ -4,8 +4,10 @@ The same lists are in README (Security); ``streamgen dev up --secure`` grants th
 broker and the integration tests run the worker with exactly these and nothing else.
 
 - **worker**: read the requests topic in its consumer group; write results and dead letters
-  (idempotently); read those two topics' configs (the record size check at start-up).
-- **producer**: write the requests topic (idempotently).
+  (idempotently); read those two topics' configs (the record size check at start-up); read the
+  cancels topic (assigned, never in a group: no group ACL beyond the worker's own).
+- **producer**: write the requests topic (idempotently), and the cancels topic
+  (``streamgen cancel``: whoever may submit a request may cancel one).
 
 ``IDEMPOTENT_WRITE`` on the cluster is implied by any topic WRITE since Kafka 3.0 (KIP-679);
 it is granted anyway so the same lists work on older brokers.
@@ -41,6 +43,7 @@ def worker_acls(topics: TopicSettings, group_id: str) -> list[_Grant]:
     return [
         (ResourceType.TOPIC, topics.requests, AclOperation.READ),
         (ResourceType.GROUP, group_id, AclOperation.READ),
+        (ResourceType.TOPIC, topics.cancels, AclOperation.READ),
         *(
             (ResourceType.TOPIC, topic, operation)
             for topic in (topics.results, topics.dead_letter)
@@ -53,6 +56,7 @@ def worker_acls(topics: TopicSettings, group_id: str) -> list[_Grant]:
 def producer_acls(topics: TopicSettings) -> list[_Grant]:
     return [
         (ResourceType.TOPIC, topics.requests, AclOperation.WRITE),
+        (ResourceType.TOPIC, topics.cancels, AclOperation.WRITE),
         (ResourceType.BROKER, "kafka-cluster", AclOperation.IDEMPOTENT_WRITE),
     ]
 

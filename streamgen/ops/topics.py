@@ -43,6 +43,9 @@ class TopicSpec:
     partitions: int
     replication_factor: int
     retention_ms: int
+    # "delete", or "compact,delete" for the cancels topic: one record per key, and none kept
+    # past retention_ms, so the topic (and a restarting worker's read of it) stays bounded.
+    cleanup_policy: str = "delete"
 
 
 @dataclass(frozen=True)
@@ -53,19 +56,29 @@ class TopicState:
 
 
 def plan_topics(settings: TopicSettings) -> list[TopicSpec]:
-    """The three topics and their shape.
+    """The four topics and their shape.
 
     Only the requests topic is spread over ``partitions``: its partition count bounds how many
     GPU workers share the load. Results and dead letters arrive at GPU speed (tens per second);
-    one partition keeps them in a single order for downstream consumers and for replay.
+    one partition keeps them in a single order for downstream consumers and for replay. Every
+    worker reads all of the cancels topic, which operators write by hand: one partition.
     """
     return [
-        TopicSpec(name, partitions, settings.replication_factor, settings.retention_ms)
-        for name, partitions in (
-            (settings.requests, settings.partitions),
-            (settings.results, 1),
-            (settings.dead_letter, 1),
-        )
+        *(
+            TopicSpec(name, partitions, settings.replication_factor, settings.retention_ms)
+            for name, partitions in (
+                (settings.requests, settings.partitions),
+                (settings.results, 1),
+                (settings.dead_letter, 1),
+            )
+        ),
+        TopicSpec(
+            settings.cancels,
+            1,
+            settings.replication_factor,
+            settings.retention_ms,
+            cleanup_policy="compact,delete",
+        ),
     ]
 
 
@@ -132,7 +145,7 @@ def _create(admin: AdminClient, specs: list[TopicSpec]) -> set[str]:
             spec.name,
             num_partitions=spec.partitions,
             replication_factor=spec.replication_factor,
-            config={"retention.ms": str(spec.retention_ms)},
+            config=_configs(spec),
         )
         for spec in specs
     ]
@@ -148,17 +161,18 @@ def _create(admin: AdminClient, specs: list[TopicSpec]) -> set[str]:
     return created
 
 
+def _configs(spec: TopicSpec) -> dict[str, str]:
+    return {"retention.ms": str(spec.retention_ms), "cleanup.policy": spec.cleanup_policy}
+
+
 def _set_retention(admin: AdminClient, specs: list[TopicSpec]) -> None:
     resources = [
         ConfigResource(
             ConfigResource.Type.TOPIC,
             spec.name,
             incremental_configs=[
-                ConfigEntry(
-                    "retention.ms",
-                    str(spec.retention_ms),
-                    incremental_operation=AlterConfigOpType.SET,
-                )
+                ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)
+                for name, value in _configs(spec).items()
             ],
         )
         for spec in specs

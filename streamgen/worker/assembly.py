@@ -19,6 +19,7 @@ from streamgen.store.prefixes import AllowedPrefixes
 from streamgen.telemetry.worker_hooks import WorkerHooks
 from streamgen.worker.backoff import Backoff
 from streamgen.worker.batcher import MicroBatcher
+from streamgen.worker.cancels import CancelSet
 from streamgen.worker.claim_check import ClaimChecker
 from streamgen.worker.clients import (
     PRODUCTION_SEAMS,
@@ -109,6 +110,7 @@ class WorkerParts:
     stage: GenerationStage
     output_pool: ThreadPoolExecutor
     hooks: WorkerHooks
+    cancels: CancelSet
 
 
 def _outputs(
@@ -201,6 +203,7 @@ def assemble(
     seams: WorkerSeams = PRODUCTION_SEAMS,
     results: AvroCodec[GenerationResult] | None = None,
     lifecycle: Lifecycle | None = None,
+    cancels: CancelSet | None = None,
 ) -> WorkerParts:
     """Build the worker's parts and subscribe.
 
@@ -210,8 +213,12 @@ def assemble(
     ``seams`` builds the Kafka clients (confluent-kafka's ``Consumer``, the ``Publisher``) and
     tells the time validation reads: in-memory clients run the same loop without a broker.
     ``results`` is the result codec the start-up check registered, so a start registers once.
+    ``cancels`` is what ``run_worker``'s cancel follower fills; by default an empty one that a
+    test or a benchmark may fill.
     """
     w = settings.worker
+    if cancels is None:
+        cancels = CancelSet(max_ids=w.cancels_max_ids, max_age_s=w.cancels_max_age_s)
     lifecycle = lifecycle or Lifecycle.joining()
     events = LoopEvents()  # what the GPU and output threads tell the consumer loop
     identity = WorkerIdentity(
@@ -250,6 +257,7 @@ def assemble(
         engine=engine,
         queue=work,
         generations=tracker,
+        cancels=cancels,
         sink=sink,
         writer=ImageWriter(store, encode, settings.store.image_format, store_retry),
         output_pool=output_pool,
@@ -278,6 +286,7 @@ def assemble(
         publisher=publisher,
         tracker=tracker,
         work=work,
+        cancels=cancels,
         intake=intake_for(
             settings,
             engine.model_rules() if isinstance(engine, RuledEngine) else None,
@@ -317,4 +326,4 @@ def assemble(
         on_revoke=rebalance.on_revoke,
         on_lost=rebalance.on_lost,
     )
-    return WorkerParts(worker_id, consumer, loop, stage, output_pool, hooks)
+    return WorkerParts(worker_id, consumer, loop, stage, output_pool, hooks, cancels)

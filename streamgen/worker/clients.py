@@ -21,6 +21,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from streamgen.errors import FatalError
 from streamgen.worker.backoff import Backoff
+from streamgen.worker.cancel_follower import CancelConsumerFactory
 from streamgen.worker.outputs import RecordSender
 from streamgen.worker.publisher import OnRetry, Publisher
 
@@ -129,10 +130,12 @@ class WorkerSeams:
     """What a test or a benchmark may put in the real clients' place, and nothing else.
 
     ``clock`` is read where a request is validated on intake; the GPU thread's deadline
-    re-check and the result's timings still read the wall clock.
+    re-check and the result's timings still read the wall clock. ``cancel_consumer_factory``
+    builds the cancels topic's reader (``run_worker`` only: ``assemble`` takes a CancelSet).
     """
 
     consumer_factory: ConsumerFactory = Consumer
+    cancel_consumer_factory: CancelConsumerFactory = Consumer
     sender_factory: SenderFactory = Publisher
     clock: Clock = wall_clock
 

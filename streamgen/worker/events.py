@@ -23,7 +23,9 @@ __all__ = ["Durable", "Fatal", "LoopEvents", "OutcomeSummary"]
 class OutcomeSummary:
     """What became durable for one record: enough for metrics and logs."""
 
-    status: str  # SUCCEEDED | FAILED (FAILED with request_id "" is a dead letter alone)
+    # SUCCEEDED | FAILED (FAILED with request_id "" is a dead letter alone) | CANCELLED (its
+    # result is FAILED with error code CANCELLED)
+    status: str
     request_id: str
     model: str
     error_code: str = ""

@@ -8,6 +8,7 @@ consumer pauses its partitions, nothing is dead-lettered and nothing is committe
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -15,11 +16,13 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Protocol
 
+from streamgen.contracts.request import GenerationRequest
 from streamgen.contracts.validation import deadline_expired
 from streamgen.engine.types import Engine, GenerationOutcome
-from streamgen.errors import StoreUnavailable, StreamgenError
+from streamgen.errors import CancelRequested, RequestCancelled, StoreUnavailable, StreamgenError
 from streamgen.telemetry.worker_hooks import WorkerHooks
 from streamgen.worker.backoff import Backoff, TransientRetries
+from streamgen.worker.cancels import CancelSet
 from streamgen.worker.clients import Clock
 from streamgen.worker.events import LoopEvents
 from streamgen.worker.failure_policy import Disposition, disposition_for
@@ -58,6 +61,7 @@ class GenerationStage(threading.Thread):
         engine: Engine,
         queue: WorkQueue,
         generations: CurrentGenerations,
+        cancels: CancelSet,
         sink: OutcomeSink,
         writer: ImageWriter,
         output_pool: Executor,
@@ -75,6 +79,7 @@ class GenerationStage(threading.Thread):
         self._engine = engine
         self._queue = queue
         self._generations = generations
+        self._cancels = cancels
         self._sink = sink
         self._writer = writer
         self._pool = output_pool
@@ -104,8 +109,9 @@ class GenerationStage(threading.Thread):
     def _run_batch(self, items: list[WorkItem]) -> None:
         retries = TransientRetries(self._backoff, self._retry_budget_s)
         while True:
-            # 1. Drop work of partitions that moved away, and expire what waited too long
-            #    (again on each retry: the wait may be long, and each item fails only once).
+            # 1. Drop work of partitions that moved away, expire what waited too long and end
+            #    what was cancelled (again on each retry: the wait may be long, and each item
+            #    fails only once).
             items = self._live(items)
             if not items:
                 return
@@ -138,20 +144,29 @@ class GenerationStage(threading.Thread):
             if expired is not None:
                 self._fail(item, expired)
                 continue
+            if self._cancels.cancelled(item.request.request_id):
+                self._sink.cancelled(item, CancelRequested(item.request.request_id, stage="queue"))
+                continue
             live.append(item)
         return live
 
     def _generate(self, live: list[WorkItem]) -> None:
         by_id = {item.request.request_id: item for item in live}
+        withdrawn: set[str] = set()  # ids the engine dropped because they were cancelled
+
+        def cancelled(request: GenerationRequest) -> bool:
+            # Asked between denoising steps: a row leaves its batch at the next step boundary.
+            if not self._generations.is_current(by_id[request.request_id].ticket):
+                return True  # the partition moved away: dropped, the new owner redoes it
+            if self._cancels.cancelled(request.request_id):
+                withdrawn.add(request.request_id)
+                return True
+            return False
+
         started = time.time()
         t0 = time.perf_counter()
         with self._hooks.generating(live, started):
-            outcomes = self._engine.generate(
-                [item.request for item in live],
-                cancelled=lambda request: (
-                    not self._generations.is_current(by_id[request.request_id].ticket)
-                ),
-            )
+            outcomes = self._engine.generate([item.request for item in live], cancelled=cancelled)
         gpu_seconds = time.perf_counter() - t0
         self._hooks.batch(live, outcomes, gpu_seconds)
         if self._life.closing:
@@ -161,7 +176,8 @@ class GenerationStage(threading.Thread):
             return
         # 3. Hand each outcome on: store + result on the output pool, or retry, or fail.
         for item, outcome in zip(live, outcomes, strict=True):
-            self._dispatch(item, outcome, _BatchRun(started, gpu_seconds, len(live)))
+            run = _BatchRun(started, gpu_seconds, len(live))
+            self._dispatch(item, _named_cancel(outcome, withdrawn), run)
 
     def _dispatch(
         self,
@@ -186,6 +202,9 @@ class GenerationStage(threading.Thread):
             self._queue.put(item)
         elif disposition is Disposition.DEAD_LETTER:
             self._fail(item, outcome.error)
+        elif disposition is Disposition.CANCELLED and self._generations.is_current(item.ticket):
+            assert isinstance(outcome.error, CancelRequested)
+            self._sink.cancelled(item, outcome.error)
         elif disposition is Disposition.FATAL:
             raise outcome.error
         # Disposition.DROP: the partition moved away; its new owner redoes the request.
@@ -229,3 +248,12 @@ class GenerationStage(threading.Thread):
         except BaseException as exc:
             log.exception("storing outputs of %s failed", item.request.request_id)
             self._events.fatal(exc)
+
+
+def _named_cancel(outcome: GenerationOutcome, withdrawn: set[str]) -> GenerationOutcome:
+    """The engine says only that a row left its batch; a cancel is what made it leave when the
+    request is in ``withdrawn`` (an expired one is a DeadlineExpired, never this)."""
+    request_id = outcome.request.request_id
+    if type(outcome.error) is not RequestCancelled or request_id not in withdrawn:
+        return outcome
+    return dataclasses.replace(outcome, error=CancelRequested(request_id, stage="generate"))

@@ -20,9 +20,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from streamgen.errors import TransientError
+from streamgen.errors import CancelRequested, TransientError
 from streamgen.telemetry.worker_hooks import WorkerHooks
 from streamgen.worker.backoff import Backoff
+from streamgen.worker.cancels import CancelSet
 from streamgen.worker.clients import OutputSender, RequestConsumer, consume_promptly
 from streamgen.worker.commits import Committer
 from streamgen.worker.events import Fatal, LoopEvents
@@ -65,6 +66,7 @@ class ConsumerLoop:
         tracker: OffsetTracker,
         work: WorkQueue,
         intake: Intake,
+        cancels: CancelSet,
         sink: OutcomeSink,
         outputs: ThreadPoolExecutor,
         limits: LoopLimits,
@@ -81,6 +83,7 @@ class ConsumerLoop:
         self.tracker = tracker
         self.work = work
         self.intake = intake
+        self.cancels = cancels
         self.sink = sink
         self.outputs = outputs  # the output threads' pool: closing cancels what waits in it
         self.limits = limits
@@ -185,6 +188,10 @@ class ConsumerLoop:
             return
         ticket = self.tracker.hand_out(tp, record.offset)
         item = WorkItem(ticket, record, request, received_at=time.time(), span=span)
+        if self.cancels.cancelled(request.request_id):
+            # Cancelled before it arrived: never batched, its result says CANCELLED.
+            self.sink.cancelled(item, CancelRequested(request.request_id, stage="intake"))
+            return
         self.hooks.admitted(item)
         self.work.put(item)
 

@@ -26,7 +26,7 @@ from streamgen.contracts.result import (
     Timings,
     WorkerIdentity,
 )
-from streamgen.errors import StreamgenError
+from streamgen.errors import CancelRequested, StreamgenError
 from streamgen.telemetry.tracing import WorkerTracer
 from streamgen.worker.claim_check import ClaimChecker
 from streamgen.worker.events import LoopEvents, OutcomeSummary
@@ -199,7 +199,39 @@ class OutcomeSink:
         )
         if request is None:
             return
-        result = GenerationResult(
+        result = self._failed_result(request, error, attempt, created, now, summary)
+        self._send_result(result, span, join.ack)
+
+    def cancelled(self, item: WorkItem, error: CancelRequested) -> None:
+        """A cancelled request: its FAILED result says CANCELLED; no dead letter (it is not a
+        bad request, and replaying it would only undo the cancel). Durable, and so committed,
+        once the broker has the result."""
+        now = time.time()
+        request = item.request
+        created = request.created_at or _ms(item.record.timestamp_ms / 1000)
+        summary = OutcomeSummary(
+            status="CANCELLED",
+            request_id=request.request_id,
+            model=request.model,
+            error_code=error.code,
+            stage=error.stage,
+            queue_wait_s=max(0.0, now - item.received_at),
+            e2e_s=_seconds_between(created, _ms(now)),
+            span=item.span,
+        )
+        result = self._failed_result(request, error, item.attempt, created, now, summary)
+        self._send_result(result, item.span, partial(self._events.durable, item.ticket, summary))
+
+    def _failed_result(
+        self,
+        request: GenerationRequest,
+        error: StreamgenError,
+        attempt: int,
+        created: datetime | None,
+        now: float,
+        summary: OutcomeSummary,
+    ) -> GenerationResult:
+        return GenerationResult(
             request_id=request.request_id,
             status="FAILED",
             worker=self._identity,
@@ -212,11 +244,10 @@ class OutcomeSink:
             height=request.height,
             seed=request.seed,
             model=request.model,
-            error=ResultError(code=error.code, message=str(error), stage=reason.stage),
+            error=ResultError(code=error.code, message=str(error), stage=summary.stage),
             attempt=attempt,
             metadata=dict(request.metadata),
         )
-        self._send_result(result, span, join.ack)
 
     def _send_result(self, result: GenerationResult, span: Any, on_ack: Callable[[], None]) -> None:
         # The result's headers carry the trace on to whoever consumes the results topic.

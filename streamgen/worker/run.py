@@ -27,6 +27,8 @@ from streamgen.settings import Settings
 from streamgen.store.base import ObjectStore
 from streamgen.telemetry.worker_hooks import WorkerHooks
 from streamgen.worker.assembly import WorkerParts, assemble, producer_config
+from streamgen.worker.cancel_follower import CancelFollower, cancel_consumer_config
+from streamgen.worker.cancels import CancelSet
 from streamgen.worker.clients import PRODUCTION_SEAMS, WorkerSeams
 from streamgen.worker.lifecycle import Exit, Lifecycle, Phase
 from streamgen.worker.size_limits import check_record_size_limits
@@ -156,6 +158,8 @@ def _start(
     check_broker(settings, producer_config(settings, worker_id))
     check_record_size_limits(settings)
     results = check_registry(settings)
+    # 1b. Read the cancels topic from its beginning while the model loads (cancel_follower.py).
+    follower = _follow_cancels(settings, worker_id, seams, life)
     # 2. The store must be reachable, with its bucket, before any work is taken.
     if store is None:
         from streamgen.store import open_store
@@ -183,6 +187,8 @@ def _start(
     _warm_up(settings, engine, hooks)
     # 5. Only now subscribe (assemble): the first assignment makes the worker ready.
     life.advance(Phase.JOINING)
+    if follower.is_alive():  # no request cancelled before this start is generated
+        follower.wait_caught_up(settings.kafka.connect_timeout_s)
     return assemble(
         settings,
         worker_id=worker_id,
@@ -194,7 +200,25 @@ def _start(
         seams=seams,
         results=results,
         lifecycle=life,
+        cancels=follower.cancels,
     )
+
+
+def _follow_cancels(
+    settings: Settings, worker_id: str, seams: WorkerSeams, life: Lifecycle
+) -> CancelFollower:
+    """The cancels topic's follower, started unless the topic cannot be read (then the worker
+    serves without cancellation, as it says in the log). It stops when the worker closes."""
+    w = settings.worker
+    follower = CancelFollower(
+        seams.cancel_consumer_factory(cancel_consumer_config(settings, worker_id)),
+        settings.topics.cancels,
+        CancelSet(max_ids=w.cancels_max_ids, max_age_s=w.cancels_max_age_s),
+        stopped=life.wait_closing,
+    )
+    if follower.open(settings.kafka.connect_timeout_s):
+        follower.start()
+    return follower
 
 
 def _warm_up(settings: Settings, engine: Engine, hooks: WorkerHooks) -> None:

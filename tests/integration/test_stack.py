@@ -54,21 +54,26 @@ def test_topics_are_created_with_their_partitions_and_retention(stack: LocalStac
         requests=f"t-{tag}.requests",
         results=f"t-{tag}.results",
         dead_letter=f"t-{tag}.dead-letter",
+        cancels=f"t-{tag}.cancels",
         partitions=5,
         retention_ms=123_456_789,
     )
     first = create_topics(stack.bootstrap_servers, plan_topics(settings))
     again = create_topics(stack.bootstrap_servers, plan_topics(settings))
-    assert [(t.partitions, t.created) for t in first] == [(5, True), (1, True), (1, True)]
-    assert [(t.partitions, t.created) for t in again] == [(5, False), (1, False), (1, False)]
+    assert [(t.partitions, t.created) for t in first] == [(5, True), *[(1, True)] * 3]
+    assert [(t.partitions, t.created) for t in again] == [(5, False), *[(1, False)] * 3]
 
     admin = AdminClient({"bootstrap.servers": stack.bootstrap_servers})
     described = admin.list_topics(timeout=10).topics
-    names = [settings.requests, settings.results, settings.dead_letter]
-    assert [len(described[name].partitions) for name in names] == [5, 1, 1]
+    names = [settings.requests, settings.results, settings.dead_letter, settings.cancels]
+    assert [len(described[name].partitions) for name in names] == [5, 1, 1, 1]
     resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in names]
-    for future in admin.describe_configs(resources).values():
+    policies = {}
+    for resource, future in admin.describe_configs(resources).items():
         assert future.result()["retention.ms"].value == "123456789"
+        policies[resource.name] = future.result()["cleanup.policy"].value
+    # Cancels: one record per request id, and none past retention (README, "Cancelling").
+    assert policies == {**dict.fromkeys(names[:3], "delete"), settings.cancels: "compact,delete"}
 
 
 def test_topics_grow_to_more_partitions_when_the_setting_grows(stack: LocalStack) -> None:
@@ -77,6 +82,7 @@ def test_topics_grow_to_more_partitions_when_the_setting_grows(stack: LocalStack
         requests=f"g-{tag}.requests",
         results=f"g-{tag}.results",
         dead_letter=f"g-{tag}.dead-letter",
+        cancels=f"g-{tag}.cancels",
         partitions=2,
     )
     create_topics(stack.bootstrap_servers, plan_topics(small))

@@ -116,3 +116,43 @@ def test_a_field_added_with_a_default_is_accepted_and_served(
     by_id = {r.request_id: r for r in serve(settings, expected=2)}
     assert {r.status for r in by_id.values()} == {"SUCCEEDED"}
     assert len(by_id[new.request_id].images) == 2
+
+
+# -- the result status enum (docs/decisions.md, "A cancelled request's status") --------------
+
+
+def with_status(symbols: list[str], default: str | None) -> Any:
+    def edit(fields: list[dict[str, Any]]) -> None:
+        status = next(f for f in fields if f["name"] == "status")
+        status["type"] = {"type": "enum", "name": "Status", "symbols": symbols}
+        if default is not None:
+            status["type"]["default"] = default
+
+    return edit
+
+
+def published(name: str) -> list[str]:
+    """Every published version of ``name``, oldest first, the current one last."""
+    versions = load_catalog().versions(name)  # current first, then the history
+    return [v.text for v in sorted(versions[1:], key=lambda v: v.version)] + [versions[0].text]
+
+
+def test_the_registry_accepts_a_new_status_symbol_that_old_readers_cannot_read(
+    registry_client: SchemaRegistryClient,
+) -> None:
+    """Why a cancelled request is FAILED with error code CANCELLED, not a CANCELLED status.
+
+    Avro's rule: a reader whose enum has no default cannot read a symbol it lacks (fastavro
+    raises; tests/unit/contracts/test_schemas.py shows it), and every published result schema
+    lacks one. The registry here (Apicurio, FULL_TRANSITIVE) nevertheless accepts the symbol:
+    it does not guard this change, so the project's own schema test does.
+    """
+    subject = f"test-{uuid.uuid4().hex[:10]}.status-value"
+    for text in published(RESULT_SCHEMA):
+        registry_client.register_schema(subject, Schema(text, "AVRO"))
+    before = len(registry_client.get_versions(subject))
+    symbols = ["SUCCEEDED", "FAILED", "CANCELLED"]
+    registry_client.register_schema(
+        subject, Schema(edited(current(RESULT_SCHEMA), with_status(symbols, None)), "AVRO")
+    )
+    assert len(registry_client.get_versions(subject)) == before + 1

@@ -31,6 +31,7 @@ PUBLIC = {
     "validate",
 }
 SUBMODULES = {
+    "cancel",
     "codec",
     "dead_letter",
     "formats",

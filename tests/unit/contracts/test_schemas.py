@@ -146,3 +146,62 @@ def test_every_field_added_since_an_old_version_has_a_default() -> None:
             old_names = {f["name"] for f in json.loads(old.text)["fields"]}
             added = [f["name"] for f in current if f["name"] not in old_names]
             assert [f for f in current if f["name"] in added and "default" not in f] == [], old
+
+
+def _enums(schema: object) -> dict[str, dict[str, object]]:
+    """Every enum type of a parsed schema, by name."""
+    found: dict[str, dict[str, object]] = {}
+    if isinstance(schema, dict):
+        if schema.get("type") == "enum":
+            found[str(schema["name"])] = schema
+        for value in schema.values():
+            found.update(_enums(value))
+    elif isinstance(schema, list):
+        for value in schema:
+            found.update(_enums(value))
+    return found
+
+
+def test_no_enum_symbol_is_added_that_an_old_reader_cannot_read() -> None:
+    """Avro resolution fails on a symbol the reader's enum lacks unless that enum has a default;
+    the registry here does not refuse such a change (tests/integration/worker/
+    test_registry_compatibility.py), so this test does (docs/decisions.md)."""
+    catalog = load_catalog()
+    for name in (REQUEST_SCHEMA, RESULT_SCHEMA):
+        current = _enums(json.loads(catalog.current(name).text))
+        for old in catalog.versions(name)[1:]:
+            for enum, old_type in _enums(json.loads(old.text)).items():
+                added = set(current[enum]["symbols"]) - set(old_type["symbols"])  # type: ignore[arg-type]
+                assert not added or "default" in old_type, (old.source, enum, added)
+
+
+def test_an_old_status_reader_fails_on_a_new_symbol_and_a_defaulted_one_reads_the_default() -> None:
+    """The evidence behind FAILED + CANCELLED: what fastavro (the codec's reader) does."""
+    import io
+
+    import fastavro
+
+    current = json.loads(load_catalog().current(RESULT_SCHEMA).text)
+    assert _enums(current)["Status"]["default"] == "FAILED"
+
+    def with_symbols(schema: dict[str, object], symbols: list[str], default: bool) -> object:
+        copy = json.loads(json.dumps(schema))
+        status = next(f for f in copy["fields"] if f["name"] == "status")
+        status["type"]["symbols"] = symbols
+        if not default:
+            del status["type"]["default"]
+        return fastavro.parse_schema(copy)
+
+    writer = with_symbols(current, ["SUCCEEDED", "FAILED", "CANCELLED"], default=True)
+    record = {"request_id": "r", "status": "CANCELLED", "timings": {}}
+    record["worker"] = {"worker_id": "w", "host": "h"}
+    out = io.BytesIO()
+    fastavro.schemaless_writer(out, writer, record)
+
+    def read(reader: object) -> object:
+        return fastavro.schemaless_reader(io.BytesIO(out.getvalue()), writer, reader)["status"]  # type: ignore[arg-type,index,call-overload]
+
+    old_reader = with_symbols(current, ["SUCCEEDED", "FAILED"], default=False)
+    with pytest.raises(fastavro.read.SchemaResolutionError, match="CANCELLED not found"):
+        read(old_reader)
+    assert read(fastavro.parse_schema(current)) == "FAILED"

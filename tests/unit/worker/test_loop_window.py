@@ -21,6 +21,7 @@ from streamgen.telemetry.metrics import Metrics
 from streamgen.telemetry.worker_hooks import WorkerHooks
 from streamgen.worker.backoff import Backoff
 from streamgen.worker.batcher import MicroBatcher
+from streamgen.worker.cancels import CancelSet
 from streamgen.worker.commits import Committer
 from streamgen.worker.events import LoopEvents, OutcomeSummary
 from streamgen.worker.fetch_buffer import FetchBuffer
@@ -129,6 +130,7 @@ def make_loop(
             MicroBatcher(max_wait_s=0.0, max_batch_size=Engine.max_batch_size), Engine().shape_of
         ),
         intake=Intake(decode=admissions.decode, validate=lambda request: request),
+        cancels=CancelSet(max_ids=1, max_age_s=1.0),
         sink=Outputs(),  # type: ignore[arg-type]
         outputs=ThreadPoolExecutor(1),
         limits=LoopLimits(max_in_flight, commit_interval_s=0.0, drain_timeout_s=1.0),

@@ -18,6 +18,8 @@ from streamgen.engine.types import GenerationOutcome, Shape, shape_of
 from streamgen.telemetry.metrics import Metrics
 from streamgen.telemetry.worker_hooks import WorkerHooks
 from streamgen.worker import run
+from streamgen.worker.cancel_follower import CancelFollower
+from streamgen.worker.cancels import CancelSet
 from streamgen.worker.clients import PRODUCTION_SEAMS
 from streamgen.worker.lifecycle import Lifecycle
 
@@ -71,6 +73,14 @@ def started(monkeypatch: pytest.MonkeyPatch) -> Iterable[Started]:
     events: list[str] = []
     monkeypatch.setattr(run, "check_broker", lambda *a: events.append("check_broker"))
     monkeypatch.setattr(run, "check_record_size_limits", lambda *a: None)
+    # No cancels topic to follow: a follower never started, as where the topic is missing.
+    unstarted = CancelFollower(
+        None,  # type: ignore[arg-type]
+        "cancels",
+        CancelSet(max_ids=1, max_age_s=1.0),
+        stopped=lambda timeout: True,
+    )
+    monkeypatch.setattr(run, "_follow_cancels", lambda *a: unstarted)
     monkeypatch.setattr(run, "check_store", lambda *a, **k: events.append("check_store"))
     # assemble() is where the consumer subscribes to the requests topic.
     monkeypatch.setattr(run, "assemble", lambda *a, **k: events.append("subscribe"))
