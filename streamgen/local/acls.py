@@ -43,7 +43,7 @@ def worker_acls(topics: TopicSettings, group_id: str) -> list[_Grant]:
     return [
         (ResourceType.TOPIC, topics.requests, AclOperation.READ),
         (ResourceType.GROUP, group_id, AclOperation.READ),
-        (ResourceType.TOPIC, topics.cancels, AclOperation.READ),
+        *((ResourceType.TOPIC, topic, AclOperation.READ) for topic in _cancels(topics)),
         *(
             (ResourceType.TOPIC, topic, operation)
             for topic in (topics.results, topics.dead_letter)
@@ -53,10 +53,15 @@ def worker_acls(topics: TopicSettings, group_id: str) -> list[_Grant]:
     ]
 
 
+def _cancels(topics: TopicSettings) -> list[str]:
+    """The cancels topic, unless ``topics.cancels`` is empty (cancellation turned off)."""
+    return [topics.cancels] if topics.cancels else []
+
+
 def producer_acls(topics: TopicSettings) -> list[_Grant]:
     return [
         (ResourceType.TOPIC, topics.requests, AclOperation.WRITE),
-        (ResourceType.TOPIC, topics.cancels, AclOperation.WRITE),
+        *((ResourceType.TOPIC, topic, AclOperation.WRITE) for topic in _cancels(topics)),
         (ResourceType.BROKER, "kafka-cluster", AclOperation.IDEMPOTENT_WRITE),
     ]
 

@@ -72,12 +72,16 @@ def plan_topics(settings: TopicSettings) -> list[TopicSpec]:
                 (settings.dead_letter, 1),
             )
         ),
-        TopicSpec(
-            settings.cancels,
-            1,
-            settings.replication_factor,
-            settings.retention_ms,
-            cleanup_policy="compact,delete",
+        *(
+            TopicSpec(
+                name,
+                1,
+                settings.replication_factor,
+                settings.retention_ms,
+                cleanup_policy="compact,delete",
+            )
+            for name in [settings.cancels]
+            if name  # empty: cancellation turned off
         ),
     ]
 

@@ -156,12 +156,14 @@ class Lifecycle:
 
     def fail(self, error: BaseException) -> None:
         """A fatal error (device lost, retry budget spent, producer fenced): the first one
-        decides the exit; later ones, usually its consequences, are only logged."""
+        decides the exit; later ones, usually its consequences, are only logged, as is one
+        that arrives once the exit is decided (a straggling thread): the exit stays as said."""
         with self._lock:
-            if self._fatal is None:
+            if self._fatal is None and self._phase not in _ENDED:
                 self._fatal = error
                 return
-        log.info("fatal error after the first (%s): %s", self.fatal, error)
+            first = self._fatal
+        log.info("fatal error after %s: %s", first or "the end", error)
 
     def finish(self, *, complete: bool) -> Exit:
         """CLOSING is over: STOPPED after a complete drain, FAILED otherwise."""

@@ -159,7 +159,9 @@ def _start(
     check_record_size_limits(settings)
     results = check_registry(settings)
     # 1b. Read the cancels topic from its beginning while the model loads (cancel_follower.py).
-    follower = _follow_cancels(settings, worker_id, seams, life)
+    cancels = CancelSet(max_ids=settings.worker.cancels_max_ids,
+                        max_age_s=settings.worker.cancels_max_age_s)  # fmt: skip
+    follower = _follow_cancels(settings, worker_id, seams, life, cancels)
     # 2. The store must be reachable, with its bucket, before any work is taken.
     if store is None:
         from streamgen.store import open_store
@@ -187,7 +189,7 @@ def _start(
     _warm_up(settings, engine, hooks)
     # 5. Only now subscribe (assemble): the first assignment makes the worker ready.
     life.advance(Phase.JOINING)
-    if follower.is_alive():  # no request cancelled before this start is generated
+    if follower is not None and follower.is_alive():  # nothing cancelled before is generated
         follower.wait_caught_up(settings.kafka.connect_timeout_s)
     return assemble(
         settings,
@@ -200,20 +202,23 @@ def _start(
         seams=seams,
         results=results,
         lifecycle=life,
-        cancels=follower.cancels,
+        cancels=cancels,
     )
 
 
 def _follow_cancels(
-    settings: Settings, worker_id: str, seams: WorkerSeams, life: Lifecycle
-) -> CancelFollower:
-    """The cancels topic's follower, started unless the topic cannot be read (then the worker
-    serves without cancellation, as it says in the log). It stops when the worker closes."""
-    w = settings.worker
+    settings: Settings, worker_id: str, seams: WorkerSeams, life: Lifecycle, cancels: CancelSet
+) -> CancelFollower | None:
+    """The cancels topic's follower, filling ``cancels``; it stops when the worker closes.
+    None where ``topics.cancels`` is empty: cancellation turned off by the operator (a topic
+    that does not exist stopped the start in ``check_broker``, DESIGN invariant 10)."""
+    if not settings.topics.cancels:
+        log.info("cancellation is off: topics.cancels is empty")
+        return None
     follower = CancelFollower(
         seams.cancel_consumer_factory(cancel_consumer_config(settings, worker_id)),
         settings.topics.cancels,
-        CancelSet(max_ids=w.cancels_max_ids, max_age_s=w.cancels_max_age_s),
+        cancels,
         stopped=life.wait_closing,
     )
     if follower.open(settings.kafka.connect_timeout_s):

@@ -35,13 +35,15 @@ _TOPIC_SETTINGS = ("requests", "results", "dead_letter")
 
 def check_broker(settings: Settings, client_config: Mapping[str, Any]) -> None:
     """The broker answers within ``kafka.connect_timeout_s``, accepts our credentials, and has
-    the three topics; else ConfigError naming the setting. A refused login is said as soon as
+    the three topics and, unless ``topics.cancels`` is empty (cancellation off), the cancels
+    topic; else ConfigError naming the setting. A refused login is said as soon as
     librdkafka reports it, not at the end of the timeout (:mod:`streamgen.kafka_metadata`)."""
     servers = settings.kafka.bootstrap_servers
     timeout = settings.kafka.connect_timeout_s
     probe = MetadataProbe(client_config)
     deadline = time.monotonic() + timeout
-    for name in _TOPIC_SETTINGS:
+    names = (*_TOPIC_SETTINGS, "cancels") if settings.topics.cancels else _TOPIC_SETTINGS
+    for name in names:
         topic = getattr(settings.topics, name)
         try:
             metadata = probe.list_topics(topic, max(deadline - time.monotonic(), 0.1))

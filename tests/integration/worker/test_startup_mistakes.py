@@ -157,6 +157,16 @@ MISTAKES = [
             (),
         ),
     ),
+    Mistake(  # cancellation is turned off by an empty topics.cancels, never by a missing topic
+        "cancels-topic-missing",
+        "topics.cancels",
+        ("does not exist",),
+        lambda s: (
+            replace(s.settings, topics=replace(s.settings.topics, cancels="typo.cancels")),
+            {},
+            (),
+        ),
+    ),
     Mistake(
         "bucket-misspelt",
         "store.url",

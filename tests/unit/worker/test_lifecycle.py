@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamgen.exit_codes import EXIT_CONFIG, EXIT_FATAL, EXIT_INCOMPLETE_DRAIN, EXIT_UNEXPECTED
@@ -70,6 +70,18 @@ def test_the_first_fatal_error_decides_and_skips_the_drain() -> None:
     assert life.phase is Phase.FAILED
 
 
+def test_a_fatal_error_after_the_end_changes_nothing() -> None:
+    """Found by the sequence test below: a straggling thread's error after the exit was said."""
+    life = serving()
+    life.request_stop()
+    life.advance(Phase.DRAINING)
+    life.advance(Phase.CLOSING)
+    assert life.finish(complete=True).code == 0
+    life.fail(RuntimeError("late"))
+    assert life.fatal is None and life.exit == Exit(0, "drained cleanly")
+    assert life.phase is Phase.STOPPED
+
+
 def test_a_fatal_error_during_the_drain_still_exits_3() -> None:
     life = serving()
     life.request_stop()
@@ -125,6 +137,7 @@ OPERATIONS = st.lists(
 )
 
 
+@settings(max_examples=1000)  # cheap: each example is a few method calls
 @given(OPERATIONS)
 def test_any_sequence_keeps_ready_and_exit_consistent(operations: list[str]) -> None:
     """Whatever happens in whatever order: ready only in READY with no stop and no fatal, an
