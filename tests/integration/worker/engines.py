@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from streamgen.contracts.request import GenerationRequest
 from streamgen.engine.types import CancelCheck, Engine, GenerationOutcome, Shape
@@ -51,3 +51,36 @@ class GatedEngine(_Wrapped):
     ) -> list[GenerationOutcome]:
         self.gate.wait()
         return self.inner.generate(requests, cancelled=cancelled)
+
+
+class CancelAtStep(_Wrapped):
+    """The real engine; once a batch holding ``target`` has run ``steps_done`` denoising steps,
+    calls ``cancel`` (which publishes a cancel to the broker) and holds that step boundary until
+    the worker's own check has learnt it, so the cancel lands mid-batch at a known step."""
+
+    def __init__(
+        self, inner: Engine, target: str, steps_done: int, cancel: Callable[[], object]
+    ) -> None:
+        super().__init__(inner)
+        self.target, self.steps_done, self._cancel = target, steps_done, cancel
+        self.asked = 0  # how often the worker's check was asked about ``target``
+        self.batches: list[list[str]] = []
+
+    def generate(
+        self, requests: Sequence[GenerationRequest], *, cancelled: CancelCheck | None = None
+    ) -> list[GenerationOutcome]:
+        assert cancelled is not None
+        self.batches.append([r.request_id for r in requests])
+
+        def check(request: GenerationRequest) -> bool:
+            if request.request_id != self.target:
+                return cancelled(request)
+            self.asked += 1  # once before the batch, then once before each step
+            if self.asked == self.steps_done + 2:
+                self._cancel()
+                deadline = time.monotonic() + 30
+                while not cancelled(request) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+            return cancelled(request)
+
+        return self.inner.generate(requests, cancelled=check)
