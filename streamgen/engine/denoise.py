@@ -84,11 +84,11 @@ def denoise(
         gone = drop(alive)
         if gone:
             keep = [i for i, row in enumerate(alive) if row not in gone]
+            if not keep:  # every row left: nothing to select (an empty index is a float tensor)
+                return batch.latents[:0], []
             _select_scheduler_state(scheduler, keep, batch.latents.shape)
             batch = batch.select(keep)
             alive = [alive[i] for i in keep]
-        if not alive:
-            break
         # 2. Predict the noise, each row's guidance applied (with CFG: the negative and
         #    positive halves in one pass). Scaling is element-wise, so scaling B rows and then
         #    doubling them equals scaling the doubled batch. Flow-matching schedulers scale

@@ -9,9 +9,8 @@ from typing import Any, Protocol, runtime_checkable
 
 from streamgen import kafka_config
 from streamgen.contracts.codec import AvroCodec, request_codec, result_codec
-from streamgen.contracts.request import GenerationRequest
 from streamgen.contracts.result import GenerationResult, WorkerIdentity
-from streamgen.contracts.validation import LoadedModelRules, validate
+from streamgen.contracts.validation import LoadedModelRules
 from streamgen.engine.types import Engine
 from streamgen.settings import GroupProtocol, Settings
 from streamgen.store.base import ObjectStore
@@ -28,13 +27,16 @@ from streamgen.worker.clients import (
     RequestConsumer,
     SenderFactory,
     WorkerSeams,
+    message_offset,
+    message_partition,
+    message_size,
     wall_clock,
 )
 from streamgen.worker.commits import Committer
 from streamgen.worker.events import LoopEvents
 from streamgen.worker.fetch_buffer import FetchBuffer
 from streamgen.worker.generation import GenerationStage
-from streamgen.worker.intake import Intake
+from streamgen.worker.intake import Intake, RequestCheck
 from streamgen.worker.lifecycle import Lifecycle
 from streamgen.worker.loop import ConsumerLoop, LoopLimits
 from streamgen.worker.offsets import OffsetTracker
@@ -172,20 +174,14 @@ def intake_for(
     ``validate`` before it takes a place in a batch."""
     from streamgen.engine.schedulers import SCHEDULERS
 
-    known_models = set(settings.engine.models) | {"default"}
-    init_images = AllowedPrefixes.from_settings(settings.store)
-
-    def check(request: GenerationRequest) -> GenerationRequest:
-        return validate(
-            request,
-            settings.validation,
-            models=known_models,
-            schedulers=SCHEDULERS,
-            now=clock(),
-            init_images=init_images,
-            model_rules=model_rules,
-        )
-
+    check = RequestCheck(
+        settings.validation,
+        models=frozenset(settings.engine.models) | {"default"},
+        schedulers=SCHEDULERS,
+        init_images=AllowedPrefixes.from_settings(settings.store),
+        model_rules=model_rules,
+        clock=clock,
+    )
     return Intake(
         decode=request_codec(settings.kafka, settings.topics.requests).decode, validate=check
     )
@@ -277,9 +273,9 @@ def assemble(
     buffer: FetchBuffer[Any] = FetchBuffer(
         max_records=w.fetch_buffer_records,
         max_bytes=w.fetch_buffer_bytes,
-        partition_of=lambda message: (message.topic(), message.partition()),
-        offset_of=lambda message: message.offset(),
-        size_of=lambda message: len(message.value() or b"") + len(message.key() or b""),
+        partition_of=message_partition,
+        offset_of=message_offset,
+        size_of=message_size,
     )
     loop = ConsumerLoop(
         consumer=consumer,

@@ -35,6 +35,9 @@ __all__ = [
     "SenderFactory",
     "WorkerSeams",
     "consume_promptly",
+    "message_offset",
+    "message_partition",
+    "message_size",
     "wall_clock",
 ]
 
@@ -160,3 +163,17 @@ def consume_promptly(consumer: RequestConsumer, limit: int, timeout: float) -> l
     if messages and limit > 1:
         messages += consumer.consume(limit - 1, 0)
     return messages
+
+
+# What the fetch buffer reads of a polled record (confluent-kafka's ``Message``, or an
+# in-memory one): where it comes from, its offset, and the bytes it holds in memory.
+def message_partition(message: Any) -> tuple[str, int]:
+    return (message.topic(), message.partition())
+
+
+def message_offset(message: Any) -> int:
+    return int(message.offset())
+
+
+def message_size(message: Any) -> int:
+    return len(message.value() or b"") + len(message.key() or b"")

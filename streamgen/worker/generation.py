@@ -107,7 +107,7 @@ class GenerationStage(threading.Thread):
             self._events.fatal(exc)
 
     def _run_batch(self, items: list[WorkItem]) -> None:
-        retries = TransientRetries(self._backoff, self._retry_budget_s)
+        retries: TransientRetries | None = None  # made at the first failure: most batches have none
         while True:
             # 1. Drop work of partitions that moved away, expire what waited too long and end
             #    what was cancelled (again on each retry: the wait may be long, and each item
@@ -121,6 +121,7 @@ class GenerationStage(threading.Thread):
                 self._generate(items)
                 return
             except StoreUnavailable as exc:
+                retries = retries or TransientRetries(self._backoff, self._retry_budget_s)
                 delay = retries.next_delay("object store (init images)", exc)
                 log.warning(
                     "batch of %d waits for the object store (%s); retry in %.2fs",

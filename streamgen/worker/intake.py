@@ -1,22 +1,26 @@
 """Admission of a polled record: decode its bytes, validate the request (stage 2 of the loop).
 
-Pure apart from the decoder it is given: a record either becomes a GenerationRequest, or is
-:class:`Rejected` with the :class:`~streamgen.errors.InvalidRecord` that names what was wrong
-(→ dead letter), or raises a :class:`~streamgen.errors.TransientError` (schema registry
-unreachable → retried later, never dead-lettered).
+Pure apart from the decoder and the clock it is given: a record either becomes a
+GenerationRequest, or is :class:`Rejected` with the :class:`~streamgen.errors.InvalidRecord`
+that names what was wrong (→ dead letter), or raises a
+:class:`~streamgen.errors.TransientError` (schema registry unreachable → retried later, never
+dead-lettered).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from datetime import datetime
 
 from streamgen.contracts.request import GenerationRequest
+from streamgen.contracts.validation import InitImagePrefixes, LoadedModelRules, validate
 from streamgen.errors import DecodeError, InvalidRecord
+from streamgen.settings import ValidationBounds
 from streamgen.worker.work_item import SourceRecord
 
-__all__ = ["Intake", "Rejected"]
+__all__ = ["Intake", "Rejected", "RequestCheck"]
 
 Decode = Callable[[bytes], GenerationRequest]
 Validate = Callable[[GenerationRequest], GenerationRequest]
@@ -33,6 +37,31 @@ class Rejected(Exception):
         super().__init__(str(error))
         self.error = error
         self.request = request
+
+
+@dataclass(frozen=True)
+class RequestCheck:
+    """The worker's ``validate``: a request against the fleet's bounds, its models and
+    schedulers, the allowed init-image prefixes and what the model it names can honour
+    (``contracts.validation.validate``), with deadlines read from ``clock``."""
+
+    bounds: ValidationBounds
+    models: frozenset[str]
+    schedulers: Collection[str]
+    init_images: InitImagePrefixes
+    model_rules: LoadedModelRules | None
+    clock: Callable[[], datetime]
+
+    def __call__(self, request: GenerationRequest) -> GenerationRequest:
+        return validate(
+            request,
+            self.bounds,
+            models=self.models,
+            schedulers=self.schedulers,
+            now=self.clock(),
+            init_images=self.init_images,
+            model_rules=self.model_rules,
+        )
 
 
 @dataclass(frozen=True)

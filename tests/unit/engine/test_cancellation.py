@@ -57,6 +57,26 @@ def test_cancelled_mid_loop_leaves_the_others_unchanged(
         assert_same_images(outcomes[i], clocked.generate([batch[i]])[0])
 
 
+@pytest.mark.parametrize("scheduler", SCHEDULERS)
+def test_a_batch_whose_every_row_leaves_mid_loop_ends_cancelled(
+    clocked: DiffusionEngine, scheduler: str
+) -> None:
+    """Every row leaving at one step (all cancelled, all expired, all of a revoked partition)
+    once raised IndexError selecting no rows of a multistep scheduler's saved state: the batch
+    then failed as GENERATION_ERROR and, with one attempt, was dead-lettered (found from the
+    outside, issue 22's stranger test)."""
+    batch = [request(r, seed=i, scheduler=scheduler, steps=4) for i, r in enumerate("ab")]
+    asked: dict[str, int] = {}
+
+    def cancelled(r: GenerationRequest) -> bool:
+        asked[r.request_id] = asked.get(r.request_id, 0) + 1
+        return asked[r.request_id] > 3  # both leave together after two steps
+
+    outcomes = clocked.generate(batch, cancelled=cancelled)
+    assert [type(o.error) for o in outcomes] == [RequestCancelled, RequestCancelled]
+    assert all(o.error is not None and o.error.code == "CANCELLED" for o in outcomes)
+
+
 def test_cancelled_before_start(clocked: DiffusionEngine) -> None:
     (outcome,) = clocked.generate([request("x")], cancelled=lambda r: True)
     assert isinstance(outcome.error, RequestCancelled) and outcome.images == ()
