@@ -17,6 +17,10 @@ result acknowledged by the broker  ``request_finished(model, status, …)`` →
                                    ``streamgen_request_latency_seconds`` (created_at → result)
 dead letter acknowledged           ``dead_lettered(model, code, stage)`` →
                                    ``streamgen_requests_dead_lettered_total{model,code,stage}``
+cancelled request's result acked   ``request_cancelled(stage)`` →
+                                   ``streamgen_requests_cancelled_total{stage}``
+malformed cancel record skipped    ``cancel_record_skipped()`` →
+                                   ``streamgen_cancel_records_skipped_total``
 in-flight count changes            ``set_in_flight(n)`` → ``streamgen_in_flight_requests``
 partitions paused / resumed        ``set_paused_partitions(n)`` → ``streamgen_paused_partitions``
 partition stalled / moving again   ``set_partition_stall(topic, partition, seconds)`` →
@@ -114,6 +118,12 @@ class Metrics:
             "streamgen_requests_dead_lettered",
             "Records whose dead letter the broker acknowledged",
             *("model", "code", "stage"),
+        )
+        self.requests_cancelled = counter(
+            "streamgen_requests_cancelled", "Cancelled requests' results acknowledged", "stage"
+        )
+        self.cancel_records_skipped = counter(
+            "streamgen_cancel_records_skipped", "Malformed cancels"
         )
         self.batch_size = histogram(
             "streamgen_batch_size", "Requests per engine batch", BATCH_SIZE_BUCKETS, "model"
@@ -241,6 +251,13 @@ class Metrics:
             self.model_label(model), code or "UNKNOWN", stage or "unknown"
         ).inc()
 
+    def request_cancelled(self, stage: str) -> None:
+        """A cancelled request's result was acknowledged (``request_finished`` counts it too)."""
+        self._labelled(self.requests_cancelled, stage or "unknown").inc()
+
+    def cancel_record_skipped(self) -> None:
+        self.cancel_records_skipped.inc()
+
     # -- gauges and counters fed by the consumer loop ---------------------------------------
     def set_in_flight(self, n: int) -> None:
         self.in_flight.set(n)
@@ -300,15 +317,8 @@ class Metrics:
     def set_worker_info(
         self, *, worker_id: str, host: str, device: str, group_id: str, version: str = ""
     ) -> None:
-        self.worker_info.info(
-            {
-                "worker_id": worker_id,
-                "host": host,
-                "device": device,
-                "group_id": group_id,
-                "version": version,
-            }
-        )
+        info = {"worker_id": worker_id, "host": host, "device": device, "group_id": group_id}
+        self.worker_info.info({**info, "version": version})
 
     def warmed_up(self, seconds: float) -> None:
         self.warmup_seconds.set(seconds)

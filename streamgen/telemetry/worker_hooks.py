@@ -167,6 +167,12 @@ class WorkerHooks:
                 queue_wait_s=summary.queue_wait_s,
                 e2e_s=summary.e2e_s,
             )
+        if summary.status == "CANCELLED":  # its result is FAILED, counted just above too
+            self.metrics.request_cancelled(summary.stage)
+
+    def cancel_record_skipped(self) -> None:
+        """A malformed record on the cancels topic was logged and skipped."""
+        self.metrics.cancel_record_skipped()
 
     def in_flight(self, n: int) -> None:
         self.metrics.set_in_flight(n)

@@ -34,7 +34,15 @@ def _utc_now() -> datetime:
 
 
 class CancelSet:
-    def __init__(self, *, max_ids: int, max_age_s: float, now: Now = _utc_now) -> None:
+    def __init__(
+        self,
+        *,
+        max_ids: int,
+        max_age_s: float,
+        now: Now = _utc_now,
+        on_malformed: Callable[[], None] = lambda: None,
+    ) -> None:
+        """``on_malformed`` is told of each malformed record skipped (the worker's metric)."""
         if max_ids < 1:
             raise ValueError(f"max_ids must be >= 1, got {max_ids}")
         if max_age_s <= 0:
@@ -46,6 +54,7 @@ class CancelSet:
         # request id -> requested_at, in the order learnt: the first entry is evicted first.
         self._ids: OrderedDict[str, datetime] = OrderedDict()
         self.skipped = 0  # malformed records seen (logged and skipped)
+        self._on_malformed = on_malformed
 
     def __len__(self) -> int:
         with self._lock:
@@ -83,6 +92,7 @@ class CancelSet:
         except MalformedCancel as exc:
             self.skipped += 1
             log.warning("skipped a malformed cancel record at %s: %s", where, exc)
+            self._on_malformed()
             return
         if cancel is None:
             assert key is not None  # decode_cancel refuses a tombstone without a key

@@ -159,8 +159,11 @@ def _start(
     check_record_size_limits(settings)
     results = check_registry(settings)
     # 1b. Read the cancels topic from its beginning while the model loads (cancel_follower.py).
-    cancels = CancelSet(max_ids=settings.worker.cancels_max_ids,
-                        max_age_s=settings.worker.cancels_max_age_s)  # fmt: skip
+    cancels = CancelSet(
+        max_ids=settings.worker.cancels_max_ids,
+        max_age_s=settings.worker.cancels_max_age_s,
+        on_malformed=hooks.cancel_record_skipped,
+    )
     follower = _follow_cancels(settings, worker_id, seams, life, cancels)
     # 2. The store must be reachable, with its bucket, before any work is taken.
     if store is None:

@@ -82,6 +82,7 @@ def test_dashboard_covers_what_operators_asked_for() -> None:
         "latency",
         "dead letter",
         "gpu utilisation",
+        "cancelled",
     ):
         assert topic in titles
 

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
 
 from streamgen.configuration import load_settings
 from streamgen.contracts.cancel import CancelRecord, MalformedCancel, decode_cancel, encode_cancel
@@ -79,13 +80,22 @@ class Clock:
         return self.now
 
 
-def test_malformed_records_are_logged_and_skipped(caplog: pytest.LogCaptureFixture) -> None:
-    cancels = CancelSet(max_ids=10, max_age_s=60, now=Clock())
+def test_malformed_records_are_logged_skipped_and_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    hooks = WorkerHooks(
+        Metrics(CollectorRegistry(), gpu=False), worker_id="w", host="h", group_id="g"
+    )
+    cancels = CancelSet(
+        max_ids=10, max_age_s=60, now=Clock(), on_malformed=hooks.cancel_record_skipped
+    )
     with caplog.at_level(logging.WARNING):
         cancels.apply(b"r-1", b"garbage", "cancels/0@7")
     cancels.apply(*encode_cancel(CancelRecord("r-2", NOW)), "cancels/0@8")
     assert "cancels/0@7" in caplog.text and "not JSON" in caplog.text
     assert cancels.skipped == 1 and not cancels.cancelled("r-1") and cancels.cancelled("r-2")
+    registry = hooks.metrics.registry
+    assert registry.get_sample_value("streamgen_cancel_records_skipped_total") == 1
     cancels.apply(b"r-2", None, "cancels/0@9")  # a tombstone withdraws the cancel
     assert not cancels.cancelled("r-2")
 
@@ -203,6 +213,11 @@ def test_a_request_cancelled_before_it_arrives_is_never_batched(tmp_path: Path) 
     parts.output_pool.shutdown()
     assert outcomes() == {"r-1": ("FAILED", "CANCELLED", "intake")}
     assert parts.loop.tracker.outstanding() == 0, "its ticket completed: the offset commits"
+    parts.loop.step()  # the loop hands the durable outcome to the metrics
+    registry = parts.hooks.metrics.registry
+    assert registry.get_sample_value("streamgen_requests_cancelled_total", {"stage": "intake"}) == 1
+    failed = {"model": "default", "code": "CANCELLED", "stage": "intake"}
+    assert registry.get_sample_value("streamgen_requests_failed_total", failed) == 1
 
 
 def test_a_cancel_arriving_while_its_batch_runs_drops_the_row_at_the_next_step(
