@@ -69,11 +69,12 @@ class StoreRetry:
     stopping: Callable[[], bool] = lambda: False
 
     def call(self, what: str, operation: Callable[[], T]) -> T:
-        retries = TransientRetries(self.backoff, self.budget_s)
+        retries: TransientRetries | None = None  # made at the first failure: most calls have none
         while True:
             try:
                 return operation()
             except StoreUnavailable as exc:
+                retries = retries or TransientRetries(self.backoff, self.budget_s)
                 delay = retries.next_delay("object store", exc)  # FatalError past the budget
                 if self.stopping():
                     raise
