@@ -71,8 +71,9 @@ class RebalanceHandler:
         self._drop_fetched(keys)
         dropped = self._queue.remove(lambda item: item.ticket.tp in keys)
         # 2. Work already generating or storing gets a short grace to become durable, so the
-        #    next owner repeats as little as possible.
-        deadline = time.monotonic() + self._grace_s
+        #    next owner repeats as little as possible; none once the worker is closing (the
+        #    revoke of its own close): generation has stopped, nothing more becomes durable.
+        deadline = time.monotonic() + (0.0 if self._life.closing else self._grace_s)
         waiting = len(dropped)
         while time.monotonic() < deadline:
             outstanding = sum(self._tracker.outstanding(k) for k in keys)

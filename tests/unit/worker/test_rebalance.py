@@ -182,3 +182,24 @@ def test_a_partition_revoked_while_paused_is_resumed_when_it_comes_back(worker: 
     parts.loop.step()
     assert (TOPIC, 1) in parts.loop.tracker.partitions()
     assert consumer.paused == set()
+
+
+@pytest.mark.parametrize("closing", [False, True])
+def test_a_revoke_gives_in_flight_work_a_grace_unless_the_worker_is_closing(
+    worker: Any, monkeypatch: pytest.MonkeyPatch, closing: bool
+) -> None:
+    """The revoke of the worker's own close (after a second SIGTERM, say) waited the grace for
+    work that could no longer finish: 5 s more on a stop meant to be at once (seen from the
+    outside, issue 22). Counted by the grace loop's polls of the producer, not by time."""
+    parts, consumer, results = worker
+    parts.loop.step()
+    assert on_the_gpu(parts)  # taken by the "GPU", never made durable
+    polls: list[float] = []
+    monkeypatch.setattr(results, "poll", lambda timeout=0.0: polls.append(timeout))
+    if closing:
+        parts.loop.close_out(flush_timeout_s=0.0)
+    polls.clear()
+    consumer.revoke([0, 1])
+    consumer.consume(1, 0)  # the revoke callback runs inside the consumer's poll
+    assert (TOPIC, 0) not in parts.loop.tracker.partitions()
+    assert (len(polls) == 0) is closing
