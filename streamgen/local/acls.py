@@ -7,7 +7,8 @@ broker and the integration tests run the worker with exactly these and nothing e
   (idempotently); read those two topics' configs (the record size check at start-up); read the
   cancels topic (assigned, never in a group: no group ACL beyond the worker's own).
 - **producer**: write the requests topic (idempotently), and the cancels topic
-  (``streamgen cancel``: whoever may submit a request may cancel one).
+  (``streamgen cancel``: whoever may submit a request may cancel one); read the results topic
+  (``submit --wait`` follows it, assigned, never in a group).
 
 ``IDEMPOTENT_WRITE`` on the cluster is implied by any topic WRITE since Kafka 3.0 (KIP-679);
 it is granted anyway so the same lists work on older brokers.
@@ -62,6 +63,8 @@ def producer_acls(topics: TopicSettings) -> list[_Grant]:
     return [
         (ResourceType.TOPIC, topics.requests, AclOperation.WRITE),
         *((ResourceType.TOPIC, topic, AclOperation.WRITE) for topic in _cancels(topics)),
+        # submit --wait follows the results topic (assigned, no group: it never commits).
+        (ResourceType.TOPIC, topics.results, AclOperation.READ),
         (ResourceType.BROKER, "kafka-cluster", AclOperation.IDEMPOTENT_WRITE),
     ]
 

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 import uuid
 from collections.abc import Iterator, Mapping
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
 from streamgen.contracts.codec import result_codec
 from streamgen.contracts.result import GenerationResult
@@ -196,6 +197,35 @@ def produce_as(stack: LocalStack, user: str, topic: str) -> KafkaError | None:
     return error
 
 
+def read_as(stack: LocalStack, user: str, topic: str) -> bytes | KafkaError:
+    """The first record of ``topic``'s partition 0, read logged in as ``user`` as ``submit
+    --wait`` reads (assigned; its throw-away group never joined: the group errors librdkafka
+    reports then are skipped, as the follower skips them), or the topic authorization error."""
+    config: dict[str, Any] = {
+        **stack.kafka_client_config(user),
+        "bootstrap.servers": stack.bootstrap_servers,
+        "group.id": f"probe-{uuid.uuid4().hex[:8]}",
+        "enable.auto.commit": False,
+        "log_level": 0,
+    }
+    consumer = Consumer(config)
+    try:
+        consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is None:
+                continue
+            error = message.error()
+            if error is None:
+                return bytes(message.value() or b"")
+            if error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+                return error
+        raise AssertionError(f"neither a record nor a refusal from {topic} in 20 s")
+    finally:
+        consumer.close()
+
+
 def assert_secret_free(text: str, secrets: Mapping[str, str]) -> None:
     for what, secret in secrets.items():
         if secret in text:  # not an assert: its report would print the secret once more
@@ -337,3 +367,17 @@ def test_granted_writes_go_through(secure_stack: LocalStack, secure_settings: Se
     """The counterpart of the refusals above: the same logins where they were granted."""
     assert produce_as(secure_stack, "producer", secure_settings.topics.requests) is None
     assert produce_as(secure_stack, "worker", secure_settings.topics.dead_letter) is None
+
+
+@pytest.mark.parametrize(("user", "readable"), [("producer", True), ("worker", False)])
+def test_only_the_producer_may_follow_results(
+    secure_stack: LocalStack, secure_settings: Settings, user: str, readable: bool
+) -> None:
+    """``submit --wait`` as the README's producer reads the results topic; the worker, which
+    only writes results, may not read them (found from the outside: the producer could not)."""
+    assert produce_as(secure_stack, "worker", secure_settings.topics.results) is None
+    read = read_as(secure_stack, user, secure_settings.topics.results)
+    if readable:
+        assert read == b"probe", read
+    else:
+        assert isinstance(read, KafkaError), read
