@@ -104,7 +104,9 @@ def _build(section_cls: type[T], section: str, values: Mapping[str, Any]) -> T:
     known = {f.name for f in dataclasses.fields(section_cls)}  # type: ignore[arg-type]
     for key in values:
         if key not in known:
-            raise ConfigError(f"{section}.{key}", f"unknown setting; known: {sorted(known)}")
+            near = difflib.get_close_matches(key, known, n=1)
+            hint = f"did you mean {section}.{near[0]}? " if near else ""
+            raise ConfigError(f"{section}.{key}", f"unknown setting; {hint}known: {sorted(known)}")
     parsed = {k: _parse(f"{section}.{k}", hints[k], v) for k, v in values.items()}
     return section_cls(**parsed)
 
