@@ -29,6 +29,7 @@ from streamgen.store.base import ObjectStore
 from streamgen.telemetry import worker_hooks
 from streamgen.telemetry.worker_hooks import WorkerHooks, WorkItem
 from streamgen.worker.assembly import assemble
+from streamgen.worker.cancels import CancelSet
 from streamgen.worker.clients import WorkerSeams
 from streamgen.worker.events import OutcomeSummary
 from streamgen.worker.storage import EncodeImage
@@ -75,7 +76,10 @@ class LocalFeed:
         encode: EncodeImage,
         hooks: WorkerHooks,
         max_batch_size: Callable[[Shape], int] | None = None,
+        cancels: CancelSet | None = None,
     ) -> None:
+        """``cancels``: the worker's memory of cancelled ids, for a benchmark to fill (the
+        cancels topic's follower is not run here); by default an empty one."""
         self._settings = replace(
             settings,
             topics=replace(
@@ -89,6 +93,7 @@ class LocalFeed:
         self._store = store
         self._encode = encode
         self._hooks = hooks
+        self._cancels = cancels
 
     def run(self, records: Iterable[TimedRecord], *, timeout_s: float = 3600.0) -> LocalRun:
         out = LocalRun()
@@ -109,6 +114,7 @@ class LocalFeed:
                 seams=WorkerSeams(
                     consumer_factory=consumer.configured, sender_factory=out.results.configured
                 ),
+                cancels=self._cancels,
             )
             parts.stage.start()
             try:
