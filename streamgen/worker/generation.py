@@ -157,6 +157,8 @@ class GenerationStage(threading.Thread):
 
         def cancelled(request: GenerationRequest) -> bool:
             # Asked between denoising steps: a row leaves its batch at the next step boundary.
+            if self._life.closing:
+                return True  # the worker stops: nothing of this batch can be published now
             if not self._generations.is_current(by_id[request.request_id].ticket):
                 return True  # the partition moved away: dropped, the new owner redoes it
             if self._cancels.cancelled(request.request_id):

@@ -50,6 +50,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+# How long a stopping worker waits for the GPU thread to leave its batch (one denoising step
+# and the batch's bookkeeping; a step of a large model on a busy GPU is well under this).
+STAGE_EXIT_WAIT_S = 30.0
+
 
 @runtime_checkable
 class WarmableEngine(Protocol):
@@ -254,9 +258,17 @@ def _shut_down(parts: WorkerParts, life: Lifecycle) -> bool:
         complete = False
     else:
         complete = loop.drain()
+    # Counted before the close: its revoke forgets the partitions, and their count with them.
+    unfinished = loop.tracker.outstanding()
     parts.consumer.close()  # leaves the group at once so partitions move without a timeout
+    # The GPU thread leaves its batch at the next denoising step once closing; waited for, so
+    # that the interpreter never finalizes under a running torch call (which aborts the
+    # process with SIGABRT instead of the exit code the lifecycle decided).
+    parts.stage.join(STAGE_EXIT_WAIT_S)
+    if parts.stage.is_alive():
+        log.warning("the GPU thread is still in its batch after %.0f s", STAGE_EXIT_WAIT_S)
     if not complete:
-        log.warning("%d requests unfinished; they will be redone", loop.tracker.outstanding())
+        log.warning("%d requests unfinished; they will be redone", unfinished)
     return complete
 
 

@@ -148,3 +148,32 @@ def test_sigterm_mid_batch_finishes_and_commits_then_a_restart_duplicates_nothin
     per_id = Counter(r.request_id for r in results)
     assert set(per_id) == {r.request_id for r in requests}
     assert max(per_id.values()) == 1, f"duplicates after a clean SIGTERM: {per_id.most_common(3)}"
+
+
+def test_a_second_sigterm_stops_now_exits_2_and_says_how_much_is_left(
+    worker_settings: Settings,
+) -> None:
+    """The second signal: stop at once (no revoke grace for work that can no longer finish),
+    commit only what is durable, exit 2, and count the unfinished work right (it read 0 before:
+    the close's revoke had forgotten the partitions by the time it was counted)."""
+    settings = replace(worker_settings, engine=replace(worker_settings.engine, max_batch_size=2))
+    requests = [make_request(i, steps=40) for i in range(12)]
+    publish(settings, requests)
+    process = _spawn_worker(settings)
+    try:
+        assert wait_until(lambda: len(read_results(settings, timeout=1)) >= 1, 120)
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)  # the first signal's drain has begun; the second cuts it short
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=90)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    log = stderr.decode()
+    assert process.returncode == 2, log[-3000:]
+    assert "again: stopping now" in log
+    [line] = [ln for ln in log.splitlines() if "requests unfinished" in ln]
+    unfinished = int(line.split(" requests unfinished")[0].split()[-1])
+    done = {r.request_id for r in read_results(settings, timeout=3)}
+    assert unfinished >= 1 and len(done) + unfinished <= len(requests), line
+    assert sum(committed_offsets(settings).values()) == len(done), "commit != durable work"
