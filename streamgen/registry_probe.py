@@ -27,7 +27,8 @@ __all__ = ["check_registry_url", "describe_subjects_reply"]
 log = logging.getLogger(__name__)
 
 SETTING = "kafka.schema_registry_url"
-_LOCAL_HINT = "the local stack's is http://127.0.0.1:8081/apis/ccompat/v6 (`streamgen dev env`)"
+# Not a port: the local stack's registry port is its own (`dev up --registry-port`, state.json).
+_LOCAL_HINT = "the local stack's is http://127.0.0.1:PORT/apis/ccompat/v6 (`streamgen dev env`)"
 _RETRY_S = 0.5
 _HTTP_SERVER_ERROR = 500
 
