@@ -89,7 +89,7 @@ def test_every_output_format_may_be_the_workers_default() -> None:
 
 
 def test_unknown_names_are_refused(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="unknown setting; did you mean worker.max_wait_ms"):
+    with pytest.raises(ConfigError, match=r"unknown setting; did you mean worker\.max_wait_ms"):
         load_settings({"worker.max_wiat_ms": 5}, env={})
     with pytest.raises(ConfigError, match="not a known setting"):
         load_settings({"nonsense": 5}, env={})
