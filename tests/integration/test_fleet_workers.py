@@ -126,6 +126,7 @@ def test_fleet_command_runs_real_cpu_workers(stack_settings: Any, tmp_path: Path
         "STREAMGEN_TOPICS_REQUESTS": s.topics.requests,
         "STREAMGEN_TOPICS_RESULTS": s.topics.results,
         "STREAMGEN_TOPICS_DEAD_LETTER": s.topics.dead_letter,
+        "STREAMGEN_TOPICS_CANCELS": s.topics.cancels,
         "STREAMGEN_WORKER_MAX_WAIT_MS": "100",
         "STREAMGEN_WORKER_COMMIT_INTERVAL_MS": "200",
         "STREAMGEN_WORKER_SESSION_TIMEOUT_MS": "6000",
