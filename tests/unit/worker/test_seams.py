@@ -17,7 +17,7 @@ from streamgen.contracts.request import GenerationRequest
 from streamgen.store.base import ObjectStore
 from streamgen.telemetry.metrics import Metrics
 from streamgen.telemetry.worker_hooks import WorkerHooks
-from streamgen.worker.assembly import assemble
+from streamgen.worker.assembly import WorkerParts, assemble
 from streamgen.worker.clients import Clock, WorkerSeams
 from tests.support.idle_engine import IdleEngine
 from tests.support.memory_kafka import MemoryConsumer, MemoryResults
@@ -27,8 +27,11 @@ TOPIC = "streamgen.requests"
 DEADLINE = datetime(2040, 1, 1, tzinfo=UTC)
 
 
-def outputs_after_one_poll(tmp_path: Path, clock: Clock) -> list[str]:
-    """The topics of what the worker published after polling one request with ``DEADLINE``."""
+def assembled_with_one_request(
+    tmp_path: Path, clock: Clock
+) -> tuple[WorkerParts, MemoryConsumer, MemoryResults]:
+    """The worker assembled with the in-memory clients and ``clock``, one request with
+    ``DEADLINE`` waiting on its requests topic; its GPU thread is not started."""
     settings = load_settings({"store.url": f"file://{tmp_path}"}, env={})
     consumer, results = MemoryConsumer(TOPIC), MemoryResults()
     request = GenerationRequest(request_id="r-1", prompt="a red chair", deadline=DEADLINE)
@@ -38,7 +41,7 @@ def outputs_after_one_poll(tmp_path: Path, clock: Clock) -> list[str]:
         settings,
         worker_id="w",
         host="h",
-        engine=IdleEngine(),  # the GPU thread is not started
+        engine=IdleEngine(),
         store=store,
         encode=lambda image, fmt: b"",  # type: ignore[arg-type,return-value]
         hooks=WorkerHooks(Metrics(), worker_id="w", host="h", group_id="g"),
@@ -46,6 +49,12 @@ def outputs_after_one_poll(tmp_path: Path, clock: Clock) -> list[str]:
             consumer_factory=consumer.configured, sender_factory=results.configured, clock=clock
         ),
     )
+    return parts, consumer, results
+
+
+def outputs_after_one_poll(tmp_path: Path, clock: Clock) -> list[str]:
+    """The topics of what the worker published after polling one request with ``DEADLINE``."""
+    parts, consumer, results = assembled_with_one_request(tmp_path, clock)
     parts.loop.step()
     parts.output_pool.shutdown()
     assert consumer.positions == {0: 1}, "the in-memory consumer did not serve the request"
@@ -72,25 +81,8 @@ def test_the_gpu_thread_checks_deadlines_by_the_seams_clock_too(tmp_path: Path) 
     generated (an IdleEngine asked to generate would be a fatal error)."""
     readings = iter([datetime(2039, 12, 31, tzinfo=UTC)])
     late = datetime(2041, 1, 1, tzinfo=UTC)
-    settings = load_settings({"store.url": f"file://{tmp_path}"}, env={})
-    consumer, results = MemoryConsumer(TOPIC), MemoryResults()
-    request = GenerationRequest(request_id="r-1", prompt="a red chair", deadline=DEADLINE)
-    consumer.append(b"r-1", request_codec(settings.kafka, TOPIC).encode(request))
-    store: ObjectStore = MemoryStore({})  # type: ignore[assignment]
-    parts = assemble(
-        settings,
-        worker_id="w",
-        host="h",
-        engine=IdleEngine(),
-        store=store,
-        encode=lambda image, fmt: b"",  # type: ignore[arg-type,return-value]
-        hooks=WorkerHooks(Metrics(), worker_id="w", host="h", group_id="g"),
-        seams=WorkerSeams(
-            consumer_factory=consumer.configured,
-            sender_factory=results.configured,
-            clock=lambda: next(readings, late),
-        ),
-    )
+    parts, _, results = assembled_with_one_request(tmp_path, lambda: next(readings, late))
+    settings = load_settings({}, env={})
     parts.loop.step()
     assert results.records == [] and parts.loop.tracker.outstanding() == 1  # admitted
     parts.stage.start()
