@@ -24,7 +24,8 @@ from typing import Any, TypeVar
 
 from streamgen.credentials import SECRET_SETTINGS, read_properties_file, read_secret_file
 from streamgen.errors import ConfigError
-from streamgen.settings import Settings, StoreSettings, WarmupShape
+from streamgen.lanes import parse_lanes
+from streamgen.settings import Lane, Settings, StoreSettings, WarmupShape
 
 __all__ = ["ENV_PREFIX", "RENAMED", "load_settings"]
 
@@ -53,13 +54,7 @@ def _parse(name: str, kind: Any, raw: Any) -> Any:
             raise ConfigError(name, f"{raw!r} not in {'|'.join(allowed)}")
         return value
     if origin is tuple:
-        items = raw if isinstance(raw, list | tuple) else str(raw).replace("\n", ",").split(",")
-        texts = tuple(str(item).strip() for item in items if str(item).strip())
-        if typing.get_args(kind)[0] is WarmupShape:
-            from streamgen.engine.warmup import parse_entry  # above the settings: see the top
-
-            return tuple(parse_entry(text) for text in texts)
-        return texts
+        return _parse_tuple(typing.get_args(kind)[0], raw)
     if origin is dict or kind is dict:
         return _parse_pairs(name, raw)
     if kind is bool:
@@ -81,6 +76,19 @@ def _parse(name: str, kind: Any, raw: Any) -> Any:
             raise ConfigError(name, f"expected a finite number, got {raw!r}")
         return number
     return str(raw)
+
+
+def _parse_tuple(element: Any, raw: Any) -> tuple[Any, ...]:
+    """A list setting: a TOML list, or comma- or line-separated text."""
+    if element is Lane:
+        return parse_lanes(raw)  # a TOML table too: it keeps its order, the lanes' ranks
+    items = raw if isinstance(raw, list | tuple) else str(raw).replace("\n", ",").split(",")
+    texts = tuple(str(item).strip() for item in items if str(item).strip())
+    if element is WarmupShape:
+        from streamgen.engine.warmup import parse_entry  # above the settings: see the top
+
+        return tuple(parse_entry(text) for text in texts)
+    return texts
 
 
 def _parse_pairs(name: str, raw: Any) -> dict[str, str]:

@@ -18,6 +18,7 @@ __all__ = [
     "GroupProtocol",
     "ImageFormatName",
     "KafkaSettings",
+    "Lane",
     "Settings",
     "StoreSettings",
     "TopicSettings",
@@ -52,8 +53,23 @@ class KafkaSettings:
 
 
 @dataclass(frozen=True)
+class Lane:
+    """One ``topics.lanes`` entry, ``NAME=MIN_SHARE``, parsed and checked by the loader
+    (lanes.py). Its topic is ``topics.requests`` for the lane named "default", else
+    ``<topics.requests>.<name>``; its rank is its place in the list (first: drained first)."""
+
+    name: str
+    # The least fraction of the GPU time the lane gets while it has waiting work.
+    min_share: float
+
+
+@dataclass(frozen=True)
 class TopicSettings:
+    # The requests topic; with lanes, the topic of the lane named "default".
     requests: str = "streamgen.requests"
+    # Priority lanes, highest first (NAME=MIN_SHARE,...; must name "default"). Empty: one lane,
+    # topics.requests alone, as a fleet without lanes always ran.
+    lanes: tuple[Lane, ...] = ()
     results: str = "streamgen.results"
     dead_letter: str = "streamgen.dead-letter"
     # Cancel records (`streamgen cancel`), keyed by request id: compacted and deleted after

@@ -37,7 +37,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("exit_codes", "errors", "credentials", "log_routing"),  # failures, exits, third-party logs
     # the typed settings, their defaults; Kafka clients' config and their first metadata request;
     # what answers at a broker's or a registry's address (start-up's first questions)
-    ("settings", "kafka_config", "kafka_metadata", "listener_probe", "registry_probe"),
+    # and the priority lanes (one request topic each)
+    ("settings", "lanes", "kafka_config", "kafka_metadata", "listener_probe", "registry_probe"),
     ("contracts",),  # requests and results, their wire formats, request validation
     ("store",),  # object stores, image bytes for storage, init-image places
     ("engine",),  # batched diffusion

@@ -1,0 +1,75 @@
+"""topics.lanes: parsed from text, TOML lists and tables, refused with the setting named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streamgen.configuration import load_settings
+from streamgen.errors import ConfigError
+from streamgen.lanes import lane_topic, request_lanes, topic_ranks
+from streamgen.settings import Lane, TopicSettings
+
+THREE = (Lane("interactive", 0.1), Lane("default", 0.3), Lane("bulk", 0.1))
+
+
+def test_without_lanes_there_is_one_lane_on_the_requests_topic() -> None:
+    topics = load_settings(env={}).topics
+    assert topics.lanes == ()
+    assert request_lanes(topics) == (Lane("default", 1.0),)
+    assert topic_ranks(topics) == {"streamgen.requests": 0}
+
+
+def test_lanes_from_the_environment_keep_their_order_and_name_their_topics() -> None:
+    env = {"STREAMGEN_TOPICS_LANES": "interactive=0.1, default=0.3, bulk=0.1"}
+    topics = load_settings(env=env).topics
+    assert topics.lanes == THREE
+    assert topic_ranks(topics) == {
+        "streamgen.requests.interactive": 0,
+        "streamgen.requests": 1,
+        "streamgen.requests.bulk": 2,
+    }
+
+
+@pytest.mark.parametrize(
+    "toml",
+    [
+        'lanes = ["interactive=0.1", "default=0.3", "bulk=0.1"]',
+        "lanes = {interactive = 0.1, default = 0.3, bulk = 0.1}",
+    ],
+)
+def test_lanes_from_a_toml_list_or_table(tmp_path: Path, toml: str) -> None:
+    path = tmp_path / "streamgen.toml"
+    path.write_text(f"[topics]\n{toml}\n")
+    assert load_settings(config_file=path, env={}).topics.lanes == THREE
+
+
+def test_an_unknown_lane_is_refused_naming_the_known_ones() -> None:
+    topics = TopicSettings(lanes=THREE)
+    assert lane_topic(topics, "bulk") == "streamgen.requests.bulk"
+    assert lane_topic(topics, "default") == "streamgen.requests"
+    with pytest.raises(ConfigError, match="no lane 'urgent'; the lanes are interactive, default"):
+        lane_topic(topics, "urgent")
+
+
+@pytest.mark.parametrize(
+    ("lanes", "message"),
+    [
+        ("interactive=0,default=0.2", "lane 'interactive': min share must be > 0"),
+        ("interactive=-0.1,default=0.2", "min share must be > 0"),
+        ("default=1.5", "min share must be > 0 and <= 1"),
+        ("default=nan", "min share must be > 0"),
+        ("default=lots", "min share 'lots' is not a number"),
+        ("default=0.6,bulk=0.6", "add up to 1.2; they must add up to at most 1"),
+        ("interactive=0.1,bulk=0.1", "must include 'default'"),
+        ("default=0.1,default=0.2", "lane 'default' is named twice"),
+        ("default", "expected NAME=MIN_SHARE, got 'default'"),
+        ("Bulk.night=0.1,default=0.1", "lane name 'Bulk.night'"),
+    ],
+)
+def test_a_bad_lane_setting_is_refused_naming_it(lanes: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=r"topics\.lanes") as raised:
+        load_settings({"topics.lanes": lanes}, env={})
+    assert message in str(raised.value)
+    assert raised.value.setting == "topics.lanes"
