@@ -21,6 +21,7 @@ from streamgen.engine.engine import DiffusionEngine
 from streamgen.engine.img2img import flow_start_step
 from streamgen.settings import EngineSettings, StoreSettings
 from streamgen.store.init_images import InitImageReader
+from tests.support.memory_store import MemoryStore
 from tests.unit.engine.conftest import (
     MAX_LEVELS,
     assert_batched_equals_alone,
@@ -29,7 +30,6 @@ from tests.unit.engine.conftest import (
     stock_pipeline,
     stock_pixels,
 )
-from tests.unit.memory_store import MemoryStore
 
 STORE = "s3://images/in"
 # The tiny T5 tokenizers hold 32 tokens (the published pipelines' 512 and 256).

@@ -15,8 +15,8 @@ from streamgen.engine.img2img import start_step
 from streamgen.errors import StoreUnavailable
 from streamgen.settings import EngineSettings, StoreSettings
 from streamgen.store.init_images import InitImageReader
+from tests.support.memory_store import MemoryStore
 from tests.unit.engine.conftest import assert_batched_equals_alone, pixels, request
-from tests.unit.memory_store import MemoryStore
 
 
 def _png(size: tuple[int, int], mode: str = "RGB") -> bytes:

@@ -28,7 +28,7 @@ from streamgen.errors import GenerationFailed, InvalidRecord, StoreUnavailable
 from streamgen.settings import EngineSettings, KafkaSettings, StoreSettings, ValidationBounds
 from streamgen.store.init_images import InitImageReader
 from streamgen.store.prefixes import AllowedPrefixes
-from tests.unit.memory_store import MemoryStore
+from tests.support.memory_store import MemoryStore
 
 STORE = "s3://images/in"
 MAX_BYTES = 4096

@@ -13,7 +13,7 @@ from streamgen.settings import StoreSettings
 from streamgen.store.base import ObjectTooLarge
 from streamgen.store.file_store import FileStore
 from streamgen.store.init_images import InitImageReader
-from tests.unit.memory_store import MemoryStore
+from tests.support.memory_store import MemoryStore
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 
 from streamgen.contracts.result import GenerationResult, StoredImage, WorkerIdentity
 from streamgen.submit.download import download_images, local_name
-from tests.unit.memory_store import MemoryStore
+from tests.support.memory_store import MemoryStore
 
 WORKER = WorkerIdentity("w", "h")
 

@@ -30,7 +30,7 @@ from streamgen.worker.cancels import CancelSet
 from streamgen.worker.clients import WorkerSeams
 from tests.support.idle_engine import IdleEngine
 from tests.support.memory_kafka import MemoryConsumer, MemoryResults
-from tests.unit.memory_store import MemoryStore
+from tests.support.memory_store import MemoryStore
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 TOPIC = "streamgen.requests"

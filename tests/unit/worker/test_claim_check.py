@@ -26,8 +26,8 @@ from streamgen.worker.outputs import OutcomeSink
 from streamgen.worker.storage import StoreRetry
 from streamgen.worker.work_item import SourceRecord
 from tests.support.events import RecordedEvents
+from tests.support.memory_store import MemoryStore
 from tests.unit.contracts.strategies import DECODE_FAILURE
-from tests.unit.memory_store import MemoryStore
 
 CODEC = result_codec(KafkaSettings(), "results")
 TICKET = Ticket("requests", 0, 7, 1)

@@ -27,7 +27,7 @@ from streamgen.worker.lifecycle import Phase
 from streamgen.worker.work_item import WorkItem
 from tests.support.idle_engine import IdleEngine
 from tests.support.memory_kafka import MemoryConsumer, MemoryResults
-from tests.unit.memory_store import MemoryStore
+from tests.support.memory_store import MemoryStore
 
 TOPIC = "streamgen.requests"
 

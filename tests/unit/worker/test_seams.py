@@ -21,7 +21,7 @@ from streamgen.worker.assembly import WorkerParts, assemble
 from streamgen.worker.clients import Clock, WorkerSeams
 from tests.support.idle_engine import IdleEngine
 from tests.support.memory_kafka import MemoryConsumer, MemoryResults
-from tests.unit.memory_store import MemoryStore
+from tests.support.memory_store import MemoryStore
 
 TOPIC = "streamgen.requests"
 DEADLINE = datetime(2040, 1, 1, tzinfo=UTC)

@@ -15,7 +15,7 @@ from streamgen.worker.backoff import Backoff
 from streamgen.worker.offsets import Ticket
 from streamgen.worker.storage import ImageWriter, StoreRetry
 from streamgen.worker.work_item import SourceRecord, WorkItem
-from tests.unit.memory_store import MemoryStore
+from tests.support.memory_store import MemoryStore
 
 RECORD = SourceRecord("requests", 0, 7, b"r-1", b"value", (), 1)
 
