@@ -20,6 +20,7 @@ from streamgen.contracts.formats import FORMATS, QUALITY_RANGE
 from streamgen.contracts.request import GenerationRequest
 from streamgen.contracts.result import GenerationResult
 from streamgen.errors import ConfigError, StreamgenError
+from streamgen.lanes import DEFAULT_LANE, lane_topic
 from streamgen.settings import Settings
 from streamgen.submit.fields import FIELDS, FieldError, parse_timestamp
 from streamgen.submit.follow import ResultFollower
@@ -117,6 +118,7 @@ def _options(func: Callable[..., Any]) -> Callable[..., Any]:
 @settings_options
 @click.option("--schema-registry-url", help="kafka.schema_registry_url (registry framing)")
 @click.option("--topic", help="topics.requests")
+@click.option("--lane", default=DEFAULT_LANE, help="Priority lane (topics.lanes) [default].")
 @click.option("--results-topic", help="topics.results")
 @click.option("--store", help="store.url, file://DIR or s3://BUCKET[/PREFIX] (for --download).")
 # The name this flag had before it matched `worker --store`; kept so scripts keep working.
@@ -200,13 +202,13 @@ def submit(**opts: Any) -> None:
 def _publish_and_follow(
     settings: Settings, requests: list[GenerationRequest], opts: dict[str, Any], *, wait: bool
 ) -> dict[str, GenerationResult] | None:
-    follower = None
-    if wait:
-        follower = ResultFollower(
-            settings.kafka,
-            result_codec(settings.kafka, settings.topics.results),
-            settings.topics.results,
-        )
+    topic = lane_topic(settings.topics, opts["lane"])  # ConfigError naming the known lanes
+    results = settings.topics.results
+    follower = (
+        ResultFollower(settings.kafka, result_codec(settings.kafka, results), results)
+        if wait
+        else None
+    )
     try:
         # 2. Mark the results topic's end before publishing, so no result can be missed.
         if follower is not None:
@@ -214,8 +216,8 @@ def _publish_and_follow(
         # 3. Publish and wait for every delivery report.
         publisher = RequestPublisher(
             settings.kafka,
-            request_codec(settings.kafka, settings.topics.requests),
-            settings.topics.requests,
+            request_codec(settings.kafka, topic),
+            topic,
             delivery_timeout_s=opts["delivery_timeout"],
         )
         try:

@@ -32,6 +32,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 )
 
 from streamgen.errors import BrokerUnavailable
+from streamgen.lanes import topic_ranks
 from streamgen.settings import TopicSettings
 
 __all__ = ["grant", "producer_acls", "worker_acls"]
@@ -42,7 +43,7 @@ _Grant = tuple[ResourceType, str, AclOperation]
 
 def worker_acls(topics: TopicSettings, group_id: str) -> list[_Grant]:
     return [
-        (ResourceType.TOPIC, topics.requests, AclOperation.READ),
+        *((ResourceType.TOPIC, topic, AclOperation.READ) for topic in topic_ranks(topics)),
         (ResourceType.GROUP, group_id, AclOperation.READ),
         *((ResourceType.TOPIC, topic, AclOperation.READ) for topic in _cancels(topics)),
         *(
@@ -61,7 +62,8 @@ def _cancels(topics: TopicSettings) -> list[str]:
 
 def producer_acls(topics: TopicSettings) -> list[_Grant]:
     return [
-        (ResourceType.TOPIC, topics.requests, AclOperation.WRITE),
+        # Every priority lane's topic (topics.requests alone without lanes).
+        *((ResourceType.TOPIC, topic, AclOperation.WRITE) for topic in topic_ranks(topics)),
         *((ResourceType.TOPIC, topic, AclOperation.WRITE) for topic in _cancels(topics)),
         # submit --wait follows the results topic (assigned, no group: it never commits).
         (ResourceType.TOPIC, topics.results, AclOperation.READ),

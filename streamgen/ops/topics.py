@@ -28,6 +28,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 from streamgen.errors import BrokerUnavailable, ConfigError
 from streamgen.kafka_config import admin_config
 from streamgen.kafka_metadata import MetadataProbe
+from streamgen.lanes import topic_ranks
 from streamgen.settings import KafkaSettings, TopicSettings
 
 __all__ = ["TopicSpec", "TopicState", "create_topics", "plan_topics"]
@@ -56,9 +57,10 @@ class TopicState:
 
 
 def plan_topics(settings: TopicSettings) -> list[TopicSpec]:
-    """The four topics and their shape.
+    """The topics and their shape: every priority lane's requests topic (one, topics.requests,
+    without lanes), results, dead letters and cancels.
 
-    Only the requests topic is spread over ``partitions``: its partition count bounds how many
+    Only the requests topics are spread over ``partitions``: their partition count bounds how many
     GPU workers share the load. Results and dead letters arrive at GPU speed (tens per second);
     one partition keeps them in a single order for downstream consumers and for replay. Every
     worker reads all of the cancels topic, which operators write by hand: one partition.
@@ -67,7 +69,7 @@ def plan_topics(settings: TopicSettings) -> list[TopicSpec]:
         *(
             TopicSpec(name, partitions, settings.replication_factor, settings.retention_ms)
             for name, partitions in (
-                (settings.requests, settings.partitions),
+                *((topic, settings.partitions) for topic in topic_ranks(settings)),
                 (settings.results, 1),
                 (settings.dead_letter, 1),
             )

@@ -42,6 +42,7 @@ from streamgen.worker.loop import ConsumerLoop, LoopLimits
 from streamgen.worker.offsets import OffsetTracker
 from streamgen.worker.outputs import OutcomeSink
 from streamgen.worker.rebalance import RebalanceHandler
+from streamgen.worker.request_lanes import WorkerLanes, gpu_cost
 from streamgen.worker.stalls import StallWatchdog
 from streamgen.worker.storage import EncodeImage, ImageWriter, StoreRetry
 from streamgen.worker.work_queue import WorkQueue
@@ -238,14 +239,19 @@ def assemble(
         make_sender=seams.sender_factory,
         results=results,
     )
-    # 2. The hand-off between the consumer and the GPU: a micro-batcher per shape.
+    # 2. The hand-off between the consumer and the GPU: a micro-batcher per shape, choosing
+    #    by priority lane (one lane without topics.lanes).
+    lanes = WorkerLanes.from_settings(settings)
     work = WorkQueue(
         MicroBatcher(
             max_wait_s=w.max_wait_ms / 1000,
             max_batch_size=engine.max_batch_size,
             fairness=w.priority_fairness,
+            lanes=lanes.scheduler(),
+            cost=gpu_cost,
         ),
         engine.shape_of,
+        lane_of=lanes.of_item,
     )
     tracker = OffsetTracker()  # also the one owner of which partition generations are ours
     # 3. The GPU thread, storing images on the output pool, off the GPU path.
@@ -276,6 +282,8 @@ def assemble(
         partition_of=message_partition,
         offset_of=message_offset,
         size_of=message_size,
+        lane_of=lanes.of_partition,
+        lanes=lanes.scheduler(),
     )
     loop = ConsumerLoop(
         consumer=consumer,
@@ -293,6 +301,7 @@ def assemble(
             max_in_flight=w.max_in_flight,
             commit_interval_s=w.commit_interval_ms / 1000,
             drain_timeout_s=w.drain_timeout_s,
+            lane_reserve=lanes.reserve,
         ),
         outputs=output_pool,
         events=events,
@@ -317,7 +326,7 @@ def assemble(
         on_event=hooks.rebalance,
     )
     consumer.subscribe(
-        [settings.topics.requests],
+        list(lanes.topics),
         on_assign=rebalance.on_assign,
         on_revoke=rebalance.on_revoke,
         on_lost=rebalance.on_lost,

@@ -6,10 +6,20 @@ Rules, in the order they are applied when the GPU asks for work:
 
 1. A shape's batch is *ready* when it holds its maximum batch size, or when its oldest item has
    waited ``max_wait_s``, or when the batcher is flushing (shutdown drains everything).
-2. Among ready shapes, the one holding the highest-priority item goes first, unless another
-   ready shape has already been passed over ``fairness`` times: then the oldest waiting shape
-   goes first. Priority therefore reorders work but cannot starve any shape.
-3. Within a shape, items are taken by priority (higher first), then arrival order.
+2. Priority lanes (``topics.lanes``; one lane without them): the lane the batch is for is the
+   :class:`~streamgen.worker.lane_scheduler.LaneScheduler`'s choice among the lanes with items
+   in ready shapes: the highest, unless a lower one is owed its minimum share of GPU cost
+   (``cost`` of each item, pixel-steps in the worker). When the highest lane holding any item
+   has none in a ready shape, its shapes count as ready too: waiting to fill them would only
+   hand the GPU to a lower lane meanwhile.
+3. Among the ready shapes holding the lane's items, the one holding its highest-priority item
+   goes first, unless another such shape has already been passed over ``fairness`` times:
+   then the oldest waiting shape goes first. Priority therefore reorders work but cannot
+   starve any shape.
+4. Within a shape, the lane's items are taken first, then the other lanes' (highest lane
+   first) to fill the batch: a batch of one shape costs the GPU about the same whoever its
+   rows are for, so a bulk row in an interactive batch's free places is throughput for free.
+   Within a lane, items are taken by priority (higher first), then arrival order.
 """
 
 from __future__ import annotations
@@ -18,6 +28,8 @@ import itertools
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
+
+from streamgen.worker.lane_scheduler import LaneScheduler
 
 __all__ = ["Batch", "MicroBatcher"]
 
@@ -31,6 +43,7 @@ class _Waiting(Generic[T]):
     priority: int
     arrived: float
     seq: int
+    lane: int
 
 
 @dataclass(slots=True)
@@ -41,8 +54,11 @@ class _ShapeQueue(Generic[T]):
     def oldest(self) -> float:
         return min(w.arrived for w in self.items)
 
-    def top_priority(self) -> int:
-        return max(w.priority for w in self.items)
+    def top_priority(self, lane: int) -> int:
+        return max(w.priority for w in self.items if w.lane == lane)
+
+    def lanes(self) -> set[int]:
+        return {w.lane for w in self.items}
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +74,8 @@ class MicroBatcher(Generic[S, T]):
         max_wait_s: float,
         max_batch_size: Callable[[S], int],
         fairness: int = 4,
+        lanes: LaneScheduler | None = None,
+        cost: Callable[[T], float] = lambda _: 1.0,
     ) -> None:
         if max_wait_s < 0:
             raise ValueError(f"max_wait_s must be >= 0, got {max_wait_s}")
@@ -66,6 +84,8 @@ class MicroBatcher(Generic[S, T]):
         self._max_wait_s = max_wait_s
         self._max_batch_size = max_batch_size
         self._fairness = fairness
+        self._lanes = lanes or LaneScheduler([1.0])
+        self._cost = cost
         self._queues: dict[S, _ShapeQueue[T]] = {}
         self._seq = itertools.count()
         self._flushing = False
@@ -73,9 +93,11 @@ class MicroBatcher(Generic[S, T]):
     def __len__(self) -> int:
         return sum(len(q.items) for q in self._queues.values())
 
-    def add(self, shape: S, item: T, *, now: float, priority: int = 0) -> None:
+    def add(self, shape: S, item: T, *, now: float, priority: int = 0, lane: int = 0) -> None:
+        if not 0 <= lane < self._lanes.lanes:
+            raise ValueError(f"lane must be in 0..{self._lanes.lanes - 1}, got {lane}")
         queue = self._queues.setdefault(shape, _ShapeQueue())
-        queue.items.append(_Waiting(item, priority, now, next(self._seq)))
+        queue.items.append(_Waiting(item, priority, now, next(self._seq), lane))
 
     def flush(self) -> None:
         """From now on every waiting item is ready at once (used when draining)."""
@@ -99,22 +121,54 @@ class MicroBatcher(Generic[S, T]):
         ready = [(s, q) for s, q in self._queues.items() if self._ready(s, q, now)]
         if not ready:
             return None
-        starved = [(s, q) for s, q in ready if q.passed_over >= self._fairness]
-        pool = starved or ready
-        if starved:
-            shape, queue = min(pool, key=lambda sq: sq[1].oldest())
-        else:
-            shape, queue = min(pool, key=lambda sq: (-sq[1].top_priority(), sq[1].oldest()))
+        ready = self._with_top_lane(ready)
+        # Each lane with ready work: the shape it would run, and what its rows there cost.
+        picks = {lane: self._pick_shape(ready, lane) for lane in _lanes_in(ready)}
+        costs = {
+            lane: self._lane_cost(queue, lane, shape) for lane, (shape, queue) in picks.items()
+        }
+        lane = self._lanes.choose(costs)
+        shape, queue = picks[lane]
         for other_shape, other in ready:
             if other_shape != shape:
                 other.passed_over += 1
-        queue.items.sort(key=lambda w: (-w.priority, w.seq))
+        queue.items.sort(key=lambda w: (w.lane != lane, w.lane, -w.priority, w.seq))
         limit = self._limit(shape)
         taken, queue.items = queue.items[:limit], queue.items[limit:]
         queue.passed_over = 0
         if not queue.items:
             del self._queues[shape]
+        served: dict[int, float] = {}
+        for waiting in taken:
+            served[waiting.lane] = served.get(waiting.lane, 0.0) + self._cost(waiting.item)
+        self._lanes.charge(served, costs)
         return Batch(shape, tuple(w.item for w in taken))
+
+    def _with_top_lane(
+        self, ready: list[tuple[S, _ShapeQueue[T]]]
+    ) -> list[tuple[S, _ShapeQueue[T]]]:
+        """Rule 2's exception: the highest lane's shapes are ready while only lower lanes' are."""
+        top = min(lane for queue in self._queues.values() for lane in queue.lanes())
+        if top in _lanes_in(ready):
+            return ready
+        shapes = {shape for shape, _ in ready}
+        waiting = [(s, q) for s, q in self._queues.items() if s not in shapes and top in q.lanes()]
+        return ready + waiting
+
+    def _pick_shape(
+        self, ready: list[tuple[S, _ShapeQueue[T]]], lane: int
+    ) -> tuple[S, _ShapeQueue[T]]:
+        """Rule 3: the shape a batch for ``lane`` takes."""
+        pool = [(s, q) for s, q in ready if lane in q.lanes()]
+        starved = [(s, q) for s, q in pool if q.passed_over >= self._fairness]
+        if starved:
+            return min(starved, key=lambda sq: sq[1].oldest())
+        return min(pool, key=lambda sq: (-sq[1].top_priority(lane), sq[1].oldest()))
+
+    def _lane_cost(self, queue: _ShapeQueue[T], lane: int, shape: S) -> float:
+        """What the lane's own rows of its next batch cost (the scheduler's 'next work')."""
+        own = [w for w in queue.items if w.lane == lane][: self._limit(shape)]
+        return sum(self._cost(w.item) for w in own)
 
     def seconds_until_ready(self, now: float) -> float | None:
         """How long until some shape becomes ready by age (0 if one is ready now)."""
@@ -143,3 +197,7 @@ class MicroBatcher(Generic[S, T]):
         for queue in self._queues.values():
             for waiting in queue.items:
                 yield waiting.item
+
+
+def _lanes_in(ready: list[tuple[S, _ShapeQueue[T]]]) -> set[int]:
+    return {lane for _, queue in ready for lane in queue.lanes()}

@@ -20,6 +20,14 @@ to redo (after a crash it is simply read again). Order within a partition is kep
 each); a revoked, lost or rewound partition's records are dropped, since the consumer will
 deliver them again from its committed or rewound position. Pure: no Kafka inside;
 ``partition_of``, ``offset_of`` and ``size_of`` are given.
+
+Priority lanes (``topics.lanes``): each lane's partitions have their own shares, so a bulk
+backlog cannot fill the buffer and keep an interactive record from being fetched. Records are
+taken lane by lane as a :class:`~streamgen.worker.lane_scheduler.LaneScheduler` says (counting
+records: the highest lane first, every lane its minimum share), round-robin within a lane; and
+the lanes below the highest leave the last ``reserve`` places of the window to it, so a bulk
+backlog admitted up to the window's edge cannot keep an interactive record out of it until a
+commit frees room.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from collections import deque
 from collections.abc import Callable, Collection, Iterable
 from typing import Generic, TypeVar
 
+from streamgen.worker.lane_scheduler import LaneScheduler
 from streamgen.worker.offsets import TopicPartitionKey
 
 __all__ = ["FetchBuffer"]
@@ -44,6 +53,8 @@ class FetchBuffer(Generic[M]):
         partition_of: Callable[[M], TopicPartitionKey],
         offset_of: Callable[[M], int],
         size_of: Callable[[M], int],
+        lane_of: Callable[[TopicPartitionKey], int] = lambda _: 0,
+        lanes: LaneScheduler | None = None,
     ) -> None:
         if max_records < 1 or max_bytes < 1:
             raise ValueError(
@@ -54,6 +65,8 @@ class FetchBuffer(Generic[M]):
         self._partition_of = partition_of
         self._offset_of = offset_of
         self._size_of = size_of
+        self._lane_of = lane_of
+        self._lanes = lanes or LaneScheduler([1.0])
         # Insertion order of the dict is the round-robin order; the first key goes next.
         self._queues: dict[TopicPartitionKey, deque[tuple[M, int]]] = {}
         self._held: dict[TopicPartitionKey, int] = {}  # held partition -> offset to rewind to
@@ -125,12 +138,15 @@ class FetchBuffer(Generic[M]):
         """The loop resumed ``tp`` from its rewind offset: accept its records again."""
         self._held.pop(tp, None)
 
-    def take(self, limit: int) -> list[M]:
-        """Up to ``limit`` records, one partition after another (round-robin), each
-        partition's records oldest first."""
+    def take(self, limit: int, reserve: int = 0) -> list[M]:
+        """Up to ``limit`` records, lane by lane as the scheduler says, one partition after
+        another (round-robin) within a lane, each partition's records oldest first. Lanes
+        below the highest stop ``reserve`` records short of ``limit``."""
         taken: list[M] = []
         while self._queues and len(taken) < limit:
-            tp = next(iter(self._queues))
+            tp = self._next_partition(reserve_reached=len(taken) >= limit - reserve)
+            if tp is None:
+                break
             queue = self._queues.pop(tp)
             record, size = queue.popleft()
             self._count -= 1
@@ -139,6 +155,19 @@ class FetchBuffer(Generic[M]):
             if queue:
                 self._queues[tp] = queue  # to the back of the round
         return taken
+
+    def _next_partition(self, *, reserve_reached: bool) -> TopicPartitionKey | None:
+        """The partition whose record goes next: the first of the round, of the lane chosen."""
+        if self._lanes.lanes == 1:
+            return next(iter(self._queues))  # no lanes: the round alone, as ever
+        lanes = {self._lane_of(tp) for tp in self._queues}
+        if reserve_reached:
+            lanes &= {0}
+        if not lanes:
+            return None
+        lane = self._lanes.choose(dict.fromkeys(lanes, 1.0))
+        self._lanes.charge({lane: 1.0}, lanes)
+        return next(tp for tp in self._queues if self._lane_of(tp) == lane)
 
     def drop(self, partitions: Collection[TopicPartitionKey]) -> int:
         """Forget the records and the hold of ``partitions``; return how many records."""

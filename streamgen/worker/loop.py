@@ -53,6 +53,8 @@ class LoopLimits:
     max_in_flight: int
     commit_interval_s: float
     drain_timeout_s: float
+    # Places of the window the lower priority lanes leave to the highest (request_lanes.py).
+    lane_reserve: int = 0
 
 
 class ConsumerLoop:
@@ -119,10 +121,11 @@ class ConsumerLoop:
         for tp in {(m.topic(), m.partition()) for m in records}:
             self.stalls.moved(tp)
         self.pauses.extend(records)  # each partition up to its share (fairness)
-        # 2. Admit from the buffer, round-robin across partitions, as far as the window of
-        #    uncommitted work has room: max_in_flight bounds what a crash makes us redo.
-        #    Decode + validate; bad records are dead-lettered at once.
-        for message in self.buffer.take(room):
+        # 2. Admit from the buffer, round-robin across partitions (the highest priority lane
+        #    first, each lane its minimum share), as far as the window of uncommitted work has
+        #    room: max_in_flight bounds what a crash makes us redo. Decode + validate; bad
+        #    records are dead-lettered at once.
+        for message in self.buffer.take(room, self.limits.lane_reserve):
             self._admit(message)
         # 3. Serve the producer: delivery reports arrive here and become durable events.
         # 4. Complete the tickets whose outputs the broker acknowledged.

@@ -23,6 +23,7 @@ from typing import Protocol, runtime_checkable
 from streamgen.engine.types import Engine, Shape
 from streamgen.errors import ConfigError
 from streamgen.exit_codes import EXIT_CONFIG, EXIT_FATAL, EXIT_INCOMPLETE_DRAIN, EXIT_UNEXPECTED
+from streamgen.lanes import topic_ranks
 from streamgen.settings import Settings
 from streamgen.store.base import ObjectStore
 from streamgen.telemetry.worker_hooks import WorkerHooks
@@ -128,7 +129,7 @@ def _run(
     log.info(
         "worker %s consuming %s as group %s (%s protocol)",
         worker_id,
-        settings.topics.requests,
+        ", ".join(topic_ranks(settings.topics)),  # the lanes' topics, highest first
         settings.worker.group_id,
         settings.worker.group_protocol,
     )

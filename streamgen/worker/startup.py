@@ -21,6 +21,7 @@ from streamgen.contracts.codec import AvroCodec, result_codec
 from streamgen.contracts.result import GenerationResult
 from streamgen.errors import ConfigError, SchemaRegistryUnavailable, StoreUnavailable
 from streamgen.kafka_metadata import MetadataProbe
+from streamgen.lanes import topic_ranks
 from streamgen.registry_probe import check_registry_url
 from streamgen.settings import Settings, split_preset
 from streamgen.store.base import ObjectStore
@@ -35,16 +36,19 @@ _TOPIC_SETTINGS = ("requests", "results", "dead_letter")
 
 def check_broker(settings: Settings, client_config: Mapping[str, Any]) -> None:
     """The broker answers within ``kafka.connect_timeout_s``, accepts our credentials, and has
-    the three topics and, unless ``topics.cancels`` is empty (cancellation off), the cancels
-    topic; else ConfigError naming the setting. A refused login is said as soon as
-    librdkafka reports it, not at the end of the timeout (:mod:`streamgen.kafka_metadata`)."""
+    the three topics, every priority lane's topic and, unless ``topics.cancels`` is empty
+    (cancellation off), the cancels topic; else ConfigError naming the setting. A refused
+    login is said as soon as librdkafka reports it, not at the end of the timeout
+    (:mod:`streamgen.kafka_metadata`)."""
     servers = settings.kafka.bootstrap_servers
     timeout = settings.kafka.connect_timeout_s
     probe = MetadataProbe(client_config)
     deadline = time.monotonic() + timeout
     names = (*_TOPIC_SETTINGS, "cancels") if settings.topics.cancels else _TOPIC_SETTINGS
-    for name in names:
-        topic = getattr(settings.topics, name)
+    wanted = [(f"topics.{name}", getattr(settings.topics, name)) for name in names]
+    # Every priority lane's topic but the default lane's (topics.requests, above).
+    lanes = [t for t in topic_ranks(settings.topics) if t != settings.topics.requests]
+    for setting, topic in wanted + [("topics.lanes", topic) for topic in lanes]:
         try:
             metadata = probe.list_topics(topic, max(deadline - time.monotonic(), 0.1))
         except KafkaException as exc:
@@ -60,20 +64,20 @@ def check_broker(settings: Settings, client_config: Mapping[str, Any]) -> None:
             error is not None and error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
         ):
             raise ConfigError(
-                f"topics.{name}",
+                setting,
                 f"topic {topic!r} does not exist on {servers}. Fix the name, or create the "
                 "topics with `streamgen topics create` (same settings).",
             )
         if error is not None and error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
             raise ConfigError(
-                f"topics.{name}",
+                setting,
                 f"the broker at {servers} does not allow this principal to describe topic "
                 f"{topic!r} (a broker with ACLs says so of a topic that does not exist, too). "
                 "Check the name, grant the worker's user the ACLs in README: Security, or "
                 "check the credentials in kafka.client_config.",
             )
         if error is not None:
-            raise ConfigError(f"topics.{name}", f"topic {topic!r} on {servers}: {error.str()}")
+            raise ConfigError(setting, f"topic {topic!r} on {servers}: {error.str()}")
 
 
 def check_store(

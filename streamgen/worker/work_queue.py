@@ -23,15 +23,23 @@ class WorkQueue:
         self,
         batcher: MicroBatcher[Shape, WorkItem],
         shape_of: Callable[[GenerationRequest], Shape],
+        lane_of: Callable[[WorkItem], int] = lambda _: 0,
     ) -> None:
         self._batcher = batcher
         self._shape_of = shape_of
+        self._lane_of = lane_of
         self._cond = threading.Condition()
 
     def put(self, item: WorkItem) -> None:
         shape = self._shape_of(item.request)
         with self._cond:
-            self._batcher.add(shape, item, now=time.monotonic(), priority=item.request.priority)
+            self._batcher.add(
+                shape,
+                item,
+                now=time.monotonic(),
+                priority=item.request.priority,
+                lane=self._lane_of(item),
+            )
             self._cond.notify()
 
     def take(self, timeout: float) -> Batch[Shape, WorkItem] | None:

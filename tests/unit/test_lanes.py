@@ -73,3 +73,29 @@ def test_a_bad_lane_setting_is_refused_naming_it(lanes: str, message: str) -> No
         load_settings({"topics.lanes": lanes}, env={})
     assert message in str(raised.value)
     assert raised.value.setting == "topics.lanes"
+
+
+def test_topics_create_and_the_acls_cover_every_lane() -> None:
+    from streamgen.local.acls import producer_acls, worker_acls
+    from streamgen.ops.topics import plan_topics
+
+    topics = TopicSettings(lanes=THREE, partitions=4)
+    lanes = ["streamgen.requests.interactive", "streamgen.requests", "streamgen.requests.bulk"]
+    plan = {spec.name: spec.partitions for spec in plan_topics(topics)}
+    assert all(plan[topic] == 4 for topic in lanes)
+    assert [t for _, t, op in worker_acls(topics, "g") if t in lanes] == lanes
+    assert [t for _, t, op in producer_acls(topics) if t in lanes] == lanes
+
+
+def test_submit_to_an_unknown_lane_names_the_known_lanes_and_publishes_nothing() -> None:
+    from click.testing import CliRunner
+
+    from streamgen.cli.submit import submit
+
+    result = CliRunner().invoke(
+        submit,
+        ["--bootstrap-servers", "127.0.0.1:1", "--lane", "urgent", "--prompt", "a cat"],
+        env={"STREAMGEN_TOPICS_LANES": "interactive=0.1,default=0.3,bulk=0.1"},
+    )
+    assert result.exit_code == 1
+    assert "no lane 'urgent'; the lanes are interactive, default, bulk" in result.output
