@@ -84,3 +84,23 @@ class CancelAtStep(_Wrapped):
             return cancelled(request)
 
         return self.inner.generate(requests, cancelled=check)
+
+
+class HoldFirstBatch(_Wrapped):
+    """The real engine; holds the first batch until ``release`` is set (the worker keeps
+    polling and admitting meanwhile) and records every batch's request ids in order."""
+
+    def __init__(self, inner: Engine, release: threading.Event) -> None:
+        super().__init__(inner)
+        self.release = release
+        self.started = threading.Event()
+        self.batches: list[list[str]] = []
+
+    def generate(
+        self, requests: Sequence[GenerationRequest], *, cancelled: CancelCheck | None = None
+    ) -> list[GenerationOutcome]:
+        self.batches.append([r.request_id for r in requests])
+        if len(self.batches) == 1:
+            self.started.set()
+            assert self.release.wait(120), "the first batch was never released"
+        return self.inner.generate(requests, cancelled=cancelled)
