@@ -5,11 +5,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from typing import TYPE_CHECKING
 
 import click
 
 from streamgen.cli.options import load_from_flags, settings_options
 from streamgen.errors import ConfigError
+from streamgen.lanes import lane_topic, request_lanes
+from streamgen.settings import Settings
+
+if TYPE_CHECKING:  # the ops modules load with the command, not with the CLI
+    from streamgen.ops.lag_probe import LagProbe
+    from streamgen.ops.lag_report import GroupLag
 
 
 @click.command()
@@ -51,9 +58,6 @@ def lag(
     """Per-partition lag of a consumer group (committed offset, log end, lag, age of the
     oldest unprocessed request, owner) with totals, the backlog in GPU-seconds and the time
     to drain it."""
-    from streamgen.ops.lag_probe import LagError, LagProbe
-    from streamgen.ops.lag_report import committed_rate, render_table
-
     settings = load_from_flags(
         config_file,
         bootstrap_servers,
@@ -64,37 +68,68 @@ def lag(
             "topics.results": results_topic,
         },
     )
+    # One report per priority lane, highest first (one lane, topics.requests, without lanes).
+    lanes = [
+        (lane.name, lane_topic(settings.topics, lane.name))
+        for lane in request_lanes(settings.topics)
+    ]
+    from streamgen.ops.lag_probe import LagProbe
+
     probe = LagProbe(settings)
-    previous = None
+    previous: dict[str, GroupLag] = {}
     while True:
-        try:
-            report = probe.snapshot(
-                settings.worker.group_id,
-                settings.topics.requests,
-                results_topic=settings.topics.results,
-                sample=sample,
+        reports = {
+            name: _report(probe, settings, topic, sample, previous.get(name))
+            for name, topic in lanes
+        }
+        for name, report in reports.items():
+            _show(report, name if len(lanes) > 1 else None, as_json=as_json)
+        if not as_json and all(
+            p.committed is None and not p.owner for r in reports.values() for p in r.partitions
+        ):
+            click.echo(
+                f"note: group {settings.worker.group_id!r} has no committed offsets and no "
+                "members on these topics (a typo, or it never ran?)",
+                err=True,
             )
-        except (LagError, ConfigError) as exc:  # ConfigError: the broker refused the login
-            raise click.ClickException(str(exc)) from exc
-        if previous is not None:
-            rate = committed_rate(previous, report)
-            if rate is not None:
-                report = dataclasses.replace(
-                    report, drain_rate=rate, drain_rate_source="committed offsets"
-                )
-        if as_json:
-            click.echo(json.dumps(report.to_json()))
-        else:
-            if watch:
-                click.clear()
-            click.echo(render_table(report))
-            if all(p.committed is None and not p.owner for p in report.partitions):
-                click.echo(
-                    f"note: group {report.group!r} has no committed offsets and no members "
-                    "on this topic (a typo, or it never ran?)",
-                    err=True,
-                )
         if not watch:
             return
-        previous = report
+        previous = reports
         time.sleep(watch)
+        if not as_json:
+            click.clear()
+
+
+def _report(
+    probe: LagProbe, settings: Settings, topic: str, sample: int, previous: GroupLag | None
+) -> GroupLag:
+    from streamgen.ops.lag_probe import LagError
+    from streamgen.ops.lag_report import committed_rate
+
+    try:
+        report = probe.snapshot(
+            settings.worker.group_id,
+            topic,
+            results_topic=settings.topics.results,
+            sample=sample,
+        )
+    except (LagError, ConfigError) as exc:  # ConfigError: the broker refused the login
+        raise click.ClickException(str(exc)) from exc
+    rate = committed_rate(previous, report) if previous is not None else None
+    if rate is not None:
+        report = dataclasses.replace(report, drain_rate=rate, drain_rate_source="committed offsets")
+    return report
+
+
+def _show(report: GroupLag, lane: str | None, *, as_json: bool) -> None:
+    """One lane's report; with lanes, headed (or, in JSON, tagged) by its name."""
+    from streamgen.ops.lag_report import render_table
+
+    if as_json:
+        click.echo(json.dumps(report.to_json() | ({"lane": lane} if lane else {})))
+        return
+    if lane:
+        click.echo(f"lane {lane} ({report.topic})")
+    click.echo(render_table(report))
+    if lane:
+        click.echo("")
