@@ -19,7 +19,14 @@ from typing import Any
 from streamgen.errors import ConfigError
 from streamgen.settings import Lane, TopicSettings
 
-__all__ = ["DEFAULT_LANE", "lane_topic", "parse_lanes", "request_lanes", "topic_ranks"]
+__all__ = [
+    "DEFAULT_LANE",
+    "lane_topic",
+    "parse_lanes",
+    "request_lanes",
+    "topic_lanes",
+    "topic_ranks",
+]
 
 DEFAULT_LANE = "default"
 SETTING = "topics.lanes"
@@ -47,6 +54,11 @@ def topic_ranks(topics: TopicSettings) -> dict[str, int]:
     """Each lane's topic -> its rank (0: the highest lane)."""
     lanes = request_lanes(topics)
     return {lane_topic(topics, lane.name): rank for rank, lane in enumerate(lanes)}
+
+
+def topic_lanes(topics: TopicSettings) -> dict[str, str]:
+    """Each lane's topic -> the lane's name, highest lane first."""
+    return {lane_topic(topics, lane.name): lane.name for lane in request_lanes(topics)}
 
 
 def parse_lanes(raw: Any) -> tuple[Lane, ...]:

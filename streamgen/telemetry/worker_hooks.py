@@ -8,7 +8,7 @@ mapping to series lives in :mod:`streamgen.telemetry.metrics`, the spans in
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Protocol
 
@@ -17,8 +17,10 @@ from opentelemetry.trace import Span
 from streamgen.contracts.request import GenerationRequest
 from streamgen.engine.types import GenerationOutcome
 from streamgen.errors import ConfigError, StreamgenError
+from streamgen.lanes import topic_lanes
 from streamgen.settings import Settings
 from streamgen.telemetry.backlog import pixel_steps
+from streamgen.telemetry.lane_metrics import LaneMetrics
 from streamgen.telemetry.metrics import Metrics, RebalanceKind
 from streamgen.telemetry.tracing import KafkaRecordLike, WorkerTracer
 
@@ -32,10 +34,18 @@ log = logging.getLogger(__name__)
 TopicPartitionKey = tuple[str, int]
 
 
+class SourceRecord(Protocol):
+    @property
+    def topic(self) -> str: ...
+
+
 class WorkItem(Protocol):
     request: GenerationRequest
     received_at: float  # wall clock, seconds
     span: Any
+
+    @property
+    def record(self) -> SourceRecord: ...
 
 
 class OutcomeSummary(Protocol):
@@ -51,6 +61,8 @@ class OutcomeSummary(Protocol):
     def stage(self) -> str: ...
     @property
     def dead_lettered(self) -> bool: ...
+    @property
+    def topic(self) -> str: ...
     @property
     def queue_wait_s(self) -> float | None: ...
     @property
@@ -76,8 +88,11 @@ class WorkerHooks:
         metrics_port: int = 0,
         metrics_address: str = "0.0.0.0",
         tracer: WorkerTracer | None = None,
+        lanes: Mapping[str, str] | None = None,
     ) -> None:
+        """``lanes``: each priority lane's topic -> its name (streamgen_lane_requests_total)."""
         self.metrics = metrics
+        self.lanes = LaneMetrics(metrics.registry, lanes)
         self.tracer = tracer or WorkerTracer(group_id=group_id, client_id=worker_id)
         self.worker_id = worker_id
         self.host = host
@@ -98,6 +113,7 @@ class WorkerHooks:
             device=settings.engine.device,
             metrics_port=settings.worker.metrics_port,
             metrics_address=settings.worker.metrics_address,
+            lanes=topic_lanes(settings.topics),
         )
 
     def serve(self, ready: Callable[[], tuple[bool, str]] | None = None) -> None:
@@ -150,15 +166,21 @@ class WorkerHooks:
 
     def admitted(self, item: WorkItem) -> None:
         self.metrics.request_consumed(item.request.model, _pixel_steps(item))
+        self.lanes.count(item.record.topic, "consumed")
 
-    def rejected(self, request: GenerationRequest | None, error: StreamgenError) -> None:
+    def rejected(
+        self, request: GenerationRequest | None, error: StreamgenError, *, topic: str = ""
+    ) -> None:
         self.metrics.request_consumed(request.model if request else "")
+        self.lanes.count(topic, "consumed")
 
     def durable(self, summary: OutcomeSummary) -> None:
         self.tracer.finished(summary.span, summary.error_code or None)
         if summary.dead_lettered:
             self.metrics.dead_lettered(summary.model, summary.error_code, summary.stage)
         if summary.request_id:
+            succeeded = summary.status == "SUCCEEDED"
+            self.lanes.count(summary.topic, "succeeded" if succeeded else "failed")
             self.metrics.request_finished(
                 summary.model,
                 "SUCCEEDED" if summary.status == "SUCCEEDED" else "FAILED",

@@ -34,6 +34,7 @@ class OutcomeSummary:
     queue_wait_s: float | None = None
     e2e_s: float | None = None
     span: Any = None  # the record's tracing span, ended when the outcome is durable
+    topic: str = ""  # the record's: its priority lane (streamgen_lane_requests_total)
 
 
 @dataclass(frozen=True)

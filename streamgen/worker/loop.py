@@ -187,7 +187,7 @@ class ConsumerLoop:
                 received_at=time.time(),
                 span=span,
             )
-            self.hooks.rejected(rejected.request, rejected.error)
+            self.hooks.rejected(rejected.request, rejected.error, topic=record.topic)
             return
         ticket = self.tracker.hand_out(tp, record.offset)
         item = WorkItem(ticket, record, request, received_at=time.time(), span=span)

@@ -141,6 +141,7 @@ class OutcomeSink:
             queue_wait_s=result.timings.queue_wait_seconds,
             e2e_s=_seconds_between(result.timings.created_at, result.timings.finished_at),
             span=item.span,
+            topic=item.record.topic,
         )
         self._send_result(result, item.span, partial(self._events.durable, item.ticket, summary))
 
@@ -185,6 +186,7 @@ class OutcomeSink:
             queue_wait_s=max(0.0, now - received_at) if received_at else None,
             e2e_s=_seconds_between(created, _ms(now)),
             span=span,
+            topic=record.topic,
         )
         join = _Join(2 if request else 1, partial(self._events.durable, ticket, summary))
         self._publisher.send(
@@ -218,6 +220,7 @@ class OutcomeSink:
             queue_wait_s=max(0.0, now - item.received_at),
             e2e_s=_seconds_between(created, _ms(now)),
             span=item.span,
+            topic=item.record.topic,
         )
         result = self._failed_result(request, error, item.attempt, created, now, summary)
         self._send_result(result, item.span, partial(self._events.durable, item.ticket, summary))

@@ -11,6 +11,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
+from streamgen.telemetry.lane_metrics import LaneMetrics
 from streamgen.telemetry.metrics import Metrics
 
 DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
@@ -22,7 +23,9 @@ METRIC = re.compile(
 
 
 def exported() -> set[str]:
-    return Metrics(CollectorRegistry()).series_names()
+    metrics = Metrics(CollectorRegistry())
+    LaneMetrics(metrics.registry)  # declared apart, on the same registry (worker_hooks.py)
+    return metrics.series_names()
 
 
 def metric_names(expr: str) -> set[str]:
@@ -83,6 +86,7 @@ def test_dashboard_covers_what_operators_asked_for() -> None:
         "dead letter",
         "gpu utilisation",
         "cancelled",
+        "lag per lane",
     ):
         assert topic in titles
 
