@@ -46,7 +46,7 @@ from benchmarks.report import environment, write_json
 from benchmarks.worker_run import ProgressHooks
 from streamgen.contracts.codec import request_codec, result_codec
 from streamgen.contracts.request import GenerationRequest
-from streamgen.engine.types import CancelCheck, Engine, GenerationOutcome, Shape
+from streamgen.engine.types import CancelCheck, Engine, GenerationOutcome, Shape, StepObserver
 from streamgen.settings import EngineSettings, Settings, StoreSettings, WorkerSettings
 from streamgen.worker.cancels import CancelSet
 
@@ -73,11 +73,15 @@ class _OnFirstBatch:
         return self._engine.max_batch_size(shape)
 
     def generate(
-        self, requests: Sequence[GenerationRequest], *, cancelled: CancelCheck | None = None
+        self,
+        requests: Sequence[GenerationRequest],
+        *,
+        cancelled: CancelCheck | None = None,
+        on_step: StepObserver | None = None,
     ) -> list[GenerationOutcome]:
         first, self._first = self._first, lambda: None
         first()
-        return self._engine.generate(requests, cancelled=cancelled)
+        return self._engine.generate(requests, cancelled=cancelled, on_step=on_step)
 
 
 def queue_run(engine: Engine, args: argparse.Namespace, scenario: str) -> dict[str, Any]:

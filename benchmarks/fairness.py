@@ -34,7 +34,7 @@ from benchmarks.stack import fresh_topics
 from benchmarks.worker_run import ProgressHooks, run_until_committed
 from streamgen.contracts.codec import request_codec
 from streamgen.contracts.request import GenerationRequest
-from streamgen.engine.types import CancelCheck, GenerationOutcome
+from streamgen.engine.types import CancelCheck, GenerationOutcome, StepObserver
 from streamgen.settings import KafkaSettings, Settings, StoreSettings, WorkerSettings
 from streamgen.telemetry.worker_hooks import OutcomeSummary
 
@@ -49,10 +49,14 @@ class PacedEngine(NoopEngine):
         self._batch_s = batch_s
 
     def generate(
-        self, requests: Sequence[GenerationRequest], *, cancelled: CancelCheck | None = None
+        self,
+        requests: Sequence[GenerationRequest],
+        *,
+        cancelled: CancelCheck | None = None,
+        on_step: StepObserver | None = None,
     ) -> list[GenerationOutcome]:
         time.sleep(self._batch_s)
-        return super().generate(requests, cancelled=cancelled)
+        return super().generate(requests, cancelled=cancelled, on_step=on_step)
 
 
 class DurableTimes(ProgressHooks):

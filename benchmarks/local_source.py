@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 from streamgen.contracts.request import GenerationRequest
-from streamgen.engine.types import CancelCheck, Engine, GenerationOutcome, Shape
+from streamgen.engine.types import CancelCheck, Engine, GenerationOutcome, Shape, StepObserver
 from streamgen.settings import Settings
 from streamgen.store.base import ObjectStore
 from streamgen.telemetry import worker_hooks
@@ -169,6 +169,10 @@ class _BatchLimit:
         return self._engine.shape_of(request)
 
     def generate(
-        self, requests: Sequence[GenerationRequest], *, cancelled: CancelCheck | None = None
+        self,
+        requests: Sequence[GenerationRequest],
+        *,
+        cancelled: CancelCheck | None = None,
+        on_step: StepObserver | None = None,
     ) -> list[GenerationOutcome]:
-        return self._engine.generate(requests, cancelled=cancelled)
+        return self._engine.generate(requests, cancelled=cancelled, on_step=on_step)

@@ -15,7 +15,7 @@ from PIL import Image as PILImage
 from PIL.Image import Image
 
 from streamgen.contracts.request import GenerationRequest
-from streamgen.engine.types import CancelCheck, GenerationOutcome, Shape, shape_of
+from streamgen.engine.types import CancelCheck, GenerationOutcome, Shape, StepObserver, shape_of
 from streamgen.errors import RequestCancelled
 
 __all__ = ["NoopEngine"]
@@ -48,6 +48,7 @@ class NoopEngine:
         requests: Sequence[GenerationRequest],
         *,
         cancelled: CancelCheck | None = None,
+        on_step: StepObserver | None = None,
     ) -> list[GenerationOutcome]:
         outcomes = []
         for request in requests:

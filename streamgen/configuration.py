@@ -242,6 +242,13 @@ def _validate(s: Settings) -> None:
     positive("worker.encode_threads", s.worker.encode_threads)
     positive("worker.cancels_max_ids", s.worker.cancels_max_ids)
     positive("worker.cancels_max_age_s", s.worker.cancels_max_age_s)
+    if s.worker.progress_interval_s < 0:
+        raise ConfigError(
+            "worker.progress_interval_s",
+            f"must be >= 0 (0: every step), got {s.worker.progress_interval_s}",
+        )
+    if s.worker.progress and not s.topics.progress:
+        raise ConfigError("topics.progress", "is empty but worker.progress is on: name a topic")
     if s.worker.max_wait_ms < 0:
         raise ConfigError("worker.max_wait_ms", f"must be >= 0, got {s.worker.max_wait_ms}")
     if s.worker.retry_max_ms < s.worker.retry_initial_ms:

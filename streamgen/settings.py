@@ -75,6 +75,9 @@ class TopicSettings:
     # Cancel records (`streamgen cancel`), keyed by request id: compacted and deleted after
     # retention_ms like the requests they name (a cancel outliving its request cancels nothing).
     cancels: str = "streamgen.cancels"
+    # Progress events (worker.progress), keyed by request id. Created with the other topics,
+    # so turning progress on is one worker setting and `submit --wait` can always follow it.
+    progress: str = "streamgen.progress"
     partitions: int = 6
     replication_factor: int = 1
     retention_ms: int = 7 * 24 * 3600 * 1000
@@ -208,6 +211,13 @@ class WorkerSettings:
     # shorter than topics.retention_ms, or a request may outlive its cancel.
     cancels_max_ids: int = 100_000
     cancels_max_age_s: float = 7 * 24 * 3600.0
+    # Progress events to topics.progress (worker/progress.py): picked up, batch started,
+    # denoising, stored. Off by default: nobody may be reading them.
+    progress: bool = False
+    # A batch's denoising progress goes out at its first and last step and otherwise at most
+    # once this often: a step takes 5 ms to seconds, so a step count would flood or go quiet.
+    # 0: every step.
+    progress_interval_s: float = 1.0
 
 
 @dataclass(frozen=True)

@@ -27,10 +27,12 @@ from streamgen.engine.conditioning import Conditioning
 from streamgen.engine.families import NoisePredictor
 from streamgen.engine.schedulers import takes_generator
 
-__all__ = ["DenoiseBatch", "denoise", "initial_noise"]
+__all__ = ["DenoiseBatch", "DropCheck", "StepDone", "denoise", "initial_noise"]
 
 # Given the original row indices still in the batch, return those to drop before the next step.
 DropCheck = Callable[[Sequence[int]], set[int]]
+# After each step: its index (from 0) and the original row indices that ran it.
+StepDone = Callable[[int, Sequence[int]], None]
 
 
 @dataclass
@@ -74,7 +76,7 @@ def denoise(
     batch: DenoiseBatch,
     *,
     drop: DropCheck,
-    on_step: Callable[[int], None] = lambda step: None,
+    on_step: StepDone | None = None,
 ) -> tuple[torch.Tensor, list[int]]:
     """Run every timestep; return the final latents and the original rows they belong to."""
     alive = list(range(batch.latents.shape[0]))
@@ -102,7 +104,8 @@ def denoise(
         if takes_generator(scheduler):
             step_kwargs["generator"] = batch.generators
         batch.latents = scheduler.step(noise, t, batch.latents, **step_kwargs, return_dict=False)[0]
-        on_step(step)
+        if on_step is not None:
+            on_step(step, alive)
     return batch.latents, alive
 
 

@@ -24,10 +24,10 @@ from streamgen.engine.knobs import Placement, check_knobs
 from streamgen.engine.loaded_model import LoadedModel, device_label, load_model
 from streamgen.engine.loading import check_dtype, model_sources, resolve_device
 from streamgen.engine.memory import CPU_MAX_BATCH, CUDA_MAX_BATCH, BatchLimits
-from streamgen.engine.requests import ImageRow, expand_rows, not_retryable, reject_reason
+from streamgen.engine.requests import ImageRow, chunks, expand_rows, not_retryable, reject_reason
 from streamgen.engine.seeds import request_seed
 from streamgen.engine.stages import RowResult, run_batch, synthetic_rows
-from streamgen.engine.types import CancelCheck, GenerationOutcome, Shape, shape_of
+from streamgen.engine.types import CancelCheck, GenerationOutcome, Shape, StepObserver, shape_of
 from streamgen.errors import (
     ConfigError,
     FatalError,
@@ -118,6 +118,7 @@ class DiffusionEngine:
         requests: Sequence[GenerationRequest],
         *,
         cancelled: CancelCheck | None = None,
+        on_step: StepObserver | None = None,
     ) -> list[GenerationOutcome]:
         """One outcome per request, in order. Requests of several shapes are run shape by shape.
 
@@ -150,10 +151,10 @@ class DiffusionEngine:
         #    fails alone, so the other requests still get their images.
         results: dict[tuple[int, int], RowResult] = {}
         for (shape, _), rows in groups.items():
-            for batch in _chunks(rows, self.max_batch_size(shape)):
+            for batch in chunks(rows, self.max_batch_size(shape)):
                 outcome = run_isolating(
                     batch,
-                    lambda b, s=shape: self._run(s, b, cancelled),  # type: ignore[misc]
+                    lambda b, s=shape: self._run(s, b, cancelled, on_step),  # type: ignore[misc]
                     lambda row, error: RowResult(error=error),
                     after_oom=lambda size, s=shape: self._limits.lower(s, size),  # type: ignore[misc]
                 )
@@ -228,6 +229,7 @@ class DiffusionEngine:
         shape: Shape,
         rows: Sequence[ImageRow],
         cancelled: CancelCheck | None,
+        on_step: StepObserver | None = None,
         *,
         buckets_of: Shape | None = None,
     ) -> list[RowResult]:
@@ -239,6 +241,7 @@ class DiffusionEngine:
             runners=lambda: self._runners(buckets_of or shape, len(rows)),
             device=self.device,
             dropped_reason=lambda request: self._dropped_reason(request, cancelled),
+            on_step=on_step,
         )
 
     def _runners(self, shape: Shape, rows: int) -> tuple[NoisePredictor, Decoder | None]:
@@ -315,10 +318,6 @@ class DiffusionEngine:
             log.warning("init image %r of %s cannot be read: %s", uri, request.request_id, exc)
             raise img2img.InitImageInvalid(f"init image {clip(uri)!r} cannot be read") from exc
         return img2img.decode_init_image(data, width=request.width, height=request.height)
-
-
-def _chunks(rows: Sequence[ImageRow], size: int) -> list[Sequence[ImageRow]]:
-    return [rows[i : i + size] for i in range(0, len(rows), size)]
 
 
 def _outcome(

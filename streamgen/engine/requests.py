@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -12,7 +12,7 @@ from streamgen.engine.families import ModelFamily, PipelineParts
 from streamgen.engine.types import Shape
 from streamgen.errors import GenerationFailed, InvalidRequest
 
-__all__ = ["ImageRow", "expand_rows", "not_retryable", "reject_reason"]
+__all__ = ["ImageRow", "chunks", "expand_rows", "not_retryable", "reject_reason"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,11 @@ def expand_rows(
     if request.task == "img2img":
         start = family.img2img_start(request.steps, request.strength)
     return [ImageRow(slot, request, seed, i, start, init_pixels) for i in range(request.num_images)]
+
+
+def chunks(rows: Sequence[ImageRow], size: int) -> list[Sequence[ImageRow]]:
+    """``rows`` in batches of at most ``size``, in order."""
+    return [rows[i : i + size] for i in range(0, len(rows), size)]
 
 
 def reject_reason(

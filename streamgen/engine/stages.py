@@ -24,12 +24,12 @@ from streamgen.engine.decode import (
     decode_latents,
     to_images,
 )
-from streamgen.engine.denoise import DenoiseBatch, denoise, initial_noise
+from streamgen.engine.denoise import DenoiseBatch, StepDone, denoise, initial_noise
 from streamgen.engine.families import ModelFamily, NoisePredictor, PipelineParts
 from streamgen.engine.knobs import Placement
 from streamgen.engine.requests import ImageRow, expand_rows
 from streamgen.engine.seeds import generator_for
-from streamgen.engine.types import Shape
+from streamgen.engine.types import Shape, StepObserver
 from streamgen.errors import GenerationFailed
 
 __all__ = ["RowResult", "run_batch", "synthetic_rows"]
@@ -54,10 +54,12 @@ def run_batch(
     runners: Callable[[], tuple[NoisePredictor, Decoder | None]],
     device: torch.device,
     dropped_reason: Callable[[GenerationRequest], GenerationFailed | None],
+    on_step: StepObserver | None = None,
 ) -> list[RowResult]:
     """One result per row. ``runners`` gives the denoiser and VAE to run (eager, CUDA graphs,
     AOT packages); the model's family says how to encode, schedule and lay out latents;
-    ``dropped_reason`` says, between steps, why a request must leave the batch, if it must."""
+    ``dropped_reason`` says, between steps, why a request must leave the batch, if it must;
+    ``on_step`` hears of each step done (the worker's progress events)."""
     began = time.perf_counter()
     predict, decoder = runners()
     requests = [row.request for row in rows]
@@ -117,8 +119,9 @@ def run_batch(
                 dropped[i] = reason
         return {i for i in alive if i in dropped}
 
+    stepped = None if on_step is None else _reporting(on_step, rows, len(timesteps))
     with place.on_device(parts.denoiser):
-        latents, alive = denoise(predict, scheduler, batch, drop=drop)
+        latents, alive = denoise(predict, scheduler, batch, drop=drop, on_step=stepped)
     # 5. Decode what is finite; an image that is NaN, inf or black is an error, not a result.
     errors = dict(zip(alive, check_latents(latents), strict=True))
     finite = [k for k, row in enumerate(alive) if errors[row] is None]
@@ -140,6 +143,15 @@ def run_batch(
         error = dropped.get(i) or errors.get(i)
         results.append(RowResult(None if error else images[i], error, seconds, len(rows)))
     return results
+
+
+def _reporting(on_step: StepObserver, rows: Sequence[ImageRow], steps: int) -> StepDone:
+    """``denoise``'s step callback in request ids, each request once however many images."""
+
+    def stepped(step: int, alive: Sequence[int]) -> None:
+        on_step(list(dict.fromkeys(rows[i].request.request_id for i in alive)), step + 1, steps)
+
+    return stepped
 
 
 def synthetic_rows(shape: Shape, size: int, family: ModelFamily) -> list[ImageRow]:

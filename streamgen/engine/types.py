@@ -11,7 +11,7 @@ from PIL.Image import Image
 from streamgen.contracts.request import GenerationRequest, Task
 from streamgen.errors import GenerationFailed
 
-__all__ = ["Engine", "GenerationOutcome", "Shape", "shape_of"]
+__all__ = ["CancelCheck", "Engine", "GenerationOutcome", "Shape", "StepObserver", "shape_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +61,11 @@ class GenerationOutcome:
 # Called between denoising steps with a request id: True drops the request from the batch.
 CancelCheck = Callable[[GenerationRequest], bool]
 
+# Called on the GPU thread after each denoising step with the ids of the requests still in the
+# batch, the steps done (1..steps) and the steps the batch runs. It must return at once: with
+# CUDA graphs or AOT packages too, the loop over steps is Python, and this runs in it.
+StepObserver = Callable[[Sequence[str], int, int], None]
+
 
 class Engine(Protocol):
     """Turns one batch of same-shape requests into images.
@@ -81,4 +86,5 @@ class Engine(Protocol):
         requests: Sequence[GenerationRequest],
         *,
         cancelled: CancelCheck | None = None,
+        on_step: StepObserver | None = None,
     ) -> list[GenerationOutcome]: ...

@@ -41,6 +41,8 @@ from streamgen.worker.lifecycle import Lifecycle
 from streamgen.worker.loop import ConsumerLoop, LoopLimits
 from streamgen.worker.offsets import OffsetTracker
 from streamgen.worker.outputs import OutcomeSink
+from streamgen.worker.progress import NO_PROGRESS
+from streamgen.worker.progress_publisher import ProgressPublisher
 from streamgen.worker.rebalance import RebalanceHandler
 from streamgen.worker.request_lanes import WorkerLanes, gpu_cost
 from streamgen.worker.stalls import StallWatchdog
@@ -114,6 +116,7 @@ class WorkerParts:
     output_pool: ThreadPoolExecutor
     hooks: WorkerHooks
     cancels: CancelSet
+    progress: ProgressPublisher | None = None  # worker.progress on: closed after the drain
 
 
 def _outputs(
@@ -201,6 +204,7 @@ def assemble(
     results: AvroCodec[GenerationResult] | None = None,
     lifecycle: Lifecycle | None = None,
     cancels: CancelSet | None = None,
+    progress: ProgressPublisher | None = None,
 ) -> WorkerParts:
     """Build the worker's parts and subscribe.
 
@@ -211,12 +215,13 @@ def assemble(
     tells the time validation reads: in-memory clients run the same loop without a broker.
     ``results`` is the result codec the start-up check registered, so a start registers once.
     ``cancels`` is what ``run_worker``'s cancel follower fills; by default an empty one that a
-    test or a benchmark may fill.
+    test or a benchmark may fill. ``progress``: where progress events go (worker.progress).
     """
     w = settings.worker
     if cancels is None:
         cancels = CancelSet(max_ids=w.cancels_max_ids, max_age_s=w.cancels_max_age_s)
     lifecycle = lifecycle or Lifecycle.joining()
+    reporter = NO_PROGRESS if progress is None else progress.reporter(w.progress_interval_s)
     events = LoopEvents()  # what the GPU and output threads tell the consumer loop
     identity = WorkerIdentity(
         worker_id=worker_id, host=host, device=hooks.device, group_id=w.group_id
@@ -270,6 +275,7 @@ def assemble(
         lifecycle=lifecycle,
         clock=seams.clock,
         hooks=hooks,
+        progress=reporter,
     )
     # 4. The consumer loop, subscribed with rebalance callbacks that keep commits safe.
     committer = Committer(tracker, on_committed=hooks.committed)
@@ -313,6 +319,7 @@ def assemble(
         stalls=StallWatchdog(
             consumer, w.stall_timeout_s, buffered=buffer.count, on_stall=hooks.partition_stall
         ),
+        progress=reporter,
     )
     rebalance = RebalanceHandler(
         tracker=tracker,
@@ -331,4 +338,4 @@ def assemble(
         on_revoke=rebalance.on_revoke,
         on_lost=rebalance.on_lost,
     )
-    return WorkerParts(worker_id, consumer, loop, stage, output_pool, hooks, cancels)
+    return WorkerParts(worker_id, consumer, loop, stage, output_pool, hooks, cancels, progress)

@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, overload
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from streamgen.errors import FatalError
 from streamgen.worker.backoff import Backoff
 from streamgen.worker.cancel_follower import CancelConsumerFactory
 from streamgen.worker.outputs import RecordSender
+from streamgen.worker.progress_publisher import ProgressProducerFactory
 from streamgen.worker.publisher import OnRetry, Publisher
 
 __all__ = [
@@ -134,11 +135,13 @@ class WorkerSeams:
 
     ``clock`` is read where a request is validated on intake; the GPU thread's deadline
     re-check and the result's timings still read the wall clock. ``cancel_consumer_factory``
-    builds the cancels topic's reader (``run_worker`` only: ``assemble`` takes a CancelSet).
+    builds the cancels topic's reader (``run_worker`` only: ``assemble`` takes a CancelSet),
+    ``progress_producer_factory`` the progress events' producer (``run_worker`` only too).
     """
 
     consumer_factory: ConsumerFactory = Consumer
     cancel_consumer_factory: CancelConsumerFactory = Consumer
+    progress_producer_factory: ProgressProducerFactory = Producer
     sender_factory: SenderFactory = Publisher
     clock: Clock = wall_clock
 

@@ -29,6 +29,7 @@ from streamgen.worker.failure_policy import Disposition, disposition_for
 from streamgen.worker.lifecycle import Lifecycle
 from streamgen.worker.offsets import Ticket
 from streamgen.worker.outputs import OutcomeSink
+from streamgen.worker.progress import NO_PROGRESS, ProgressReporter
 from streamgen.worker.storage import ImageWriter
 from streamgen.worker.work_item import WorkItem
 from streamgen.worker.work_queue import WorkQueue
@@ -72,9 +73,11 @@ class GenerationStage(threading.Thread):
         lifecycle: Lifecycle,
         clock: Clock,
         hooks: WorkerHooks,
+        progress: ProgressReporter = NO_PROGRESS,
     ) -> None:
         """Runs until ``lifecycle`` is closing; a fatal error goes to ``events``. ``clock`` is
-        what deadlines are checked against, as at intake (``WorkerSeams.clock``)."""
+        what deadlines are checked against, as at intake (``WorkerSeams.clock``); ``progress``
+        hears of each batch, its denoising steps and each request's images stored."""
         super().__init__(name="streamgen-gpu", daemon=True)
         self._engine = engine
         self._queue = queue
@@ -90,6 +93,7 @@ class GenerationStage(threading.Thread):
         self._life = lifecycle
         self._clock = clock
         self._hooks = hooks
+        self._progress = progress
         self.busy = threading.Event()  # set while a batch is on the GPU
 
     def run(self) -> None:
@@ -168,8 +172,13 @@ class GenerationStage(threading.Thread):
 
         started = time.time()
         t0 = time.perf_counter()
+        self._progress.batch_started(list(by_id))
         with self._hooks.generating(live, started):
-            outcomes = self._engine.generate([item.request for item in live], cancelled=cancelled)
+            outcomes = self._engine.generate(
+                [item.request for item in live],
+                cancelled=cancelled,
+                on_step=self._progress.step_observer(),
+            )
         gpu_seconds = time.perf_counter() - t0
         self._hooks.batch(live, outcomes, gpu_seconds)
         if self._life.closing:
@@ -233,6 +242,7 @@ class GenerationStage(threading.Thread):
                 return
             with self._hooks.stage("store", item.span):
                 stored = self._writer.write(item, outcome.images, outcome.seed)
+            self._progress.stored(item.request.request_id)
             self._sink.succeeded(
                 item,
                 seed=outcome.seed,

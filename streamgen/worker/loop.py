@@ -33,6 +33,7 @@ from streamgen.worker.lifecycle import Lifecycle, Phase
 from streamgen.worker.offsets import OffsetTracker, TopicPartitionKey
 from streamgen.worker.outputs import OutcomeSink
 from streamgen.worker.pauses import Pauses
+from streamgen.worker.progress import NO_PROGRESS, ProgressReporter
 from streamgen.worker.stalls import StallWatchdog
 from streamgen.worker.work_item import SourceRecord, WorkItem
 from streamgen.worker.work_queue import WorkQueue
@@ -79,6 +80,7 @@ class ConsumerLoop:
         committer: Committer,
         buffer: FetchBuffer[Any],
         stalls: StallWatchdog,
+        progress: ProgressReporter = NO_PROGRESS,
     ) -> None:
         self.consumer = consumer
         self.publisher = publisher
@@ -95,6 +97,7 @@ class ConsumerLoop:
         self.committer = committer
         self.buffer = buffer
         self.stalls = stalls
+        self.progress = progress  # PICKED_UP events (worker.progress)
         self.pauses = Pauses(consumer, tracker, buffer, decode_backoff, hooks)
         self._last_commit = time.monotonic()
 
@@ -196,6 +199,7 @@ class ConsumerLoop:
             self.sink.cancelled(item, CancelRequested(request.request_id, stage="intake"))
             return
         self.hooks.admitted(item)
+        self.progress.picked_up(request.request_id)
         self.work.put(item)
 
     # -- step 6 ----------------------------------------------------------------------------

@@ -20,18 +20,21 @@ from collections.abc import Callable, Iterable
 from types import FrameType
 from typing import Protocol, runtime_checkable
 
+from streamgen.contracts.progress import progress_codec
 from streamgen.engine.types import Engine, Shape
-from streamgen.errors import ConfigError
+from streamgen.errors import ConfigError, SchemaRegistryUnavailable
 from streamgen.exit_codes import EXIT_CONFIG, EXIT_FATAL, EXIT_INCOMPLETE_DRAIN, EXIT_UNEXPECTED
 from streamgen.lanes import topic_ranks
 from streamgen.settings import Settings
 from streamgen.store.base import ObjectStore
+from streamgen.telemetry.progress_metrics import ProgressMetrics
 from streamgen.telemetry.worker_hooks import WorkerHooks
 from streamgen.worker.assembly import WorkerParts, assemble, producer_config
 from streamgen.worker.cancel_follower import CancelFollower, cancel_consumer_config
 from streamgen.worker.cancels import CancelSet
 from streamgen.worker.clients import PRODUCTION_SEAMS, WorkerSeams
 from streamgen.worker.lifecycle import Exit, Lifecycle, Phase
+from streamgen.worker.progress_publisher import ProgressPublisher, progress_producer_config
 from streamgen.worker.size_limits import check_record_size_limits
 from streamgen.worker.startup import (
     check_broker,
@@ -199,6 +202,7 @@ def _start(
     life.advance(Phase.JOINING)
     if follower is not None and follower.is_alive():  # nothing cancelled before is generated
         follower.wait_caught_up(settings.kafka.connect_timeout_s)
+    progress = _publish_progress(settings, worker_id, seams, hooks)
     return assemble(
         settings,
         worker_id=worker_id,
@@ -211,7 +215,36 @@ def _start(
         results=results,
         lifecycle=life,
         cancels=cancels,
+        progress=progress,
     )
+
+
+def _publish_progress(
+    settings: Settings, worker_id: str, seams: WorkerSeams, hooks: WorkerHooks
+) -> ProgressPublisher | None:
+    """The progress events' publisher thread, started; None with ``worker.progress`` off (its
+    topic was checked in ``check_broker``). Its schema is registered now, as the result's is."""
+    if not settings.worker.progress:
+        return None
+    codec = progress_codec(settings.kafka, settings.topics.progress)
+    try:
+        codec.prepare()
+    except SchemaRegistryUnavailable as exc:
+        raise ConfigError("kafka.schema_registry_url", str(exc)) from None
+    publisher = ProgressPublisher(
+        seams.progress_producer_factory(progress_producer_config(settings, worker_id)),
+        topic=settings.topics.progress,
+        worker_id=worker_id,
+        encode=codec.encode,
+        metrics=ProgressMetrics(hooks.metrics.registry),
+    )
+    publisher.start()
+    log.info(
+        "progress events on %s, denoising every %.1f s",
+        settings.topics.progress,
+        settings.worker.progress_interval_s,
+    )
+    return publisher
 
 
 def _follow_cancels(
@@ -268,6 +301,8 @@ def _shut_down(parts: WorkerParts, life: Lifecycle) -> bool:
     parts.stage.join(STAGE_EXIT_WAIT_S)
     if parts.stage.is_alive():
         log.warning("the GPU thread is still in its batch after %.0f s", STAGE_EXIT_WAIT_S)
+    if parts.progress is not None:  # after the drain: its STORED events are in the queue
+        parts.progress.close()
     if not complete:
         log.warning("%d requests unfinished; they will be redone", unfinished)
     return complete

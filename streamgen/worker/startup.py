@@ -37,7 +37,8 @@ _TOPIC_SETTINGS = ("requests", "results", "dead_letter")
 def check_broker(settings: Settings, client_config: Mapping[str, Any]) -> None:
     """The broker answers within ``kafka.connect_timeout_s``, accepts our credentials, and has
     the three topics, every priority lane's topic and, unless ``topics.cancels`` is empty
-    (cancellation off), the cancels topic; else ConfigError naming the setting. A refused
+    (cancellation off), the cancels topic, and with ``worker.progress`` on the progress
+    topic; else ConfigError naming the setting. A refused
     login is said as soon as librdkafka reports it, not at the end of the timeout
     (:mod:`streamgen.kafka_metadata`)."""
     servers = settings.kafka.bootstrap_servers
@@ -45,6 +46,7 @@ def check_broker(settings: Settings, client_config: Mapping[str, Any]) -> None:
     probe = MetadataProbe(client_config)
     deadline = time.monotonic() + timeout
     names = (*_TOPIC_SETTINGS, "cancels") if settings.topics.cancels else _TOPIC_SETTINGS
+    names = (*names, "progress") if settings.worker.progress else names
     wanted = [(f"topics.{name}", getattr(settings.topics, name)) for name in names]
     # Every priority lane's topic but the default lane's (topics.requests, above).
     lanes = [t for t in topic_ranks(settings.topics) if t != settings.topics.requests]

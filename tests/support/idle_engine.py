@@ -22,6 +22,6 @@ class IdleEngine:
         return 64
 
     def generate(
-        self, requests: Sequence[GenerationRequest], *, cancelled: Any = None
+        self, requests: Sequence[GenerationRequest], *, cancelled: Any = None, on_step: Any = None
     ) -> list[GenerationOutcome]:
         raise AssertionError("an IdleEngine is never asked to generate")

@@ -75,6 +75,12 @@ def test_init_image_prefixes_are_a_list_in_toml_and_comma_separated_text(tmp_pat
         ({"STREAMGEN_STORE_CREATE_BUCKET": "perhaps"}, "store.create_bucket", "true/false"),
         ({"STREAMGEN_STORE_IMAGE_FORMAT": "gif"}, "store.image_format", "png|jpeg|webp"),
         ({"STREAMGEN_STORE_IMAGE_FORMAT": "jpg"}, "store.image_format", "png|jpeg|webp"),
+        ({"STREAMGEN_WORKER_PROGRESS_INTERVAL_S": "-1"}, "worker.progress_interval_s", ">= 0"),
+        (
+            {"STREAMGEN_WORKER_PROGRESS": "true", "STREAMGEN_TOPICS_PROGRESS": ""},
+            "topics.progress",
+            "worker.progress is on",
+        ),
     ],
 )
 def test_an_invalid_setting_is_named(source: dict[str, str], name: str, message: str) -> None:

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from streamgen.contracts.request import GenerationRequest
-from streamgen.engine.types import CancelCheck, Engine, GenerationOutcome, Shape
+from streamgen.engine.types import CancelCheck, Engine, GenerationOutcome, Shape, StepObserver
 
 
 class _Wrapped:
@@ -32,11 +32,15 @@ class SlowEngine(_Wrapped):
         self.batches: list[int] = []
 
     def generate(
-        self, requests: Sequence[GenerationRequest], *, cancelled: CancelCheck | None = None
+        self,
+        requests: Sequence[GenerationRequest],
+        *,
+        cancelled: CancelCheck | None = None,
+        on_step: StepObserver | None = None,
     ) -> list[GenerationOutcome]:
         self.batches.append(len(requests))
         time.sleep(self.sleep_s)
-        return self.inner.generate(requests, cancelled=cancelled)
+        return self.inner.generate(requests, cancelled=cancelled, on_step=on_step)
 
 
 class GatedEngine(_Wrapped):
@@ -47,10 +51,14 @@ class GatedEngine(_Wrapped):
         self.gate = threading.Event()
 
     def generate(
-        self, requests: Sequence[GenerationRequest], *, cancelled: CancelCheck | None = None
+        self,
+        requests: Sequence[GenerationRequest],
+        *,
+        cancelled: CancelCheck | None = None,
+        on_step: StepObserver | None = None,
     ) -> list[GenerationOutcome]:
         self.gate.wait()
-        return self.inner.generate(requests, cancelled=cancelled)
+        return self.inner.generate(requests, cancelled=cancelled, on_step=on_step)
 
 
 class CancelAtStep(_Wrapped):
@@ -67,7 +75,11 @@ class CancelAtStep(_Wrapped):
         self.batches: list[list[str]] = []
 
     def generate(
-        self, requests: Sequence[GenerationRequest], *, cancelled: CancelCheck | None = None
+        self,
+        requests: Sequence[GenerationRequest],
+        *,
+        cancelled: CancelCheck | None = None,
+        on_step: StepObserver | None = None,
     ) -> list[GenerationOutcome]:
         assert cancelled is not None
         self.batches.append([r.request_id for r in requests])
@@ -83,7 +95,7 @@ class CancelAtStep(_Wrapped):
                     time.sleep(0.05)
             return cancelled(request)
 
-        return self.inner.generate(requests, cancelled=check)
+        return self.inner.generate(requests, cancelled=check, on_step=on_step)
 
 
 class HoldFirstBatch(_Wrapped):
@@ -97,10 +109,14 @@ class HoldFirstBatch(_Wrapped):
         self.batches: list[list[str]] = []
 
     def generate(
-        self, requests: Sequence[GenerationRequest], *, cancelled: CancelCheck | None = None
+        self,
+        requests: Sequence[GenerationRequest],
+        *,
+        cancelled: CancelCheck | None = None,
+        on_step: StepObserver | None = None,
     ) -> list[GenerationOutcome]:
         self.batches.append([r.request_id for r in requests])
         if len(self.batches) == 1:
             self.started.set()
             assert self.release.wait(120), "the first batch was never released"
-        return self.inner.generate(requests, cancelled=cancelled)
+        return self.inner.generate(requests, cancelled=cancelled, on_step=on_step)

@@ -35,6 +35,7 @@ SUBMODULES = {
     "codec",
     "dead_letter",
     "formats",
+    "progress",
     "registry",
     "request",
     "result",

@@ -20,7 +20,7 @@ from streamgen.configuration import load_settings
 from streamgen.contracts.cancel import CancelRecord, MalformedCancel, decode_cancel, encode_cancel
 from streamgen.contracts.codec import request_codec, result_codec
 from streamgen.contracts.request import GenerationRequest
-from streamgen.engine.types import CancelCheck, GenerationOutcome
+from streamgen.engine.types import CancelCheck, GenerationOutcome, StepObserver
 from streamgen.errors import RequestCancelled
 from streamgen.store.base import ObjectStore
 from streamgen.telemetry.metrics import Metrics
@@ -155,7 +155,11 @@ class SteppingEngine(IdleEngine):
         self.rows_per_step: list[int] = []
 
     def generate(
-        self, requests: Sequence[GenerationRequest], *, cancelled: CancelCheck | None = None
+        self,
+        requests: Sequence[GenerationRequest],
+        *,
+        cancelled: CancelCheck | None = None,
+        on_step: StepObserver | None = None,
     ) -> list[GenerationOutcome]:
         assert cancelled is not None
         alive = list(requests)

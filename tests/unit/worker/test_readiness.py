@@ -54,7 +54,7 @@ class WarmingEngine:
         return 4
 
     def generate(
-        self, requests: Sequence[GenerationRequest], *, cancelled: Any = None
+        self, requests: Sequence[GenerationRequest], *, cancelled: Any = None, on_step: Any = None
     ) -> list[GenerationOutcome]:
         raise AssertionError("no request before the group is joined")
 
