@@ -99,6 +99,7 @@ def topics(stack: LocalStack) -> TopicSettings:
         results=f"test-{tag}.results",
         dead_letter=f"test-{tag}.dead-letter",
         cancels=f"test-{tag}.cancels",
+        progress=f"test-{tag}.progress",
         partitions=3,
         replication_factor=1,
         retention_ms=3_600_000,

@@ -5,10 +5,11 @@ broker and the integration tests run the worker with exactly these and nothing e
 
 - **worker**: read the requests topic in its consumer group; write results and dead letters
   (idempotently); read those two topics' configs (the record size check at start-up); read the
-  cancels topic (assigned, never in a group: no group ACL beyond the worker's own).
+  cancels topic (assigned, never in a group: no group ACL beyond the worker's own); write the
+  progress topic (``worker.progress``).
 - **producer**: write the requests topic (idempotently), and the cancels topic
   (``streamgen cancel``: whoever may submit a request may cancel one); read the results topic
-  (``submit --wait`` follows it, assigned, never in a group).
+  and the progress topic (``submit --wait`` follows them, assigned, never in a group).
 
 ``IDEMPOTENT_WRITE`` on the cluster is implied by any topic WRITE since Kafka 3.0 (KIP-679);
 it is granted anyway so the same lists work on older brokers.
@@ -46,6 +47,7 @@ def worker_acls(topics: TopicSettings, group_id: str) -> list[_Grant]:
         *((ResourceType.TOPIC, topic, AclOperation.READ) for topic in topic_ranks(topics)),
         (ResourceType.GROUP, group_id, AclOperation.READ),
         *((ResourceType.TOPIC, topic, AclOperation.READ) for topic in _cancels(topics)),
+        *((ResourceType.TOPIC, topic, AclOperation.WRITE) for topic in _progress(topics)),
         *(
             (ResourceType.TOPIC, topic, operation)
             for topic in (topics.results, topics.dead_letter)
@@ -60,6 +62,11 @@ def _cancels(topics: TopicSettings) -> list[str]:
     return [topics.cancels] if topics.cancels else []
 
 
+def _progress(topics: TopicSettings) -> list[str]:
+    """The progress topic, unless ``topics.progress`` is empty."""
+    return [topics.progress] if topics.progress else []
+
+
 def producer_acls(topics: TopicSettings) -> list[_Grant]:
     return [
         # Every priority lane's topic (topics.requests alone without lanes).
@@ -67,6 +74,8 @@ def producer_acls(topics: TopicSettings) -> list[_Grant]:
         *((ResourceType.TOPIC, topic, AclOperation.WRITE) for topic in _cancels(topics)),
         # submit --wait follows the results topic (assigned, no group: it never commits).
         (ResourceType.TOPIC, topics.results, AclOperation.READ),
+        # ... and the progress topic, the same way.
+        *((ResourceType.TOPIC, topic, AclOperation.READ) for topic in _progress(topics)),
         (ResourceType.BROKER, "kafka-cluster", AclOperation.IDEMPOTENT_WRITE),
     ]
 

@@ -31,11 +31,16 @@ from streamgen.kafka_metadata import MetadataProbe
 from streamgen.lanes import topic_ranks
 from streamgen.settings import KafkaSettings, TopicSettings
 
-__all__ = ["TopicSpec", "TopicState", "create_topics", "plan_topics"]
+__all__ = ["PROGRESS_RETENTION_MS", "TopicSpec", "TopicState", "create_topics", "plan_topics"]
 
 log = logging.getLogger(__name__)
 
 _TIMEOUT_S = 30.0
+
+
+# A progress event is worth nothing once its request has its result; an hour still serves a
+# caller who starts following a slow request late (and a backlog's picked-up events).
+PROGRESS_RETENTION_MS = 3600 * 1000
 
 
 @dataclass(frozen=True)
@@ -58,7 +63,7 @@ class TopicState:
 
 def plan_topics(settings: TopicSettings) -> list[TopicSpec]:
     """The topics and their shape: every priority lane's requests topic (one, topics.requests,
-    without lanes), results, dead letters and cancels.
+    without lanes), results, dead letters, cancels and progress events.
 
     Only the requests topics are spread over ``partitions``: their partition count bounds how many
     GPU workers share the load. Results and dead letters arrive at GPU speed (tens per second);
@@ -84,6 +89,12 @@ def plan_topics(settings: TopicSettings) -> list[TopicSpec]:
             )
             for name in [settings.cancels]
             if name  # empty: cancellation turned off
+        ),
+        # Keyed by request id like the requests, so spread as they are; short-lived.
+        *(
+            TopicSpec(name, settings.partitions, settings.replication_factor, PROGRESS_RETENTION_MS)
+            for name in [settings.progress]
+            if name
         ),
     ]
 

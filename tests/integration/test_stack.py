@@ -15,7 +15,7 @@ from minio import Minio
 from streamgen.cli import main
 from streamgen.local.process import LocalStackError, free_ports
 from streamgen.local.stack import LocalStack
-from streamgen.ops.topics import create_topics, plan_topics
+from streamgen.ops.topics import PROGRESS_RETENTION_MS, create_topics, plan_topics
 from streamgen.settings import Settings, TopicSettings
 from tests.support.kafka import consume_all
 
@@ -55,23 +55,33 @@ def test_topics_are_created_with_their_partitions_and_retention(stack: LocalStac
         results=f"t-{tag}.results",
         dead_letter=f"t-{tag}.dead-letter",
         cancels=f"t-{tag}.cancels",
+        progress=f"t-{tag}.progress",
         partitions=5,
         retention_ms=123_456_789,
     )
     first = create_topics(stack.bootstrap_servers, plan_topics(settings))
     again = create_topics(stack.bootstrap_servers, plan_topics(settings))
-    assert [(t.partitions, t.created) for t in first] == [(5, True), *[(1, True)] * 3]
-    assert [(t.partitions, t.created) for t in again] == [(5, False), *[(1, False)] * 3]
+    assert [(t.partitions, t.created) for t in first] == [(5, True), *[(1, True)] * 3, (5, True)]
+    assert [(t.partitions, t.created) for t in again] == [
+        (5, False),
+        *[(1, False)] * 3,
+        (5, False),
+    ]
 
     admin = AdminClient({"bootstrap.servers": stack.bootstrap_servers})
     described = admin.list_topics(timeout=10).topics
     names = [settings.requests, settings.results, settings.dead_letter, settings.cancels]
     assert [len(described[name].partitions) for name in names] == [5, 1, 1, 1]
+    assert len(described[settings.progress].partitions) == 5  # keyed by request id
     resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in names]
     policies = {}
     for resource, future in admin.describe_configs(resources).items():
         assert future.result()["retention.ms"].value == "123456789"
         policies[resource.name] = future.result()["cleanup.policy"].value
+    # Progress events are worth nothing after their request's result: kept an hour.
+    progress = ConfigResource(ConfigResource.Type.TOPIC, settings.progress)
+    configs = admin.describe_configs([progress])[progress].result()
+    assert configs["retention.ms"].value == str(PROGRESS_RETENTION_MS)
     # Cancels: one record per request id, and none past retention (README, "Cancelling").
     assert policies == {**dict.fromkeys(names[:3], "delete"), settings.cancels: "compact,delete"}
 
@@ -83,6 +93,7 @@ def test_topics_grow_to_more_partitions_when_the_setting_grows(stack: LocalStack
         results=f"g-{tag}.results",
         dead_letter=f"g-{tag}.dead-letter",
         cancels=f"g-{tag}.cancels",
+        progress=f"g-{tag}.progress",
         partitions=2,
     )
     create_topics(stack.bootstrap_servers, plan_topics(small))
