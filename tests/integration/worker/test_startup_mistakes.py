@@ -167,6 +167,20 @@ MISTAKES = [
             (),
         ),
     ),
+    Mistake(  # progress on: its topic must exist (topics create makes it)
+        "progress-topic-missing",
+        "topics.progress",
+        ("does not exist",),
+        lambda s: (
+            replace(
+                s.settings,
+                topics=replace(s.settings.topics, progress="typo.progress"),
+                worker=replace(s.settings.worker, progress=True),
+            ),
+            {},
+            (),
+        ),
+    ),
     Mistake(
         "bucket-misspelt",
         "store.url",

@@ -1,0 +1,61 @@
+"""Progress events on the real broker and MinIO (worker.progress): each request's events arrive
+in the order it passed the stages, keyed by its id; with progress off the topic stays empty."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import pytest
+
+from streamgen.contracts.progress import GenerationProgress, progress_codec
+from streamgen.settings import Settings
+from tests.integration.worker.conftest import make_request, publish, serve, with_worker
+from tests.support.kafka import consume_all
+
+pytestmark = pytest.mark.integration
+
+STEPS = 3
+
+
+def read_progress(settings: Settings) -> list[tuple[bytes | None, GenerationProgress]]:
+    codec = progress_codec(settings.kafka, settings.topics.progress)
+    messages = consume_all(settings.kafka.bootstrap_servers, settings.topics.progress)
+    return [(m.key(), codec.decode(m.value())) for m in messages]
+
+
+def test_each_request_reports_its_stages_in_order(worker_settings: Settings) -> None:
+    # Every step reported (interval 0), so the sequence is exact whatever the machine's speed.
+    settings = with_worker(worker_settings, progress=True, progress_interval_s=0.0)
+    requests = [make_request(i, steps=STEPS) for i in range(5)]
+    publish(settings, requests)
+    results = serve(settings, expected=len(requests))
+    assert {r.status for r in results} == {"SUCCEEDED"}
+
+    # The worker stopped after its drain, which flushes the progress producer: all are there.
+    by_request: dict[str, list[GenerationProgress]] = defaultdict(list)
+    for key, event in read_progress(settings):
+        assert key == event.request_id.encode()  # keyed by request id: one partition each
+        by_request[event.request_id].append(event)
+    assert set(by_request) == {r.request_id for r in requests}
+    worker_ids = {results[0].worker.worker_id}
+    for request in requests:
+        events = by_request[request.request_id]
+        stages = [(e.stage, e.step, e.steps) for e in events]
+        assert stages == [
+            ("PICKED_UP", 0, 0),
+            ("BATCH_STARTED", 0, 0),
+            *(("DENOISING", step, STEPS) for step in range(1, STEPS + 1)),
+            ("STORED", 0, 0),
+        ], request.request_id
+        assert {e.worker_id for e in events} == worker_ids
+        stamps = [e.timestamp for e in events]
+        assert stamps == sorted(stamps)
+
+
+def test_with_progress_off_nothing_is_published(worker_settings: Settings) -> None:
+    assert not worker_settings.worker.progress  # the default
+    requests = [make_request(i) for i in range(3)]
+    publish(worker_settings, requests)
+    results = serve(worker_settings, expected=len(requests))
+    assert {r.status for r in results} == {"SUCCEEDED"}
+    assert read_progress(worker_settings) == []
