@@ -24,6 +24,7 @@ from streamgen.lanes import DEFAULT_LANE, lane_topic
 from streamgen.settings import Settings
 from streamgen.submit.fields import FIELDS, FieldError, parse_timestamp
 from streamgen.submit.follow import ResultFollower
+from streamgen.submit.progress_watch import ProgressWatch, describe
 from streamgen.submit.publish import Delivery, DeliveryFailed, RequestPublisher
 from streamgen.submit.sources import (
     MAX_REPORTED_ERRORS,
@@ -132,7 +133,7 @@ def _options(func: Callable[..., Any]) -> Callable[..., Any]:
     "--no-validate", is_flag=True, help="Skip the worker's range checks (to test dead letters)."
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (JSON lines).")
-@click.option("--wait", is_flag=True, help="Follow the results topic until all have results.")
+@click.option("--wait", is_flag=True, help="Follow results (and progress) until all have results.")
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0),
@@ -204,15 +205,13 @@ def _publish_and_follow(
 ) -> dict[str, GenerationResult] | None:
     topic = lane_topic(settings.topics, opts["lane"])  # ConfigError naming the known lanes
     results = settings.topics.results
-    follower = (
-        ResultFollower(settings.kafka, result_codec(settings.kafka, results), results)
-        if wait
-        else None
-    )
+    follower = ResultFollower(settings.kafka, result_codec(settings.kafka, results), results)
+    watch = ProgressWatch.of(settings, lambda event: click.echo(describe(event), err=True))
     try:
-        # 2. Mark the results topic's end before publishing, so no result can be missed.
-        if follower is not None:
+        # 2. Mark the results (and progress) topic's end before publishing: none is missed.
+        if wait:
             follower.mark()
+            watch.start_from_end([r.request_id for r in requests])  # on stderr, where published
         # 3. Publish and wait for every delivery report.
         publisher = RequestPublisher(
             settings.kafka,
@@ -229,13 +228,13 @@ def _publish_and_follow(
         finally:
             publisher.close()
         _print_deliveries(deliveries, opts["as_json"])
-        if follower is None:
+        if not wait:
             return None
         # 4. Follow the results until each request has one, or the timeout.
         return _follow(follower, [r.request_id for r in requests], opts["timeout"])
     finally:
-        if follower is not None:
-            follower.close()
+        watch.close()
+        follower.close()
 
 
 def _read_requests(opts: dict[str, Any], now: datetime) -> list[Located]:

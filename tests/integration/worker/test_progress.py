@@ -3,13 +3,21 @@ in the order it passed the stages, keyed by its id; with progress off the topic 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections import defaultdict
 
 import pytest
 
 from streamgen.contracts.progress import GenerationProgress, progress_codec
 from streamgen.settings import Settings
-from tests.integration.worker.conftest import make_request, publish, serve, with_worker
+from tests.integration.worker.conftest import (
+    make_request,
+    publish,
+    serve,
+    with_worker,
+    worker_thread,
+)
 from tests.support.kafka import consume_all
 
 pytestmark = pytest.mark.integration
@@ -59,3 +67,33 @@ def test_with_progress_off_nothing_is_published(worker_settings: Settings) -> No
     results = serve(worker_settings, expected=len(requests))
     assert {r.status for r in results} == {"SUCCEEDED"}
     assert read_progress(worker_settings) == []
+
+
+def test_submit_wait_shows_each_requests_progress(worker_settings: Settings) -> None:
+    """The real command line, its own process: the progress lines on stderr, in order, and the
+    results as before."""
+    settings = with_worker(
+        worker_settings, progress=True, progress_interval_s=0.0, worker_id="progress-worker"
+    )
+    t = settings.topics
+    flags = ["--bootstrap-servers", settings.kafka.bootstrap_servers, "--topic", t.requests]
+    flags += ["--results-topic", t.results, "--set", f"topics.progress={t.progress}"]
+    flags += ["--prompt", "a kite", "--count", "2", "--model", "tiny", "--width", "64"]
+    flags += ["--height", "64", "--steps", str(STEPS), "--wait", "--timeout", "150"]
+    with worker_thread(settings) as worker:
+        done = subprocess.run(
+            [sys.executable, "-m", "streamgen", "submit", *flags],
+            capture_output=True,
+            text=True,
+            timeout=240,
+            check=False,
+        )
+        assert worker.stop_and_wait() == 0
+    assert done.returncode == 0, done.stderr
+    ids = done.stdout.splitlines()[:2]
+    assert "succeeded: 2" in done.stdout.splitlines()
+    for request_id in ids:
+        shown = [line for line in done.stderr.splitlines() if line.startswith(f"{request_id}: ")]
+        stages = ["picked up", "batch started"]
+        stages += [f"denoising {step}/{STEPS}" for step in range(1, STEPS + 1)] + ["stored"]
+        assert shown == [f"{request_id}: {stage} [progress-worker]" for stage in stages]
