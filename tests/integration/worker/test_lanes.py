@@ -8,6 +8,7 @@ choice alone.
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 from collections import Counter
@@ -19,10 +20,12 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from streamgen.contracts.codec import request_codec
 from streamgen.contracts.request import GenerationRequest
 from streamgen.engine import DiffusionEngine
+from streamgen.exit_codes import EXIT_CONFIG
 from streamgen.lanes import lane_topic
 from streamgen.ops.topics import create_topics, plan_topics
 from streamgen.settings import Lane, Settings
 from streamgen.telemetry.worker_hooks import WorkerHooks
+from streamgen.worker.run import run_worker
 from streamgen.worker.work_item import WorkItem
 from tests.integration.worker.conftest import (
     make_request,
@@ -111,3 +114,17 @@ def test_an_interactive_request_overtakes_a_bulk_backlog_and_no_bulk_request_is_
     assert answered == Counter({r.request_id: 1 for r in [*bulk, urgent]})
     assert all(r.status == "SUCCEEDED" for r in results), results
     assert read_dead_letters(settings) == []
+
+
+def test_a_lane_topic_that_does_not_exist_stops_the_start_naming_the_setting(
+    worker_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The lanes' topics were never created: exit 4 at the broker check, before the model
+    loads, with the one line naming topics.lanes and the missing topic."""
+    settings = replace(worker_settings, topics=replace(worker_settings.topics, lanes=LANES))
+    with caplog.at_level(logging.INFO):
+        code = run_worker(settings, install_signal_handlers=False, stop=threading.Event())
+    assert code == EXIT_CONFIG
+    [line] = [r.getMessage() for r in caplog.records if "cannot start" in r.getMessage()]
+    assert "topics.lanes" in line and f"{settings.topics.requests}.interactive" in line, line
+    assert not any("loading model" in r.getMessage() for r in caplog.records)
