@@ -62,6 +62,10 @@ class Lane:
     # The least fraction of the GPU time the lane gets while it has waiting work.
     min_share: float
 
+    def __str__(self) -> str:
+        """``NAME=MIN_SHARE``, as the setting is written (and read back)."""
+        return f"{self.name}={self.min_share!r}"
+
 
 @dataclass(frozen=True)
 class TopicSettings:

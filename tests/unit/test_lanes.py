@@ -45,6 +45,13 @@ def test_lanes_from_a_toml_list_or_table(tmp_path: Path, toml: str) -> None:
     assert load_settings(config_file=path, env={}).topics.lanes == THREE
 
 
+def test_lanes_written_as_text_read_back_the_same() -> None:
+    """A child process gets the lanes through STREAMGEN_TOPICS_LANES (settings_env)."""
+    text = ",".join(map(str, THREE))
+    assert text == "interactive=0.1,default=0.3,bulk=0.1"
+    assert load_settings(env={"STREAMGEN_TOPICS_LANES": text}).topics.lanes == THREE
+
+
 def test_an_unknown_lane_is_refused_naming_the_known_ones() -> None:
     topics = TopicSettings(lanes=THREE)
     assert lane_topic(topics, "bulk") == "streamgen.requests.bulk"

@@ -225,7 +225,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
             if isinstance(value, dict):
                 value = ",".join(f"{k}={v}" for k, v in value.items())
             elif isinstance(value, tuple):
-                value = ",".join(value)
+                value = ",".join(map(str, value))  # topics.lanes: each Lane as NAME=MIN_SHARE
             env[f"STREAMGEN_{section.name}_{f.name}".upper()] = str(value)
     return env
 
