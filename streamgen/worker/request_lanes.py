@@ -27,8 +27,7 @@ RESERVED_FRACTION = 4
 
 @dataclass(frozen=True)
 class WorkerLanes:
-    names: tuple[str, ...]  # by rank, the highest first
-    topics: tuple[str, ...]  # the same order
+    topics: tuple[str, ...]  # by rank, the highest lane's first
     shares: tuple[float, ...]
     reserve: int  # places of the window only the highest lane may take (0 with one lane)
 
@@ -38,10 +37,10 @@ class WorkerLanes:
         ranks = topic_ranks(settings.topics)
         one = len(lanes) == 1
         return cls(
-            names=tuple(lane.name for lane in lanes),
             topics=tuple(ranks),
             shares=tuple(lane.min_share for lane in lanes),
-            reserve=0 if one else max(1, settings.worker.max_in_flight // RESERVED_FRACTION),
+            # Never the whole window (a window of 1 must still admit the lower lanes).
+            reserve=0 if one else settings.worker.max_in_flight // RESERVED_FRACTION,
         )
 
     def scheduler(self) -> LaneScheduler:
@@ -56,9 +55,6 @@ class WorkerLanes:
 
     def of_item(self, item: WorkItem) -> int:
         return self.of_topic(item.record.topic)
-
-    def name_of(self, topic: str) -> str:
-        return self.names[self.of_topic(topic)]
 
 
 def gpu_cost(item: WorkItem) -> float:
