@@ -160,13 +160,14 @@ class FetchBuffer(Generic[M]):
         """The partition whose record goes next: the first of the round, of the lane chosen."""
         if self._lanes.lanes == 1:
             return next(iter(self._queues))  # no lanes: the round alone, as ever
-        lanes = {self._lane_of(tp) for tp in self._queues}
-        if reserve_reached:
-            lanes &= {0}
-        if not lanes:
+        waiting = {self._lane_of(tp) for tp in self._queues}
+        allowed = waiting & {0} if reserve_reached else waiting
+        if not allowed:
             return None
-        lane = self._lanes.choose(dict.fromkeys(lanes, 1.0))
-        self._lanes.charge({lane: 1.0}, lanes)
+        lane = self._lanes.choose(dict.fromkeys(allowed, 1.0))
+        # A lower lane held back by the reserve still has work waiting: it earns its share
+        # meanwhile, and is owed a place as soon as the window has room beyond the reserve.
+        self._lanes.charge({lane: 1.0}, waiting)
         return next(tp for tp in self._queues if self._lane_of(tp) == lane)
 
     def drop(self, partitions: Collection[TopicPartitionKey]) -> int:

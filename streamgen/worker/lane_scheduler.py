@@ -6,12 +6,14 @@ counting records. Lanes are ranks, 0 the highest (settings: ``topics.lanes``).
 
 The rule is deficit round robin for the minimums, strict priority for the rest:
 
-1. Every lane that could be served at a choice (a *candidate*) earns ``min_share`` of what is
-   then served, whoever gets it; a lane that is served pays what it got. Credit is never below
-   0 (a lane served by priority owes nothing) and a lane that is not a candidate loses its
-   credit (waiting time cannot be banked while it had nothing to run).
-2. A candidate whose credit covers the cost of its next piece of work is *owed*: the highest
-   owed lane goes first. Otherwise the highest candidate goes.
+1. Every lane with work waiting at a choice earns ``min_share`` of what is then served,
+   whoever gets it; a lane that is served pays what it got. Credit is never below 0 (a lane
+   served by priority owes nothing) and a lane with nothing waiting loses its credit (time
+   cannot be banked while it had nothing to run).
+2. Among the lanes that may be served now (the *candidates*), one whose credit covers the cost
+   of its next piece of work is *owed*: the highest owed lane goes first. Otherwise the
+   highest candidate goes. (A lane may wait without being a candidate: the fetch buffer's
+   lower lanes while the window's reserve is the highest lane's.)
 
 So a lower lane waits behind a higher one only until it has earned one piece of work's worth,
 and over any stretch in which a lane stays a candidate it gets at least its minimum share of
@@ -46,11 +48,11 @@ class LaneScheduler:
         owed = [lane for lane, cost in candidates.items() if self._credit[lane] >= cost]
         return min(owed or candidates)
 
-    def charge(self, served: Mapping[int, float], candidates: Collection[int]) -> None:
-        """Account what was just served (rank -> cost) among the lanes that were candidates."""
+    def charge(self, served: Mapping[int, float], waiting: Collection[int]) -> None:
+        """Account what was just served (rank -> cost) among the lanes that had work waiting."""
         total = sum(served.values())
         for lane in range(len(self._shares)):
-            if lane not in candidates:
+            if lane not in waiting:
                 self._credit[lane] = 0.0
                 continue
             earned = self._shares[lane] * total - served.get(lane, 0.0)

@@ -60,3 +60,17 @@ def test_without_lanes_the_round_is_kept() -> None:
     )
     b.extend([("t", p, o) for p in range(2) for o in range(3)], share=50)
     assert b.take(4) == [("t", 0, 0), ("t", 1, 0), ("t", 0, 1), ("t", 1, 1)]
+
+
+def test_bulk_held_back_by_the_reserve_still_earns_its_share_across_takes() -> None:
+    """Each take leaves bulk 4 places before the reserve, fewer than the 20 records of
+    interactive it takes to owe bulk (share 0.05) one: bulk must keep what it earned while the
+    reserve held it back, or it would never be admitted under an interactive flood."""
+    b = buffer([0.5, 0.05])
+    b.extend([("bulk", 0, o) for o in range(50)], share=100)
+    taken = []
+    for turn in range(50):
+        b.extend([("interactive", 0, turn * 8 + i) for i in range(8)], share=100)
+        taken += b.take(8, reserve=4)
+    bulk = sum(1 for r in taken if r[0] == "bulk")
+    assert 18 <= bulk <= 21, bulk
