@@ -40,14 +40,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.local_source import LocalFeed, TimedRecord
-from benchmarks.models import MODEL, model_dir, on_engine_thread, requests
-from benchmarks.report import environment, write_json
-from benchmarks.worker_run import ProgressHooks
+from benchmarks.local_source import TimedRecord
+from benchmarks.models import MODEL, on_engine_thread, requests
+from benchmarks.queue_runs import cpu_engine, interleaved, queue_feed
+from benchmarks.report import write_json
 from streamgen.contracts.codec import request_codec, result_codec
 from streamgen.contracts.request import GenerationRequest
 from streamgen.engine.types import CancelCheck, Engine, GenerationOutcome, Shape, StepObserver
-from streamgen.settings import EngineSettings, Settings, StoreSettings, WorkerSettings
 from streamgen.worker.cancels import CancelSet
 
 __all__ = ["main"]
@@ -86,9 +85,6 @@ class _OnFirstBatch:
 
 def queue_run(engine: Engine, args: argparse.Namespace, scenario: str) -> dict[str, Any]:
     """(a): one run of ``args.requests`` queued requests under ``scenario``."""
-    from streamgen.store import FileStore
-    from streamgen.store.encode import encode_image
-
     queued = _requests(args, args.requests, scenario)
     cancelled = {r.request_id for r in queued[1::2]} if scenario != "none" else set()
     cancels = CancelSet(max_ids=max(1, len(cancelled)), max_age_s=3600)
@@ -101,21 +97,8 @@ def queue_run(engine: Engine, args: argparse.Namespace, scenario: str) -> dict[s
         cancel_all()
     served = _OnFirstBatch(engine, cancel_all) if scenario == "while_queued" else engine
     with tempfile.TemporaryDirectory(prefix="streamgen-cancel-") as images:
-        settings = Settings(
-            store=StoreSettings(url=f"file://{images}"),
-            engine=EngineSettings(models={MODEL: str(model_dir(args))}, device="cpu"),
-            worker=WorkerSettings(max_wait_ms=50, max_in_flight=3 * args.batch),
-        )
-        hooks = ProgressHooks(settings, worker_id=f"bench-cancel-{scenario}")
-        feed = LocalFeed(
-            settings,
-            engine=served,
-            store=FileStore(images),
-            encode=encode_image,
-            hooks=hooks,
-            max_batch_size=lambda _shape: args.batch,
-            cancels=cancels,
-        )
+        feed, hooks = queue_feed(args, served, images, f"bench-cancel-{scenario}", cancels=cancels)
+        settings = feed.settings
         codec = request_codec(settings.kafka, "local.requests")
         run = feed.run([TimedRecord(r.request_id.encode(), codec.encode(r)) for r in queued])
         stored = {p.parent.name for p in Path(images).rglob("*.*") if p.is_file()}
@@ -217,28 +200,11 @@ def _max_level_diff(a: Any, b: Any) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    import torch
-
-    from streamgen.engine.engine import DiffusionEngine
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
     report: dict[str, Any] = {"benchmark": "cancellation (issue 25)", "settings": vars(args)}
-    report["environment"] = {
-        **environment(with_torch=True),
-        "torch_threads": torch.get_num_threads(),
-    }
     report["source"] = "in-memory Kafka clients (tests/support/memory_kafka.py), file store"
-    engine = DiffusionEngine(
-        EngineSettings(models={MODEL: str(model_dir(args))}, device="cpu", max_batch_size=64)
-    )
-    for n in range(1, args.batch + 1):  # every batch size a run may form: none pays a first call
-        on_engine_thread(lambda n=n: engine.generate(_requests(args, n, "warm")))  # type: ignore[misc]
-    runs: dict[str, list[dict[str, Any]]] = {scenario: [] for scenario in SCENARIOS}
-    for _ in range(args.rounds):  # interleaved: a loaded machine's drift hits all three alike
-        for scenario in SCENARIOS:  # the worker's own GPU thread runs the engine
-            runs[scenario].append(out := queue_run(engine, args, scenario))
-            print(f"(a) {scenario:>12}: {out}", flush=True)
+    engine = cpu_engine(args, report)
+    run = lambda scenario: queue_run(engine, args, scenario)  # noqa: E731
+    runs = interleaved(args.rounds, SCENARIOS, run, label="(a) ")
     report["queue"] = {
         scenario: {
             "median_engine_seconds": statistics.median(r["engine_seconds"] for r in done),

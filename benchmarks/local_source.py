@@ -32,6 +32,7 @@ from streamgen.worker.assembly import assemble
 from streamgen.worker.cancels import CancelSet
 from streamgen.worker.clients import WorkerSeams
 from streamgen.worker.events import OutcomeSummary
+from streamgen.worker.progress_publisher import ProgressPublisher
 from streamgen.worker.storage import EncodeImage
 from tests.support.memory_kafka import MemoryConsumer, MemoryResults
 
@@ -77,9 +78,11 @@ class LocalFeed:
         hooks: WorkerHooks,
         max_batch_size: Callable[[Shape], int] | None = None,
         cancels: CancelSet | None = None,
+        progress: ProgressPublisher | None = None,
     ) -> None:
         """``cancels``: the worker's memory of cancelled ids, for a benchmark to fill (the
-        cancels topic's follower is not run here); by default an empty one."""
+        cancels topic's follower is not run here); by default an empty one. ``progress``: the
+        progress events' publisher (started by the caller, closed after each run)."""
         self._settings = replace(
             settings,
             topics=replace(
@@ -94,6 +97,12 @@ class LocalFeed:
         self._encode = encode
         self._hooks = hooks
         self._cancels = cancels
+        self._progress = progress
+
+    @property
+    def settings(self) -> Settings:
+        """The settings the worker runs with (its topics are this feed's own names)."""
+        return self._settings
 
     def run(self, records: Iterable[TimedRecord], *, timeout_s: float = 3600.0) -> LocalRun:
         out = LocalRun()
@@ -115,6 +124,7 @@ class LocalFeed:
                     consumer_factory=consumer.configured, sender_factory=out.results.configured
                 ),
                 cancels=self._cancels,
+                progress=self._progress,
             )
             parts.stage.start()
             try:
@@ -130,6 +140,8 @@ class LocalFeed:
                 parts.loop.close_out(flush_timeout_s=0.0)  # generation stops (CLOSING)
                 parts.stage.join(30)
                 parts.output_pool.shutdown(wait=True)
+                if self._progress is not None:  # what the run reported is published
+                    self._progress.close()
         out.finished = max((t for t, _ in out.summaries), default=time.monotonic())
         return out
 

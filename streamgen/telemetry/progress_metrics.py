@@ -12,7 +12,7 @@ from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter
 
-__all__ = ["DropReason", "ProgressMetrics"]
+__all__ = ["REASONS", "DropReason", "ProgressMetrics"]
 
 # queue_full: the publisher thread fell behind the worker's notes; producer_full: librdkafka's
 # own queue is full (the broker is slow or away); broker: delivery failed within its timeout;

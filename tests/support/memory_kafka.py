@@ -12,6 +12,7 @@ through the worker's seam (``assemble(seams=WorkerSeams(…))``).
   schedule the others.
 - :class:`MemoryResults` keeps result events and dead letters and acknowledges each at once,
   so "durable" here means "stored and encoded", not "on a broker".
+- :class:`MemoryProducer` keeps progress events (``worker/progress_publisher.py``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from streamgen.errors import FatalError
 from streamgen.worker.clients import RebalanceCallback
 from streamgen.worker.publisher import OnRejected
 
-__all__ = ["MemoryConsumer", "MemoryMessage", "MemoryResults"]
+__all__ = ["MemoryConsumer", "MemoryMessage", "MemoryProducer", "MemoryResults"]
 
 
 @dataclass(frozen=True)
@@ -245,4 +246,29 @@ class MemoryResults:
         return None  # acknowledged at send
 
     def flush(self, timeout: float) -> int:
+        return 0
+
+
+class MemoryProducer:
+    """A confluent-kafka ``Producer`` as the progress publisher uses it (one thread): records
+    kept in memory, each delivery reported as acknowledged at the next ``poll`` or ``flush``."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[str, bytes, bytes]] = []
+        self._reports: list[Callable[[Any, Any], None]] = []
+
+    def produce(
+        self, topic: str, value: bytes, key: bytes, *, on_delivery: Callable[[Any, Any], None]
+    ) -> None:
+        self.records.append((topic, key, value))
+        self._reports.append(on_delivery)
+
+    def poll(self, timeout: float) -> int:
+        reports, self._reports = self._reports, []
+        for report in reports:
+            report(None, None)
+        return len(reports)
+
+    def flush(self, timeout: float) -> int:
+        self.poll(0)
         return 0
