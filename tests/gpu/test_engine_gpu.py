@@ -244,3 +244,22 @@ def test_aot_compile_under_cuda_graphs_changes_nothing_but_speed_tiny(
             assert np.abs(np.asarray(x, np.int16) - np.asarray(y, np.int16)).max() <= MAX_LEVELS
     assert graphed.graph_count() > 0
     assert sum(graphed.aot_packages().values()) == 2
+
+
+# --- the step callback (progress events) under CUDA graphs and AOT ------------------------
+
+
+@pytest.mark.parametrize("aot", [False, True], ids=["graphs", "aot+graphs"])
+def test_on_step_hears_every_replayed_step_tiny(tiny_dir: Path, aot_cache: str, aot: bool) -> None:
+    """The step loop stays Python around the replayed graph (or AOT package): the worker's
+    progress callback hears each step, in order, naming the batch's requests once each."""
+    knobs: dict[str, Any] = {"aot_compile": True, "compile_cache_dir": aot_cache} if aot else {}
+    engine = _graph_engine(str(tiny_dir), 4, **knobs)
+    seen: list[tuple[list[str], int, int]] = []
+    outcomes = engine.generate(
+        _mix(64, 6, "dpmpp_2m"),  # 4 images: bucket 4
+        on_step=lambda ids, step, steps: seen.append((list(ids), step, steps)),
+    )
+    assert all(o.ok for o in outcomes), [o.error for o in outcomes]
+    assert seen == [(["a", "b", "c"], step, 6) for step in range(1, 7)]
+    assert engine.graph_count() > 0
