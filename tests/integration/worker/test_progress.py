@@ -6,8 +6,10 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections import defaultdict
+from dataclasses import replace
 
 import pytest
+from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from streamgen.contracts.progress import GenerationProgress, progress_codec
 from streamgen.settings import Settings
@@ -58,6 +60,27 @@ def test_each_request_reports_its_stages_in_order(worker_settings: Settings) -> 
         assert {e.worker_id for e in events} == worker_ids
         stamps = [e.timestamp for e in events]
         assert stamps == sorted(stamps)
+
+
+def test_with_a_registry_events_are_registered_and_framed_like_results(
+    worker_settings: Settings, schema_registry: str
+) -> None:
+    """kafka.schema_registry_url set: the worker registers GenerationProgress under
+    <topic>-value at start, as it does the result, and frames every event with its id."""
+    settings = with_worker(worker_settings, progress=True, progress_interval_s=0.0)
+    settings = replace(settings, kafka=replace(settings.kafka, schema_registry_url=schema_registry))
+    requests = [make_request(i, steps=2) for i in range(2)]
+    publish(settings, requests)
+    serve(settings, expected=len(requests))
+
+    registry = SchemaRegistryClient({"url": schema_registry})
+    (version,) = registry.get_versions(f"{settings.topics.progress}-value")
+    schema_id = registry.get_version(f"{settings.topics.progress}-value", version).schema_id
+    raw = consume_all(settings.kafka.bootstrap_servers, settings.topics.progress)
+    assert len(raw) == len(requests) * (3 + 2)  # picked up, batch started, 2 steps, stored
+    assert {(m.value() or b"")[:5] for m in raw} == {b"\x00" + schema_id.to_bytes(4, "big")}
+    stages = [event.stage for _, event in read_progress(settings)]  # decoded by the registry
+    assert stages.count("STORED") == len(requests)
 
 
 def test_with_progress_off_nothing_is_published(worker_settings: Settings) -> None:

@@ -19,6 +19,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, Schema
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+from streamgen.contracts.progress import PROGRESS_SCHEMA
 from streamgen.contracts.registry import EVOLUTION_COMPATIBILITY
 from streamgen.contracts.schemas import REQUEST_SCHEMA, RESULT_SCHEMA, WriterSchema, load_catalog
 from streamgen.settings import Settings
@@ -70,6 +71,11 @@ BREAKING = {
     "result with a field and no default": (
         RESULT_SCHEMA,
         add({"name": "region", "type": "string"}),
+    ),
+    "progress without stage": (PROGRESS_SCHEMA, drop("stage")),
+    "progress with a field and no default": (
+        PROGRESS_SCHEMA,
+        add({"name": "eta_seconds", "type": "double"}),
     ),
 }
 
