@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from streamgen.telemetry.lane_metrics import LaneMetrics
 from streamgen.telemetry.metrics import Metrics
+from streamgen.telemetry.progress_metrics import ProgressMetrics
 
 DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
 # Series Prometheus itself adds to every scrape job.
@@ -25,6 +26,7 @@ METRIC = re.compile(
 def exported() -> set[str]:
     metrics = Metrics(CollectorRegistry())
     LaneMetrics(metrics.registry)  # declared apart, on the same registry (worker_hooks.py)
+    ProgressMetrics(metrics.registry)  # the same, by run.py with worker.progress on
     return metrics.series_names()
 
 
