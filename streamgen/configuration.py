@@ -25,7 +25,8 @@ from typing import Any, TypeVar
 from streamgen.credentials import SECRET_SETTINGS, read_properties_file, read_secret_file
 from streamgen.errors import ConfigError
 from streamgen.lanes import parse_lanes
-from streamgen.settings import Lane, Settings, StoreSettings, WarmupShape
+from streamgen.settings import Lane, Settings, StoreSettings, Tenant, WarmupShape
+from streamgen.tenants import check_weight, parse_tenants
 
 __all__ = ["ENV_PREFIX", "RENAMED", "load_settings"]
 
@@ -82,6 +83,8 @@ def _parse_tuple(element: Any, raw: Any) -> tuple[Any, ...]:
     """A list setting: a TOML list, or comma- or line-separated text."""
     if element is Lane:
         return parse_lanes(raw)  # a TOML table too: it keeps its order, the lanes' ranks
+    if element is Tenant:
+        return parse_tenants(raw)
     items = raw if isinstance(raw, list | tuple) else str(raw).replace("\n", ",").split(",")
     texts = tuple(str(item).strip() for item in items if str(item).strip())
     if element is WarmupShape:
@@ -247,6 +250,7 @@ def _validate(s: Settings) -> None:
             "worker.progress_interval_s",
             f"must be >= 0 (0: every step), got {s.worker.progress_interval_s}",
         )
+    check_weight("worker.tenant_default_weight", "(default)", s.worker.tenant_default_weight)
     if s.worker.progress and not s.topics.progress:
         raise ConfigError("topics.progress", "is empty but worker.progress is on: name a topic")
     if s.worker.max_wait_ms < 0:

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
 from typing import Any
 
 from streamgen.errors import ConfigError
+from streamgen.setting_pairs import named_pairs
 from streamgen.settings import Lane, TopicSettings
 
 __all__ = [
@@ -65,11 +65,7 @@ def parse_lanes(raw: Any) -> tuple[Lane, ...]:
     """``topics.lanes`` from text (``a=0.1,b=0.2``), a TOML list of such strings or a TOML
     table (``{interactive = 0.1, default = 0.3}``), checked whole: ConfigError names the
     setting and what is wrong."""
-    if isinstance(raw, Mapping):
-        pairs = [(str(k), v) for k, v in raw.items()]
-    else:
-        items = raw if isinstance(raw, list | tuple) else str(raw).replace("\n", ",").split(",")
-        pairs = [_split(str(item).strip()) for item in items if str(item).strip()]
+    pairs = named_pairs(SETTING, raw, "NAME=MIN_SHARE")
     if not pairs:
         return ()
     lanes = tuple(Lane(_name(name), _share(name, share)) for name, share in pairs)
@@ -89,13 +85,6 @@ def parse_lanes(raw: Any) -> tuple[Lane, ...]:
             SETTING, f"the minimum shares add up to {total:g}; they must add up to at most 1"
         )
     return lanes
-
-
-def _split(item: str) -> tuple[str, str]:
-    name, sep, share = item.partition("=")
-    if not sep:
-        raise ConfigError(SETTING, f"expected NAME=MIN_SHARE, got {item!r}")
-    return name.strip(), share.strip()
 
 
 def _name(name: str) -> str:

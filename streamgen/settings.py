@@ -21,6 +21,7 @@ __all__ = [
     "Lane",
     "Settings",
     "StoreSettings",
+    "Tenant",
     "TopicSettings",
     "ValidationBounds",
     "WarmupShape",
@@ -65,6 +66,20 @@ class Lane:
     def __str__(self) -> str:
         """``NAME=MIN_SHARE``, as the setting is written (and read back)."""
         return f"{self.name}={self.min_share!r}"
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """One ``worker.tenants`` entry, ``NAME=WEIGHT``, parsed and checked by the loader
+    (tenants.py): inside a worker the tenants present share the GPU time in proportion to
+    their weights (worker/tenant_share.py)."""
+
+    name: str
+    weight: float
+
+    def __str__(self) -> str:
+        """``NAME=WEIGHT``, as the setting is written (and read back)."""
+        return f"{self.name}={self.weight!r}"
 
 
 @dataclass(frozen=True)
@@ -222,6 +237,12 @@ class WorkerSettings:
     # once this often: a step takes 5 ms to seconds, so a step count would flood or go quiet.
     # 0: every step.
     progress_interval_s: float = 1.0
+    # Tenants by name and weight (NAME=WEIGHT,...): within a lane the GPU time is shared
+    # between the tenants present by weighted fair queueing. Empty: no tenant is told apart,
+    # as before tenants existed. Configured tenants are also the only ones named in metrics.
+    tenants: tuple[Tenant, ...] = ()
+    # The weight of a tenant worker.tenants does not name (the request's "" tenant included).
+    tenant_default_weight: float = 1.0
 
 
 @dataclass(frozen=True)

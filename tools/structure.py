@@ -38,8 +38,17 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # the typed settings, their defaults; Kafka clients' config and their first metadata request;
     # what answers at a broker's or a registry's address (start-up's first questions)
     # and the priority lanes (one request topic each)
-    ("settings", "lanes", "kafka_config", "kafka_metadata", "listener_probe", "registry_probe"),
-    ("contracts",),  # requests and results, their wire formats, request validation
+    (
+        "settings",
+        "setting_pairs",
+        "lanes",
+        "kafka_config",
+        "kafka_metadata",
+        "listener_probe",
+        "registry_probe",
+    ),
+    # requests and results, their wire formats, request validation; tenants (named by requests)
+    ("contracts", "tenants"),
     ("store",),  # object stores, image bytes for storage, init-image places
     ("engine",),  # batched diffusion
     ("configuration", "telemetry"),  # reading and checking the settings; metrics and spans

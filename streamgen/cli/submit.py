@@ -91,6 +91,7 @@ def _options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--scheduler", help="e.g. dpmpp_2m, euler_a, ddim, unipc."),
         click.option("--deadline", help="ISO 8601 with timezone, or +30s / +5m / +2h."),
         click.option("--priority", type=int),
+        click.option("--tenant", help="Who the request is for (its GPU share: worker.tenants)."),
         click.option(
             "--output-format",
             type=click.Choice(list(FORMATS)),

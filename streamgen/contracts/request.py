@@ -39,6 +39,8 @@ class GenerationRequest:
     # (contracts.formats says which).
     output_format: str | None = None
     output_quality: int | None = None
+    # Who the request is for; "" is the default tenant (worker.tenants shares the GPU by it).
+    tenant: str = ""
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> GenerationRequest:

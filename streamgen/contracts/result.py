@@ -66,6 +66,7 @@ class GenerationResult:
     family: str = ""  # the model family (and variant) that generated the images
     dtype: str = ""  # what that model ran in
     output_quality: int | None = None  # None: lossless
+    tenant: str = ""  # the request's tenant; "" where none was named or the record was broken
 
     def to_record(self) -> dict[str, Any]:
         # Field by field, shallow: dataclasses.asdict deep-copies every datetime and string,
@@ -87,6 +88,7 @@ class GenerationResult:
             "family": self.family,
             "dtype": self.dtype,
             "output_quality": self.output_quality,
+            "tenant": self.tenant,
         }
 
     @classmethod
@@ -109,6 +111,7 @@ class GenerationResult:
             family=record.get("family", ""),
             dtype=record.get("dtype", ""),
             output_quality=record.get("output_quality"),
+            tenant=record.get("tenant", ""),
         )
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "MAX_REQUEST_ID_CHARS",
     "MAX_SEED",
     "REQUEST_ID_PATTERN",
+    "TENANT_PATTERN",
     "LoadedModelRules",
     "ModelRules",
     "clip",
@@ -41,6 +42,9 @@ __all__ = [
 # name, and never "." or ".." alone (a file:// store would climb out of its directory).
 MAX_REQUEST_ID_CHARS = 128
 REQUEST_ID_PATTERN = re.compile(rf"[A-Za-z0-9._-]{{1,{MAX_REQUEST_ID_CHARS}}}")
+# A tenant names a metrics label and a settings key: short, and nothing a label or a
+# NAME=WEIGHT pair would have to escape. "" (the default tenant) is allowed as well.
+TENANT_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # The seed travels as an Avro long and image i uses seed + i; torch.Generator.manual_seed
 # takes up to 2**64-1, so the signed 64-bit range is the binding limit.
 MAX_SEED = 2**63 - 1
@@ -121,6 +125,8 @@ def validate(
     _check_task(request, init_images)
     _check_image(request, bounds)
     _check_output(request)
+    if request.tenant and not TENANT_PATTERN.fullmatch(request.tenant):
+        raise InvalidRequest("tenant", request.tenant, "1..64 characters from A-Z a-z 0-9 . _ -")
     _check_sampling(request, bounds)
     # After the fleet's checks: the family's rules compare fields already known to be numbers.
     if model_rules is not None:

@@ -133,6 +133,7 @@ class OutcomeSink:
             output_quality=output.quality,
             family=family,
             dtype=dtype,
+            tenant=request.tenant,
         )
         summary = OutcomeSummary(
             status="SUCCEEDED",
@@ -250,6 +251,7 @@ class OutcomeSink:
             error=ResultError(code=error.code, message=str(error), stage=summary.stage),
             attempt=attempt,
             metadata=dict(request.metadata),
+            tenant=request.tenant,
         )
 
     def _send_result(self, result: GenerationResult, span: Any, on_ack: Callable[[], None]) -> None:

@@ -51,6 +51,7 @@ def requests(draw: st.DrawFn) -> GenerationRequest:
         priority=draw(INT32),
         metadata=draw(METADATA),
         created_at=draw(st.none() | TIMESTAMPS),
+        tenant=draw(TEXT),
     )
 
 
@@ -90,6 +91,7 @@ def results(draw: st.DrawFn) -> GenerationResult:
         error=draw(st.none() | st.builds(ResultError, code=TEXT, message=TEXT, stage=TEXT)),
         attempt=draw(INT32),
         metadata=draw(METADATA),
+        tenant=draw(TEXT),
     )
 
 

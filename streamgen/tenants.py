@@ -1,0 +1,69 @@
+"""Tenants: who a request is for, and what share of a worker's GPU time each one gets.
+
+``worker.tenants`` lists tenants as ``NAME=WEIGHT`` pairs, e.g. ``search=3,ads=1``; a request
+names its tenant in its ``tenant`` field (empty: the default tenant). A tenant the setting does
+not name weighs ``worker.tenant_default_weight``. Within a priority lane the tenants present
+share the GPU time in proportion to their weights (worker/tenant_share.py). Without
+``worker.tenants`` every request is one tenant's and the worker behaves as it did before.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from streamgen.contracts.validation import TENANT_PATTERN
+from streamgen.errors import ConfigError
+from streamgen.setting_pairs import named_pairs
+from streamgen.settings import Tenant, WorkerSettings
+
+__all__ = ["OTHER_TENANTS", "parse_tenants", "tenant_label", "tenant_weights"]
+
+SETTING = "worker.tenants"
+# The metrics label of every tenant worker.tenants does not name: requests choose their own
+# tenant, so a label per name would let any producer grow the label set without bound.
+OTHER_TENANTS = "other"
+
+
+def tenant_weights(worker: WorkerSettings) -> dict[str, float]:
+    """Each configured tenant -> its weight."""
+    return {tenant.name: tenant.weight for tenant in worker.tenants}
+
+
+def tenant_label(tenant: str, configured: Mapping[str, float]) -> str:
+    """The metrics label of ``tenant``: its name if configured, else "other"."""
+    return tenant if tenant in configured else OTHER_TENANTS
+
+
+def parse_tenants(raw: Any) -> tuple[Tenant, ...]:
+    """``worker.tenants`` from text (``a=3,b=1``), a TOML list of such strings or a TOML table
+    (``{search = 3, ads = 1}``), checked whole: ConfigError names the setting and the fault."""
+    pairs = named_pairs(SETTING, raw, "NAME=WEIGHT")
+    bad = [name for name, _ in pairs if not TENANT_PATTERN.fullmatch(name)]
+    if bad:
+        allowed = "1..64 characters from A-Z a-z 0-9 . _ -"
+        raise ConfigError(SETTING, f"tenant name {bad[0]!r}: expected {allowed}")
+    tenants = tuple(Tenant(name, check_weight(SETTING, name, w)) for name, w in pairs)
+    names = [tenant.name for tenant in tenants]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ConfigError(SETTING, f"tenant {twice[0]!r} is named twice")
+    if OTHER_TENANTS in names:
+        raise ConfigError(
+            SETTING, f"{OTHER_TENANTS!r} is the metrics label of unnamed tenants: pick another"
+        )
+    return tenants
+
+
+def check_weight(setting: str, name: str, raw: Any) -> float:
+    """A weight: a finite number > 0. Zero would starve the tenant; ConfigError says so."""
+    try:
+        weight = float(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(setting, f"tenant {name!r}: weight {raw!r} is not a number") from None
+    if not (math.isfinite(weight) and weight > 0):
+        raise ConfigError(
+            setting, f"tenant {name!r}: weight must be > 0 (0 would never be served), got {raw!r}"
+        )
+    return weight
