@@ -10,7 +10,7 @@ share the GPU time in proportion to their weights (worker/tenant_share.py). With
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from streamgen.contracts.validation import TENANT_PATTERN
@@ -18,7 +18,7 @@ from streamgen.errors import ConfigError
 from streamgen.setting_pairs import named_pairs
 from streamgen.settings import Tenant, WorkerSettings
 
-__all__ = ["OTHER_TENANTS", "parse_tenants", "tenant_label", "tenant_weights"]
+__all__ = ["OTHER_TENANTS", "parse_tenants", "tenant_label", "tenant_weight", "tenant_weights"]
 
 SETTING = "worker.tenants"
 # The metrics label of every tenant worker.tenants does not name: requests choose their own
@@ -29,6 +29,15 @@ OTHER_TENANTS = "other"
 def tenant_weights(worker: WorkerSettings) -> dict[str, float]:
     """Each configured tenant -> its weight."""
     return {tenant.name: tenant.weight for tenant in worker.tenants}
+
+
+def tenant_weight(worker: WorkerSettings) -> Callable[[str], float] | None:
+    """Any tenant's weight (the default for those not named); None without worker.tenants:
+    the worker then tells no tenants apart, exactly as before tenants existed."""
+    if not worker.tenants:
+        return None
+    weights, default = tenant_weights(worker), worker.tenant_default_weight
+    return lambda tenant: weights.get(tenant, default)
 
 
 def tenant_label(tenant: str, configured: Mapping[str, float]) -> str:

@@ -8,7 +8,7 @@ mapping to series lives in :mod:`streamgen.telemetry.metrics`, the spans in
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Protocol
 
@@ -22,6 +22,7 @@ from streamgen.settings import Settings
 from streamgen.telemetry.backlog import pixel_steps
 from streamgen.telemetry.lane_metrics import LaneMetrics
 from streamgen.telemetry.metrics import Metrics, RebalanceKind
+from streamgen.telemetry.tenant_metrics import TenantMetrics
 from streamgen.telemetry.tracing import KafkaRecordLike, WorkerTracer
 
 __all__ = ["WorkerHooks"]
@@ -64,6 +65,8 @@ class OutcomeSummary(Protocol):
     @property
     def topic(self) -> str: ...
     @property
+    def tenant(self) -> str: ...
+    @property
     def queue_wait_s(self) -> float | None: ...
     @property
     def e2e_s(self) -> float | None: ...
@@ -89,10 +92,13 @@ class WorkerHooks:
         metrics_address: str = "0.0.0.0",
         tracer: WorkerTracer | None = None,
         lanes: Mapping[str, str] | None = None,
+        tenants: Collection[str] = (),
     ) -> None:
-        """``lanes``: each priority lane's topic -> its name (streamgen_lane_requests_total)."""
+        """``lanes``: each priority lane's topic -> its name (streamgen_lane_requests_total);
+        ``tenants``: the configured tenants' names (streamgen_tenant_*)."""
         self.metrics = metrics
         self.lanes = LaneMetrics(metrics.registry, lanes)
+        self.tenants = TenantMetrics(metrics.registry, tenants)
         self.tracer = tracer or WorkerTracer(group_id=group_id, client_id=worker_id)
         self.worker_id = worker_id
         self.host = host
@@ -114,6 +120,7 @@ class WorkerHooks:
             metrics_port=settings.worker.metrics_port,
             metrics_address=settings.worker.metrics_address,
             lanes=topic_lanes(settings.topics),
+            tenants=[tenant.name for tenant in settings.worker.tenants],
         )
 
     def serve(self, ready: Callable[[], tuple[bool, str]] | None = None) -> None:
@@ -167,12 +174,14 @@ class WorkerHooks:
     def admitted(self, item: WorkItem) -> None:
         self.metrics.request_consumed(item.request.model, _pixel_steps(item))
         self.lanes.count(item.record.topic, "consumed")
+        self.tenants.count(item.request.tenant, "consumed")
 
     def rejected(
         self, request: GenerationRequest | None, error: StreamgenError, *, topic: str = ""
     ) -> None:
         self.metrics.request_consumed(request.model if request else "")
         self.lanes.count(topic, "consumed")
+        self.tenants.count(request.tenant if request else "", "consumed")
 
     def durable(self, summary: OutcomeSummary) -> None:
         self.tracer.finished(summary.span, summary.error_code or None)
@@ -181,6 +190,7 @@ class WorkerHooks:
         if summary.request_id:
             succeeded = summary.status == "SUCCEEDED"
             self.lanes.count(summary.topic, "succeeded" if succeeded else "failed")
+            self.tenants.count(summary.tenant, "succeeded" if succeeded else "failed")
             self.metrics.request_finished(
                 summary.model,
                 "SUCCEEDED" if summary.status == "SUCCEEDED" else "FAILED",
@@ -234,14 +244,12 @@ class WorkerHooks:
     def batch(
         self, items: Sequence[WorkItem], outcomes: Sequence[GenerationOutcome], gpu_seconds: float
     ) -> None:
-        images = sum(len(o.images) for o in outcomes if o.error is None)
+        made = [0 if o.error is not None else len(o.images) for o in outcomes]
+        costs = [_pixel_steps(i) for i in items]
         self.metrics.observe_batch(
-            items[0].request.model,
-            len(items),
-            gpu_seconds,
-            images,
-            sum(_pixel_steps(i) for i in items),
+            items[0].request.model, len(items), gpu_seconds, sum(made), sum(costs)
         )
+        self.tenants.batch([i.request.tenant for i in items], costs, made, gpu_seconds)
 
     def store_retry(self) -> None:
         self.metrics.store_retry()

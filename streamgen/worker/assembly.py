@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol, runtime_checkable
 
 from streamgen import kafka_config
@@ -16,6 +17,7 @@ from streamgen.settings import GroupProtocol, Settings
 from streamgen.store.base import ObjectStore
 from streamgen.store.prefixes import AllowedPrefixes
 from streamgen.telemetry.worker_hooks import WorkerHooks
+from streamgen.tenants import tenant_weight
 from streamgen.worker.backoff import Backoff
 from streamgen.worker.batcher import MicroBatcher
 from streamgen.worker.cancels import CancelSet
@@ -44,9 +46,10 @@ from streamgen.worker.outputs import OutcomeSink
 from streamgen.worker.progress import NO_PROGRESS
 from streamgen.worker.progress_publisher import ProgressPublisher
 from streamgen.worker.rebalance import RebalanceHandler
-from streamgen.worker.request_lanes import WorkerLanes, gpu_cost
+from streamgen.worker.request_lanes import WorkerLanes, gpu_cost, item_tenant
 from streamgen.worker.stalls import StallWatchdog
 from streamgen.worker.storage import EncodeImage, ImageWriter, StoreRetry
+from streamgen.worker.tenant_share import TenantShare
 from streamgen.worker.work_queue import WorkQueue
 
 __all__ = [
@@ -245,8 +248,8 @@ def assemble(
         results=results,
     )
     # 2. The hand-off between the consumer and the GPU: a micro-batcher per shape, choosing
-    #    by priority lane (one lane without topics.lanes).
-    lanes = WorkerLanes.from_settings(settings)
+    #    by priority lane (one lane without topics.lanes), then by tenant within the lane.
+    lanes, weight = WorkerLanes.from_settings(settings), tenant_weight(w)
     work = WorkQueue(
         MicroBatcher(
             max_wait_s=w.max_wait_ms / 1000,
@@ -254,6 +257,8 @@ def assemble(
             fairness=w.priority_fairness,
             lanes=lanes.scheduler(),
             cost=gpu_cost,
+            tenants=None if weight is None else partial(TenantShare, weight),
+            tenant_of=item_tenant,
         ),
         engine.shape_of,
         lane_of=lanes.of_item,

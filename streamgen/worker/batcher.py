@@ -12,24 +12,32 @@ Rules, in the order they are applied when the GPU asks for work:
    (``cost`` of each item, pixel-steps in the worker). When the highest lane holding any item
    has none in a ready shape, its shapes count as ready too: waiting to fill them would only
    hand the GPU to a lower lane meanwhile.
-3. Among the ready shapes holding the lane's items, the one holding its highest-priority item
-   goes first, unless another such shape has already been passed over ``fairness`` times:
-   then the oldest waiting shape goes first. Priority therefore reorders work but cannot
-   starve any shape.
-4. Within a shape, the lane's items are taken first, then the other lanes' (highest lane
-   first) to fill the batch: a batch of one shape costs the GPU about the same whoever its
-   rows are for, so a bulk row in an interactive batch's free places is throughput for free.
-   Within a lane, items are taken by priority (higher first), then arrival order.
+3. Tenants (``worker.tenants``; without them every item is one tenant's): inside the lane,
+   the tenant the batch is for is the :class:`~streamgen.worker.tenant_share.TenantShare`'s
+   (one per lane) choice among the lane's tenants with items in ready shapes: the one with
+   the least GPU cost served per weight. The lane first, then the tenant within it: a lane's
+   minimum share holds whoever floods it, and a tenant's flood in one lane cannot take the
+   share of another lane.
+4. Among the ready shapes holding the lane's (and tenant's) items, the one holding its
+   highest-priority item goes first, unless another such shape has already been passed over
+   ``fairness`` times: then the oldest waiting shape goes first. Priority therefore reorders
+   work but cannot starve any shape.
+5. Within a shape, the lane's items are taken first (its tenant's before its other tenants'),
+   then the other lanes' (highest lane first) to fill the batch: a batch of one shape costs
+   the GPU about the same whoever its rows are for, so a bulk row in an interactive batch's
+   free places is throughput for free. Within a lane, items are taken by priority (higher
+   first), then arrival order.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Collection, Hashable, Iterator
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from streamgen.worker.lane_scheduler import LaneScheduler
+from streamgen.worker.tenant_share import TenantShare
 
 __all__ = ["Batch", "MicroBatcher"]
 
@@ -44,6 +52,7 @@ class _Waiting(Generic[T]):
     arrived: float
     seq: int
     lane: int
+    tenant: str = ""
 
 
 @dataclass(slots=True)
@@ -54,11 +63,14 @@ class _ShapeQueue(Generic[T]):
     def oldest(self) -> float:
         return min(w.arrived for w in self.items)
 
-    def top_priority(self, lane: int) -> int:
-        return max(w.priority for w in self.items if w.lane == lane)
+    def top_priority(self, lane: int, tenant: str | None) -> int:
+        return max(w.priority for w in self.items if _of(w, lane, tenant))
 
     def lanes(self) -> set[int]:
         return {w.lane for w in self.items}
+
+    def holds(self, lane: int, tenant: str | None) -> bool:
+        return any(_of(w, lane, tenant) for w in self.items)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +88,10 @@ class MicroBatcher(Generic[S, T]):
         fairness: int = 4,
         lanes: LaneScheduler | None = None,
         cost: Callable[[T], float] = lambda _: 1.0,
+        tenants: Callable[[], TenantShare] | None = None,
+        tenant_of: Callable[[T], str] = lambda _: "",
     ) -> None:
+        """``tenants`` makes each lane's TenantShare (None: tenants are not told apart)."""
         if max_wait_s < 0:
             raise ValueError(f"max_wait_s must be >= 0, got {max_wait_s}")
         if fairness < 0:
@@ -85,7 +100,10 @@ class MicroBatcher(Generic[S, T]):
         self._max_batch_size = max_batch_size
         self._fairness = fairness
         self._lanes = lanes or LaneScheduler([1.0])
+        lanes_n = self._lanes.lanes
         self._cost = cost
+        self._tenant_shares = None if tenants is None else [tenants() for _ in range(lanes_n)]
+        self._tenant_of = tenant_of
         self._queues: dict[S, _ShapeQueue[T]] = {}
         self._seq = itertools.count()
         self._flushing = False
@@ -97,7 +115,8 @@ class MicroBatcher(Generic[S, T]):
         if not 0 <= lane < self._lanes.lanes:
             raise ValueError(f"lane must be in 0..{self._lanes.lanes - 1}, got {lane}")
         queue = self._queues.setdefault(shape, _ShapeQueue())
-        queue.items.append(_Waiting(item, priority, now, next(self._seq), lane))
+        tenant = self._tenant_of(item) if self._tenant_shares is not None else ""
+        queue.items.append(_Waiting(item, priority, now, next(self._seq), lane, tenant))
 
     def flush(self) -> None:
         """From now on every waiting item is ready at once (used when draining)."""
@@ -123,26 +142,47 @@ class MicroBatcher(Generic[S, T]):
             return None
         ready = self._with_top_lane(ready)
         # Each lane with ready work: the shape it would run, and what its rows there cost.
-        picks = {lane: self._pick_shape(ready, lane) for lane in _lanes_in(ready)}
+        picks = {lane: self._pick_shape(ready, lane, None) for lane in _lanes_in(ready)}
         costs = {
             lane: self._lane_cost(queue, lane, shape) for lane, (shape, queue) in picks.items()
         }
         lane = self._lanes.choose(costs)
-        shape, queue = picks[lane]
+        tenants = self._tenants_waiting(ready, lane)
+        tenant = None
+        if self._tenant_shares is not None:
+            tenant = self._tenant_shares[lane].choose(tenants)
+        shape, queue = self._pick_shape(ready, lane, tenant)
         for other_shape, other in ready:
             if other_shape != shape:
                 other.passed_over += 1
-        queue.items.sort(key=lambda w: (w.lane != lane, w.lane, -w.priority, w.seq))
+        queue.items.sort(
+            key=lambda w: (w.lane != lane, w.lane, w.tenant != tenant, -w.priority, w.seq)
+        )
         limit = self._limit(shape)
         taken, queue.items = queue.items[:limit], queue.items[limit:]
         queue.passed_over = 0
         if not queue.items:
             del self._queues[shape]
-        served: dict[int, float] = {}
-        for waiting in taken:
-            served[waiting.lane] = served.get(waiting.lane, 0.0) + self._cost(waiting.item)
-        self._lanes.charge(served, costs)
+        self._charge(taken, costs, lane, tenants)
         return Batch(shape, tuple(w.item for w in taken))
+
+    def _tenants_waiting(self, ready: list[tuple[S, _ShapeQueue[T]]], lane: int) -> set[str]:
+        return {w.tenant for _, queue in ready for w in queue.items if w.lane == lane}
+
+    def _charge(
+        self, taken: list[_Waiting[T]], lanes: Collection[int], lane: int, tenants: set[str]
+    ) -> None:
+        """What the batch served, to the lanes and to the chosen lane's tenants."""
+        served: dict[int, float] = {}
+        by_tenant: dict[str, float] = {}
+        for waiting in taken:
+            cost = self._cost(waiting.item)
+            served[waiting.lane] = served.get(waiting.lane, 0.0) + cost
+            if waiting.lane == lane:
+                by_tenant[waiting.tenant] = by_tenant.get(waiting.tenant, 0.0) + cost
+        self._lanes.charge(served, lanes)
+        if self._tenant_shares is not None:
+            self._tenant_shares[lane].charge(by_tenant, tenants)
 
     def _with_top_lane(
         self, ready: list[tuple[S, _ShapeQueue[T]]]
@@ -156,14 +196,14 @@ class MicroBatcher(Generic[S, T]):
         return ready + waiting
 
     def _pick_shape(
-        self, ready: list[tuple[S, _ShapeQueue[T]]], lane: int
+        self, ready: list[tuple[S, _ShapeQueue[T]]], lane: int, tenant: str | None
     ) -> tuple[S, _ShapeQueue[T]]:
-        """Rule 3: the shape a batch for ``lane`` takes."""
-        pool = [(s, q) for s, q in ready if lane in q.lanes()]
+        """Rule 4: the shape a batch for ``lane`` (and ``tenant``, unless None) takes."""
+        pool = [(s, q) for s, q in ready if q.holds(lane, tenant)]
         starved = [(s, q) for s, q in pool if q.passed_over >= self._fairness]
         if starved:
             return min(starved, key=lambda sq: sq[1].oldest())
-        return min(pool, key=lambda sq: (-sq[1].top_priority(lane), sq[1].oldest()))
+        return min(pool, key=lambda sq: (-sq[1].top_priority(lane, tenant), sq[1].oldest()))
 
     def _lane_cost(self, queue: _ShapeQueue[T], lane: int, shape: S) -> float:
         """What the lane's own rows of its next batch cost (the scheduler's 'next work')."""
@@ -197,6 +237,10 @@ class MicroBatcher(Generic[S, T]):
         for queue in self._queues.values():
             for waiting in queue.items:
                 yield waiting.item
+
+
+def _of(waiting: _Waiting[T], lane: int, tenant: str | None) -> bool:
+    return waiting.lane == lane and (tenant is None or waiting.tenant == tenant)
 
 
 def _lanes_in(ready: list[tuple[S, _ShapeQueue[T]]]) -> set[int]:

@@ -35,6 +35,7 @@ class OutcomeSummary:
     e2e_s: float | None = None
     span: Any = None  # the record's tracing span, ended when the outcome is durable
     topic: str = ""  # the record's: its priority lane (streamgen_lane_requests_total)
+    tenant: str = ""  # the request's (streamgen_tenant_requests_total)
 
 
 @dataclass(frozen=True)

@@ -143,6 +143,7 @@ class OutcomeSink:
             e2e_s=_seconds_between(result.timings.created_at, result.timings.finished_at),
             span=item.span,
             topic=item.record.topic,
+            tenant=item.request.tenant,
         )
         self._send_result(result, item.span, partial(self._events.durable, item.ticket, summary))
 
@@ -188,6 +189,7 @@ class OutcomeSink:
             e2e_s=_seconds_between(created, _ms(now)),
             span=span,
             topic=record.topic,
+            tenant=request.tenant if request else "",
         )
         join = _Join(2 if request else 1, partial(self._events.durable, ticket, summary))
         self._publisher.send(
@@ -222,6 +224,7 @@ class OutcomeSink:
             e2e_s=_seconds_between(created, _ms(now)),
             span=item.span,
             topic=item.record.topic,
+            tenant=item.request.tenant,
         )
         result = self._failed_result(request, error, item.attempt, created, now, summary)
         self._send_result(result, item.span, partial(self._events.durable, item.ticket, summary))

@@ -17,7 +17,7 @@ from streamgen.worker.lane_scheduler import LaneScheduler
 from streamgen.worker.offsets import TopicPartitionKey
 from streamgen.worker.work_item import WorkItem
 
-__all__ = ["WorkerLanes", "gpu_cost"]
+__all__ = ["WorkerLanes", "gpu_cost", "item_tenant"]
 
 # The lower lanes leave this fraction of max_in_flight to the highest lane: enough for a batch
 # or two of interactive requests to be admitted at once while a bulk backlog holds the rest,
@@ -61,3 +61,8 @@ def gpu_cost(item: WorkItem) -> float:
     """What a request costs the GPU, in pixel-steps: what the batcher's lane shares count."""
     r = item.request
     return float(pixel_steps(r.steps, r.width, r.height, r.num_images))
+
+
+def item_tenant(item: WorkItem) -> str:
+    """Whose share of a lane a request counts in (worker.tenants; "": the default tenant)."""
+    return item.request.tenant

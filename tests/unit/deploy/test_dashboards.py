@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 from streamgen.telemetry.lane_metrics import LaneMetrics
 from streamgen.telemetry.metrics import Metrics
 from streamgen.telemetry.progress_metrics import ProgressMetrics
+from streamgen.telemetry.tenant_metrics import TenantMetrics
 
 DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
 # Series Prometheus itself adds to every scrape job.
@@ -27,6 +28,7 @@ def exported() -> set[str]:
     metrics = Metrics(CollectorRegistry())
     LaneMetrics(metrics.registry)  # declared apart, on the same registry (worker_hooks.py)
     ProgressMetrics(metrics.registry)  # the same, by run.py with worker.progress on
+    TenantMetrics(metrics.registry)  # the same, by worker_hooks.py
     return metrics.series_names()
 
 
@@ -89,6 +91,7 @@ def test_dashboard_covers_what_operators_asked_for() -> None:
         "gpu utilisation",
         "cancelled",
         "lag per lane",
+        "per tenant",
     ):
         assert topic in titles
 
