@@ -36,6 +36,11 @@ class RunFigures:
     dead_letters: int
     faults: int
     recovery_s: list[float]  # one per healed fault: heal -> lag 0 and every outcome in
+    # Requests someone cancelled (scenario 15): how many, of them how many got a CANCELLED
+    # result, and how many only their SUCCEEDED one (they finished before the cancel came).
+    cancels: int = 0
+    cancelled: int = 0
+    finished_first: int = 0
 
 
 def record(figures: RunFigures) -> None:
@@ -52,8 +57,10 @@ def record_verdict(
     faults: int,
     recovery_s: list[float],
     dead_letters_expected: int = 0,
+    cancels: tuple[int, int, int] = (0, 0, 0),
 ) -> None:
-    """Record one run before its assertions, so failed runs count in the figures too."""
+    """Record one run before its assertions, so failed runs count in the figures too.
+    ``cancels``: (requests cancelled, answered CANCELLED, finished first), as in RunFigures."""
     print(f"{scenario}: {verdict}")
     record(
         RunFigures(
@@ -65,6 +72,9 @@ def record_verdict(
             dead_letters=verdict.dead_letters,
             faults=faults,
             recovery_s=recovery_s,
+            cancels=cancels[0],
+            cancelled=cancels[1],
+            finished_first=cancels[2],
         )
     )
 
@@ -78,11 +88,14 @@ def _percentile(values: list[float], q: int) -> str:
 
 
 def summarise(runs: list[RunFigures]) -> str:
-    """A markdown table: one row per scenario."""
+    """A markdown table: one row per scenario; a column of cancels when some run had any."""
+    with_cancels = any(r.cancels for r in runs)
     header = (
         "| scenario | runs | requests | lost | duplicates / 1,000 | dead letters (expected / "
-        "actual) | recovery p50 (s) | recovery p95 (s) |\n"
-        "|---|---:|---:|---:|---:|---:|---:|---:|"
+        "actual) | recovery p50 (s) | recovery p95 (s) |"
+        + (" cancelled (CANCELLED / finished first) |" if with_cancels else "")
+        + "\n|---|---:|---:|---:|---:|---:|---:|---:|"
+        + ("---:|" if with_cancels else "")
     )
     rows = [header]
     for scenario in sorted({r.scenario for r in runs}):
@@ -95,9 +108,15 @@ def summarise(runs: list[RunFigures]) -> str:
             f"| {scenario} | {len(mine)} | {requests} | {sum(r.lost for r in mine)} | "
             f"{per_mille:.1f} | {sum(r.dead_letters_expected for r in mine)} / "
             f"{sum(r.dead_letters for r in mine)} | {_percentile(recovery, 50)} | "
-            f"{_percentile(recovery, 95)} |"
+            f"{_percentile(recovery, 95)} |" + (_cancel_cell(mine) if with_cancels else "")
         )
     return "\n".join(rows)
+
+
+def _cancel_cell(runs: list[RunFigures]) -> str:
+    cancels = sum(r.cancels for r in runs)
+    cancelled = sum(r.cancelled for r in runs)
+    return f" {cancels} ({cancelled} / {sum(r.finished_first for r in runs)}) |"
 
 
 def versions() -> dict[str, str]:

@@ -4,7 +4,8 @@ Inputs: what the load generator had acknowledged, the results and dead-letter to
 object store, and the group's committed offsets sampled *during* the faults. Checks:
 
 1. no loss: every acknowledged record has a final outcome (a SUCCEEDED result; or its dead
-   letter, plus a FAILED result when it carried a request id);
+   letter, plus a FAILED result when it carried a request id; or, for a request someone
+   cancelled, a result whose error code is CANCELLED);
 2. commit safety: at every sample, every acknowledged offset below the committed one already
    had its outcome in a topic (images are written before a result is produced, and (3)
    checks them), and no committed offset ever moved back;
@@ -116,12 +117,20 @@ class Verdict:
         assert not problems, "; ".join(problems)
 
 
-def outcome_of(record: Acked, statuses: dict[str, set[str]], dead_at: set[tuple[int, int]]) -> bool:
-    """Has this acknowledged record reached a final outcome (invariant 1)?"""
+def outcome_of(
+    record: Acked,
+    statuses: dict[str, set[str]],
+    dead_at: set[tuple[int, int]],
+    cancelled: frozenset[str] = frozenset(),
+) -> bool:
+    """Has this acknowledged record reached a final outcome (invariant 1)? A CANCELLED result
+    ends only a request that was cancelled; any other request still owes its SUCCEEDED."""
     dead = (record.partition, record.offset) in dead_at
     if record.request_id is None:
         return dead
     seen = statuses.get(record.request_id, set())
+    if "CANCELLED" in seen and record.request_id in cancelled:
+        return True
     return "SUCCEEDED" in seen or ("FAILED" in seen and dead)
 
 
@@ -130,7 +139,10 @@ def _index(
 ) -> tuple[dict[str, set[str]], set[tuple[int, int]], list[DeadLetter]]:
     statuses: dict[str, set[str]] = {}
     for result in outputs.results(results):
-        statuses.setdefault(result.request_id, set()).add(result.status)
+        status = result.status
+        if result.error is not None and result.error.code == "CANCELLED":
+            status = "CANCELLED"  # a FAILED result that ends a cancelled request, no dead letter
+        statuses.setdefault(result.request_id, set()).add(status)
     letters = outputs.dead_letters(dead)
     dead_at = {p for p in (d.position(requests_topic) for d in letters) if p is not None}
     return statuses, dead_at, letters
@@ -141,8 +153,11 @@ def judge(
     acked: list[Acked],
     outputs: FleetOutputs,
     samples: list[CommitSample] = (),  # type: ignore[assignment]
+    *,
+    cancelled: frozenset[str] = frozenset(),
 ) -> Verdict:
-    """Check invariants 1-4 over everything the fleet wrote (call after the faults healed)."""
+    """Check invariants 1-4 over everything the fleet wrote (call after the faults healed);
+    ``cancelled``: the request ids someone cancelled (a CANCELLED result then ends them)."""
     topic = settings.topics.requests
     outputs.refresh()
     statuses, dead_at, letters = _index(outputs, topic, None, None)
@@ -153,7 +168,7 @@ def judge(
     verdict.lost = [
         a.request_id or f"{a.partition}@{a.offset}"
         for a in acked
-        if not outcome_of(a, statuses, dead_at)
+        if not outcome_of(a, statuses, dead_at, cancelled)
     ]
     verdict.dead_letters = sum(1 for d in letters if d.position(topic) in positions)
     # 2. Commit safety, sample by sample, against what was in the topics at that instant.
@@ -169,7 +184,7 @@ def judge(
             last[partition] = committed
             for offset in range(committed):
                 record = by_position.get((partition, offset))
-                if record and not outcome_of(record, then_statuses, then_dead):
+                if record and not outcome_of(record, then_statuses, then_dead, cancelled):
                     verdict.unsafe_commits.append(
                         f"p{partition} committed {committed} before offset {offset} "
                         f"({record.request_id}) had an outcome"
@@ -202,6 +217,7 @@ def settle(
     timeout: float,
     *,
     since: float | None = None,
+    cancelled: frozenset[str] = frozenset(),
 ) -> float:
     """Liveness: wait until every acknowledged record has an outcome and the group has
     committed every partition to its end; return the seconds from ``since`` (the instant the
@@ -214,7 +230,7 @@ def settle(
         try:
             outputs.refresh(timeout=5)
             statuses, dead_at, _ = _index(outputs, topic, None, None)
-            missing = [a for a in load_acked() if not outcome_of(a, statuses, dead_at)]
+            missing = [a for a in load_acked() if not outcome_of(a, statuses, dead_at, cancelled)]
             if not missing and committed_offsets(settings) == end_offsets(settings):
                 return time.monotonic() - since
         except Exception:  # the broker may still be electing leaders after a restart
