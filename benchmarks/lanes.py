@@ -22,7 +22,6 @@ default). Topics with three lanes, ``interactive=0.1,default=0.3,bulk=0.1``, fre
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import threading
@@ -33,28 +32,19 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
+from benchmarks.broker_bench import fresh_settings, loaded_engine, new_report, read_results
 from benchmarks.e2e_broker import running_broker
 from benchmarks.latency import percentile
-from benchmarks.models import MODEL, add_engine_arguments, model_dir, on_engine_thread, requests
-from benchmarks.report import environment, write_json
+from benchmarks.models import add_engine_arguments, requests
+from benchmarks.report import write_json
 from benchmarks.stack import prefill
 from benchmarks.worker_run import run_until_committed
-from streamgen.contracts.codec import request_codec, result_codec
+from streamgen.contracts.codec import request_codec
 from streamgen.engine.types import Engine
 from streamgen.lanes import lane_topic
-from streamgen.local.kafka import KafkaBroker
-from streamgen.ops.topics import create_topics, plan_topics
-from streamgen.settings import (
-    EngineSettings,
-    KafkaSettings,
-    Lane,
-    Settings,
-    StoreSettings,
-    TopicSettings,
-    WorkerSettings,
-)
+from streamgen.settings import Lane, Settings
 
 __all__ = ["main"]
 
@@ -63,23 +53,20 @@ LANES = (Lane("interactive", 0.1), Lane("default", 0.3), Lane("bulk", 0.1))
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from streamgen.engine.engine import DiffusionEngine
-
-    report: dict[str, Any] = {"benchmark": "priority lanes (real Kafka broker)"}
-    report["settings"] = vars(args)
-    report["environment"] = environment(with_torch=True, with_stack=True)
-    engine_settings = EngineSettings(
-        models={MODEL: str(model_dir(args))}, device=args.device, max_batch_size=args.batch_size
-    )
-    engine = DiffusionEngine(engine_settings)
-    batch = list(requests(args.batch_size, args, tag="-alone"))
-    times = [on_engine_thread(lambda: _timed(engine, batch)) for _ in range(4)][1:]
-    report["one_batch_s"] = round(statistics.median(times), 4)
+    report = new_report("priority lanes (real Kafka broker)", args)
+    engine_settings, engine, report["one_batch_s"] = loaded_engine(args)
     print(f"one batch of {args.batch_size}: {report['one_batch_s']:.3f} s", flush=True)
     runs = ["bulk alone", "bulk + interactive"] + (["one lane"] if args.contrast else [])
     with running_broker() as broker, tempfile.TemporaryDirectory() as images:
         for label in runs:
-            settings = _settings(broker, engine_settings, args, images)
+            settings = fresh_settings(
+                broker,
+                engine_settings,
+                images,
+                partitions=args.partitions,
+                max_in_flight=3 * args.batch_size,
+                lanes=LANES,
+            )
             report[label] = run = _run(label, settings, engine, args)
             _print(label, run, report["one_batch_s"])
     write_json(args.json, report)
@@ -99,35 +86,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _timed(engine: Engine, batch: list[Any]) -> float:
-    start = time.perf_counter()
-    engine.generate(batch)
-    return time.perf_counter() - start
-
-
-def _settings(
-    broker: KafkaBroker, engine: EngineSettings, args: argparse.Namespace, images: str
-) -> Settings:
-    tag = uuid.uuid4().hex[:8]
-    topics = TopicSettings(
-        requests=f"bench-{tag}.requests",
-        results=f"bench-{tag}.results",
-        dead_letter=f"bench-{tag}.dead-letter",
-        cancels="",
-        lanes=LANES,
-        partitions=args.partitions,
-        retention_ms=3_600_000,
-    )
-    create_topics(broker.bootstrap_servers, plan_topics(topics))
-    return Settings(
-        kafka=KafkaSettings(bootstrap_servers=broker.bootstrap_servers),
-        topics=topics,
-        store=StoreSettings(url=f"file://{images}/{tag}"),
-        engine=engine,
-        worker=WorkerSettings(group_id=f"bench-{tag}", max_in_flight=3 * args.batch_size),
-    )
-
-
 def _run(
     label: str, settings: Settings, engine: Engine, args: argparse.Namespace
 ) -> dict[str, Any]:
@@ -139,7 +97,7 @@ def _run(
     sent: dict[str, datetime] = {}
     read: dict[str, float] = {}  # request id -> wall clock its result was read
     stop = threading.Event()
-    reader = threading.Thread(target=_read, args=(settings, read, stop), daemon=True)
+    reader = threading.Thread(target=read_results, args=(settings, read, stop), daemon=True)
     reader.start()
     lane = "bulk" if label == "one lane" else "interactive"
     sender = threading.Thread(
@@ -200,26 +158,6 @@ def _send(
         producer.produce(topic, key=request.request_id.encode(), value=codec.encode(request))
         producer.flush(10)
         time.sleep(args.interval)
-
-
-def _read(settings: Settings, read: dict[str, float], stop: threading.Event) -> None:
-    """The stopwatch: each result's request id and the wall clock it was read at."""
-    codec = result_codec(settings.kafka, settings.topics.results)
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka.bootstrap_servers,
-            "group.id": f"bench-lanes-reader-{uuid.uuid4().hex[:8]}",
-            "fetch.wait.max.ms": 10,
-        }
-    )
-    consumer.assign([TopicPartition(settings.topics.results, 0, 0)])
-    try:
-        while not stop.is_set():
-            for message in consumer.consume(500, 0.05):
-                if message.error() is None:
-                    read[codec.decode(message.value()).request_id] = time.time()
-    finally:
-        consumer.close()
 
 
 def _print(label: str, run: dict[str, Any], one_batch_s: float) -> None:

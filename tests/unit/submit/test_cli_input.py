@@ -144,3 +144,9 @@ def test_store_and_its_deprecated_name_together_are_refused() -> None:
     result = run("--store-url", "file:///a", "--store", "file:///b", "--prompt", "x")
     assert result.exit_code == 2
     assert "give --store only" in result.output
+
+
+def test_a_bad_tenant_is_refused_before_anything_is_published() -> None:
+    result = CliRunner().invoke(main, ["submit", "--prompt", "p", "--tenant", "two words"])
+    assert result.exit_code == 1, result.output
+    assert "tenant='two words' is invalid" in result.output
