@@ -65,7 +65,7 @@ BREAKING = {
     "request without prompt": (REQUEST_SCHEMA, drop("prompt")),
     "request with a field and no default": (
         REQUEST_SCHEMA,
-        add({"name": "tenant", "type": "string"}),
+        add({"name": "region", "type": "string"}),
     ),
     "result without status": (RESULT_SCHEMA, drop("status")),
     "result with a field and no default": (
@@ -106,13 +106,13 @@ def test_a_field_added_with_a_default_is_accepted_and_served(
     old, new = make_request(1), make_request(2, num_images=2)
     old_schema = current(REQUEST_SCHEMA).text
     new_schema = edited(
-        current(REQUEST_SCHEMA), add({"name": "tenant", "type": "string", "default": "none"})
+        current(REQUEST_SCHEMA), add({"name": "region", "type": "string", "default": "none"})
     )
 
     # Two producers that never heard of streamgen's code, each registering its own schema.
     context = SerializationContext(topic, MessageField.VALUE)
     records = []
-    for request, text, extra in ((old, old_schema, {}), (new, new_schema, {"tenant": "acme"})):
+    for request, text, extra in ((old, old_schema, {}), (new, new_schema, {"region": "eu"})):
         serializer = AvroSerializer(registry_client, text, conf={"auto.register.schemas": True})
         value = serializer({**request.to_record(), **extra}, context)
         records.append((request.request_id.encode(), value))

@@ -140,7 +140,7 @@ def test_an_incompatible_change_is_refused_by_the_registry(
 
     # A new field without a default: a reader on it cannot read records written before it.
     breaking = json.loads(CURRENT.text)
-    breaking["fields"].append({"name": "tenant", "type": "string"})
+    breaking["fields"].append({"name": "region", "type": "string"})
     breaking_text = json.dumps(breaking)
     with pytest.raises(SchemaRegistryError) as refused:
         registry_client.register_schema(subject, Schema(breaking_text, "AVRO"))
