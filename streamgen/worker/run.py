@@ -136,6 +136,10 @@ def _run(
         settings.worker.group_id,
         settings.worker.group_protocol,
     )
+    if settings.worker.tenants:
+        weights = ", ".join(map(str, settings.worker.tenants))
+        others = settings.worker.tenant_default_weight
+        log.info("tenants share the GPU by weight: %s, others %g", weights, others)
     # 4. Run until told to stop, then drain: finish in-flight work, flush, commit, leave.
     parts.stage.start()
     try:

@@ -9,6 +9,7 @@ batcher's choice alone.
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 from collections import Counter
@@ -48,8 +49,9 @@ class WatchAdmission(WorkerHooks):
 
 
 def test_a_small_tenant_is_served_between_a_large_tenants_batches_and_nothing_is_lost(
-    worker_settings: Settings,
+    worker_settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="streamgen.worker.run")
     tenants = (Tenant("flood", 1.0), Tenant("small", 1.0))
     settings = with_worker(worker_settings, tenants=tenants)
     flood = [make_request(i, tenant="flood") for i in range(FLOOD)]
@@ -80,6 +82,8 @@ def test_a_small_tenant_is_served_between_a_large_tenants_batches_and_nothing_is
     assert all(r.status == "SUCCEEDED" for r in results), results
     assert {r.request_id: r.tenant for r in results} == tenant_of
     assert read_dead_letters(settings) == []
+    said = [r.getMessage() for r in caplog.records if "tenants share" in r.getMessage()]
+    assert said == ["tenants share the GPU by weight: flood=1.0, small=1.0, others 1"]
     registry = hooks.metrics.registry
     for tenant, n in (("flood", FLOOD), ("small", SMALL)):
         labels = {"tenant": tenant, "outcome": "succeeded"}
