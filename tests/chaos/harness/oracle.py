@@ -19,7 +19,7 @@ import hashlib
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, TopicPartition
@@ -30,7 +30,15 @@ from tests.chaos.harness.follow import DeadLetter, FleetOutputs
 from tests.chaos.harness.load import Acked
 from tests.integration.worker.conftest import committed_offsets, end_offsets
 
-__all__ = ["CommitSample", "CommitSampler", "Verdict", "judge", "outcome_of", "settle"]
+__all__ = [
+    "CommitSample",
+    "CommitSampler",
+    "Verdict",
+    "judge",
+    "outcome_of",
+    "settle",
+    "settle_each",
+]
 
 
 @dataclass(frozen=True)
@@ -222,22 +230,47 @@ def settle(
     """Liveness: wait until every acknowledged record has an outcome and the group has
     committed every partition to its end; return the seconds from ``since`` (the instant the
     fault healed; default now) to then: the recovery time."""
-    topic = settings.topics.requests
+    only = {"": (settings, load_acked)}
+    return settle_each(only, outputs, timeout, since=since, cancelled=cancelled)[""]
+
+
+def settle_each(
+    topics: Mapping[str, tuple[Settings, Callable[[], list[Acked]]]],
+    outputs: FleetOutputs,
+    timeout: float,
+    *,
+    since: float | None = None,
+    cancelled: frozenset[str] = frozenset(),
+) -> dict[str, float]:
+    """:func:`settle` for several requests topics at once (the lanes of scenario 15; each
+    name's settings name its topic as ``topics.requests``), checked in the same rounds: each
+    name's recovery time is from ``since`` to the first check that found it settled."""
     start = time.monotonic()
     since = start if since is None else since
-    missing: list[Acked] = []
+    settled: dict[str, float] = {}
+    missing: dict[str, list[Acked]] = {}
     while time.monotonic() - start < timeout:
         try:
             outputs.refresh(timeout=5)
-            statuses, dead_at, _ = _index(outputs, topic, None, None)
-            missing = [a for a in load_acked() if not outcome_of(a, statuses, dead_at, cancelled)]
-            if not missing and committed_offsets(settings) == end_offsets(settings):
-                return time.monotonic() - since
+            for name, (settings, load_acked) in topics.items():
+                if name in settled:
+                    continue
+                statuses, dead_at, _ = _index(outputs, settings.topics.requests, None, None)
+                missing[name] = [
+                    a for a in load_acked() if not outcome_of(a, statuses, dead_at, cancelled)
+                ]
+                if not missing[name] and committed_offsets(settings) == end_offsets(settings):
+                    settled[name] = time.monotonic() - since
+            if len(settled) == len(topics):
+                return settled
         except Exception:  # the broker may still be electing leaders after a restart
             pass
         time.sleep(0.25)
-    raise AssertionError(
-        f"not settled after {timeout:.0f}s: {len(missing)} records without an outcome "
-        f"({[a.request_id for a in missing[:5]]}), committed {committed_offsets(settings)} "
-        f"vs ends {end_offsets(settings)}"
-    )
+    problems = [
+        f"{name + ': ' if name else ''}{len(missing.get(name, []))} records without an outcome "
+        f"({[a.request_id for a in missing.get(name, [])[:5]]}), committed "
+        f"{committed_offsets(settings)} vs ends {end_offsets(settings)}"
+        for name, (settings, _) in topics.items()
+        if name not in settled
+    ]
+    raise AssertionError(f"not settled after {timeout:.0f}s: {'; '.join(problems)}")
