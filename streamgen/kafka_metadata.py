@@ -29,12 +29,35 @@ from confluent_kafka.admin import AdminClient, ClusterMetadata  # type: ignore[a
 from streamgen.errors import ConfigError
 from streamgen.listener_probe import check_listeners
 
-__all__ = ["AUTH_CODES", "FIRST_SLICE_S", "MetadataProbe", "list_topics_watching_login"]
+__all__ = [
+    "AUTH_CODES",
+    "FIRST_SLICE_S",
+    "MetadataProbe",
+    "coordinator_not_ready",
+    "list_topics_watching_login",
+]
 
 # librdkafka error codes that mean "the broker refused who we are", not "nobody answered".
 AUTH_CODES = frozenset(
     {KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED, KafkaError._SSL}
 )
+# The group coordinator answers these while it is still loading or moving (a broker just
+# started, a coordinator failing over): asking again shortly is the documented remedy.
+_COORDINATOR_NOT_READY = frozenset(
+    {
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+    }
+)
+
+
+def coordinator_not_ready(exc: KafkaException) -> bool:
+    """Whether ``exc`` says only that the group coordinator cannot answer yet."""
+    error = exc.args[0] if exc.args else None
+    return isinstance(error, KafkaError) and error.code() in _COORDINATOR_NOT_READY
+
+
 # The first slice of the wait; each next one is twice as long. Short, so a refused login is
 # noticed within a second; doubling, because each slice sends the request again: fixed short
 # slices would never outlast a broker slow to answer (a long round trip, a cold TLS handshake).

@@ -13,7 +13,7 @@ import functools
 import importlib
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
@@ -23,7 +23,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from streamgen.contracts.codec import request_codec, result_codec
 from streamgen.errors import DecodeError, StreamgenError
 from streamgen.kafka_config import admin_config, consumer_config
-from streamgen.kafka_metadata import MetadataProbe
+from streamgen.kafka_metadata import MetadataProbe, coordinator_not_ready
 from streamgen.ops.lag_report import GroupLag, PartitionLag, results_rate
 from streamgen.settings import Settings
 from streamgen.telemetry.backlog import pixel_steps
@@ -37,6 +37,8 @@ ADMIN_TIMEOUT_S = 15.0
 # Bounded reads: a partition whose last offset is a transaction marker never yields a record
 # at end-1, so reading stops at this deadline instead of hanging.
 READ_TIMEOUT_S = 10.0
+# How soon a group request is sent again while the coordinator is still loading.
+COORDINATOR_RETRY_S = 0.25
 
 # Imported by module: the admin package's typing does not re-export OffsetSpec.
 OffsetSpec: Any = importlib.import_module("confluent_kafka.admin").OffsetSpec
@@ -57,6 +59,28 @@ def _result(future: Any, what: str) -> Any:
         raise LagError(f"{what}: {exc.args[0]}") from exc
     except TimeoutError as exc:
         raise LagError(f"{what}: no answer from the broker in {ADMIN_TIMEOUT_S:.0f}s") from exc
+
+
+def _group_result(
+    ask: Callable[[], Any],
+    what: str,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Any:
+    """The answer to a group request (``ask()`` sends it and returns its future), sent again
+    while the group coordinator is still loading, as it is on a broker that has just started,
+    for up to ADMIN_TIMEOUT_S in all. Any other error, or the same one past that, is a LagError."""
+    deadline = clock() + ADMIN_TIMEOUT_S
+    while True:
+        try:
+            return _result(ask(), what)
+        except LagError as exc:
+            cause = exc.__cause__
+            loading = isinstance(cause, KafkaException) and coordinator_not_ready(cause)
+            if not loading or clock() + COORDINATOR_RETRY_S > deadline:
+                raise
+        sleep(COORDINATOR_RETRY_S)
 
 
 class LagProbe:
@@ -108,8 +132,10 @@ class LagProbe:
 
     def committed(self, group: str, tps: list[TPKey]) -> dict[TPKey, int | None]:
         request = [ConsumerGroupTopicPartitions(group, [TopicPartition(t, p) for t, p in tps])]
-        futures = self._admin.list_consumer_group_offsets(request)
-        answer = _result(futures[group], f"reading committed offsets of group {group!r}")
+        answer = _group_result(
+            lambda: self._admin.list_consumer_group_offsets(request)[group],
+            f"reading committed offsets of group {group!r}",
+        )
         out: dict[TPKey, int | None] = {}
         for tp in answer.topic_partitions:
             # librdkafka reports "no commit" as a negative sentinel (OFFSET_INVALID).
@@ -117,8 +143,10 @@ class LagProbe:
         return out
 
     def owners(self, group: str) -> dict[TPKey, str]:
-        futures = self._admin.describe_consumer_groups([group])
-        description = _result(futures[group], f"describing group {group!r}")
+        description = _group_result(
+            lambda: self._admin.describe_consumer_groups([group])[group],
+            f"describing group {group!r}",
+        )
         out: dict[TPKey, str] = {}
         for member in description.members:
             owner = f"{member.client_id}@{member.host.lstrip('/')}"

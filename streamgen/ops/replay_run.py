@@ -26,7 +26,7 @@ from streamgen.contracts.codec import request_codec
 from streamgen.contracts.dead_letter import read_claim_check, replay_headers
 from streamgen.errors import DecodeError, StoreUnavailable, StreamgenError
 from streamgen.kafka_config import admin_config, consumer_config, producer_config
-from streamgen.kafka_metadata import MetadataProbe
+from streamgen.kafka_metadata import MetadataProbe, coordinator_not_ready
 from streamgen.ops.replay_claims import ClaimedRecords, ClaimMissing, Original
 from streamgen.ops.replay_rules import DeadLetterView, Pacer, ReplayFilter
 from streamgen.settings import Settings
@@ -295,15 +295,6 @@ class Replayer:
                     raise ReplayError(f"committing replay progress of {tp.partition}: {tp.error}")
 
 
-# The group coordinator answers these while it is still loading or moving (a broker just
-# started, a coordinator failing over): asking again shortly is the documented remedy.
-_COORDINATOR_NOT_READY = {
-    KafkaError.NOT_COORDINATOR,
-    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
-    KafkaError.COORDINATOR_NOT_AVAILABLE,
-}
-
-
 def committed_offsets(
     consumer: Any,
     partitions: list[TopicPartition],
@@ -322,8 +313,6 @@ def committed_offsets(
             )
             return answer
         except KafkaException as exc:
-            error = exc.args[0] if exc.args else None
-            ready = not isinstance(error, KafkaError) or error.code() not in _COORDINATOR_NOT_READY
-            if ready or clock() + 0.2 > deadline:
+            if not coordinator_not_ready(exc) or clock() + 0.2 > deadline:
                 raise
             sleep(0.2)

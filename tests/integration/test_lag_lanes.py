@@ -38,8 +38,8 @@ def test_lag_reports_each_lane(stack_settings: Settings) -> None:
             producer.produce(topic, key=request.request_id.encode(), value=codec.encode(request))
     assert producer.flush(30) == 0
     group = f"lag-{uuid.uuid4().hex[:8]}"
-    # The group commits 0 everywhere first: a synchronous commit waits out the coordinator's
-    # load on a broker just started (lag's own read of the offsets does not).
+    # The group commits 0 everywhere first, so every lane's partitions have a committed position
+    # (lag also waits out a coordinator still loading: tests/unit/ops/test_lag_probe_retry.py).
     committer = Consumer(
         {"bootstrap.servers": stack_settings.kafka.bootstrap_servers, "group.id": group}
     )
