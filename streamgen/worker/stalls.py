@@ -7,7 +7,10 @@ every record it fetches or admits as progress of its partition; a partition owne
 progress for ``worker.stall_timeout_s`` is probed (records buffered here, or the broker's high
 watermark past the consumer's position), and if records are waiting it is reported: one
 warning log line and ``streamgen_partition_stalled_seconds{topic,partition}``, until it moves
-again. Idle partitions (nothing waiting) are never reported.
+again. Idle partitions (nothing waiting) are never reported, and neither is one that was found
+idle and has records now: its records have waited only since some instant after that probe,
+so its clock starts when the probe first finds them (a lane idle for minutes, then a burst held
+back by a full window, is not a stall).
 
 :class:`StallWatch` is the pure bookkeeping (instants passed in); :class:`StallWatchdog` adds
 the probes, rate-limited, on the consumer loop's thread.
@@ -46,6 +49,9 @@ class StallWatch:
         self.timeout_s = timeout_s
         self._moved: dict[TopicPartitionKey, float] = {}
         self._stalled: set[TopicPartitionKey] = set()
+        # Found idle by the last probe and not moved since: when records wait on one of these,
+        # the wait began after that probe, not at the last movement.
+        self._idle: set[TopicPartitionKey] = set()
 
     def own(self, partitions: Iterable[TopicPartitionKey], now: float) -> list[TopicPartitionKey]:
         """Follow exactly ``partitions`` (a new one counts as having moved now); return the
@@ -58,12 +64,14 @@ class StallWatch:
             del self._moved[tp]
         ended = [tp for tp in gone if tp in self._stalled]
         self._stalled -= set(gone)
+        self._idle -= set(gone)
         return ended
 
     def moved(self, tp: TopicPartitionKey, now: float) -> bool:
         """A record of ``tp`` was fetched or admitted; True if it had been reported stalled."""
         if tp in self._moved:
             self._moved[tp] = now
+        self._idle.discard(tp)
         if tp in self._stalled:
             self._stalled.discard(tp)
             return True
@@ -76,6 +84,16 @@ class StallWatch:
     def still(self, tp: TopicPartitionKey, now: float) -> float:
         return now - self._moved.get(tp, now)
 
+    def waiting(self, tp: TopicPartitionKey, now: float) -> bool:
+        """A probe found records waiting on suspect ``tp``: True if they have waited without
+        progress past the timeout. False for a partition the last probe found idle: its clock
+        starts now, and a later probe decides."""
+        if tp in self._idle:
+            self._idle.discard(tp)
+            self._moved[tp] = now
+            return False
+        return True
+
     def report(self, tp: TopicPartitionKey) -> bool:
         """Mark ``tp`` stalled; True the first time (the log line is said once per stall)."""
         first = tp not in self._stalled
@@ -85,7 +103,10 @@ class StallWatch:
     def clear(self, tp: TopicPartitionKey, now: float) -> bool:
         """Nothing waits on ``tp``: it is idle, not stalled, and is not asked about again for
         another timeout. True if it had been reported stalled."""
-        return self.moved(tp, now)
+        ended = self.moved(tp, now)
+        if tp in self._moved:
+            self._idle.add(tp)
+        return ended
 
 
 class StallWatchdog:
@@ -125,6 +146,8 @@ class StallWatchdog:
                 if self._watch.clear(tp, now):
                     self._on_stall(tp, None)
                 continue
+            if not self._watch.waiting(tp, now):
+                continue  # found idle last time: its records have waited since then at most
             still = self._watch.still(tp, now)
             if self._watch.report(tp):
                 log.warning(

@@ -51,3 +51,35 @@ def test_an_idle_partition_is_not_asked_about_again_for_another_timeout() -> Non
     assert watch.suspects(now=2.5) == []
     watch.report(A)
     assert watch.clear(A, now=3.0)  # a reported stall whose records were then taken ends
+
+
+def test_records_arriving_on_a_partition_found_idle_start_its_clock_when_first_seen() -> None:
+    """Idle for minutes, then a burst the window holds back: not a stall of minutes."""
+    watch = StallWatch(timeout_s=60.0)
+    watch.own([A], now=0.0)
+    assert watch.suspects(now=61.0) == [A]
+    watch.clear(A, now=61.0)  # probed: idle
+    assert watch.suspects(now=130.0) == [A]  # records arrived at 125 and wait
+    assert not watch.waiting(A, now=130.0)  # not reported: they waited 5 s at most
+    assert watch.suspects(now=189.0) == []
+    assert watch.suspects(now=191.0) == [A]
+    assert watch.waiting(A, now=191.0)  # still waiting 61 s after first seen: a stall
+    assert watch.still(A, now=191.0) == 61.0
+
+
+def test_a_partition_that_moved_since_its_idle_probe_counts_from_its_last_movement() -> None:
+    watch = StallWatch(timeout_s=60.0)
+    watch.own([A], now=0.0)
+    watch.clear(A, now=61.0)
+    watch.moved(A, now=70.0)  # records came and were fetched: no longer known idle
+    assert watch.suspects(now=131.0) == [A]
+    assert watch.waiting(A, now=131.0)  # records waiting since the last movement at most
+    assert watch.still(A, now=131.0) == 61.0
+
+
+def test_a_partition_newly_owned_with_a_backlog_counts_from_its_assignment() -> None:
+    """The stalled-partition defect of issue 22: assigned, records waiting, never fetched."""
+    watch = StallWatch(timeout_s=60.0)
+    watch.own([A], now=0.0)
+    assert watch.suspects(now=61.0) == [A]
+    assert watch.waiting(A, now=61.0)
