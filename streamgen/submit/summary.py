@@ -49,6 +49,7 @@ class Summary:
     def lines(self) -> list[str]:
         """The human summary, one line per fact, failures and missing ids named."""
         out = [f"submitted: {self.submitted}", f"succeeded: {len(self.succeeded)}"]
+        out.extend(f"  {rid}: {uri}" for rid in self.succeeded for uri in self.images.get(rid, []))
         codes = ", ".join(f"{code} x{n}" for code, n in sorted(self.failure_codes.items()))
         out.append(f"failed: {len(self.failed)}" + (f" ({codes})" if codes else ""))
         out.extend(f"  {rid}: {reason}" for rid, reason in sorted(self.failed.items()))

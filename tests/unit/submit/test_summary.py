@@ -46,6 +46,7 @@ def test_summary_counts_codes_missing_and_latency() -> None:
     assert summary.failure_codes == {"INVALID_REQUEST": 2, "GENERATION_FAILED": 1}
     assert (summary.p50, summary.p95) == (1.0, 3.0)
     text = "\n".join(summary.lines())
+    assert "succeeded: 2\n  a: s3://b/a/0.png\n  b: s3://b/b/0.png\nfailed: 3" in text
     assert "failed: 3 (GENERATION_FAILED x1, INVALID_REQUEST x2)" in text
     assert "  c: INVALID_REQUEST: invalid_request happened" in text
     assert "missing (no result before the timeout): 1\n  f" in text
