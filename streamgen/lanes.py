@@ -46,7 +46,8 @@ def lane_topic(topics: TopicSettings, name: str) -> str:
     """The topic of lane ``name``; ConfigError naming the known lanes if there is none."""
     known = [lane.name for lane in request_lanes(topics)]
     if name not in known:
-        raise ConfigError("lane", f"no lane {name!r}; the lanes are {', '.join(known)}")
+        lanes = ", ".join(known) if topics.lanes else f"{DEFAULT_LANE} alone (it is empty)"
+        raise ConfigError(SETTING, f"has no lane {name!r} (asked by --lane); its lanes: {lanes}")
     return topics.requests if name == DEFAULT_LANE else f"{topics.requests}.{name}"
 
 

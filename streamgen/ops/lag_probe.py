@@ -117,7 +117,10 @@ class LagProbe:
         found = metadata.topics.get(topic)
         if found is None or found.error is not None or not found.partitions:
             reason = found.error if found is not None and found.error else "no partitions"
-            raise LagError(f"topic {topic!r} not found on {servers} ({reason})")
+            raise LagError(
+                f"topic {topic!r} not found on {servers} ({reason}); `streamgen topics create` "
+                "with the fleet's settings creates every topic they name, each lane's included"
+            )
         return sorted(found.partitions)
 
     def watermarks(self, tps: list[TPKey]) -> dict[TPKey, tuple[int, int]]:

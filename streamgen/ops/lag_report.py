@@ -203,7 +203,7 @@ def render_table(report: GroupLag) -> str:
     )
     lines += [
         "",
-        f"group {report.group}: total lag {report.total_lag} messages, "
+        f"group {report.group} on {report.topic}: total lag {report.total_lag} messages, "
         f"oldest waiting {format_duration(report.max_lag_seconds)}",
         f"backlog: {_gpu_seconds_text(report, backlog)}",
         f"drain: {format_duration(backlog.drain_seconds)} at {rate}",

@@ -100,7 +100,10 @@ class RequestPublisher:
         topic = metadata.topics.get(self._topic)
         if topic is None or topic.error is not None:
             why = topic.error.str() if topic is not None and topic.error else "not in metadata"
-            raise BrokerUnavailable(f"topic {self._topic!r} on {self._bootstrap}: {why}")
+            raise BrokerUnavailable(
+                f"topic {self._topic!r} on {self._bootstrap}: {why} (`streamgen topics create` "
+                "with the fleet's settings creates every topic they name, each lane's included)"
+            )
 
     def publish(self, requests: Sequence[GenerationRequest]) -> list[Delivery]:
         """Produce every request and wait for every delivery report.

@@ -56,8 +56,14 @@ def test_an_unknown_lane_is_refused_naming_the_known_ones() -> None:
     topics = TopicSettings(lanes=THREE)
     assert lane_topic(topics, "bulk") == "streamgen.requests.bulk"
     assert lane_topic(topics, "default") == "streamgen.requests"
-    with pytest.raises(ConfigError, match="no lane 'urgent'; the lanes are interactive, default"):
+    with pytest.raises(
+        ConfigError,
+        match=r"'topics\.lanes': has no lane 'urgent' \(asked by --lane\); its lanes: interactive, "
+        "default, bulk",
+    ):
         lane_topic(topics, "urgent")
+    with pytest.raises(ConfigError, match=r"its lanes: default alone \(it is empty\)"):
+        lane_topic(TopicSettings(), "bulk")
 
 
 @pytest.mark.parametrize(
@@ -105,4 +111,6 @@ def test_submit_to_an_unknown_lane_names_the_known_lanes_and_publishes_nothing()
         env={"STREAMGEN_TOPICS_LANES": "interactive=0.1,default=0.3,bulk=0.1"},
     )
     assert result.exit_code == 1
-    assert "no lane 'urgent'; the lanes are interactive, default, bulk" in result.output
+    assert "has no lane 'urgent' (asked by --lane); its lanes: interactive, default, bulk" in (
+        result.output
+    )

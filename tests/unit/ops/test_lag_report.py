@@ -117,7 +117,7 @@ def test_table_shows_every_partition_and_totals() -> None:
     ]
     assert lines[1].split() == ["req", "0", "5", "9", "4", "1m00s", "w1@10.0.0.1"]
     assert lines[2].split() == ["req", "1", "-", "0", "0", "0s", "-"]
-    assert "total lag 4 messages" in text
+    assert "on req: total lag 4 messages" in text  # a lane's report names its topic
     assert "40.0 GPU-seconds" in text
     assert "drain: 2s at 2.00 msg/s (results)" in text
 
