@@ -90,8 +90,7 @@ def apply_knobs(parts: PipelineParts, settings: EngineSettings, device: torch.de
     modules = (parts.denoiser, parts.vae)
     parts.family.use_attention(parts, settings.attention)
     if settings.fuse_qkv:
-        for module in modules:
-            module.fuse_qkv_projections()
+        parts.family.fuse_qkv(parts)
     if settings.channels_last:
         for module in modules:
             module.to(memory_format=torch.channels_last)

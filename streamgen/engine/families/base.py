@@ -190,6 +190,13 @@ class ModelFamily(ABC):
     # final norm and projection) stays in the model's dtype. Empty: the family does not offer it.
     fp8_blocks: ClassVar[tuple[str, ...]] = ()
 
+    def fuse_qkv(self, parts: PipelineParts) -> None:
+        """``engine.fuse_qkv``: each attention's query, key and value projections as one product
+        (key and value for cross-attention), in the denoiser and the VAE, without changing an
+        image (tests/unit/engine/test_fuse_qkv.py holds every family to it)."""
+        for module in (parts.denoiser, parts.vae):
+            module.fuse_qkv_projections()
+
     def use_attention(self, parts: PipelineParts, kind: str) -> None:
         """``engine.attention``: ``sdpa`` (torch's kernel choice) or ``xformers``."""
         from diffusers.models import attention_processor

@@ -21,6 +21,8 @@ What differs from the other families, each answered here and nowhere else:
 - decoding: the VAE's ``shift_factor`` and ``scaling_factor`` (generic, ``decode``);
 - img2img: flow matching's (``flow_matching``), as ``StableDiffusion3Img2ImgPipeline``; not on
   Large Turbo, whose model card offers text-to-image only (4 ADD-distilled steps).
+- ``engine.fuse_qkv``: streamgen's own fused joint attention (``joint_attention``); diffusers'
+  drops SD3.5's q/k norms.
 
 Variants: the weights say SD3.5 Large, SD3.5 Medium (MMDiT-X's dual-attention layers) or SD3
 Medium (no q/k norm, served the same way). Large Turbo has
@@ -42,6 +44,7 @@ import torch
 from streamgen.engine.conditioning import Conditioning
 from streamgen.engine.families.base import NoisePredictor, PipelineParts
 from streamgen.engine.families.flow_matching import FlowMatchingImg2Img
+from streamgen.engine.families.joint_attention import fuse_joint_attention
 from streamgen.engine.families.prompt_encoding import clip_encode, t5_encode
 from streamgen.engine.families.rules import FamilyRules
 from streamgen.engine.families.transformer import PATCH, image_shift
@@ -173,6 +176,12 @@ class StableDiffusion3(FlowMatchingImg2Img):
             return torch.where(guidance.view(-1, 1, 1, 1) > 1, mixed, positive)
 
         return predict
+
+    def fuse_qkv(self, parts: PipelineParts) -> None:
+        # Not diffusers' fused processor: it drops SD3.5's q/k norms and cannot run Medium's
+        # dual attention (joint_attention.py says how each showed).
+        fuse_joint_attention(parts.denoiser)
+        parts.vae.fuse_qkv_projections()
 
 
 def _variant(transformer: Any) -> str:

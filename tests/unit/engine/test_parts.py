@@ -114,7 +114,8 @@ def test_settings_are_checked_by_name() -> None:
     assert model_sources({"a": "/p", "b": "/q"}) == {"a": "/p", "b": "/q", "default": "/p"}
 
 
-@pytest.mark.parametrize("knob", ["channels_last", "fuse_qkv", "vae_slicing"])
+# fuse_qkv: every family, test_fuse_qkv.py.
+@pytest.mark.parametrize("knob", ["channels_last", "vae_slicing"])
 def test_speed_knobs_change_nothing_but_speed(
     tiny_dir: Path, engine: DiffusionEngine, knob: str
 ) -> None:
