@@ -13,6 +13,7 @@ from typing import Literal
 
 __all__ = [
     "Attention",
+    "CompileMode",
     "Dtype",
     "EngineSettings",
     "GroupProtocol",
@@ -33,6 +34,9 @@ __all__ = [
 # so the code that reads one never meets a value it does not know.
 Dtype = Literal["auto", "float16", "bfloat16", "float32"]
 Attention = Literal["sdpa", "xformers"]
+# default: Inductor's defaults; max-autotune: Inductor times GEMM templates and tunes its kernels'
+# launch parameters (mode "max-autotune-no-cudagraphs": streamgen's own graphs stay the graphs).
+CompileMode = Literal["default", "max-autotune"]
 GroupProtocol = Literal["classic", "consumer"]
 ImageFormatName = Literal["png", "jpeg", "webp"]  # contracts.formats.FORMATS' names
 
@@ -168,6 +172,9 @@ class EngineSettings:
     channels_last: bool = False
     fuse_qkv: bool = False
     compile: bool = False
+    # How hard Inductor works on what `compile` or `aot_compile` compiles (knobs.py): longer
+    # compiles at first start, faster kernels where its tuning finds them. Same images.
+    compile_mode: CompileMode = "default"
     # UNet step and VAE decoder compiled ahead of time into compile_cache_dir (aot.py): later
     # starts load them in seconds instead of tracing for tens of seconds like `compile`.
     aot_compile: bool = False

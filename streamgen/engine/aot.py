@@ -43,12 +43,20 @@ from streamgen.engine.families import NoisePredictor, PipelineParts
 from streamgen.errors import ConfigError
 from streamgen.settings import EngineSettings
 
-__all__ = ["AotModules", "check_aot_compile", "open_package", "package_key"]
+__all__ = ["COMPILE_MODES", "AotModules", "check_aot_compile", "open_package", "package_key"]
 
 log = logging.getLogger(__name__)
 
 # What a package's code depends on besides the architecture: inductor settings that change it.
 _INDUCTOR = {"aot_inductor.package_constants_in_so": False, "conv_1x1_as_mm": True}
+# ``engine.compile_mode``: the Inductor options each mode turns on, for ``compile`` and
+# ``aot_compile`` alike. max-autotune is torch.compile's "max-autotune-no-cudagraphs" (times
+# GEMM templates, tunes kernels' launch parameters by coordinate descent), not "max-autotune":
+# Inductor's own CUDA graphs would nest inside streamgen's (graphs.py), which stay the graphs.
+COMPILE_MODES: dict[str, dict[str, bool]] = {
+    "default": {},
+    "max-autotune": {"max_autotune": True, "coordinate_descent_tuning": True},
+}
 # The attention kernel is left to Inductor's choice for the device, made when the package is
 # compiled: an export keeps ``scaled_dot_product_attention`` whole, so an ``sdpa_kernel`` context
 # around it would change nothing. Why cuDNN's (its choice on Hopper) is kept although it compiles
@@ -120,10 +128,20 @@ def package_key(kind: str, architecture: dict[str, Any], inputs: dict[str, Any],
 class AotModules:
     """The compiled denoiser step and VAE decoder of one loaded model, per latent shape."""
 
-    def __init__(self, parts: PipelineParts, directory: Path, *, label: str, knobs: str) -> None:
+    def __init__(
+        self,
+        parts: PipelineParts,
+        directory: Path,
+        *,
+        label: str,
+        knobs: str,
+        inductor: dict[str, bool] | None = None,
+    ) -> None:
         """``label`` names torch and the device, ``knobs`` the speed knobs that change the
-        modules (fused QKV, channels-last, attention)."""
+        modules (fused QKV, channels-last, attention, compile mode); ``inductor`` adds options
+        to the compiler's (``COMPILE_MODES``)."""
         self._parts = parts
+        self._inductor = {**_INDUCTOR, **(inductor or {})}
         self._dir = directory / "aot"
         self._label = f"{label}|{knobs}"
         predict = parts.family.noise_predictor(parts.denoiser)
@@ -149,7 +167,11 @@ class AotModules:
         )
         if settings.fp8_linear:  # another graph; packages made without it keep their key
             knobs += " fp8_linear=True"
-        return cls(parts, Path(settings.compile_cache_dir), label=label, knobs=knobs)
+        if settings.compile_mode != "default":  # other kernels; the default keeps its key
+            knobs += f" compile_mode={settings.compile_mode}"
+        inductor = COMPILE_MODES[settings.compile_mode]
+        directory = Path(settings.compile_cache_dir)
+        return cls(parts, directory, label=label, knobs=knobs, inductor=inductor)
 
     def guided(
         self, latents: torch.Tensor, t: torch.Tensor, cond: Conditioning, guidance: torch.Tensor
@@ -262,7 +284,7 @@ class AotModules:
         os.close(fd)
         try:
             torch._inductor.aoti_compile_and_package(
-                exported, package_path=tmp, inductor_configs=dict(_INDUCTOR)
+                exported, package_path=tmp, inductor_configs=dict(self._inductor)
             )
             Path(tmp).replace(path)
         finally:

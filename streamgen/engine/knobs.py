@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from streamgen.engine.aot import check_aot_compile
+from streamgen.engine.aot import COMPILE_MODES, check_aot_compile
 from streamgen.engine.families import PipelineParts
 from streamgen.engine.fp8 import swap_fp8_linears
 from streamgen.engine.loading import pipeline_family
@@ -41,6 +41,12 @@ def check_knobs(settings: EngineSettings, device: torch.device) -> None:
             raise ConfigError("engine.fuse_qkv", "fused QKV projections need attention=sdpa")
     if settings.compile and settings.cpu_offload:
         raise ConfigError("engine.compile", "cannot compile modules that move between devices")
+    if settings.compile_mode != "default" and not (settings.compile or settings.aot_compile):
+        raise ConfigError(
+            "engine.compile_mode",
+            f"{settings.compile_mode} tunes what engine.compile or engine.aot_compile compiles; "
+            "turn one of them on, or leave it default",
+        )
     check_aot_compile(settings)
     if settings.cuda_graphs:
         if device.type != "cuda":
@@ -109,16 +115,18 @@ def apply_knobs(parts: PipelineParts, settings: EngineSettings, device: torch.de
 
         # 1x1 convolutions as matrix products: inductor can fuse them with their neighbours.
         inductor.conv_1x1_as_mm = True
-        parts.denoiser.compile()
-        parts.vae.decoder.compile()
+        options = COMPILE_MODES[settings.compile_mode] or None  # None: torch's defaults
+        parts.denoiser.compile(options=options)
+        parts.vae.decoder.compile(options=options)
     log.info(
         "speed knobs: attention=%s fuse_qkv=%s channels_last=%s vae_slicing=%s compile=%s "
-        "aot_compile=%s cuda_graphs=%s cudnn_benchmark=%s fp8_linear=%s",
+        "compile_mode=%s aot_compile=%s cuda_graphs=%s cudnn_benchmark=%s fp8_linear=%s",
         settings.attention,
         settings.fuse_qkv,
         settings.channels_last,
         settings.vae_slicing,
         settings.compile,
+        settings.compile_mode,
         settings.aot_compile,
         settings.cuda_graphs,
         settings.cudnn_benchmark,

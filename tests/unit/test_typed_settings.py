@@ -31,6 +31,7 @@ BAD = [
     ("ENGINE_DEFAULT_SCHEDULER", "warp", "engine.default_scheduler", "dpmpp_2m"),
     ("ENGINE_DTYPE", "fp16", "engine.dtype", "auto|float16|bfloat16|float32"),
     ("ENGINE_ATTENTION", "flash", "engine.attention", "sdpa|xformers"),
+    ("ENGINE_COMPILE_MODE", "reduce-overhead", "engine.compile_mode", "default|max-autotune"),
     ("ENGINE_WARMUP_SHAPES", "512x512", "engine.warmup_shapes", "WIDTHxHEIGHTxSTEPS"),
     ("ENGINE_WARMUP_SHAPES", "512x512x30,huge", "engine.warmup_shapes", "'huge'"),
     ("ENGINE_WARMUP_SHAPES", "512x512x30@nope", "engine.warmup_shapes", "model 'nope'"),
