@@ -9,7 +9,10 @@ runner loaded at a time (two copies of FLUX.1 do not fit one H100):
 
 - ``diffusers``: the stock pipeline (``FluxPipeline``, ``StableDiffusionXLPipeline``, ...);
 - ``diffusers+compile``: the same with ``torch.compile`` on its transformer / UNet;
-- ``streamgen``: the engine, eager; ``streamgen+KNOBS``: with ``--best-knobs``;
+- ``streamgen``: the engine, eager; ``streamgen+KNOBS``: with ``--best-knobs`` (engine
+  settings: ``NAME`` turns ``engine.NAME`` on, ``NAME=VALUE`` sets it, e.g.
+  ``compile,cuda_graphs,fuse_qkv,compile_mode=max-autotune``; its runner's name joins them
+  with ``+``);
 - ``streamgen+fp8``: ``--best-knobs`` plus ``engine.fp8_linear`` (transformer families on a GPU
   with FP8 tensor cores), the one path that changes images: its row also holds its drift from
   the ``streamgen`` runner's images for the same requests (max and mean pixel difference, PSNR).
@@ -18,14 +21,15 @@ Each runner reports batch-1 latency, images/s per batch size, TFLOP/s (FLOPs cou
 by ``benchmarks.flops``), peak GPU memory and its untimed warm-up; the report also holds the
 max pixel difference between streamgen and stock for the same requests. Every shape is run
 once untimed first (compilation, cuDNN's search, graph capture), with as few steps as the
-family accepts. On a machine without CUDA only ``--tiny`` runs (a smoke test of the same code
-on the tiny architecture).
+family accepts. ``--profile`` adds, per runner, where one batch-1 call's time went
+(``benchmarks.runner_profile``: attention, matrix products, everything else, the top kernels,
+and the gaps between kernels). On a machine without CUDA only ``--tiny`` runs (a smoke test of
+the same code on the tiny architecture; its profile counts operators' CPU time).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import gc
 import json
 import platform
@@ -33,7 +37,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,58 +45,22 @@ import numpy as np
 import torch
 
 from benchmarks.drift import pixel_drift
-from benchmarks.flops import flops_per_image
+from benchmarks.family_runners import (
+    MODEL,
+    RUNS,
+    FamilyRun,
+    knob_settings,
+    stock_runner,
+    streamgen_runner,
+)
+from benchmarks.runner_profile import profile_call
 from streamgen.contracts.request import GenerationRequest
-from streamgen.engine.engine import DiffusionEngine
 from streamgen.engine.families import FAMILIES
 from streamgen.engine.knobs import FP8_CAPABILITY
 from streamgen.engine.model_init import write_model
-from streamgen.engine.schedulers import make_scheduler
-from streamgen.settings import EngineSettings
+from streamgen.errors import ConfigError
 
-MODEL = "bench"
 FP8 = "streamgen+fp8"
-
-
-@dataclass(frozen=True)
-class FamilyRun:
-    """A family at its usual settings: MLPerf's for SDXL, the model cards' for FLUX.1."""
-
-    arch: str
-    tiny: str
-    family: str
-    size: int
-    steps: int
-    guidance: float
-    scheduler: str
-    stock_kwargs: tuple[tuple[str, Any], ...] = ()
-    # The untimed warm-up's steps: few, but no fewer than the family accepts ([dev]: 28).
-    warm_up_steps: int = 2
-    # What streamgen's model mapping adds to the weights (NAME=PATH#PRESET), e.g. large-turbo:
-    # a distilled checkpoint with its base model's configs.
-    preset: str = ""
-
-
-RUNS = {
-    "flux-dev": FamilyRun("flux-dev", "tiny-flux-dev", "flux", 1024, 28, 3.5, "euler",
-                          (("max_sequence_length", 512),), warm_up_steps=28),
-    "flux-schnell": FamilyRun("flux-schnell", "tiny-flux-schnell", "flux", 1024, 4, 0.0,
-                              "euler", (("max_sequence_length", 256),)),
-    "sdxl": FamilyRun("sdxl", "tiny-sdxl", "sdxl", 1024, 20, 8.0, "euler"),
-    "sd15": FamilyRun("sd15", "tiny", "sd15", 512, 30, 7.5, "dpmpp_2m"),
-    # SD3.5's model cards: Large 28 steps at CFG 3.5, Medium 40 at 4.5, Large Turbo 4 without.
-    "sd3.5-large": FamilyRun("sd3.5-large", "tiny-sd3-large", "sd3", 1024, 28, 3.5, "euler",
-                             (("max_sequence_length", 256),)),
-    "sd3.5-medium": FamilyRun("sd3.5-medium", "tiny-sd3-medium", "sd3", 1024, 40, 4.5, "euler",
-                              (("max_sequence_length", 256),)),
-    "sd3.5-large-turbo": FamilyRun("sd3.5-large", "tiny-sd3-large", "sd3", 1024, 4, 0.0, "euler",
-                                   (("max_sequence_length", 256),), preset="large-turbo"),
-    # FLUX.2 [klein] (distilled): 4 steps, no guidance, 512 prompt tokens (Flux2KleinPipeline).
-    "flux2-klein-4b": FamilyRun("flux2-klein-4b", "tiny-flux2-klein", "flux2", 1024, 4, 0.0,
-                                "euler", (("max_sequence_length", 512),), warm_up_steps=4),
-    "flux2-klein-9b": FamilyRun("flux2-klein-9b", "tiny-flux2-klein", "flux2", 1024, 4, 0.0,
-                                "euler", (("max_sequence_length", 512),), warm_up_steps=4),
-}  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -106,6 +73,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             "parameters with T5-XXL); pass --tiny to smoke-test this benchmark on the CPU",
             file=sys.stderr,
         )
+        return 2
+    knobs = [k.strip() for k in args.best_knobs.split(",") if k.strip()]
+    try:  # a misspelt knob or value stops here, before a model is written or loaded
+        knob_settings(knobs)
+    except ConfigError as exc:
+        print(f"--best-knobs: {exc}", file=sys.stderr)
         return 2
     size, steps = (args.size or (64 if args.tiny else run.size)), (args.steps or run.steps)
     directory = _model(run, args.tiny, cuda)
@@ -121,18 +94,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         "versions": _versions(),
         "runners": {},
     }  # fmt: skip
-    knobs = [k for k in args.best_knobs.split(",") if k] if cuda else []
     source = f"{directory}#{run.preset}" if run.preset else str(directory)
     top = max(args.batch_sizes)
     runners: dict[str, Callable[[], Callable[[list[GenerationRequest]], list[Any]]]] = {
-        "diffusers": lambda: _stock(directory, run, compiled=False),
-        "streamgen": lambda: _streamgen(source, (), report, top),
+        "diffusers": lambda: stock_runner(directory, run, compiled=False),
+        "streamgen": lambda: streamgen_runner(source, (), report, top),
     }
     if cuda:
-        runners["diffusers+compile"] = lambda: _stock(directory, run, compiled=True)
-        runners["streamgen+" + "+".join(knobs)] = lambda: _streamgen(source, knobs, None, top)
+        runners["diffusers+compile"] = lambda: stock_runner(directory, run, compiled=True)
+        best = "streamgen+" + "+".join(knobs)
+        runners[best] = lambda: streamgen_runner(source, knobs, None, top)
         if FAMILIES[run.family].fp8_blocks and torch.cuda.get_device_capability() >= FP8_CAPABILITY:
-            runners[FP8] = lambda: _streamgen(source, [*knobs, "fp8_linear"], None, top)
+            runners[FP8] = lambda: streamgen_runner(source, [*knobs, "fp8_linear"], None, top)
     if args.runners:  # a subset, in the order given (the device's 10-minute calls)
         unknown = sorted(set(args.runners) - set(runners))
         if unknown:
@@ -178,7 +151,12 @@ def _parser() -> argparse.ArgumentParser:
                    default=[1, 2, 4, 8])  # fmt: skip
     p.add_argument("--repeats", type=int, default=3, help="timed calls at batch 1 (median)")
     p.add_argument("--best-knobs", default="compile,cuda_graphs",
-                   help="engine knobs of the streamgen+ runner (CUDA only)")  # fmt: skip
+                   help="engine settings of the streamgen+ runner (CUDA only): NAME turns "
+                        "engine.NAME on, NAME=VALUE sets it (compile_mode=max-autotune)",
+                   )  # fmt: skip
+    p.add_argument("--profile", action="store_true",
+                   help="after timing each runner, profile one batch-1 call: kernel time by "
+                        "group (attention, gemm, other), top kernels, gaps")  # fmt: skip
     p.add_argument("--runners", type=lambda s: [x for x in s.split(",") if x], default=[],
                    help="only these runners, in this order (default: all)")  # fmt: skip
     p.add_argument("--json", help="write the report here (docs/bench/...)")
@@ -212,73 +190,6 @@ def _requests(run: FamilyRun, size: int, steps: int, n: int) -> list[GenerationR
     ]
 
 
-def _streamgen(
-    source: str, knobs: Sequence[str], report: dict[str, Any] | None, max_batch: int
-) -> Callable[[list[GenerationRequest]], list[Any]]:
-    flags: dict[str, Any] = dict.fromkeys(knobs, True)  # each knob is a boolean setting
-    # The largest batch timed, as stock runs it: no probe for what fits (the worker's first
-    # sight of a shape), and CUDA graphs captured only for the batch sizes timed.
-    flags["max_batch_size"] = max_batch
-    settings = dataclasses.replace(EngineSettings(models={MODEL: source}), **flags)
-    engine = DiffusionEngine(settings)
-    if report is not None:  # FLOPs of the model, counted once, eagerly
-        first = engine.parts(MODEL)
-        size = report["settings"]["size"]
-        counted = flops_per_image(engine, MODEL, size, report["settings"]["steps"])
-        report["tflop_per_image"] = counted["image"] / 1e12
-        report["tflop_per_step"] = counted["step"] / 1e12
-        report["dtype"] = str(first.dtype)
-
-    def call(requests: list[GenerationRequest]) -> list[Any]:
-        outcomes = engine.generate(requests)
-        failed = [o.error for o in outcomes if not o.ok]
-        if failed:
-            raise RuntimeError(f"streamgen failed: {failed[0]}")
-        return [o.images[0] for o in outcomes]
-
-    return call
-
-
-def _stock(
-    directory: Path, run: FamilyRun, *, compiled: bool
-) -> Callable[[list[GenerationRequest]], list[Any]]:
-    import diffusers
-
-    cuda = torch.cuda.is_available()
-    dtype = FAMILIES[run.family].cuda_dtype if cuda else torch.float32
-    loader: Any = diffusers.DiffusionPipeline
-    pipe = loader.from_pretrained(directory, dtype=dtype, local_files_only=True)
-    table = FAMILIES[run.family].scheduler_table
-    pipe.scheduler = make_scheduler(run.scheduler, dict(pipe.scheduler.config), table)
-    pipe.to("cuda" if cuda else "cpu")
-    pipe.set_progress_bar_config(disable=True)
-    denoiser = getattr(pipe, "transformer", None) or pipe.unet
-    if compiled:
-        denoiser.compile()  # diffusers' recipe: torch.compile on the denoiser, nothing else
-
-    kwargs = dict(run.stock_kwargs)
-    if "max_sequence_length" in kwargs:  # as streamgen: capped by what the tokenizer holds
-        # SD3's T5 is the third tokenizer, FLUX.1's the second; FLUX.2's Qwen3 one the only one.
-        t5 = getattr(pipe, "tokenizer_3", None) or getattr(pipe, "tokenizer_2", None)
-        t5 = t5 or pipe.tokenizer
-        kwargs["max_sequence_length"] = min(kwargs["max_sequence_length"], t5.model_max_length)
-
-    def call(requests: list[GenerationRequest]) -> list[Any]:
-        first = requests[0]
-        images: list[Any] = pipe(
-            prompt=[r.prompt for r in requests],
-            height=first.height,
-            width=first.width,
-            num_inference_steps=first.steps,
-            guidance_scale=first.guidance_scale,
-            generator=[torch.Generator("cpu").manual_seed(r.seed or 0) for r in requests],
-            **kwargs,
-        ).images
-        return images
-
-    return call
-
-
 def _time_runner(
     make: Callable[[], Callable[[list[GenerationRequest]], list[Any]]],
     requests: list[GenerationRequest],
@@ -307,6 +218,9 @@ def _time_runner(
     row["best_images_per_s"] = max(b["images_per_s"] for b in row["batches"])
     row["peak_gib"] = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else 0
     images = call(requests[:2]) if compared else []
+    if args.profile:  # after the timing, which the profiler would slow
+        _progress("profiling one batch-1 call")
+        row["profile"] = profile_call(lambda: call(requests[:1]))
     print(json.dumps(row), flush=True)
     return row, images
 

@@ -27,7 +27,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-__all__ = ["KINDS", "KernelSplit", "kind_of", "main"]
+__all__ = ["KINDS", "KernelSplit", "kernel_times", "kind_of", "main"]
 
 # First match wins, so attention comes before the matrix products its kernels also contain.
 _PATTERNS = (
@@ -188,7 +188,7 @@ def _profile_generate(args: argparse.Namespace) -> tuple[dict[str, object], dict
         sync()
         wall = time.perf_counter() - start
     split = KernelSplit(wall_s=wall)
-    for name, seconds in _kernel_times(prof.events(), cuda=_cuda()):
+    for name, seconds in kernel_times(prof.events(), cuda=_cuda()):
         split.add(name, seconds)
     knobs = "+".join(sorted(args.knob)) or "default"
     out: dict[str, object] = {
@@ -213,7 +213,7 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def _kernel_times(events: Iterable[object], *, cuda: bool) -> Iterable[tuple[str, float]]:
+def kernel_times(events: Iterable[object], *, cuda: bool) -> Iterable[tuple[str, float]]:
     """(kernel name, seconds) of every CUDA kernel the profiler saw; on a CPU (a smoke run of
     this script) every operator's own CPU time instead."""
     for event in events:
