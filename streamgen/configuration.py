@@ -25,8 +25,8 @@ from typing import Any, TypeVar
 from streamgen.credentials import SECRET_SETTINGS, read_properties_file, read_secret_file
 from streamgen.errors import ConfigError
 from streamgen.lanes import parse_lanes
-from streamgen.settings import Lane, Settings, StoreSettings, Tenant, WarmupShape
-from streamgen.tenants import check_weight, parse_tenants
+from streamgen.settings import Lane, Settings, StoreSettings, Tenant, TenantCap, WarmupShape
+from streamgen.tenants import check_cap, check_weight, parse_tenant_caps, parse_tenants
 
 __all__ = ["ENV_PREFIX", "RENAMED", "load_settings"]
 
@@ -85,6 +85,8 @@ def _parse_tuple(element: Any, raw: Any) -> tuple[Any, ...]:
         return parse_lanes(raw)  # a TOML table too: it keeps its order, the lanes' ranks
     if element is Tenant:
         return parse_tenants(raw)
+    if element is TenantCap:
+        return parse_tenant_caps(raw)
     items = raw if isinstance(raw, list | tuple) else str(raw).replace("\n", ",").split(",")
     texts = tuple(str(item).strip() for item in items if str(item).strip())
     if element is WarmupShape:
@@ -251,6 +253,9 @@ def _validate(s: Settings) -> None:
             f"must be >= 0 (0: every step), got {s.worker.progress_interval_s}",
         )
     check_weight("worker.tenant_default_weight", "(default)", s.worker.tenant_default_weight)
+    check_cap(
+        "worker.tenant_default_max_in_flight", "(default)", s.worker.tenant_default_max_in_flight
+    )
     if s.worker.progress and not s.topics.progress:
         raise ConfigError("topics.progress", "is empty but worker.progress is on: name a topic")
     if s.worker.max_wait_ms < 0:

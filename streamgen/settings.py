@@ -23,6 +23,7 @@ __all__ = [
     "Settings",
     "StoreSettings",
     "Tenant",
+    "TenantCap",
     "TopicSettings",
     "ValidationBounds",
     "WarmupShape",
@@ -84,6 +85,20 @@ class Tenant:
     def __str__(self) -> str:
         """``NAME=WEIGHT``, as the setting is written (and read back)."""
         return f"{self.name}={self.weight!r}"
+
+
+@dataclass(frozen=True)
+class TenantCap:
+    """One ``worker.tenant_max_in_flight`` entry, ``NAME=CAP``, parsed and checked by the
+    loader (tenants.py): at most CAP of the tenant's requests in flight in a worker's window,
+    the rest set aside until some finish (worker/deferrals.py). 0: no cap."""
+
+    name: str
+    cap: int
+
+    def __str__(self) -> str:
+        """``NAME=CAP``, as the setting is written (and read back)."""
+        return f"{self.name}={self.cap}"
 
 
 @dataclass(frozen=True)
@@ -250,6 +265,11 @@ class WorkerSettings:
     tenants: tuple[Tenant, ...] = ()
     # The weight of a tenant worker.tenants does not name (the request's "" tenant included).
     tenant_default_weight: float = 1.0
+    # Caps on each tenant's requests in flight (NAME=CAP,...), so one tenant's flood cannot
+    # fill the window (max_in_flight): its records beyond the cap are set aside, not lost.
+    tenant_max_in_flight: tuple[TenantCap, ...] = ()
+    # The cap of a tenant worker.tenant_max_in_flight does not name ("" included); 0: none.
+    tenant_default_max_in_flight: int = 0
 
 
 @dataclass(frozen=True)

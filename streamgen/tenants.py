@@ -16,11 +16,22 @@ from typing import Any
 from streamgen.contracts.validation import TENANT_PATTERN
 from streamgen.errors import ConfigError
 from streamgen.setting_pairs import named_pairs
-from streamgen.settings import Tenant, WorkerSettings
+from streamgen.settings import Tenant, TenantCap, WorkerSettings
 
-__all__ = ["OTHER_TENANTS", "parse_tenants", "tenant_label", "tenant_weight", "tenant_weights"]
+__all__ = [
+    "OTHER_TENANTS",
+    "check_cap",
+    "parse_tenant_caps",
+    "parse_tenants",
+    "tenant_caps",
+    "tenant_label",
+    "tenant_names",
+    "tenant_weight",
+    "tenant_weights",
+]
 
 SETTING = "worker.tenants"
+CAPS_SETTING = "worker.tenant_max_in_flight"
 # The metrics label of every tenant worker.tenants does not name: requests choose their own
 # tenant, so a label per name would let any producer grow the label set without bound.
 OTHER_TENANTS = "other"
@@ -40,24 +51,64 @@ def tenant_weight(worker: WorkerSettings) -> Callable[[str], float] | None:
     return lambda tenant: weights.get(tenant, default)
 
 
+def tenant_names(worker: WorkerSettings) -> list[str]:
+    """Every tenant the settings name, by weight or by cap: the tenants metrics name."""
+    named = [tenant.name for tenant in worker.tenants]
+    return named + [cap.name for cap in worker.tenant_max_in_flight if cap.name not in named]
+
+
 def tenant_label(tenant: str, configured: Mapping[str, float]) -> str:
     """The metrics label of ``tenant``: its name if configured, else "other"."""
     return tenant if tenant in configured else OTHER_TENANTS
 
 
-def parse_tenants(raw: Any) -> tuple[Tenant, ...]:
-    """``worker.tenants`` from text (``a=3,b=1``), a TOML list of such strings or a TOML table
-    (``{search = 3, ads = 1}``), checked whole: ConfigError names the setting and the fault."""
-    pairs = named_pairs(SETTING, raw, "NAME=WEIGHT")
+def tenant_caps(worker: WorkerSettings) -> Callable[[str], int] | None:
+    """Any tenant's cap on requests in flight (0: none); None when no tenant has one: the
+    worker then sets nothing aside, exactly as before caps existed."""
+    caps = {cap.name: cap.cap for cap in worker.tenant_max_in_flight}
+    default = worker.tenant_default_max_in_flight
+    if not default and not any(caps.values()):
+        return None
+    return lambda tenant: caps.get(tenant, default)
+
+
+def parse_tenant_caps(raw: Any) -> tuple[TenantCap, ...]:
+    """``worker.tenant_max_in_flight`` (``flood=8,ads=4``), read like ``worker.tenants``."""
+    pairs = _named_tenants(CAPS_SETTING, raw, "NAME=CAP")
+    return tuple(TenantCap(name, check_cap(CAPS_SETTING, name, cap)) for name, cap in pairs)
+
+
+def check_cap(setting: str, name: str, raw: Any) -> int:
+    """A cap: a whole number >= 0 (0: no cap). ConfigError says what was wrong."""
+    try:
+        cap = int(str(raw).strip())
+    except ValueError:
+        raise ConfigError(setting, f"tenant {name!r}: cap {raw!r} is not a whole number") from None
+    if cap < 0:
+        raise ConfigError(setting, f"tenant {name!r}: cap must be >= 0 (0: no cap), got {raw!r}")
+    return cap
+
+
+def _named_tenants(setting: str, raw: Any, form: str) -> list[tuple[str, Any]]:
+    """``NAME=VALUE`` pairs whose names are tenant names, each named once."""
+    pairs = named_pairs(setting, raw, form)
     bad = [name for name, _ in pairs if not TENANT_PATTERN.fullmatch(name)]
     if bad:
         allowed = "1..64 characters from A-Z a-z 0-9 . _ -"
-        raise ConfigError(SETTING, f"tenant name {bad[0]!r}: expected {allowed}")
-    tenants = tuple(Tenant(name, check_weight(SETTING, name, w)) for name, w in pairs)
-    names = [tenant.name for tenant in tenants]
+        raise ConfigError(setting, f"tenant name {bad[0]!r}: expected {allowed}")
+    names = [name for name, _ in pairs]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
-        raise ConfigError(SETTING, f"tenant {twice[0]!r} is named twice")
+        raise ConfigError(setting, f"tenant {twice[0]!r} is named twice")
+    return pairs
+
+
+def parse_tenants(raw: Any) -> tuple[Tenant, ...]:
+    """``worker.tenants`` from text (``a=3,b=1``), a TOML list of such strings or a TOML table
+    (``{search = 3, ads = 1}``), checked whole: ConfigError names the setting and the fault."""
+    pairs = _named_tenants(SETTING, raw, "NAME=WEIGHT")
+    tenants = tuple(Tenant(name, check_weight(SETTING, name, w)) for name, w in pairs)
+    names = [tenant.name for tenant in tenants]
     if OTHER_TENANTS in names:
         raise ConfigError(
             SETTING, f"{OTHER_TENANTS!r} is the metrics label of unnamed tenants: pick another"

@@ -4,7 +4,8 @@
 succeeded / failed as the result is acknowledged: failures are ``outcome="failed"``),
 ``streamgen_tenant_images_total{tenant}`` and ``streamgen_tenant_gpu_seconds_total{tenant}``
 (each batch's GPU time split between its requests by their pixel-steps, the cost the fair
-share counts).
+share counts), and ``streamgen_tenant_deferred{tenant}``: requests set aside because their
+tenant is at its cap on requests in flight (``worker.tenant_max_in_flight``).
 
 The ``tenant`` label is bounded: a configured tenant by its name, every other (the empty
 default tenant included) as ``other``. A request names its own tenant, so a label per name
@@ -14,10 +15,10 @@ would let any producer grow the worker's series without limit. Declared apart fr
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Literal
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from streamgen.tenants import OTHER_TENANTS
 
@@ -47,8 +48,16 @@ class TenantMetrics:
             ("tenant",),
             registry=registry,
         )
+        self.deferred = Gauge(
+            "streamgen_tenant_deferred",
+            "Requests set aside because their tenant is at its cap on requests in flight",
+            ("tenant",),
+            registry=registry,
+        )
+        self._deferred: dict[str, int] = {}  # as last set: most steps change nothing
         # Present at 0 so rate() sees a tenant's first request.
         for tenant in labels:
+            self.deferred.labels(tenant)
             for outcome in OUTCOMES:
                 self.requests.labels(tenant, outcome)
             self.images.labels(tenant)
@@ -56,6 +65,17 @@ class TenantMetrics:
 
     def label(self, tenant: str) -> str:
         return tenant if tenant in self._named else OTHER_TENANTS
+
+    def set_deferred(self, per_tenant: Mapping[str, int]) -> None:
+        """Records set aside per tenant, summed by label; a label with none goes back to 0."""
+        now: dict[str, int] = {}
+        for tenant, n in per_tenant.items():
+            label = self.label(tenant)
+            now[label] = now.get(label, 0) + n
+        for label in now.keys() | self._deferred.keys():
+            if now.get(label, 0) != self._deferred.get(label, 0):
+                self.deferred.labels(label).set(now.get(label, 0))
+        self._deferred = now
 
     def count(self, tenant: str, outcome: TenantOutcome) -> None:
         self.requests.labels(self.label(tenant), outcome).inc()

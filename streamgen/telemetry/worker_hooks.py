@@ -24,6 +24,7 @@ from streamgen.telemetry.lane_metrics import LaneMetrics
 from streamgen.telemetry.metrics import Metrics, RebalanceKind
 from streamgen.telemetry.tenant_metrics import TenantMetrics
 from streamgen.telemetry.tracing import KafkaRecordLike, WorkerTracer
+from streamgen.tenants import tenant_names
 
 __all__ = ["WorkerHooks"]
 
@@ -120,7 +121,7 @@ class WorkerHooks:
             metrics_port=settings.worker.metrics_port,
             metrics_address=settings.worker.metrics_address,
             lanes=topic_lanes(settings.topics),
-            tenants=[tenant.name for tenant in settings.worker.tenants],
+            tenants=tenant_names(settings.worker),
         )
 
     def serve(self, ready: Callable[[], tuple[bool, str]] | None = None) -> None:
@@ -208,6 +209,10 @@ class WorkerHooks:
 
     def in_flight(self, n: int) -> None:
         self.metrics.set_in_flight(n)
+
+    def deferred(self, per_tenant: Mapping[str, int]) -> None:
+        """Requests set aside by their tenant's cap (worker.tenant_max_in_flight), per tenant."""
+        self.tenants.set_deferred(per_tenant)
 
     def paused(self, partitions: int) -> None:
         self.metrics.set_paused_partitions(partitions)

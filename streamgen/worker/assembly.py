@@ -17,7 +17,7 @@ from streamgen.settings import GroupProtocol, Settings
 from streamgen.store.base import ObjectStore
 from streamgen.store.prefixes import AllowedPrefixes
 from streamgen.telemetry.worker_hooks import WorkerHooks
-from streamgen.tenants import tenant_weight
+from streamgen.tenants import tenant_caps, tenant_weight
 from streamgen.worker.backoff import Backoff
 from streamgen.worker.batcher import MicroBatcher
 from streamgen.worker.cancels import CancelSet
@@ -325,6 +325,7 @@ def assemble(
             consumer, w.stall_timeout_s, buffered=buffer.count, on_stall=hooks.partition_stall
         ),
         progress=reporter,
+        tenant_caps=tenant_caps(w),
     )
     rebalance = RebalanceHandler(
         tracker=tracker,
@@ -333,7 +334,7 @@ def assemble(
         commit=lambda tps: loop.commit_now(only=tps),
         serve_outputs=loop.serve_outputs,
         adopt=loop.pauses.adopt,
-        drop_fetched=loop.buffer.drop,
+        drop_fetched=loop.drop_fetched,
         revoke_grace_s=REVOKE_GRACE_S,
         on_event=hooks.rebalance,
     )

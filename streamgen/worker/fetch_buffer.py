@@ -96,6 +96,10 @@ class FetchBuffer(Generic[M]):
         """How many records of ``tp`` wait here."""
         return len(self._queues.get(tp, ()))
 
+    def lane_of(self, tp: TopicPartitionKey) -> int:
+        """The priority lane of ``tp``'s records (0: the highest)."""
+        return self._lane_of(tp)
+
     def share(self, partitions: int) -> int:
         """How many records one of ``partitions`` owned partitions may hold."""
         return max(1, self.max_records // max(1, partitions))

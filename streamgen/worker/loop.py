@@ -20,12 +20,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from streamgen.contracts.request import GenerationRequest
 from streamgen.errors import CancelRequested, TransientError
 from streamgen.telemetry.worker_hooks import WorkerHooks
 from streamgen.worker.backoff import Backoff
 from streamgen.worker.cancels import CancelSet
 from streamgen.worker.clients import OutputSender, RequestConsumer, consume_promptly
 from streamgen.worker.commits import Committer
+from streamgen.worker.deferrals import CapOf, Deferrals
 from streamgen.worker.events import Fatal, LoopEvents
 from streamgen.worker.fetch_buffer import FetchBuffer
 from streamgen.worker.intake import Intake, Rejected
@@ -81,6 +83,7 @@ class ConsumerLoop:
         buffer: FetchBuffer[Any],
         stalls: StallWatchdog,
         progress: ProgressReporter = NO_PROGRESS,
+        tenant_caps: CapOf | None = None,
     ) -> None:
         self.consumer = consumer
         self.publisher = publisher
@@ -99,6 +102,14 @@ class ConsumerLoop:
         self.stalls = stalls
         self.progress = progress  # PICKED_UP events (worker.progress)
         self.pauses = Pauses(consumer, tracker, buffer, decode_backoff, hooks)
+        # Records a tenant's cap set aside (worker.tenant_max_in_flight); none without caps.
+        self.deferrals = Deferrals(
+            tracker,
+            tenant_caps,
+            max_records=buffer.max_records,
+            lane_of=buffer.lane_of,
+            lane_reserve=limits.lane_reserve,
+        )
         self._last_commit = time.monotonic()
 
     @property
@@ -115,7 +126,7 @@ class ConsumerLoop:
         #    keeps records flowing while the window is full (fetch_buffer.py says why).
         room = self.limits.max_in_flight - self.tracker.uncommitted()
         timeout = BUSY_POLL_TIMEOUT_S if room < self.limits.max_in_flight else POLL_TIMEOUT_S
-        if room > 0 and len(self.buffer):
+        if self._buffer_room() > 0 and len(self.buffer):
             timeout = 0.0  # records are waiting to be admitted now
         messages = consume_promptly(
             self.consumer, max(1, min(MAX_RECORDS_PER_POLL, self.buffer.room())), timeout
@@ -124,11 +135,15 @@ class ConsumerLoop:
         for tp in {(m.topic(), m.partition()) for m in records}:
             self.stalls.moved(tp)
         self.pauses.extend(records)  # each partition up to its share (fairness)
-        # 2. Admit from the buffer, round-robin across partitions (the highest priority lane
-        #    first, each lane its minimum share), as far as the window of uncommitted work has
-        #    room: max_in_flight bounds what a crash makes us redo. Decode + validate; bad
-        #    records are dead-lettered at once.
-        for message in self.buffer.take(room, self.limits.lane_reserve):
+        # 2. Admit as far as the window of uncommitted work has room: max_in_flight bounds
+        #    what a crash makes us redo. First what tenants' caps set aside and now allow
+        #    (deferrals.py), then from the buffer, round-robin across partitions (the highest
+        #    priority lane first, each lane its minimum share). Decode + validate; bad records
+        #    are dead-lettered at once; a tenant at its cap has its records set aside.
+        for deferred in self.deferrals.release(room):
+            self.stalls.moved(deferred.key[0])
+            self._hand_out(deferred.record, deferred.request, deferred.span)
+        for message in self.buffer.take(self._buffer_room(), self.limits.lane_reserve):
             self._admit(message)
         # 3. Serve the producer: delivery reports arrive here and become durable events.
         # 4. Complete the tickets whose outputs the broker acknowledged.
@@ -142,6 +157,7 @@ class ConsumerLoop:
         #    once its buffer is full, pauses; it keeps polling, so it stays in the group.
         self.pauses.apply()
         self.hooks.in_flight(self.tracker.outstanding())
+        self.hooks.deferred(self.deferrals.counts())
         # 6. Commit the contiguous low-water mark of durable work (THE RULE above): on the
         #    interval, or at once when durable work fills half the window, so a fast engine is
         #    held back by commit round trips, never by the interval.
@@ -160,10 +176,19 @@ class ConsumerLoop:
         for event in self.events.take():
             if isinstance(event, Fatal):
                 self.life.fail(event.error)
-            elif self.tracker.complete(event.ticket):
+                continue
+            self.deferrals.finished(event.ticket)
+            if self.tracker.complete(event.ticket):
                 self.hooks.durable(event.summary)
 
     # -- step 2 ----------------------------------------------------------------------------
+    def _buffer_room(self) -> int:
+        """How many records may be taken from the buffer now: the window's room, but its last
+        place while records are set aside (deferrals.py, rule 4), and no more than can be
+        set aside."""
+        room = self.limits.max_in_flight - self.tracker.uncommitted() - self.deferrals.reserve()
+        return min(room, self.deferrals.room())
+
     def _admit(self, message: Any) -> None:
         record = SourceRecord.from_message(message)
         tp = (record.topic, record.partition)
@@ -192,15 +217,28 @@ class ConsumerLoop:
             )
             self.hooks.rejected(rejected.request, rejected.error, topic=record.topic)
             return
-        ticket = self.tracker.hand_out(tp, record.offset)
+        if not self.deferrals.defer(record, request, span):
+            self._hand_out(record, request, span)
+
+    def _hand_out(self, record: SourceRecord, request: GenerationRequest, span: Any) -> None:
+        ticket = self.tracker.hand_out((record.topic, record.partition), record.offset)
         item = WorkItem(ticket, record, request, received_at=time.time(), span=span)
         if self.cancels.cancelled(request.request_id):
             # Cancelled before it arrived: never batched, its result says CANCELLED.
             self.sink.cancelled(item, CancelRequested(request.request_id, stage="intake"))
             return
+        self.deferrals.started(ticket, request.tenant)
         self.hooks.admitted(item)
         self.progress.picked_up(request.request_id)
         self.work.put(item)
+
+    def drop_fetched(self, partitions: set[TopicPartitionKey]) -> int:
+        """Revoked or lost: forget what was fetched or set aside of ``partitions`` (their next
+        owner reads it again from the committed offset, which no record set aside is below)."""
+        moved = TransientError(f"{sorted(partitions)} moved away: read again by the next owner")
+        for deferred in self.deferrals.drop(partitions):
+            self.hooks.abandoned(deferred.span, moved)
+        return self.buffer.drop(partitions)
 
     # -- step 6 ----------------------------------------------------------------------------
     def _commit_due(self) -> bool:

@@ -5,6 +5,16 @@ An offset is *handed out* when its record is polled and *done* when its outputs 
 order; the commit point of a partition is the lowest offset still handed out but not done, or
 one past the highest offset seen when nothing is outstanding.
 
+An offset may also be *deferred*: taken from the fetch buffer and decoded, but set aside
+because its tenant is at its cap on requests in flight (worker/deferrals.py keeps the record).
+A deferred offset bounds the commit point like an unfinished one, so durable work above it is
+never committed past it; it is handed out later, in any order relative to newer offsets. So
+an offset is *seen* once handed out or deferred, and offsets *new* to the tracker still only
+increase within a generation: every offset below the highest seen is handed out, deferred,
+done or a gap in the log, never unknown (the commit point rests on that). A redelivery of a
+seen offset is recognised as such, deferred ones included: their record is kept aside, and the
+copy the consumer brings again after a rewind or a resume is not taken twice.
+
 An offset handed out stays *uncommitted* until the broker confirms a commit past it. That count,
 not only the unfinished one, is what a crash or a lost partition makes the next owner redo: work
 that is durable but not yet committed is repeated too (DESIGN invariant 8). The consumer loop
@@ -18,7 +28,6 @@ re-assigned) is recognised as stale and never moves a commit point (DESIGN invar
 from __future__ import annotations
 
 import heapq
-from collections import deque
 from dataclasses import dataclass, field
 
 __all__ = ["OffsetTracker", "Ticket", "TopicPartitionKey"]
@@ -46,16 +55,28 @@ class _PartitionState:
     outstanding: set[int] = field(default_factory=set)
     # Min-heap over outstanding offsets; lazily cleaned of offsets already done.
     heap: list[int] = field(default_factory=list)
-    highest_seen: int = -1
+    highest_seen: int = -1  # the highest offset handed out or deferred
     committed: int = -1  # the last offset committed (the *next* offset to read), -1: none
-    # Offsets handed out and not yet below a confirmed commit, in increasing order.
-    uncommitted: deque[int] = field(default_factory=deque)
+    # Offsets handed out and not yet below a confirmed commit: a min-heap, since a deferred
+    # offset is handed out after newer ones.
+    uncommitted: list[int] = field(default_factory=list)
+    deferred: set[int] = field(default_factory=set)
+    deferred_heap: list[int] = field(default_factory=list)  # lazily cleaned, like ``heap``
 
-    def low_water_mark(self) -> int | None:
+    def lowest_outstanding(self) -> int | None:
         while self.heap and self.heap[0] not in self.outstanding:
             heapq.heappop(self.heap)
-        if self.heap:
-            return self.heap[0]
+        return self.heap[0] if self.heap else None
+
+    def lowest_deferred(self) -> int | None:
+        while self.deferred_heap and self.deferred_heap[0] not in self.deferred:
+            heapq.heappop(self.deferred_heap)
+        return self.deferred_heap[0] if self.deferred_heap else None
+
+    def low_water_mark(self) -> int | None:
+        lows = [o for o in (self.lowest_outstanding(), self.lowest_deferred()) if o is not None]
+        if lows:
+            return min(lows)
         if self.highest_seen >= 0:
             return self.highest_seen + 1
         return None
@@ -90,9 +111,10 @@ class OffsetTracker:
         return state.generation if state else None
 
     def already_handed_out(self, tp: TopicPartitionKey, offset: int) -> bool:
-        """True for an offset at or below the highest handed out in this generation: the
-        consumer delivered it again (librdkafka refetches what it had queued when a partition
-        is paused and resumed); it is already in hand and must not be taken twice."""
+        """True for an offset at or below the highest seen (handed out or deferred) in this
+        generation: the consumer delivered it again (librdkafka refetches what it had queued
+        when a partition is paused and resumed, and a rewind fetches again what lies above
+        the rewind point); it is already in hand, or set aside, and must not be taken twice."""
         state = self._partitions.get(tp)
         return state is not None and offset <= state.highest_seen
 
@@ -105,20 +127,64 @@ class OffsetTracker:
 
     # -- work ------------------------------------------------------------------------------
     def hand_out(self, tp: TopicPartitionKey, offset: int) -> Ticket:
-        """Record that ``offset`` was polled. Offsets of one generation only move forward."""
+        """Record that ``offset`` was admitted: a new offset (they only move forward within a
+        generation) or one deferred earlier."""
+        state = self._state(tp)
+        if offset in state.deferred:
+            state.deferred.discard(offset)
+        else:
+            self._see(tp, state, offset)
+        state.outstanding.add(offset)
+        heapq.heappush(state.uncommitted, offset)
+        heapq.heappush(state.heap, offset)
+        return Ticket(tp[0], tp[1], offset, state.generation)
+
+    def defer(self, tp: TopicPartitionKey, offset: int) -> None:
+        """Record that the new ``offset`` was set aside: the commit point stays at or below it
+        until it is handed out (and done), or the partition is revoked or lost."""
+        state = self._state(tp)
+        self._see(tp, state, offset)
+        state.deferred.add(offset)
+        heapq.heappush(state.deferred_heap, offset)
+
+    def deferred(self, tp: TopicPartitionKey | None = None) -> int:
+        """How many offsets are set aside (one partition, or all)."""
+        if tp is not None:
+            state = self._partitions.get(tp)
+            return len(state.deferred) if state else 0
+        return sum(len(s.deferred) for s in self._partitions.values())
+
+    def holds_commit_point(self, tp: TopicPartitionKey, offset: int) -> bool:
+        """True if the deferred ``offset`` is what keeps ``tp``'s commit point where it is:
+        the lowest offset of the partition not yet done. Handing it out (and finishing it)
+        is the only way that partition's commits move on."""
+        state = self._partitions.get(tp)
+        if state is None or offset != state.lowest_deferred():
+            return False
+        unfinished = state.lowest_outstanding()
+        return unfinished is None or offset < unfinished
+
+    def commit_holders(self) -> list[tuple[TopicPartitionKey, int]]:
+        """Each partition's deferred offset that holds its commit point, where one does."""
+        lowest = ((tp, state.lowest_deferred()) for tp, state in self._partitions.items())
+        return [
+            (tp, low) for tp, low in lowest if low is not None and self.holds_commit_point(tp, low)
+        ]
+
+    def _state(self, tp: TopicPartitionKey) -> _PartitionState:
         state = self._partitions.get(tp)
         if state is None:
             raise KeyError(f"partition {tp} is not assigned")
+        return state
+
+    @staticmethod
+    def _see(tp: TopicPartitionKey, state: _PartitionState, offset: int) -> None:
         if offset <= state.highest_seen:
             raise ValueError(
-                f"offset {offset} of {tp} handed out after {state.highest_seen}: "
-                "offsets within one assignment must increase"
+                f"offset {offset} of {tp} taken after {state.highest_seen}: "
+                "offsets within one assignment must increase (unless deferred)"
             )
         state.highest_seen = offset
-        state.outstanding.add(offset)
-        state.uncommitted.append(offset)
-        heapq.heappush(state.heap, offset)
-        return Ticket(tp[0], tp[1], offset, state.generation)
 
     def complete(self, ticket: Ticket) -> bool:
         """Mark the ticket's outputs durable. False (and no effect) if the ticket is stale."""
@@ -172,7 +238,7 @@ class OffsetTracker:
             raise ValueError(f"commit of {tp} at {offset} is past the durable mark {mark}")
         state.committed = offset
         while state.uncommitted and state.uncommitted[0] < offset:
-            state.uncommitted.popleft()
+            heapq.heappop(state.uncommitted)
 
     def confirm(self, tp: TopicPartitionKey, offset: int, generation: int | None) -> bool:
         """Record the broker's answer to a commit made in ``generation``, if it still matters.

@@ -18,8 +18,15 @@ from streamgen.contracts.schemas import REQUEST_SCHEMA, load_catalog
 from streamgen.contracts.validation import validate
 from streamgen.errors import ConfigError, InvalidRequest
 from streamgen.exit_codes import EXIT_CONFIG
-from streamgen.settings import KafkaSettings, Tenant, ValidationBounds
-from streamgen.tenants import OTHER_TENANTS, parse_tenants, tenant_label, tenant_weights
+from streamgen.settings import KafkaSettings, Tenant, TenantCap, ValidationBounds
+from streamgen.tenants import (
+    OTHER_TENANTS,
+    parse_tenants,
+    tenant_caps,
+    tenant_label,
+    tenant_names,
+    tenant_weights,
+)
 
 
 def test_text_list_and_table_give_the_same_tenants() -> None:
@@ -54,6 +61,16 @@ def test_from_the_environment_and_back_through_str() -> None:
         ({"worker.tenants": "a b=1"}, "worker.tenants", "tenant name 'a b'"),
         ({"worker.tenants": "other=1"}, "worker.tenants", "metrics label"),
         ({"worker.tenant_default_weight": "0"}, "worker.tenant_default_weight", "must be > 0"),
+        ({"worker.tenant_max_in_flight": "a=-1"}, "worker.tenant_max_in_flight", "must be >= 0"),
+        ({"worker.tenant_max_in_flight": "a=1.5"}, "worker.tenant_max_in_flight", "whole number"),
+        ({"worker.tenant_max_in_flight": "a"}, "worker.tenant_max_in_flight", "NAME=CAP"),
+        ({"worker.tenant_max_in_flight": "a=1,a=2"}, "worker.tenant_max_in_flight", "twice"),
+        ({"worker.tenant_max_in_flight": "a/b=1"}, "worker.tenant_max_in_flight", "'a/b'"),
+        (
+            {"worker.tenant_default_max_in_flight": "-1"},
+            "worker.tenant_default_max_in_flight",
+            "must be >= 0",
+        ),
     ],
 )
 def test_a_bad_tenant_setting_names_the_setting(
@@ -72,6 +89,42 @@ def test_a_zero_weight_stops_the_worker_with_exit_4_naming_the_setting() -> None
     assert result.exit_code == EXIT_CONFIG, result.output
     [line] = result.output.strip().splitlines()
     assert line.startswith("streamgen: cannot start: setting 'worker.tenants'"), line
+
+
+def test_a_negative_cap_stops_the_worker_with_exit_4_naming_the_setting() -> None:
+    result = CliRunner().invoke(
+        main,
+        ["worker", "--model", "default=x", "--set", "worker.tenant_max_in_flight=flood=-4"],
+        env={},
+    )
+    assert result.exit_code == EXIT_CONFIG, result.output
+    [line] = result.output.strip().splitlines()
+    assert line.startswith("streamgen: cannot start: setting 'worker.tenant_max_in_flight'")
+
+
+def test_caps_by_name_a_default_for_the_others_and_none_when_unset() -> None:
+    assert tenant_caps(load_settings({}, env={}).worker) is None  # nothing is set aside
+    assert tenant_caps(load_settings({"worker.tenant_max_in_flight": "a=0"}, env={}).worker) is None
+    settings = load_settings(
+        {}, env={"STREAMGEN_WORKER_TENANT_MAX_IN_FLIGHT": "flood=8,vip=0"}
+    ).worker
+    assert settings.tenant_max_in_flight == (TenantCap("flood", 8), TenantCap("vip", 0))
+    assert ",".join(map(str, settings.tenant_max_in_flight)) == "flood=8,vip=0"
+    cap = tenant_caps(settings)
+    assert cap is not None and (cap("flood"), cap("vip"), cap("anyone")) == (8, 0, 0)
+    with_default = load_settings(
+        {"worker.tenant_max_in_flight": {"vip": 0}, "worker.tenant_default_max_in_flight": 4},
+        env={},
+    ).worker
+    cap = tenant_caps(with_default)
+    assert cap is not None and (cap("vip"), cap(""), cap("anyone")) == (0, 4, 4)
+
+
+def test_capped_tenants_are_named_in_metrics_too() -> None:
+    worker = load_settings(
+        {"worker.tenants": "search=3", "worker.tenant_max_in_flight": "flood=2,search=4"}, env={}
+    ).worker
+    assert tenant_names(worker) == ["search", "flood"]
 
 
 def test_unconfigured_tenants_share_one_metrics_label() -> None:

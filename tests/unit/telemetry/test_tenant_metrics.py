@@ -70,3 +70,20 @@ def test_without_tenants_configured_every_request_is_other() -> None:
     h = WorkerHooks.from_settings(load_settings({}, env={}), worker_id="w", host="h")
     h.admitted(item("anything"))
     assert sample(h.metrics.registry, "requests", tenant="other", outcome="consumed") == 1
+
+
+def test_requests_set_aside_per_tenant_summed_by_label_and_back_to_zero() -> None:
+    settings = load_settings(
+        {"worker.tenants": "search=3", "worker.tenant_max_in_flight": "flood=2"}, env={}
+    )
+    h = WorkerHooks.from_settings(settings, worker_id="w", host="h")
+    r = h.metrics.registry
+
+    def deferred(tenant: str) -> float | None:
+        return r.get_sample_value("streamgen_tenant_deferred", {"tenant": tenant})
+
+    assert (deferred("search"), deferred("flood"), deferred("other")) == (0.0, 0.0, 0.0)
+    h.deferred({"flood": 40, "a": 3, "b": 2})
+    assert (deferred("flood"), deferred("other")) == (40.0, 5.0)
+    h.deferred({"a": 1})
+    assert (deferred("flood"), deferred("other")) == (0.0, 1.0)

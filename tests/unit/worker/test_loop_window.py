@@ -101,23 +101,31 @@ class Outputs:
 
 
 class Admissions:
-    """The decoder's view: the highest offset admitted per partition, independent of the loop."""
+    """The decoder's view: the highest offset decoded per partition, independent of the loop;
+    ``tenant_of`` (partition, offset) names each record's tenant."""
 
-    def __init__(self) -> None:
+    def __init__(self, tenant_of: Callable[[int, int], str] = lambda p, o: "") -> None:
         self.next: dict[int, int] = {}
+        self._tenant_of = tenant_of
 
     def decode(self, value: bytes) -> GenerationRequest:
         _, partition, offset = value.decode().split("-")
         p, o = int(partition), int(offset)
         self.next[p] = max(self.next.get(p, 0), o + 1)
-        return GenerationRequest(request_id=value.decode(), prompt="p")
+        return GenerationRequest(
+            request_id=value.decode(), prompt="p", tenant=self._tenant_of(p, o)
+        )
 
 
 def make_loop(
-    max_in_flight: int, partitions: int, buffer_records: int = 50
+    max_in_flight: int,
+    partitions: int,
+    buffer_records: int = 50,
+    tenant_caps: Callable[[str], int] | None = None,
+    admissions: Admissions | None = None,
 ) -> tuple[ConsumerLoop, EndlessPartitions, Admissions]:
     tracker = OffsetTracker()
-    admissions = Admissions()
+    admissions = admissions or Admissions()
     committer = Committer(tracker, on_committed=lambda confirmed, ends: None)
     consumer = EndlessPartitions(partitions, committer.on_commit)
     for partition in range(partitions):
@@ -152,6 +160,7 @@ def make_loop(
             buffered=lambda tp: 0,
             on_stall=lambda tp, seconds: None,
         ),
+        tenant_caps=tenant_caps,
     )
     return loop, consumer, admissions
 

@@ -1,0 +1,117 @@
+"""ConsumerLoop with per-tenant caps (worker.tenant_max_in_flight), without a broker: a capped
+flood leaves the window to another tenant's record behind it, and whatever the GPU and the
+coordinator do, no commit passes a record that is not done, the window stays bounded, and
+every partition's commits keep moving (the record holding a commit point is never starved)."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streamgen.worker.events import OutcomeSummary
+from streamgen.worker.loop import ConsumerLoop
+from streamgen.worker.work_item import WorkItem
+from tests.unit.worker.test_loop_window import Admissions, EndlessPartitions, make_loop
+
+Done = dict[int, set[int]]  # partition -> offsets whose outputs are durable
+
+
+def finish_some(loop: ConsumerLoop, n: int, done: Done) -> None:
+    """The GPU and the outputs finish up to ``n`` of the next ready batch; the rest wait."""
+    loop.work.flush()
+    batch = loop.work.take(timeout=0.0)
+    if batch is None:
+        return
+    for i, item in enumerate(batch.items):
+        if i < n:
+            loop.events.durable(item.ticket, OutcomeSummary("SUCCEEDED", "", ""))
+            done[item.ticket.partition].add(item.ticket.offset)
+        else:
+            loop.work.put(item)
+
+
+def assert_commits_behind_done(consumer: EndlessPartitions, done: Done) -> None:
+    for partition, committed in consumer.committed.items():
+        missing = set(range(committed)) - done[partition]
+        assert not missing, f"partition {partition} committed {committed} past {sorted(missing)}"
+
+
+def test_a_capped_flood_leaves_the_window_to_a_small_tenants_record_behind_it() -> None:
+    def run(caps: dict[str, int]) -> tuple[ConsumerLoop, EndlessPartitions, list[WorkItem]]:
+        admissions = Admissions(lambda p, o: "small" if o == 20 else "flood")
+        loop, consumer, _ = make_loop(
+            8, 1, buffer_records=50, tenant_caps=lambda t: caps.get(t, 0), admissions=admissions
+        )
+        consumer.answering = False  # nothing finishes, nothing is committed: the worst case
+        for _ in range(20):
+            loop.step()
+        return loop, consumer, loop.work.remove(lambda item: True)
+
+    _, _, queued = run({})
+    assert {i.request.request_id for i in queued} == {f"r-0-{o}" for o in range(8)}
+    loop, consumer, queued = run({"flood": 2})
+    # Two of the flood's, then the small tenant's record from behind 18 of the flood's.
+    assert {i.request.request_id for i in queued} == {"r-0-0", "r-0-1", "r-0-20"}
+    assert loop.deferrals.counts() == {"flood": 50}  # as many as may be set aside: no more
+    assert loop.tracker.uncommitted() == 3
+    # All three finish and commits are answered: the commit stops at the first record set
+    # aside, and the flood's records come in, oldest first, as its cap allows.
+    consumer.answering = True
+    for item in queued:
+        loop.events.durable(item.ticket, OutcomeSummary("SUCCEEDED", "", ""))
+    for _ in range(3):
+        loop.step()
+    assert consumer.committed[0] == 2
+    assert {i.request.request_id for i in loop.work.remove(lambda item: True)} == {
+        "r-0-2",
+        "r-0-3",
+    }
+
+
+TENANTS = ["flood", "bulk", "small"]  # the first two capped
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    max_in_flight=st.integers(2, 16),
+    partitions=st.integers(1, 3),
+    caps=st.tuples(st.integers(1, 4), st.integers(1, 4)),
+    # Whose each record is, by offset, repeating: floods of one tenant or mixtures.
+    pattern=st.lists(st.sampled_from(TENANTS), min_size=1, max_size=12),
+    # Each step: does the coordinator answer commits, how many of a batch does the GPU finish?
+    steps=st.lists(st.tuples(st.booleans(), st.integers(0, 8)), min_size=1, max_size=50),
+)
+def test_with_caps_commits_stay_behind_done_work_and_every_partition_moves(
+    max_in_flight: int,
+    partitions: int,
+    caps: tuple[int, int],
+    pattern: list[str],
+    steps: list[tuple[bool, int]],
+) -> None:
+    cap_of = dict(zip(TENANTS, caps, strict=False))
+    admissions = Admissions(lambda p, o: pattern[(o + p) % len(pattern)])
+    loop, consumer, _ = make_loop(
+        max_in_flight,
+        partitions,
+        buffer_records=30,
+        tenant_caps=lambda t: cap_of.get(t, 0),
+        admissions=admissions,
+    )
+    done: Done = {p: set() for p in range(partitions)}
+    for answering, finish in steps:
+        consumer.answering = answering
+        loop.step()
+        assert loop.tracker.uncommitted() <= max_in_flight
+        assert len(loop.deferrals) <= loop.deferrals.max_records
+        assert_commits_behind_done(consumer, done)
+        finish_some(loop, finish, done)
+    # Then the coordinator answers and the GPU runs: every partition's commits move on.
+    consumer.answering = True
+    before = dict(consumer.committed)
+    for _ in range(60):
+        loop.step()
+        assert loop.tracker.uncommitted() <= max_in_flight
+        assert_commits_behind_done(consumer, done)
+        finish_some(loop, 8, done)
+    stuck = [p for p in range(partitions) if consumer.committed[p] <= before[p]]
+    assert not stuck, f"partitions {stuck} never committed again: a deadlock"
