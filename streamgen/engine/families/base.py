@@ -35,6 +35,7 @@ import torch
 
 from streamgen.engine import img2img
 from streamgen.engine.conditioning import Conditioning
+from streamgen.engine.families.fused_projections import drop_unfused_projections
 from streamgen.engine.families.rules import FamilyRules
 from streamgen.engine.schedulers import SchedulerTable, make_scheduler
 from streamgen.errors import ConfigError
@@ -196,6 +197,7 @@ class ModelFamily(ABC):
         image (tests/unit/engine/test_fuse_qkv.py holds every family to it)."""
         for module in (parts.denoiser, parts.vae):
             module.fuse_qkv_projections()
+            drop_unfused_projections(module)
 
     def use_attention(self, parts: PipelineParts, kind: str) -> None:
         """``engine.attention``: ``sdpa`` (torch's kernel choice) or ``xformers``."""

@@ -44,6 +44,7 @@ import torch
 from streamgen.engine.conditioning import Conditioning
 from streamgen.engine.families.base import NoisePredictor, PipelineParts
 from streamgen.engine.families.flow_matching import FlowMatchingImg2Img
+from streamgen.engine.families.fused_projections import drop_unfused_projections
 from streamgen.engine.families.joint_attention import fuse_joint_attention
 from streamgen.engine.families.prompt_encoding import clip_encode, t5_encode
 from streamgen.engine.families.rules import FamilyRules
@@ -182,6 +183,8 @@ class StableDiffusion3(FlowMatchingImg2Img):
         # dual attention (joint_attention.py says how each showed).
         fuse_joint_attention(parts.denoiser)
         parts.vae.fuse_qkv_projections()
+        for module in (parts.denoiser, parts.vae):
+            drop_unfused_projections(module)
 
 
 def _variant(transformer: Any) -> str:
