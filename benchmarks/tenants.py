@@ -11,13 +11,19 @@ CPU by default). Fresh topics for each run:
 3. ``small + large`` (the figure): the same, while tenant ``large`` sends ``--ratio`` times as
    many at ``--ratio`` times the rate, the two together offering ``--load`` of the capacity;
 4. ``no tenants`` (``--contrast``): run 3 again with ``worker.tenants`` empty (first come,
-   first served), to show what the fair share changes.
+   first served), to show what the fair share changes;
+5. ``large capped`` (``--cap N``): run 3 again with ``worker.tenant_max_in_flight = large=N``.
+
+``--burst N`` makes the large tenant send its first N requests at once: a backlog larger than
+the window (``max_in_flight``, 8 batches) in front of the small tenant's requests in the same
+partitions, which is what a cap is for.
 
 Each request is timed from its ``created_at`` (set as it is produced) to the moment a
 consumer of the results topic reads its result; the figure is the small tenant's p95 with the
 large one present over its p95 alone (the issue asks for at most 2).
 
-    python -m benchmarks.tenants [--small 12] [--ratio 10] [--load 0.8] [--json PATH]
+    python -m benchmarks.tenants [--small 12] [--ratio 10] [--load 0.8] [--burst N] [--cap N]
+                                 [--json PATH]
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ from benchmarks.stack import prefill
 from benchmarks.worker_run import run_until_committed
 from streamgen.contracts.codec import request_codec
 from streamgen.engine.types import Engine
-from streamgen.settings import Settings, Tenant
+from streamgen.settings import Settings, Tenant, TenantCap
 
 __all__ = ["main"]
 
@@ -61,14 +67,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     report["capacity_requests_per_s"] = round(capacity, 3)
     report["small_requests_per_s"] = round(small_rate, 4)
     print(f"one batch of {args.batch_size}: {one_batch:.3f} s; small every {1 / small_rate:.1f} s")
-    runs: list[tuple[str, int, tuple[Tenant, ...]]] = [
-        ("small alone", 0, TENANTS),
-        ("small + large", args.ratio, TENANTS),
+    caps = (TenantCap("large", args.cap),)
+    runs: list[tuple[str, int, tuple[Tenant, ...], tuple[TenantCap, ...]]] = [
+        ("small alone", 0, TENANTS, ()),
+        ("small + large", args.ratio, TENANTS, ()),
     ]
     if args.contrast:
-        runs.append(("no tenants", args.ratio, ()))
+        runs.append(("no tenants", args.ratio, (), ()))
+    if args.cap:
+        runs.append(("large capped", args.ratio, TENANTS, caps))
     with running_broker() as broker, tempfile.TemporaryDirectory() as images:
-        for label, ratio, tenants in runs:
+        for label, ratio, tenants, capped in runs:
             settings = fresh_settings(
                 broker,
                 engine_settings,
@@ -76,7 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 partitions=args.partitions,
                 max_in_flight=8 * args.batch_size,
             )
-            settings = replace(settings, worker=replace(settings.worker, tenants=tenants))
+            worker = replace(settings.worker, tenants=tenants, tenant_max_in_flight=capped)
+            settings = replace(settings, worker=worker)
             report[label] = run = _run(label, settings, engine, args, small_rate, ratio)
             print(f"{label:>14}: {run}", flush=True)
     alone = report["small alone"]["small_latency_s"]["p95"]
@@ -97,6 +107,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--load", type=float, default=0.8, help="offered load / capacity, both")
     p.add_argument("--partitions", type=int, default=3)
     p.add_argument("--contrast", action=argparse.BooleanOptionalAction, default=False)
+    p.add_argument("--burst", type=int, default=0, help="large tenant's requests sent at once")
+    p.add_argument("--cap", type=int, default=0, help="also run with the large tenant capped")
     p.add_argument("--json", help="write the report here")
     return p
 
@@ -121,12 +133,12 @@ def _run(
     senders = [
         threading.Thread(
             target=_send,
-            args=(settings, tenant, n, rate, args, sent, lambda: warm_up.request_id in read),
+            args=(settings, tenant, n, rate, burst, args, sent, lambda: warm_up.request_id in read),
             daemon=True,
         )
-        for tenant, n, rate in (
-            ("small", args.small, small_rate),
-            ("large", args.small * ratio, small_rate * ratio),
+        for tenant, n, rate, burst in (
+            ("small", args.small, small_rate, 0),
+            ("large", args.small * ratio, small_rate * ratio, args.burst),
         )
         if n
     ]
@@ -169,11 +181,13 @@ def _send(
     tenant: str,
     n: int,
     rate: float,
+    burst: int,
     args: argparse.Namespace,
     sent: dict[str, tuple[str, datetime]],
     ready: Callable[[], bool],
 ) -> None:
-    """Once ``ready``, ``n`` requests of ``tenant``, one every ``1 / rate`` seconds."""
+    """Once ``ready``, ``n`` requests of ``tenant``: the first ``burst`` at once, the others
+    one every ``1 / rate`` seconds."""
     while not ready():
         time.sleep(0.05)
     topic = settings.topics.requests
@@ -182,7 +196,7 @@ def _send(
     start = time.monotonic()
     tag = f"-{tenant}-{uuid.uuid4().hex[:6]}"
     for i, template in enumerate(requests(n, args, tag=tag)):
-        time.sleep(max(0.0, start + i / rate - time.monotonic()))
+        time.sleep(max(0.0, start + max(0, i - burst) / rate - time.monotonic()))
         created = datetime.now(UTC)
         request = template.replace(tenant=tenant, created_at=created)
         sent[request.request_id] = (tenant, created)

@@ -29,6 +29,7 @@ from streamgen.settings import Settings
 from streamgen.store.base import ObjectStore
 from streamgen.telemetry.progress_metrics import ProgressMetrics
 from streamgen.telemetry.worker_hooks import WorkerHooks
+from streamgen.tenants import tenant_caps
 from streamgen.worker.assembly import WorkerParts, assemble, producer_config
 from streamgen.worker.cancel_follower import CancelFollower, cancel_consumer_config
 from streamgen.worker.cancels import CancelSet
@@ -140,6 +141,10 @@ def _run(
         weights = ", ".join(map(str, settings.worker.tenants))
         others = settings.worker.tenant_default_weight
         log.info("tenants share the GPU by weight: %s, others %g", weights, others)
+    if tenant_caps(settings.worker) is not None:
+        caps = ", ".join(map(str, settings.worker.tenant_max_in_flight)) or "none named"
+        others_cap = settings.worker.tenant_default_max_in_flight or "no cap"
+        log.info("tenants' caps on requests in flight: %s, others %s", caps, others_cap)
     # 4. Run until told to stop, then drain: finish in-flight work, flush, commit, leave.
     parts.stage.start()
     try:
