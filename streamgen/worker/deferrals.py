@@ -30,6 +30,7 @@ Pure: the tracker is the only thing it talks to; records and spans are carried, 
 
 from __future__ import annotations
 
+import sys
 from collections import Counter, deque
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -96,7 +97,10 @@ class Deferrals:
         return self._in_flight[tenant]
 
     def room(self) -> int:
-        """How many more records may be taken from the fetch buffer (each might be set aside)."""
+        """How many more records may be taken from the fetch buffer (each might be set aside);
+        without caps nothing is ever set aside, so no bound of its own."""
+        if self._cap_of is None:
+            return sys.maxsize
         return self.max_records - len(self._index)
 
     def reserve(self) -> int:
@@ -108,7 +112,7 @@ class Deferrals:
         """Set ``record`` aside if its tenant is at its cap or has records set aside already;
         False: admit it now."""
         tenant = request.tenant
-        if self._cap_of is None or not (tenant in self._waiting or self._at_cap(tenant, 0)):
+        if self._cap_of is None or not (self._counts[tenant] or self._at_cap(tenant, 0)):
             return False
         entry = Deferred(record, request, span)
         tp, offset = entry.key
@@ -163,6 +167,12 @@ class Deferrals:
         dropped = [entry for key, entry in self._index.items() if key[0] in partitions]
         for entry in dropped:
             self._take(entry)
+        for tenant, queue in list(self._waiting.items()):
+            kept = deque(entry for entry in queue if entry.key in self._index)
+            if kept:
+                self._waiting[tenant] = kept
+            else:
+                del self._waiting[tenant]
         for ticket in [t for t in self._tenant_of if t.tp in partitions]:
             self.finished(ticket)
         return dropped

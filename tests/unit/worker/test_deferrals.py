@@ -147,6 +147,14 @@ def test_a_revoked_partitions_records_and_requests_are_forgotten() -> None:
     assert worker.release(room=10) == [(P0, 0)]
 
 
+def test_once_a_tenants_records_set_aside_are_gone_its_next_one_goes_straight_in() -> None:
+    worker = Worker({"flood": 1})
+    worker.take(P1, 0, "flood")
+    assert not worker.take(P1, 1, "flood")
+    worker.deferrals.drop({P1})
+    assert worker.take(P0, 0, "flood")  # nothing of the flood is waiting or in flight
+
+
 def test_at_most_max_records_are_set_aside() -> None:
     worker = Worker({"flood": 1}, max_records=3)
     for offset in range(3):
