@@ -12,10 +12,11 @@ runner loaded at a time (two copies of FLUX.1 do not fit one H100):
 - ``streamgen``: the engine, eager; ``streamgen+KNOBS``: with ``--best-knobs`` (engine
   settings: ``NAME`` turns ``engine.NAME`` on, ``NAME=VALUE`` sets it, e.g.
   ``compile,cuda_graphs,fuse_qkv,compile_mode=max-autotune``; its runner's name joins them
-  with ``+``);
-- ``streamgen+fp8``: ``--best-knobs`` plus ``engine.fp8_linear`` (transformer families on a GPU
-  with FP8 tensor cores), the one path that changes images: its row also holds its drift from
-  the ``streamgen`` runner's images for the same requests (max and mean pixel difference, PSNR).
+  with ``+``; repeat ``--best-knobs`` for one runner per set). Each one's images are compared
+  with eager streamgen's (``drift_vs_streamgen``): only FP8 may move them beyond rounding;
+- ``streamgen+fp8``: the first ``--best-knobs`` plus ``engine.fp8_linear`` (transformer families
+  on a GPU with FP8 tensor cores), the one path that changes images: its drift from the
+  ``streamgen`` runner's images for the same requests (max and mean pixel difference, PSNR).
 
 Each runner reports batch-1 latency, images/s per batch size, TFLOP/s (FLOPs counted per step
 by ``benchmarks.flops``), peak GPU memory and its untimed warm-up; the report also holds the
@@ -45,26 +46,17 @@ import numpy as np
 import torch
 
 from benchmarks.drift import pixel_drift
-from benchmarks.family_runners import (
-    MODEL,
-    RUNS,
-    FamilyRun,
-    knob_settings,
-    stock_runner,
-    streamgen_runner,
-)
+from benchmarks.family_runners import MODEL, RUNS, FamilyRun, knob_settings, runners_for
 from benchmarks.runner_profile import profile_call
 from streamgen.contracts.request import GenerationRequest
 from streamgen.engine.families import FAMILIES
-from streamgen.engine.knobs import FP8_CAPABILITY
 from streamgen.engine.model_init import write_model
 from streamgen.errors import ConfigError
-
-FP8 = "streamgen+fp8"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    args.best_knobs = args.best_knobs or ["compile,cuda_graphs"]  # append's default, not kept
     run = RUNS[args.family]
     cuda = torch.cuda.is_available()
     if not cuda and not args.tiny:
@@ -74,9 +66,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    knobs = [k.strip() for k in args.best_knobs.split(",") if k.strip()]
+    knob_sets = [[k.strip() for k in text.split(",") if k.strip()] for text in args.best_knobs]
     try:  # a misspelt knob or value stops here, before a model is written or loaded
-        knob_settings(knobs)
+        for knobs in knob_sets:
+            if not knobs:
+                raise ConfigError("--best-knobs", "an empty set; the streamgen runner has none")
+            knob_settings(knobs)
     except ConfigError as exc:
         print(f"--best-knobs: {exc}", file=sys.stderr)
         return 2
@@ -94,18 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "versions": _versions(),
         "runners": {},
     }  # fmt: skip
-    source = f"{directory}#{run.preset}" if run.preset else str(directory)
-    top = max(args.batch_sizes)
-    runners: dict[str, Callable[[], Callable[[list[GenerationRequest]], list[Any]]]] = {
-        "diffusers": lambda: stock_runner(directory, run, compiled=False),
-        "streamgen": lambda: streamgen_runner(source, (), report, top),
-    }
-    if cuda:
-        runners["diffusers+compile"] = lambda: stock_runner(directory, run, compiled=True)
-        best = "streamgen+" + "+".join(knobs)
-        runners[best] = lambda: streamgen_runner(source, knobs, None, top)
-        if FAMILIES[run.family].fp8_blocks and torch.cuda.get_device_capability() >= FP8_CAPABILITY:
-            runners[FP8] = lambda: streamgen_runner(source, [*knobs, "fp8_linear"], None, top)
+    runners = runners_for(run, directory, knob_sets, report, max(args.batch_sizes))
     if args.runners:  # a subset, in the order given (the device's 10-minute calls)
         unknown = sorted(set(args.runners) - set(runners))
         if unknown:
@@ -116,16 +100,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     images: dict[str, list[Any]] = {}
     for name, make in runners.items():
         _progress(f"runner {name}: loading")
-        compared = name in ("diffusers", "streamgen", FP8)  # whose images the report compares
+        compared = name.startswith(("diffusers", "streamgen")) and name != "diffusers+compile"
         report["runners"][name], images[name] = _time_runner(make, requests, run, args, compared)
         _write(args.json, report)  # each runner's row kept, should a later one not finish
-    if "diffusers" in images and "streamgen" in images:
-        report["max_pixel_diff_vs_stock"] = max(
-            int(np.abs(np.asarray(a, np.int16) - np.asarray(b, np.int16)).max())
-            for a, b in zip(images["streamgen"], images["diffusers"], strict=True)
-        )
-    if FP8 in images and "streamgen" in images:  # the path that changes images: how much
-        report["runners"][FP8]["drift_vs_streamgen"] = pixel_drift(images[FP8], images["streamgen"])
+    _compare(report, images)
     flops = report.get("tflop_per_image", 0.0)
     for row in report["runners"].values():
         for point in row["batches"]:
@@ -133,6 +111,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(json.dumps(report, indent=2))
     _write(args.json, report)
     return 0
+
+
+def _compare(report: dict[str, Any], images: dict[str, list[Any]]) -> None:
+    """streamgen's images against stock's, and each knob set's against streamgen's eager ones
+    (FP8 is the set that may change them; the others must not beyond rounding)."""
+    if "diffusers" in images and "streamgen" in images:
+        report["max_pixel_diff_vs_stock"] = max(
+            int(np.abs(np.asarray(a, np.int16) - np.asarray(b, np.int16)).max())
+            for a, b in zip(images["streamgen"], images["diffusers"], strict=True)
+        )
+    for name, tuned in images.items():
+        if name.startswith("streamgen+") and "streamgen" in images:
+            report["runners"][name]["drift_vs_streamgen"] = pixel_drift(tuned, images["streamgen"])
 
 
 def _write(path: str | None, report: dict[str, Any]) -> None:
@@ -150,9 +141,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-sizes", type=lambda s: [int(x) for x in s.split(",")],
                    default=[1, 2, 4, 8])  # fmt: skip
     p.add_argument("--repeats", type=int, default=3, help="timed calls at batch 1 (median)")
-    p.add_argument("--best-knobs", default="compile,cuda_graphs",
-                   help="engine settings of the streamgen+ runner (CUDA only): NAME turns "
-                        "engine.NAME on, NAME=VALUE sets it (compile_mode=max-autotune)",
+    p.add_argument("--best-knobs", action="append",
+                   help="engine settings of a streamgen+ runner (CUDA only; default "
+                        "compile,cuda_graphs): NAME turns engine.NAME on, NAME=VALUE sets it "
+                        "(compile_mode=max-autotune); repeat for one runner per set",
                    )  # fmt: skip
     p.add_argument("--profile", action="store_true",
                    help="after timing each runner, profile one batch-1 call: kernel time by "

@@ -17,12 +17,27 @@ from streamgen.configuration import load_settings
 from streamgen.contracts.request import GenerationRequest
 from streamgen.engine.engine import DiffusionEngine
 from streamgen.engine.families import FAMILIES
+from streamgen.engine.knobs import FP8_CAPABILITY
 from streamgen.engine.schedulers import make_scheduler
 from streamgen.settings import EngineSettings
 
-__all__ = ["MODEL", "RUNS", "FamilyRun", "knob_settings", "stock_runner", "streamgen_runner"]
+__all__ = [
+    "FP8",
+    "MODEL",
+    "RUNS",
+    "FamilyRun",
+    "Runner",
+    "knob_settings",
+    "runner_name",
+    "runners_for",
+    "stock_runner",
+    "streamgen_runner",
+]
 
 MODEL = "bench"
+FP8 = "streamgen+fp8"
+# One loaded runner: requests in, one image each out.
+Runner = Callable[[list[GenerationRequest]], list[Any]]
 
 
 @dataclass(frozen=True)
@@ -66,6 +81,38 @@ RUNS = {
 }  # fmt: skip
 
 
+def runners_for(
+    run: FamilyRun,
+    directory: Path,
+    knob_sets: Sequence[Sequence[str]],
+    report: dict[str, Any],
+    max_batch: int,
+) -> dict[str, Callable[[], Runner]]:
+    """Every runner this machine can time, by name, each loaded only when called: stock and
+    streamgen eager everywhere; on CUDA stock compiled, streamgen with each knob set
+    (``streamgen+`` the knobs joined by ``+``) and, where the family and GPU offer it, FP8 on
+    the first set. The eager streamgen runner counts the model's FLOPs into ``report``."""
+    source = f"{directory}#{run.preset}" if run.preset else str(directory)
+    runners: dict[str, Callable[[], Runner]] = {
+        "diffusers": lambda: stock_runner(directory, run, compiled=False),
+        "streamgen": lambda: streamgen_runner(source, (), report, max_batch),
+    }
+    if not torch.cuda.is_available():
+        return runners
+    runners["diffusers+compile"] = lambda: stock_runner(directory, run, compiled=True)
+    for knobs in knob_sets:
+        runners[runner_name(knobs)] = lambda k=knobs: streamgen_runner(source, k, None, max_batch)  # type: ignore[misc]
+    if FAMILIES[run.family].fp8_blocks and torch.cuda.get_device_capability() >= FP8_CAPABILITY:
+        fp8 = [*knob_sets[0], "fp8_linear"]
+        runners[FP8] = lambda: streamgen_runner(source, fp8, None, max_batch)
+    return runners
+
+
+def runner_name(knobs: Sequence[str]) -> str:
+    """The streamgen runner with these knobs, as ``--runners`` names it."""
+    return "+".join(["streamgen", *knobs])
+
+
 def knob_settings(knobs: Sequence[str], **fields: Any) -> EngineSettings:
     """Engine settings with ``knobs`` (``--best-knobs``): each ``NAME`` turns ``engine.NAME``
     on, ``NAME=VALUE`` sets it (``compile_mode=max-autotune``). They are read by the worker's
@@ -81,7 +128,7 @@ def knob_settings(knobs: Sequence[str], **fields: Any) -> EngineSettings:
 
 def streamgen_runner(
     source: str, knobs: Sequence[str], report: dict[str, Any] | None, max_batch: int
-) -> Callable[[list[GenerationRequest]], list[Any]]:
+) -> Runner:
     # The largest batch timed, as stock runs it: no probe for what fits (the worker's first
     # sight of a shape), and CUDA graphs captured only for the batch sizes timed.
     settings = knob_settings(knobs, models={MODEL: source}, max_batch_size=max_batch)
@@ -104,9 +151,7 @@ def streamgen_runner(
     return call
 
 
-def stock_runner(
-    directory: Path, run: FamilyRun, *, compiled: bool
-) -> Callable[[list[GenerationRequest]], list[Any]]:
+def stock_runner(directory: Path, run: FamilyRun, *, compiled: bool) -> Runner:
     import diffusers
 
     cuda = torch.cuda.is_available()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from benchmarks.families import main
-from benchmarks.family_runners import knob_settings
+from benchmarks.family_runners import knob_settings, runner_name
 from streamgen.errors import ConfigError
 
 
@@ -16,6 +16,8 @@ def test_a_name_turns_its_setting_on_and_name_value_sets_it() -> None:
     assert settings.compile_mode == "max-autotune"
     assert settings.models == {"bench": "/m"} and settings.max_batch_size == 2
     assert not settings.channels_last and not settings.aot_compile
+    assert runner_name(knobs) == "streamgen+compile+cuda_graphs+fuse_qkv+compile_mode=max-autotune"
+    assert runner_name([]) == "streamgen"
 
 
 @pytest.mark.parametrize(
@@ -32,8 +34,12 @@ def test_a_bad_knob_is_refused_naming_the_setting(knob: str, setting: str, says:
     assert raised.value.setting == setting
 
 
-def test_the_benchmark_stops_on_a_bad_knob_before_any_model(
-    capsys: pytest.CaptureFixture[str],
+@pytest.mark.parametrize(
+    ("knobs", "says"), [("compile,fuse_qvk", "engine.fuse_qvk"), ("", "empty")]
+)
+def test_the_benchmark_stops_on_a_bad_knob_set_before_any_model(
+    capsys: pytest.CaptureFixture[str], knobs: str, says: str
 ) -> None:
-    assert main(["--family", "flux-dev", "--tiny", "--best-knobs", "compile,fuse_qvk"]) == 2
-    assert "engine.fuse_qvk" in capsys.readouterr().err
+    tuned = ["--best-knobs", "compile,cuda_graphs", "--best-knobs", knobs]
+    assert main(["--family", "flux-dev", "--tiny", *tuned]) == 2
+    assert says in capsys.readouterr().err
