@@ -3,6 +3,11 @@ priority lanes (interactive / default / bulk, each with a minimum share) serve a
 every lane while a quarter of the requests are cancelled, and each worker in turn is killed with
 SIGKILL at a random instant and started again, under both group protocols.
 
+Scenario 16 is the same storm with tenants' caps on requests in flight
+(worker.tenant_max_in_flight): one tenant floods every lane, its cap is low, and each worker is
+killed only once its /metrics show records of the flood set aside, so the kills find deferred
+records, whose offsets the commit point must not pass, and the oracle is the same.
+
 Every request nobody cancelled ends SUCCEEDED; every cancelled one ends CANCELLED, or SUCCEEDED
 if it finished before its cancel came, never with nothing and never as a dead letter; every
 lane's partitions are committed to their end within LAG_ZERO_BOUND_S of the last restart; the
@@ -14,19 +19,22 @@ import random
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import pytest
 
 from streamgen.ops.topics import create_topics, plan_topics
-from streamgen.settings import Lane
+from streamgen.settings import Lane, TenantCap
 from tests.chaos.conftest import ChaosRun
+from tests.chaos.harness.deferrals import DeferralWatch
 from tests.chaos.harness.faults import kill_at_random
 from tests.chaos.harness.figures import record_verdict
 from tests.chaos.harness.groups import PROTOCOLS, with_protocol
 from tests.chaos.harness.load import Acked, LoadGenerator
 from tests.chaos.harness.mix import CancelStorm, cancel_outcomes, lane_view, request_maker
 from tests.chaos.harness.oracle import CommitSampler, Verdict, judge, settle_each
+from tests.chaos.harness.workers import WorkerProcess
 from tests.chaos.test_chaos_crashes import LAG_ZERO_BOUND_S, wait_for_new_result
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]
@@ -34,8 +42,7 @@ pytestmark = [pytest.mark.chaos, pytest.mark.integration]
 LANES = (Lane("interactive", 0.1), Lane("default", 0.3), Lane("bulk", 0.1))
 # Requests a second per lane: 3 in all, as in the other membership scenarios, most of them bulk.
 RATES = {"interactive": 0.6, "default": 0.9, "bulk": 1.5}
-# Named in the requests once the schema has a tenant field (issue 25, being added); unused
-# until then.
+# Named in the requests in turn (the tenant field of issue 25); no caps in scenario 15.
 TENANTS = ("studio", "batch-jobs")
 CANCEL_FRACTION = 0.25
 # A request waits up to this for companions in its batch (100 ms in the other scenarios): at
@@ -55,29 +62,84 @@ def acked_of(load: LoadGenerator) -> Callable[[], list[Acked]]:
     return lambda: load.acked
 
 
+@dataclass(frozen=True)
+class Mix:
+    """What a storm sends and how its workers are set: the scenario's name in the figures,
+    the tenants the requests name in turn, requests a second per lane, worker settings."""
+
+    label: str
+    tenants: tuple[str, ...]
+    rates: dict[str, float]
+    worker: dict[str, Any] = field(default_factory=dict)
+
+
+LANES_AND_CANCELS = Mix("15 lanes+cancels kill -9", TENANTS, RATES)
+# Scenario 16: tenant "flood" sends three requests in four on every lane and may have 2 in
+# flight in a worker of 16 places; the others have the default cap, 8, which they never reach.
+# The flood's requests a second per worker (about 1.4) times the time one spends in flight here
+# (MAX_WAIT_MS, then its batch, store and result: 1.2-1.5 s) is about its cap, so records are
+# set aside in the steady state, and always once a kill leaves one worker with the whole load.
+FLOOD = "flood"
+TENANT_CAPS = Mix(
+    "16 tenant caps+lanes+cancels kill -9",
+    (FLOOD, FLOOD, FLOOD, "small"),
+    {"interactive": 0.6, "default": 0.9, "bulk": 2.1},
+    {
+        "max_in_flight": 16,
+        "tenant_max_in_flight": (TenantCap(FLOOD, 2),),
+        "tenant_default_max_in_flight": 8,
+    },
+)
+
+
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_scenario_15_kill9_with_lanes_and_cancels_loses_nothing(
     chaos: ChaosRun, protocol: str
 ) -> None:
+    kill_storm(chaos, protocol, LANES_AND_CANCELS)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_scenario_16_kill9_with_tenant_caps_deferring_loses_nothing(
+    chaos: ChaosRun, protocol: str
+) -> None:
+    with DeferralWatch() as watch:
+        kill_storm(chaos, protocol, TENANT_CAPS, watch)
+    print(
+        f"set aside: most at once {watch.most}, at the kills {watch.at_kills}, "
+        f"{watch.scrapes_with_deferrals} scrapes with some"
+    )
+    assert len(watch.at_kills) == KILLS and all(watch.at_kills), watch.at_kills
+
+
+def kill_storm(
+    chaos: ChaosRun, protocol: str, mix: Mix, watch: DeferralWatch | None = None
+) -> None:
+    """Two workers under ``mix`` on every lane with cancels; each killed once and restarted
+    (with ``watch``: only once it holds records aside); then the oracle, lane by lane."""
     topics = replace(chaos.settings.topics, lanes=LANES)
     create_topics(chaos.stack.bootstrap_servers, plan_topics(topics))
-    worker = replace(chaos.settings.worker, max_wait_ms=MAX_WAIT_MS)
-    settings = replace(chaos.settings, topics=topics, worker=worker)
+    knobs = replace(chaos.settings.worker, max_wait_ms=MAX_WAIT_MS, **mix.worker)
+    settings = replace(chaos.settings, topics=topics, worker=knobs)
     settings = chaos.settings = with_protocol(settings, protocol)
     views = {lane.name: lane_view(settings, lane.name) for lane in LANES}
     outputs = chaos.fleet_outputs()
+
+    def spawn(name: str) -> WorkerProcess:
+        return chaos.spawn(name, watch.settings_for(settings, name) if watch else None)
+
     with ExitStack() as stack:
         loads = {name: stack.enter_context(LoadGenerator(v)) for name, v in views.items()}
         samplers = {
             name: stack.enter_context(CommitSampler(v, outputs, interval=0.5))
             for name, v in views.items()
         }
-        fleet = {name: chaos.spawn(name) for name in ("w1", "w2")}
+        fleet = {name: spawn(name) for name in ("w1", "w2")}
         for worker in fleet.values():
             worker.wait_assigned()
         made: list[str] = []
         for name, load in loads.items():  # until the last restart is back
-            load.stream_until_stopped(request_maker(name, made, TENANTS), rate=RATES[name])
+            load.stream_until_stopped(request_maker(name, made, mix.tenants), rate=mix.rates[name])
         storm = stack.enter_context(
             CancelStorm(
                 settings,
@@ -91,8 +153,12 @@ def test_scenario_15_kill9_with_lanes_and_cancels_loses_nothing(
         for name in ("w1", "w2"):
             # Kill only once the fleet is really working, at a random instant after that.
             wait_for_new_result(outputs, chaos)
-            kill_at_random(fleet[name], chaos.rng, 0.0, 1.5)
-            fleet[name] = chaos.spawn(name)
+            if watch:
+                watch.wait_deferring(name, LAG_ZERO_BOUND_S)
+                kill_at_random(fleet[name], chaos.rng, 0.0, 0.2)
+            else:
+                kill_at_random(fleet[name], chaos.rng, 0.0, 1.5)
+            fleet[name] = spawn(name)
             fleet[name].wait_assigned()
         changed = time.monotonic()  # the last membership change
         for load in loads.values():
@@ -113,11 +179,13 @@ def test_scenario_15_kill9_with_lanes_and_cancels_loses_nothing(
         ids = {a.request_id for a in acked if a.request_id}
         outcomes = cancel_outcomes(outputs, ids, cancelled)
         record_verdict(
-            f"15 lanes+cancels kill -9 ({protocol}): {name}",
+            f"{mix.label} ({protocol}): {name}",
             verdict,
             faults=KILLS,
             recovery_s=[recovery[name]],
             cancels=outcomes.figures(),
+            # All lanes together, so on one lane's row only.
+            deferred=(watch.most, sum(watch.at_kills)) if watch and name == "bulk" else (0, 0),
         )
         assert verdict.requests == loads[name].sent and not loads[name].failed, name
         assert verdict.dead_letters == 0, f"{name}: {verdict.dead_letters} dead letters"

@@ -41,6 +41,11 @@ class RunFigures:
     cancels: int = 0
     cancelled: int = 0
     finished_first: int = 0
+    # Records tenants' caps set aside (scenario 16), all lanes together: the most one worker
+    # held at one scrape of its /metrics, and the sum over the kills of what each victim held
+    # at the scrape just before its kill.
+    deferred_most: int = 0
+    deferred_at_kills: int = 0
 
 
 def record(figures: RunFigures) -> None:
@@ -58,9 +63,11 @@ def record_verdict(
     recovery_s: list[float],
     dead_letters_expected: int = 0,
     cancels: tuple[int, int, int] = (0, 0, 0),
+    deferred: tuple[int, int] = (0, 0),
 ) -> None:
     """Record one run before its assertions, so failed runs count in the figures too.
-    ``cancels``: (requests cancelled, answered CANCELLED, finished first), as in RunFigures."""
+    ``cancels``: (requests cancelled, answered CANCELLED, finished first); ``deferred``: (most
+    set aside at once, set aside at the kills); as in RunFigures."""
     print(f"{scenario}: {verdict}")
     record(
         RunFigures(
@@ -75,6 +82,8 @@ def record_verdict(
             cancels=cancels[0],
             cancelled=cancels[1],
             finished_first=cancels[2],
+            deferred_most=deferred[0],
+            deferred_at_kills=deferred[1],
         )
     )
 
@@ -88,14 +97,18 @@ def _percentile(values: list[float], q: int) -> str:
 
 
 def summarise(runs: list[RunFigures]) -> str:
-    """A markdown table: one row per scenario; a column of cancels when some run had any."""
+    """A markdown table: one row per scenario; a column of cancels, and one of records set
+    aside, when some run had any."""
     with_cancels = any(r.cancels for r in runs)
+    with_deferred = any(r.deferred_most for r in runs)
     header = (
         "| scenario | runs | requests | lost | duplicates / 1,000 | dead letters (expected / "
         "actual) | recovery p50 (s) | recovery p95 (s) |"
         + (" cancelled (CANCELLED / finished first) |" if with_cancels else "")
+        + (" set aside: at the kills (most at once) |" if with_deferred else "")
         + "\n|---|---:|---:|---:|---:|---:|---:|---:|"
         + ("---:|" if with_cancels else "")
+        + ("---:|" if with_deferred else "")
     )
     rows = [header]
     for scenario in sorted({r.scenario for r in runs}):
@@ -108,7 +121,9 @@ def summarise(runs: list[RunFigures]) -> str:
             f"| {scenario} | {len(mine)} | {requests} | {sum(r.lost for r in mine)} | "
             f"{per_mille:.1f} | {sum(r.dead_letters_expected for r in mine)} / "
             f"{sum(r.dead_letters for r in mine)} | {_percentile(recovery, 50)} | "
-            f"{_percentile(recovery, 95)} |" + (_cancel_cell(mine) if with_cancels else "")
+            f"{_percentile(recovery, 95)} |"
+            + (_cancel_cell(mine) if with_cancels else "")
+            + (_deferred_cell(mine) if with_deferred else "")
         )
     return "\n".join(rows)
 
@@ -117,6 +132,13 @@ def _cancel_cell(runs: list[RunFigures]) -> str:
     cancels = sum(r.cancels for r in runs)
     cancelled = sum(r.cancelled for r in runs)
     return f" {cancels} ({cancelled} / {sum(r.finished_first for r in runs)}) |"
+
+
+def _deferred_cell(runs: list[RunFigures]) -> str:
+    if not any(r.deferred_most for r in runs):
+        return " - |"
+    at_kills = sum(r.deferred_at_kills for r in runs)
+    return f" {at_kills} ({max(r.deferred_most for r in runs)}) |"
 
 
 def versions() -> dict[str, str]:
