@@ -94,6 +94,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         report["small + large"]["small_latency_s"]["p95"] / alone, 2
     )
     print(f"small p95 with large / alone: {report['small_p95_with_large_over_alone']}")
+    if args.cap:
+        capped = report["large capped"]["small_latency_s"]["p95"] / alone
+        report["small_p95_with_large_capped_over_alone"] = round(capped, 2)
+        print(f"small p95 with large capped / alone: {capped:.2f}")
     write_json(args.json, report)
     return 0
 
