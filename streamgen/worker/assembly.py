@@ -321,8 +321,11 @@ def assemble(
         hooks=hooks,
         committer=committer,
         buffer=buffer,
-        stalls=StallWatchdog(
-            consumer, w.stall_timeout_s, buffered=buffer.count, on_stall=hooks.partition_stall
+        stalls=StallWatchdog(  # records waiting: fetched, or set aside by a tenant's cap
+            consumer,
+            w.stall_timeout_s,
+            buffered=lambda tp: buffer.count(tp) + loop.deferrals.count(tp),
+            on_stall=hooks.partition_stall,
         ),
         progress=reporter,
         tenant_caps=tenant_caps(w),

@@ -83,6 +83,7 @@ class Deferrals:
         self._waiting: dict[str, deque[Deferred]] = {}
         self._index: dict[tuple[TopicPartitionKey, int], Deferred] = {}
         self._counts: Counter[str] = Counter()  # set aside, per tenant
+        self._per_partition: Counter[TopicPartitionKey] = Counter()
         self._in_flight: Counter[str] = Counter()
         self._tenant_of: dict[Ticket, str] = {}
 
@@ -92,6 +93,10 @@ class Deferrals:
     def counts(self) -> dict[str, int]:
         """Records set aside, per tenant that has any."""
         return dict(self._counts)
+
+    def count(self, tp: TopicPartitionKey) -> int:
+        """Records of ``tp`` set aside: waiting, as far as the stall watchdog is concerned."""
+        return self._per_partition[tp]
 
     def in_flight(self, tenant: str) -> int:
         return self._in_flight[tenant]
@@ -120,6 +125,7 @@ class Deferrals:
         self._waiting.setdefault(tenant, deque()).append(entry)
         self._index[entry.key] = entry
         self._counts[tenant] += 1
+        self._per_partition[tp] += 1
         return True
 
     def release(self, room: int) -> list[Deferred]:
@@ -189,10 +195,13 @@ class Deferrals:
 
     def _take(self, entry: Deferred) -> Deferred:
         del self._index[entry.key]
-        tenant = entry.request.tenant
+        tenant, tp = entry.request.tenant, entry.key[0]
         self._counts[tenant] -= 1
         if not self._counts[tenant]:
             del self._counts[tenant]
+        self._per_partition[tp] -= 1
+        if not self._per_partition[tp]:
+            del self._per_partition[tp]
         return entry
 
     def _commit_holder(self) -> Deferred | None:

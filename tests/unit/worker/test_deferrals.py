@@ -155,11 +155,16 @@ def test_once_a_tenants_records_set_aside_are_gone_its_next_one_goes_straight_in
     assert worker.take(P0, 0, "flood")  # nothing of the flood is waiting or in flight
 
 
-def test_at_most_max_records_are_set_aside() -> None:
+def test_at_most_max_records_are_set_aside_and_each_partition_counts_its_own() -> None:
     worker = Worker({"flood": 1}, max_records=3)
     for offset in range(3):
         worker.take(P0, offset, "flood")
-    assert worker.deferrals.room() == 1
+    worker.take(P1, 0, "flood")
+    assert worker.deferrals.room() == 0
+    # What the stall watchdog counts as waiting, besides the fetch buffer's records.
+    assert (worker.deferrals.count(P0), worker.deferrals.count(P1)) == (2, 1)
+    worker.deferrals.drop({P1})
+    assert (worker.deferrals.count(P1), worker.deferrals.room()) == (0, 1)
 
 
 @pytest.mark.parametrize("max_records", [0, -1])
