@@ -5,13 +5,14 @@ every partition's commits keep moving (the record holding a commit point is neve
 
 from __future__ import annotations
 
+from confluent_kafka import TopicPartition
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamgen.worker.events import OutcomeSummary
 from streamgen.worker.loop import ConsumerLoop
 from streamgen.worker.work_item import WorkItem
-from tests.unit.worker.test_loop_window import Admissions, EndlessPartitions, make_loop
+from tests.unit.worker.test_loop_window import TOPIC, Admissions, EndlessPartitions, make_loop
 
 Done = dict[int, set[int]]  # partition -> offsets whose outputs are durable
 
@@ -115,3 +116,40 @@ def test_with_caps_commits_stay_behind_done_work_and_every_partition_moves(
         finish_some(loop, 8, done)
     stuck = [p for p in range(partitions) if consumer.committed[p] <= before[p]]
     assert not stuck, f"partitions {stuck} never committed again: a deadlock"
+
+
+def test_a_revoked_partitions_records_set_aside_are_read_again_by_its_next_owner() -> None:
+    admissions = Admissions(lambda p, o: "small" if o % 4 == 0 else "flood")
+    loop, consumer, _ = make_loop(
+        8,
+        2,
+        buffer_records=40,
+        tenant_caps=lambda t: 2 if t == "flood" else 0,
+        admissions=admissions,
+    )
+    done: Done = {0: set(), 1: set()}
+    for _ in range(6):
+        loop.step()
+        finish_some(loop, 3, done)
+    tp = (TOPIC, 1)
+    assert loop.deferrals.count(tp) > 0
+    read_so_far = admissions.next[1]  # decoded: handed out or set aside
+    # What the rebalance handler does on revoke: drop what was fetched or set aside and the
+    # waiting work, commit what is durable, forget the partition.
+    loop.drop_fetched({tp})
+    loop.work.remove(lambda item: item.ticket.tp == tp)
+    loop.commit_now(only=[tp])
+    loop.tracker.revoke(tp)
+    assert loop.deferrals.count(tp) == 0
+    loop.step()  # the commit's answer arrives
+    assert_commits_behind_done(consumer, done)
+    assert consumer.committed[1] < read_so_far  # below what was set aside
+    # The next owner (here the same worker, re-assigned) reads from the committed offset.
+    loop.tracker.assign(tp)
+    consumer.next[1] = consumer.committed[1]
+    loop.pauses.adopt([TopicPartition(TOPIC, 1)])
+    for _ in range(60):
+        loop.step()
+        assert_commits_behind_done(consumer, done)
+        finish_some(loop, 8, done)
+    assert consumer.committed[1] > read_so_far  # everything set aside was read again and done
