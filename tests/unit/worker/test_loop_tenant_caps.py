@@ -5,12 +5,18 @@ every partition's commits keep moving (the record holding a commit point is neve
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from confluent_kafka import TopicPartition
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streamgen.contracts.request import GenerationRequest
+from streamgen.errors import SchemaRegistryUnavailable
+from streamgen.worker.backoff import Backoff
 from streamgen.worker.events import OutcomeSummary
 from streamgen.worker.loop import ConsumerLoop
+from streamgen.worker.pauses import Pauses
 from streamgen.worker.work_item import WorkItem
 from tests.unit.worker.test_loop_window import TOPIC, Admissions, EndlessPartitions, make_loop
 
@@ -153,3 +159,44 @@ def test_a_revoked_partitions_records_set_aside_are_read_again_by_its_next_owner
         assert_commits_behind_done(consumer, done)
         finish_some(loop, 8, done)
     assert consumer.committed[1] > read_so_far  # everything set aside was read again and done
+
+
+class FlakyRegistry(Admissions):
+    """Every seventh of the first 50 records of partition 0 fails to decode the first time
+    (the schema registry away): the loop blocks the partition and rewinds it to that record."""
+
+    def __init__(self, tenant_of: Callable[[int, int], str]) -> None:
+        super().__init__(tenant_of)
+        self.failed: set[int] = set()
+
+    def decode(self, value: bytes) -> GenerationRequest:
+        _, partition, offset = value.decode().split("-")
+        first = int(offset) not in self.failed
+        if partition == "0" and int(offset) < 50 and int(offset) % 7 == 3 and first:
+            self.failed.add(int(offset))
+            raise SchemaRegistryUnavailable(f"registry away at {offset}")
+        return super().decode(value)
+
+
+def test_rewinds_for_a_transient_decode_failure_lose_no_record_set_aside() -> None:
+    admissions = FlakyRegistry(lambda p, o: "small" if o % 5 == 0 else "flood")
+    loop, consumer, _ = make_loop(
+        8,
+        2,
+        buffer_records=40,
+        tenant_caps=lambda t: 2 if t == "flood" else 0,
+        admissions=admissions,
+    )
+    # Blocked partitions come back at once: the test counts steps, not seconds.
+    loop.pauses = Pauses(consumer, loop.tracker, loop.buffer, Backoff(1e-6, 1e-6), loop.hooks)  # type: ignore[arg-type]
+    done: Done = {0: set(), 1: set()}
+    rewound_with_records_aside = 0
+    for _ in range(150):
+        failures = len(admissions.failed)
+        loop.step()
+        if len(admissions.failed) > failures and loop.deferrals.count((TOPIC, 0)):
+            rewound_with_records_aside += 1
+        assert_commits_behind_done(consumer, done)
+        finish_some(loop, 4, done)
+    assert len(admissions.failed) == 7 and rewound_with_records_aside >= 3
+    assert consumer.committed[0] > 50  # every record of the rewinds done, none skipped
