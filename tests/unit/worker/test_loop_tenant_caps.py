@@ -124,15 +124,18 @@ def test_with_caps_commits_stay_behind_done_work_and_every_partition_moves(
     assert not stuck, f"partitions {stuck} never committed again: a deadlock"
 
 
+def flood_capped_at_2(admissions: Admissions) -> tuple[ConsumerLoop, EndlessPartitions]:
+    """Two partitions, a window of 8, tenant "flood" capped at 2."""
+    caps = {"flood": 2}
+    loop, consumer, _ = make_loop(
+        8, 2, buffer_records=40, tenant_caps=lambda t: caps.get(t, 0), admissions=admissions
+    )
+    return loop, consumer
+
+
 def test_a_revoked_partitions_records_set_aside_are_read_again_by_its_next_owner() -> None:
     admissions = Admissions(lambda p, o: "small" if o % 4 == 0 else "flood")
-    loop, consumer, _ = make_loop(
-        8,
-        2,
-        buffer_records=40,
-        tenant_caps=lambda t: 2 if t == "flood" else 0,
-        admissions=admissions,
-    )
+    loop, consumer = flood_capped_at_2(admissions)
     done: Done = {0: set(), 1: set()}
     for _ in range(6):
         loop.step()
@@ -180,13 +183,7 @@ class FlakyRegistry(Admissions):
 
 def test_rewinds_for_a_transient_decode_failure_lose_no_record_set_aside() -> None:
     admissions = FlakyRegistry(lambda p, o: "small" if o % 5 == 0 else "flood")
-    loop, consumer, _ = make_loop(
-        8,
-        2,
-        buffer_records=40,
-        tenant_caps=lambda t: 2 if t == "flood" else 0,
-        admissions=admissions,
-    )
+    loop, consumer = flood_capped_at_2(admissions)
     # Blocked partitions come back at once: the test counts steps, not seconds.
     loop.pauses = Pauses(consumer, loop.tracker, loop.buffer, Backoff(1e-6, 1e-6), loop.hooks)  # type: ignore[arg-type]
     done: Done = {0: set(), 1: set()}
