@@ -52,17 +52,26 @@ class LoadGenerator:
         self.failed: list[str] = []
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self.sent = 0  # requests handed to the producer by stream() or stream_until_stopped()
+        # Requests handed to the producer by stream(), stream_until_stopped() and burst().
+        self.sent = 0
 
     @property
     def acked(self) -> list[Acked]:
         with self._lock:
             return list(self._acked)
 
-    def send(self, request: GenerationRequest) -> None:
-        self.send_raw(request.request_id.encode(), self._encode(request), request.request_id)
+    def send(self, request: GenerationRequest, partition: int | None = None) -> None:
+        """Publish ``request`` keyed by its id, to ``partition`` or where the key hashes."""
+        key, value = request.request_id.encode(), self._encode(request)
+        self.send_raw(key, value, request.request_id, partition)
 
-    def send_raw(self, key: bytes | None, value: bytes | None, request_id: str | None) -> None:
+    def send_raw(
+        self,
+        key: bytes | None,
+        value: bytes | None,
+        request_id: str | None,
+        partition: int | None = None,
+    ) -> None:
         def delivered(error: KafkaError | None, message: Message) -> None:
             if error is not None:
                 with self._lock:
@@ -72,7 +81,8 @@ class LoadGenerator:
             with self._lock:
                 self._acked.append(acked)
 
-        self._producer.produce(self._topic, key=key, value=value, on_delivery=delivered)
+        where = {} if partition is None else {"partition": partition}
+        self._producer.produce(self._topic, key=key, value=value, on_delivery=delivered, **where)
         self._producer.poll(0)
 
     def publish(self, requests: Sequence[GenerationRequest]) -> None:
@@ -91,7 +101,7 @@ class LoadGenerator:
         def run() -> None:
             for request in requests:
                 self.send(request)
-                self.sent += 1
+                self._next()
                 time.sleep(1.0 / rate)
             self.flush()
 
@@ -106,12 +116,26 @@ class LoadGenerator:
 
         def run() -> None:
             while not self._stop.is_set():
-                self.send(make(self.sent))
-                self.sent += 1
+                self.send(make(self._next()))
                 self._stop.wait(1.0 / rate)
             self.flush()
 
         self._start(run)
+
+    def burst(self, make: Callable[[int], GenerationRequest], partitions: int, each: int) -> None:
+        """Publish ``each`` requests of ``make`` to every one of partitions 0..``partitions``-1
+        at once, acknowledged on return; counted in ``sent`` (the oracle expects them), beside
+        a stream that may be running."""
+        for partition in range(partitions):
+            for _ in range(each):
+                self.send(make(self._next()), partition)
+        self.flush()
+
+    def _next(self) -> int:
+        """The index of the next request sent (``sent`` before it is counted)."""
+        with self._lock:
+            self.sent += 1
+            return self.sent - 1
 
     def stop(self) -> None:
         """End :meth:`stream_until_stopped`; what it sent is then published and acknowledged."""
