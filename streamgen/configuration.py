@@ -278,6 +278,7 @@ def _validate(s: Settings) -> None:
         raise ConfigError("validation.min_size", "need 8 <= min_size <= max_size")
     if b.min_steps < 1 or b.max_steps < b.min_steps:
         raise ConfigError("validation.max_steps", "need 1 <= min_steps <= max_steps")
+    _check_adapters(s)
     if b.max_guidance < b.min_guidance:
         raise ConfigError("validation.max_guidance", "must be >= validation.min_guidance")
     if s.worker.drain_timeout_s <= 0:
@@ -289,6 +290,22 @@ def _validate(s: Settings) -> None:
 
 
 _MAX_PORT = 65535
+
+
+def _check_adapters(s: Settings) -> None:
+    """The LoRA adapter limits (README, "Per-request LoRA adapters")."""
+    for name, size in (
+        ("store.adapter_max_bytes", s.store.adapter_max_bytes),
+        ("engine.adapter_cache_bytes", s.engine.adapter_cache_bytes),
+    ):
+        if size <= 0:
+            raise ConfigError(name, f"must be > 0, got {size}")
+    if s.validation.max_adapters_per_request < 0:
+        raise ConfigError("validation.max_adapters_per_request", "must be >= 0 (0: no adapters)")
+    if not 0 < s.validation.max_adapter_scale < math.inf:
+        raise ConfigError("validation.max_adapter_scale", "must be a finite number > 0")
+
+
 # torch's names for the devices the engine runs on; "auto" picks CUDA where it is available.
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 

@@ -145,6 +145,9 @@ class StoreSettings:
     # An init image is refused past this size before it is decoded: a request must not make
     # the worker read an unbounded object into memory.
     init_image_max_bytes: int = 20 * 1024 * 1024
+    # A request's LoRA adapter (read from the same prefixes) is refused past this size before
+    # it is parsed; an SDXL adapter of rank 128 in fp16 is about 0.7 GB.
+    adapter_max_bytes: int = 1024 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,9 @@ class ValidationBounds:
     max_num_images: int = 8
     max_prompt_chars: int = 2000
     max_metadata_entries: int = 64
+    # LoRA adapters one request may name, and how far from 0 each one's scale may be.
+    max_adapters_per_request: int = 4
+    max_adapter_scale: float = 4.0
 
 
 @dataclass(frozen=True)
@@ -211,6 +217,9 @@ class EngineSettings:
     # keeps the fastest; false: its heuristics pick one at once. The timing runs again in every
     # process, compiling kernels at run time: docs/benchmarks.md ("Start-up") measures both.
     cudnn_benchmark: bool = True
+    # Loaded LoRA adapters kept on the device, least recently used dropped first past this many
+    # bytes (engine/adapters/cache.py); one in use by a batch is never dropped under it.
+    adapter_cache_bytes: int = 2 * 1024 * 1024 * 1024
 
 
 @dataclass(frozen=True)

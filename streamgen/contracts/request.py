@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
 Task = Literal["txt2img", "img2img"]
+
+
+@dataclass(frozen=True, slots=True)
+class Adapter:
+    """One LoRA adapter a request names: a safetensors file in the store, and its weight."""
+
+    uri: str
+    scale: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +50,15 @@ class GenerationRequest:
     output_quality: int | None = None
     # Who the request is for; "" is the default tenant (worker.tenants shares the GPU by it).
     tenant: str = ""
+    # LoRA adapters for this request alone, in order (validation checks count, place, scale).
+    adapters: tuple[Adapter, ...] = ()
+
+    def __post_init__(self) -> None:
+        # Avro records and JSON input carry adapters as a list of maps; anything else is left
+        # as it is for validation to name.
+        adapters = self.adapters
+        if isinstance(adapters, list | tuple):
+            object.__setattr__(self, "adapters", tuple(_adapter(item) for item in adapters))
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> GenerationRequest:
@@ -50,7 +68,17 @@ class GenerationRequest:
 
     def to_record(self) -> dict[str, Any]:
         """The Avro record for this request (all fields of the current schema)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        record = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        record["adapters"] = [
+            {"uri": a.uri, "scale": a.scale} if isinstance(a, Adapter) else a for a in self.adapters
+        ]
+        return record
 
     def replace(self, **changes: Any) -> GenerationRequest:
         return dataclasses.replace(self, **changes)
+
+
+def _adapter(item: Any) -> Any:
+    if isinstance(item, Mapping) and set(item) <= {"uri", "scale"} and "uri" in item:
+        return Adapter(**item)
+    return item

@@ -24,6 +24,15 @@ class StoredImage:
 
 
 @dataclass(frozen=True, slots=True)
+class AppliedAdapter:
+    """A LoRA adapter the images were generated with, and the sha256 of its file."""
+
+    uri: str
+    sha256: str
+    scale: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
 class ResultError:
     code: str
     message: str
@@ -67,6 +76,7 @@ class GenerationResult:
     dtype: str = ""  # what that model ran in
     output_quality: int | None = None  # None: lossless
     tenant: str = ""  # the request's tenant; "" where none was named or the record was broken
+    adapters: tuple[AppliedAdapter, ...] = ()  # the LoRA adapters the images were made with
 
     def to_record(self) -> dict[str, Any]:
         # Field by field, shallow: dataclasses.asdict deep-copies every datetime and string,
@@ -89,6 +99,7 @@ class GenerationResult:
             "dtype": self.dtype,
             "output_quality": self.output_quality,
             "tenant": self.tenant,
+            "adapters": [_shallow(adapter) for adapter in self.adapters],
         }
 
     @classmethod
@@ -112,15 +123,19 @@ class GenerationResult:
             dtype=record.get("dtype", ""),
             output_quality=record.get("output_quality"),
             tenant=record.get("tenant", ""),
+            adapters=tuple(AppliedAdapter(**a) for a in record.get("adapters", [])),
         )
 
 
 _FIELD_NAMES = {
     cls: tuple(f.name for f in dataclasses.fields(cls))
-    for cls in (StoredImage, ResultError, Timings, WorkerIdentity)
+    for cls in (StoredImage, ResultError, Timings, WorkerIdentity, AppliedAdapter)
 }
 
 
-def _shallow(value: StoredImage | ResultError | Timings | WorkerIdentity) -> dict[str, Any]:
+_Flat = StoredImage | ResultError | Timings | WorkerIdentity | AppliedAdapter
+
+
+def _shallow(value: _Flat) -> dict[str, Any]:
     """The fields of a flat contract dataclass (its values are immutable: no copy needed)."""
     return {name: getattr(value, name) for name in _FIELD_NAMES[type(value)]}

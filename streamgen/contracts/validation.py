@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any, Protocol, get_args
 
 from streamgen.contracts.formats import FORMATS, QUALITY_RANGE
-from streamgen.contracts.request import GenerationRequest, Task
+from streamgen.contracts.request import Adapter, GenerationRequest, Task
 from streamgen.errors import DeadlineExpired, InvalidRequest
 from streamgen.settings import ValidationBounds
 
@@ -123,6 +123,7 @@ def validate(
     _check_text(request, bounds)
     _check_model(request, models, schedulers)
     _check_task(request, init_images)
+    _check_adapters(request, bounds, init_images)
     _check_image(request, bounds)
     _check_output(request)
     if request.tenant and not TENANT_PATTERN.fullmatch(request.tenant):
@@ -189,6 +190,44 @@ def _check_task(request: GenerationRequest, init_images: InitImagePrefixes | Non
     strength = _number("strength", request.strength)
     if not 0.0 < strength <= 1.0:
         raise InvalidRequest("strength", strength, "in (0, 1]")
+
+
+def _check_adapters(
+    request: GenerationRequest, b: ValidationBounds, prefixes: InitImagePrefixes | None
+) -> None:
+    """Count, place and scale of each adapter; whether its file exists and fits the model is
+    known only where it is read (``streamgen.engine.adapters``)."""
+    adapters = request.adapters
+    if not isinstance(adapters, tuple):
+        raise InvalidRequest("adapters", adapters, "a list of {uri, scale} records")
+    limit = b.max_adapters_per_request
+    if len(adapters) > limit:
+        raise InvalidRequest(
+            "adapters",
+            f"{len(adapters)} adapters",
+            f"at most {limit} (validation.max_adapters_per_request)",
+        )
+    seen: set[str] = set()
+    for i, adapter in enumerate(adapters):
+        name = f"adapters[{i}]"
+        if not isinstance(adapter, Adapter):
+            raise InvalidRequest(name, adapter, "a {uri, scale} record")
+        if not isinstance(adapter.uri, str) or not adapter.uri.strip():
+            raise InvalidRequest(f"{name}.uri", adapter.uri, "a non-empty object URI")
+        if prefixes is not None:
+            try:
+                prefixes.locate(adapter.uri)  # lexical, as for init images
+            except InvalidRequest as exc:
+                raise InvalidRequest(f"{name}.uri", clip(adapter.uri), exc.allowed) from None
+        if adapter.uri in seen:
+            raise InvalidRequest(f"{name}.uri", clip(adapter.uri), "named once per request")
+        seen.add(adapter.uri)
+        scale = _number(f"{name}.scale", adapter.scale)
+        if abs(scale) > b.max_adapter_scale:
+            bound = b.max_adapter_scale
+            raise InvalidRequest(
+                f"{name}.scale", scale, f"in [-{bound}, {bound}] (validation.max_adapter_scale)"
+            )
 
 
 def _check_image(request: GenerationRequest, b: ValidationBounds) -> None:

@@ -8,11 +8,10 @@ import time
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from datetime import UTC, datetime
 
-import torch
-
 from streamgen.contracts.request import GenerationRequest
-from streamgen.contracts.validation import LoadedModelRules, clip, deadline_expired
+from streamgen.contracts.validation import LoadedModelRules, deadline_expired
 from streamgen.engine import img2img
+from streamgen.engine.adapters import AdapterLoader, AdapterStats, ScaledAdapter, Uncompiled
 from streamgen.engine.aot import AotModules
 from streamgen.engine.batch_failures import run_isolating
 from streamgen.engine.buckets import batch_buckets
@@ -20,6 +19,7 @@ from streamgen.engine.compile_cache import CompileCache
 from streamgen.engine.decode import Decoder
 from streamgen.engine.families import PipelineParts
 from streamgen.engine.graphs import BucketGraphs, NoisePredictor, eager_noise
+from streamgen.engine.inputs import StoredInputs
 from streamgen.engine.knobs import Placement, check_knobs
 from streamgen.engine.loaded_model import LoadedModel, device_label, load_model
 from streamgen.engine.loading import check_dtype, model_sources, resolve_device
@@ -37,7 +37,6 @@ from streamgen.errors import (
     StoreUnavailable,
 )
 from streamgen.settings import EngineSettings
-from streamgen.store.base import ObjectTooLarge
 
 __all__ = ["DiffusionEngine"]
 
@@ -58,10 +57,12 @@ class DiffusionEngine:
         settings: EngineSettings,
         init_images: img2img.InitImageSource | None = None,
         *,
+        adapter_files: img2img.InitImageSource | None = None,
         clock: Clock = lambda: datetime.now(UTC),
     ) -> None:
-        """``init_images`` reads img2img init images (``InitImageReader``: the allowed
-        prefixes and size cap); without it every img2img request fails."""
+        """``init_images`` reads img2img init images and ``adapter_files`` LoRA adapters
+        (``InitImageReader``: the allowed prefixes and a size cap each); without one, every
+        request that needs it fails."""
         self.settings = settings
         self.device = resolve_device(settings.device)
         check_dtype(settings.dtype, self.device)  # each model's dtype depends on its family
@@ -74,7 +75,15 @@ class DiffusionEngine:
         # name it either way share batches.
         first = next(iter(settings.models), "default")
         self._model_names = {name: first if name == "default" else name for name in sources}
-        self._init_images = init_images
+        loader = None
+        if adapter_files is not None:
+            loader = AdapterLoader(
+                adapter_files, cache_bytes=settings.adapter_cache_bytes, device=self.device
+            )
+        self._inputs = StoredInputs(init_images, loader)
+        # Batches with adapters that ran eagerly although a fast path (CUDA graphs, AOT, compile)
+        # is configured: the hooks that apply them must run as Python on every call.
+        self.adapter_eager_batches = 0
         self._clock = clock
         # Before any model is compiled: point torch at the persistent caches and load them.
         self._compile_cache: CompileCache | None = None
@@ -129,6 +138,7 @@ class DiffusionEngine:
         """
         seeds: dict[int, int] = {}
         errors: dict[int, GenerationFailed] = {}
+        adapters: dict[int, tuple[ScaledAdapter, ...]] = {}
         groups: dict[tuple[Shape, int], list[ImageRow]] = {}
         # 1. Reject what cannot run, drop what expired in the queue, read init images.
         for slot, request in enumerate(requests):
@@ -137,6 +147,7 @@ class DiffusionEngine:
                 shape = self.shape_of(request)
                 for row in self._rows(slot, request, shape, seeds[slot], cancelled):
                     groups.setdefault((shape, row.start), []).append(row)
+                    adapters[slot] = row.adapters
             except GenerationFailed as error:
                 errors[slot] = error
             except (StoreUnavailable, FatalError):
@@ -162,7 +173,9 @@ class DiffusionEngine:
                     results[(row.slot, row.image_index)] = result
         # 3. One outcome per request: all its images, or the first error among them.
         return [
-            _outcome(request, seeds.get(slot, 0), errors.get(slot), results, slot, self._parts)
+            _outcome(
+                request, seeds.get(slot, 0), errors.get(slot), results, slot, self._parts
+            ).with_adapters(adapters.get(slot, ()))
             for slot, request in enumerate(requests)
         ]
 
@@ -212,6 +225,10 @@ class DiffusionEngine:
             "loaded": sum(a.loaded for a in unique),
         }
 
+    def adapter_stats(self) -> AdapterStats:
+        """LoRA adapters loaded, cached and run without a fast path so far."""
+        return self._inputs.adapter_stats(self.adapter_eager_batches)
+
     def model_rules(self) -> LoadedModelRules:
         """What each loaded model can honour: the worker's validate stage applies it."""
         return self._rules
@@ -238,21 +255,29 @@ class DiffusionEngine:
             self._placements[shape.model],
             shape,
             rows,
-            runners=lambda: self._runners(buckets_of or shape, len(rows)),
+            runners=lambda: self._runners(buckets_of or shape, rows),
             device=self.device,
             dropped_reason=lambda request: self._dropped_reason(request, cancelled),
             on_step=on_step,
         )
 
-    def _runners(self, shape: Shape, rows: int) -> tuple[NoisePredictor, Decoder | None]:
+    def _runners(
+        self, shape: Shape, batch: Sequence[ImageRow]
+    ) -> tuple[NoisePredictor, Decoder | None]:
         """Eager denoiser and VAE, their AOT packages, or their CUDA graphs over the buckets of
-        ``shape``."""
+        ``shape``. A batch with adapters runs eagerly: their hooks are Python."""
+        parts = self._parts[shape.model]
+        if any(row.adapters for row in batch):
+            if self.settings.compile or shape.model in self._graphs or shape.model in self._aot:
+                self.adapter_eager_batches += 1
+            return parts.family.noise_predictor(Uncompiled(parts.denoiser)), None
+        rows = len(batch)
         graphs = self._graphs.get(shape.model)
         if graphs is None:
             aot = self._aot.get(shape.model)
             if aot is not None:
                 return aot.guided, aot.decode
-            return eager_noise(self._parts[shape.model]), None
+            return eager_noise(parts), None
         # While the limit is being probed it is not known yet: the probe's sizes are powers of
         # two up to the cap, which are buckets of any limit it can find.
         limit = self._limits.known(shape) or self._limits.cap
@@ -290,34 +315,10 @@ class DiffusionEngine:
         error = reject_reason(request, shape, self._parts, dropped)
         if error is not None:
             raise error
-        pixels = self._init_image(request) if request.task == "img2img" else None
-        return expand_rows(slot, request, seed, pixels, self._parts[shape.model].family)
-
-    def _init_image(self, request: GenerationRequest) -> torch.Tensor:
-        """The init image as pixels, or InitImageInvalid / a refusal for this request alone.
-
-        StoreUnavailable goes up: transient, the worker repeats the whole batch after a backoff.
-        """
-        if self._init_images is None:
-            raise img2img.InitImageInvalid("img2img needs an object store; none is set")
-        uri = request.init_image_uri or ""
-        try:
-            data = self._init_images.read(uri)
-        except StoreUnavailable:
-            raise
-        except InvalidRequest as exc:  # not under an allowed prefix
-            raise not_retryable(str(exc), exc.code) from None
-        except FileNotFoundError:
-            raise img2img.InitImageInvalid(f"init image {clip(uri)!r} does not exist") from None
-        except ObjectTooLarge as exc:
-            raise img2img.InitImageInvalid(
-                f"init image {clip(uri)!r} is larger than "
-                f"store.init_image_max_bytes={exc.limit} bytes"
-            ) from None
-        except Exception as exc:  # refused by the store (access denied, a bad name, ...)
-            log.warning("init image %r of %s cannot be read: %s", uri, request.request_id, exc)
-            raise img2img.InitImageInvalid(f"init image {clip(uri)!r} cannot be read") from exc
-        return img2img.decode_init_image(data, width=request.width, height=request.height)
+        parts = self._parts[shape.model]
+        adapters = self._inputs.adapters(request, parts)
+        pixels = self._inputs.init_image(request) if request.task == "img2img" else None
+        return expand_rows(slot, request, seed, pixels, parts.family, adapters)
 
 
 def _outcome(

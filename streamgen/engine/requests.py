@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from streamgen.contracts.request import GenerationRequest
+from streamgen.engine.adapters import ScaledAdapter
 from streamgen.engine.families import ModelFamily, PipelineParts
 from streamgen.engine.types import Shape
 from streamgen.errors import GenerationFailed, InvalidRequest
@@ -25,6 +26,7 @@ class ImageRow:
     image_index: int
     start: int  # first timestep index: 0 for txt2img, later for img2img by strength
     init_pixels: torch.Tensor | None = None
+    adapters: tuple[ScaledAdapter, ...] = ()  # the request's LoRA adapters, loaded
 
 
 def expand_rows(
@@ -33,11 +35,15 @@ def expand_rows(
     seed: int,
     init_pixels: torch.Tensor | None,
     family: ModelFamily,
+    adapters: tuple[ScaledAdapter, ...] = (),
 ) -> list[ImageRow]:
     start = 0
     if request.task == "img2img":
         start = family.img2img_start(request.steps, request.strength)
-    return [ImageRow(slot, request, seed, i, start, init_pixels) for i in range(request.num_images)]
+    return [
+        ImageRow(slot, request, seed, i, start, init_pixels, adapters)
+        for i in range(request.num_images)
+    ]
 
 
 def chunks(rows: Sequence[ImageRow], size: int) -> list[Sequence[ImageRow]]:

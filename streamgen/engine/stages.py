@@ -17,6 +17,7 @@ from PIL.Image import Image
 
 from streamgen.contracts.request import GenerationRequest
 from streamgen.engine import img2img
+from streamgen.engine.adapters import RowAdapters, adapters_applied
 from streamgen.engine.decode import (
     Decoder,
     check_latents,
@@ -24,7 +25,7 @@ from streamgen.engine.decode import (
     decode_latents,
     to_images,
 )
-from streamgen.engine.denoise import DenoiseBatch, StepDone, denoise, initial_noise
+from streamgen.engine.denoise import DenoiseBatch, DropCheck, StepDone, denoise, initial_noise
 from streamgen.engine.families import ModelFamily, NoisePredictor, PipelineParts
 from streamgen.engine.knobs import Placement
 from streamgen.engine.requests import ImageRow, expand_rows
@@ -104,23 +105,13 @@ def run_batch(
         generators=generators,
         timesteps=timesteps,
     )
-    # 4. Denoise; rows of cancelled or expired requests leave between steps.
+    # 4. Denoise, each row with its own adapters; rows of cancelled or expired requests leave
+    #    between steps (and their adapters' rows with them).
     dropped: dict[int, GenerationFailed] = {}
-
-    def drop(alive: Sequence[int]) -> set[int]:
-        # Asked once per request and step, however many images the request has.
-        reasons = {
-            r.request_id: dropped_reason(r)
-            for r in {rows[i].request.request_id: rows[i].request for i in alive}.values()
-        }
-        for i in alive:
-            reason = reasons[rows[i].request.request_id]
-            if reason is not None:
-                dropped[i] = reason
-        return {i for i in alive if i in dropped}
-
+    adapted = RowAdapters.of([row.adapters for row in rows], device)
+    drop = _dropping(rows, dropped_reason, dropped, adapted)
     stepped = None if on_step is None else _reporting(on_step, rows, len(timesteps))
-    with place.on_device(parts.denoiser):
+    with place.on_device(parts.denoiser), adapters_applied(parts.denoiser, adapted):
         latents, alive = denoise(predict, scheduler, batch, drop=drop, on_step=stepped)
     # 5. Decode what is finite; an image that is NaN, inf or black is an error, not a result.
     errors = dict(zip(alive, check_latents(latents), strict=True))
@@ -143,6 +134,31 @@ def run_batch(
         error = dropped.get(i) or errors.get(i)
         results.append(RowResult(None if error else images[i], error, seconds, len(rows)))
     return results
+
+
+def _dropping(
+    rows: Sequence[ImageRow],
+    dropped_reason: Callable[[GenerationRequest], GenerationFailed | None],
+    dropped: dict[int, GenerationFailed],
+    adapted: RowAdapters | None,
+) -> DropCheck:
+    """``denoise``'s drop check: records why each row leaves in ``dropped``."""
+
+    def drop(alive: Sequence[int]) -> set[int]:
+        # Asked once per request and step, however many images the request has.
+        reasons = {
+            r.request_id: dropped_reason(r)
+            for r in {rows[i].request.request_id: rows[i].request for i in alive}.values()
+        }
+        for i in alive:
+            reason = reasons[rows[i].request.request_id]
+            if reason is not None:
+                dropped[i] = reason
+        if adapted is not None:
+            adapted.keep([i for i in alive if i not in dropped])
+        return {i for i in alive if i in dropped}
+
+    return drop
 
 
 def _reporting(on_step: StepObserver, rows: Sequence[ImageRow], steps: int) -> StepDone:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from PIL.Image import Image
 
 from streamgen.contracts.request import GenerationRequest, Task
+from streamgen.contracts.result import AppliedAdapter
 from streamgen.errors import GenerationFailed
 
 __all__ = ["CancelCheck", "Engine", "GenerationOutcome", "Shape", "StepObserver", "shape_of"]
@@ -52,10 +54,18 @@ class GenerationOutcome:
     batch_size: int = 0
     family: str = ""  # the model's family and variant, e.g. "sdxl", "flux [dev]"
     dtype: str = ""  # what the model ran in, e.g. "bfloat16"
+    adapters: tuple[AppliedAdapter, ...] = ()  # the LoRA adapters the images were made with
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    def with_adapters(self, used: Sequence[Any]) -> GenerationOutcome:
+        """This outcome recording ``used`` (``ScaledAdapter``s), if it has images."""
+        if not self.ok or not used:
+            return self
+        applied = tuple(AppliedAdapter(a.adapter.uri, a.adapter.sha256, a.scale) for a in used)
+        return dataclasses.replace(self, adapters=applied)
 
 
 # Called between denoising steps with a request id: True drops the request from the batch.

@@ -25,11 +25,15 @@ class InitImageReader:
         self.max_bytes = max_bytes
 
     @classmethod
-    def from_settings(cls, settings: StoreSettings, store: ObjectStore) -> InitImageReader:
+    def from_settings(
+        cls, settings: StoreSettings, store: ObjectStore, *, max_bytes: int | None = None
+    ) -> InitImageReader:
+        """Init images (``store.init_image_max_bytes``), or other objects a request names
+        under the same prefixes with their own cap (LoRA adapters)."""
         return cls(
             store,
             AllowedPrefixes.from_settings(settings),
-            max_bytes=settings.init_image_max_bytes,
+            max_bytes=settings.init_image_max_bytes if max_bytes is None else max_bytes,
         )
 
     def read(self, uri: str) -> bytes:

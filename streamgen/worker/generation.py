@@ -253,6 +253,7 @@ class GenerationStage(threading.Thread):
                 batch_size=run.size,
                 family=outcome.family,
                 dtype=outcome.dtype,
+                adapters=outcome.adapters,
             )
         except StoreUnavailable:
             # Only raised once the worker is stopping: the request stays uncommitted and is

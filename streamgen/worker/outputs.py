@@ -20,6 +20,7 @@ from streamgen.contracts.dead_letter import DeadLetterReason, dead_letter_header
 from streamgen.contracts.formats import OutputFormat
 from streamgen.contracts.request import GenerationRequest
 from streamgen.contracts.result import (
+    AppliedAdapter,
     GenerationResult,
     ResultError,
     StoredImage,
@@ -114,8 +115,9 @@ class OutcomeSink:
         batch_size: int,
         family: str = "",
         dtype: str = "",
+        adapters: Sequence[AppliedAdapter] = (),
     ) -> None:
-        """``family`` and ``dtype``: what the engine says ran the request."""
+        """``family``, ``dtype`` and ``adapters``: what the engine says ran the request."""
         request = item.request
         result = GenerationResult(
             request_id=request.request_id,
@@ -134,6 +136,7 @@ class OutcomeSink:
             family=family,
             dtype=dtype,
             tenant=request.tenant,
+            adapters=tuple(adapters),
         )
         summary = OutcomeSummary(
             status="SUCCEEDED",

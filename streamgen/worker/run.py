@@ -196,9 +196,15 @@ def _start(
         log.info("start-up checks passed; loading model(s) %s", ", ".join(settings.engine.models))
         from streamgen.engine import DiffusionEngine
         from streamgen.store.init_images import InitImageReader
+        from streamgen.telemetry.adapter_metrics import AdapterCollector
 
         init_images = InitImageReader.from_settings(settings.store, store)
-        engine = DiffusionEngine(settings.engine, init_images)
+        # Adapters come from the same allowed prefixes, under their own size cap.
+        adapter_files = InitImageReader.from_settings(
+            settings.store, store, max_bytes=settings.store.adapter_max_bytes
+        )
+        engine = DiffusionEngine(settings.engine, init_images, adapter_files=adapter_files)
+        hooks.metrics.registry.register(AdapterCollector(engine.adapter_stats))
     if encode is None:
         from streamgen.store.encode import encode_image
 

@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta, timezone
 from hypothesis import strategies as st
 
 from streamgen.contracts.dead_letter import DeadLetterReason
-from streamgen.contracts.request import GenerationRequest
+from streamgen.contracts.request import Adapter, GenerationRequest
 from streamgen.contracts.result import (
+    AppliedAdapter,
     GenerationResult,
     ResultError,
     StoredImage,
@@ -52,6 +53,7 @@ def requests(draw: st.DrawFn) -> GenerationRequest:
         metadata=draw(METADATA),
         created_at=draw(st.none() | TIMESTAMPS),
         tenant=draw(TEXT),
+        adapters=tuple(draw(st.lists(st.builds(Adapter, uri=TEXT, scale=DOUBLES), max_size=3))),
     )
 
 
@@ -92,6 +94,13 @@ def results(draw: st.DrawFn) -> GenerationResult:
         attempt=draw(INT32),
         metadata=draw(METADATA),
         tenant=draw(TEXT),
+        adapters=tuple(
+            draw(
+                st.lists(
+                    st.builds(AppliedAdapter, uri=TEXT, sha256=TEXT, scale=DOUBLES), max_size=3
+                )
+            )
+        ),
     )
 
 

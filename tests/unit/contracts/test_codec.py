@@ -335,12 +335,13 @@ def test_values_outside_the_schema_are_refused_on_encode(
 
 
 @given(results())
-def test_result_record_is_the_dataclass_fields_with_images_as_a_list(
+def test_result_record_is_the_dataclass_fields_with_lists_for_images_and_adapters(
     result: GenerationResult,
 ) -> None:
     # to_record is written field by field for speed; asdict is the plain statement of it.
     expected = dataclasses.asdict(result)
     expected["images"] = list(expected["images"])
+    expected["adapters"] = list(expected["adapters"])
     assert result.to_record() == expected
 
 

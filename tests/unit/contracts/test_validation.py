@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streamgen.contracts.request import GenerationRequest, Task
+from streamgen.contracts.request import Adapter, GenerationRequest, Task
 from streamgen.contracts.validation import MAX_SEED, deadline_expired, validate
 from streamgen.errors import DeadlineExpired, InvalidRequest, RequestCancelled
 from streamgen.settings import StoreSettings, ValidationBounds
@@ -230,3 +230,60 @@ def test_img2img_reads_only_under_the_allowed_prefixes() -> None:
     for uri in ("s3://images/in-secret/cat.png", "s3://images/in/../x.png", "file:///etc/passwd"):
         with pytest.raises(InvalidRequest, match="must be under one of the allowed prefixes"):
             check(inside.replace(init_image_uri=uri), init_images=allowed)
+
+
+ADAPTERS = AllowedPrefixes.from_settings(StoreSettings(url="s3://images/in"))
+
+
+def test_adapters_under_the_allowed_prefixes_within_the_limits_pass() -> None:
+    asked = a_request(
+        adapters=(Adapter("s3://images/in/a.safetensors", -4.0), Adapter("s3://images/in/b", 4.0))
+    )
+    assert check(asked, init_images=ADAPTERS) is asked
+
+
+@pytest.mark.parametrize(
+    ("adapters", "field", "why"),
+    [
+        (
+            tuple(Adapter(f"s3://images/in/{i}") for i in range(5)),
+            "adapters",
+            "at most 4 (validation.max_adapters_per_request)",
+        ),
+        ((Adapter("s3://images/in-secret/a"),), "adapters[0].uri", "allowed prefixes"),
+        (
+            (Adapter("s3://images/in/a"), Adapter("file:///etc/passwd")),
+            "adapters[1].uri",
+            "allowed",
+        ),
+        ((Adapter(""),), "adapters[0].uri", "a non-empty object URI"),
+        ((Adapter("s3://images/in/a", math.nan),), "adapters[0].scale", "a finite number"),
+        ((Adapter("s3://images/in/a", math.inf),), "adapters[0].scale", "a finite number"),
+        ((Adapter("s3://images/in/a", 4.5),), "adapters[0].scale", "in [-4.0, 4.0]"),
+        ((Adapter("s3://images/in/a", "1"),), "adapters[0].scale", "a number"),  # type: ignore[arg-type]
+        ((Adapter("s3://images/in/a"),) * 2, "adapters[1].uri", "named once per request"),
+        (("s3://images/in/a",), "adapters[0]", "a {uri, scale} record"),
+    ],
+)
+def test_every_bad_adapter_is_named_with_why(adapters: Any, field: str, why: str) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        check(a_request(adapters=adapters), init_images=ADAPTERS)
+    assert caught.value.field == field
+    assert why in caught.value.allowed
+
+
+def test_adapter_records_from_json_or_avro_become_adapters() -> None:
+    asked = a_request(
+        adapters=[{"uri": "s3://images/in/a"}, {"uri": "s3://images/in/b", "scale": 0.5}]
+    )
+    assert asked.adapters == (Adapter("s3://images/in/a"), Adapter("s3://images/in/b", 0.5))
+    assert asked.to_record()["adapters"] == [
+        {"uri": "s3://images/in/a", "scale": 1.0},
+        {"uri": "s3://images/in/b", "scale": 0.5},
+    ]
+
+
+def test_the_adapter_limit_comes_from_settings() -> None:
+    none_allowed = ValidationBounds(max_adapters_per_request=0)
+    error = rejected(a_request(adapters=(Adapter("s3://images/in/a"),)), none_allowed)
+    assert error.allowed == "at most 0 (validation.max_adapters_per_request)"

@@ -1,0 +1,28 @@
+"""Per-request LoRA adapters: read and checked (``lora_file``), cached (``cache``), loaded
+from the store (``loader``) and applied row by row inside a batch (``apply``)."""
+
+from streamgen.engine.adapters.apply import (
+    AdapterStats,
+    LoadedAdapter,
+    RowAdapters,
+    ScaledAdapter,
+    Uncompiled,
+    adapters_applied,
+)
+from streamgen.engine.adapters.cache import AdapterCache
+from streamgen.engine.adapters.loader import AdapterLoader
+from streamgen.engine.adapters.lora_file import AdapterUnfit, LoraLayer, lora_layers
+
+__all__ = [
+    "AdapterCache",
+    "AdapterLoader",
+    "AdapterStats",
+    "AdapterUnfit",
+    "LoadedAdapter",
+    "LoraLayer",
+    "RowAdapters",
+    "ScaledAdapter",
+    "Uncompiled",
+    "adapters_applied",
+    "lora_layers",
+]

@@ -1,0 +1,90 @@
+"""A request's adapters, read from the store, checked against its model and cached on its device.
+
+The I/O side of :mod:`streamgen.engine.adapters`: the file comes through the same reader as
+img2img init images (the allowed prefixes, symlinks resolved, a size cap: here
+``store.adapter_max_bytes``), its sha256 is taken from the bytes read, and what can go wrong
+with one adapter fails its request alone as INVALID_REQUEST naming it. An unreachable store
+raises :class:`~streamgen.errors.StoreUnavailable`: the worker retries the whole batch.
+
+Cached by model and URI (``engine.adapter_cache_bytes``): an adapter object is read once while
+it stays cached, so, like the images streamgen writes, a published adapter should never be
+rewritten under the same name (publish a new name instead); its result names the sha256 of the
+bytes its images were made with either way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from functools import partial
+from typing import Any
+
+import torch
+
+from streamgen.contracts.request import GenerationRequest
+from streamgen.contracts.validation import clip
+from streamgen.engine.adapters.apply import LoadedAdapter, ScaledAdapter
+from streamgen.engine.adapters.cache import AdapterCache
+from streamgen.engine.adapters.lora_file import AdapterUnfit, LoraLayer, lora_layers
+from streamgen.engine.img2img import InitImageSource
+from streamgen.errors import InvalidRequest, StoreUnavailable
+from streamgen.store.base import ObjectTooLarge
+
+__all__ = ["AdapterLoader"]
+
+log = logging.getLogger(__name__)
+
+
+class AdapterLoader:
+    """``files`` reads objects under the allowed prefixes (``InitImageReader`` with
+    ``max_bytes=store.adapter_max_bytes``)."""
+
+    def __init__(self, files: InitImageSource, *, cache_bytes: int, device: torch.device) -> None:
+        self._files = files
+        self._device = device
+        self.cache: AdapterCache[LoadedAdapter] = AdapterCache(cache_bytes)
+
+    def resolve(
+        self, request: GenerationRequest, model: str, denoiser: Any, dtype: torch.dtype
+    ) -> tuple[ScaledAdapter, ...]:
+        """The request's adapters for ``model``; AdapterUnfit naming the first that cannot be
+        used (INVALID_REQUEST, not retried), or StoreUnavailable (transient)."""
+        resolved = []
+        for i, ref in enumerate(request.adapters):
+            load = partial(self._load, ref.uri, denoiser, dtype)
+            try:
+                adapter = self.cache.get((model, ref.uri), load)
+            except AdapterUnfit as exc:
+                raise AdapterUnfit(f"adapters[{i}] {clip(ref.uri)!r} {exc}") from None
+            resolved.append(ScaledAdapter(adapter, float(ref.scale)))
+        return tuple(resolved)
+
+    def _load(self, uri: str, denoiser: Any, dtype: torch.dtype) -> LoadedAdapter:
+        data = self._read(uri)
+        layers = lora_layers(data, denoiser)
+        on_device = {
+            name: LoraLayer(
+                down=layer.down.to(self._device, dtype), up=layer.up.to(self._device, dtype)
+            )
+            for name, layer in layers.items()
+        }
+        adapter = LoadedAdapter(uri, hashlib.sha256(data).hexdigest(), on_device)
+        log.info("loaded adapter %s (%d layers, %d bytes)", uri, len(layers), adapter.nbytes)
+        return adapter
+
+    def _read(self, uri: str) -> bytes:
+        try:
+            return self._files.read(uri)
+        except StoreUnavailable:
+            raise
+        except InvalidRequest as exc:  # not under an allowed prefix (a symlink out, say)
+            raise AdapterUnfit(f"is not allowed: {exc.allowed}") from None
+        except FileNotFoundError:
+            raise AdapterUnfit("does not exist") from None
+        except ObjectTooLarge as exc:
+            raise AdapterUnfit(
+                f"is larger than store.adapter_max_bytes={exc.limit} bytes"
+            ) from None
+        except Exception as exc:  # refused by the store (access denied, a bad name, ...)
+            log.warning("adapter %r cannot be read: %s", uri, exc)
+            raise AdapterUnfit(f"cannot be read: {type(exc).__name__}") from exc

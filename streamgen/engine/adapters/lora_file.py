@@ -1,0 +1,152 @@
+"""A LoRA adapter file, read and checked against the denoiser it is for. Pure: bytes in.
+
+Only safetensors is read (never a pickle: loading one runs code), its header parsed here before
+any tensor is, and only the diffusers/PEFT key formats (see docs/decisions.md, "Per-request
+LoRA adapters"):
+
+- ``[unet.|transformer.]<layer>.lora_A.weight`` and ``.lora_B.weight`` (PEFT, what diffusers'
+  ``save_lora_weights`` writes), or ``.lora.down.weight`` and ``.lora.up.weight`` (diffusers'
+  older ``LoRACompatibleLinear`` names);
+- every ``<layer>`` a ``Linear`` of the denoiser, ``lora_A``/``down`` shaped (rank, in) and
+  ``lora_B``/``up`` (out, rank).
+
+Anything else (kohya's ``lora_unet_*``, text-encoder layers, ``alpha`` tensors, DoRA
+magnitudes, convolutions) is refused with :class:`AdapterUnfit` saying what was found.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from streamgen.errors import GenerationFailed, InvalidRequest
+
+__all__ = ["AdapterUnfit", "LoraLayer", "lora_layers"]
+
+# A header is a few hundred bytes per tensor; one past this is no adapter and would only cost
+# memory to parse.
+MAX_HEADER_BYTES = 16 * 1024 * 1024
+DTYPES = {"F16", "BF16", "F32"}
+_PREFIXES = ("unet.", "transformer.")
+_SUFFIXES = {
+    ".lora_A.weight": "down",
+    ".lora_B.weight": "up",
+    ".lora.down.weight": "down",
+    ".lora.up.weight": "up",
+}
+
+
+class AdapterUnfit(GenerationFailed):
+    """The adapter cannot be used with this model; its request is invalid, not retried."""
+
+    code = InvalidRequest.code
+    retryable = False
+
+
+@dataclass(frozen=True)
+class LoraLayer:
+    """The low-rank update of one ``Linear``: ``x @ down.T @ up.T``."""
+
+    down: torch.Tensor  # (rank, in_features)
+    up: torch.Tensor  # (out_features, rank)
+
+
+def lora_layers(data: bytes, denoiser: Any) -> dict[str, LoraLayer]:
+    """The adapter in ``data`` as denoiser layer name -> update, on the CPU in its file's dtype.
+
+    Raises :class:`AdapterUnfit` naming the first reason it cannot be applied to ``denoiser``.
+    """
+    header = _header(data)
+    targets = _targets(header)
+    from safetensors.torch import load
+
+    try:
+        tensors = load(data)
+    except Exception as exc:  # safetensors raises its own SafetensorError for bad offsets
+        raise AdapterUnfit(f"is not a valid safetensors file: {exc}") from None
+    layers = {}
+    for layer, keys in targets.items():
+        if set(keys) != {"down", "up"}:
+            missing = "up (lora_B)" if "up" not in keys else "down (lora_A)"
+            raise AdapterUnfit(f"layer {layer!r} has no {missing} weight")
+        update = LoraLayer(down=tensors[keys["down"]], up=tensors[keys["up"]])
+        _check_fits(layer, update, denoiser)
+        layers[layer] = update
+    return layers
+
+
+def _header(data: bytes) -> dict[str, Any]:
+    """The safetensors JSON header: 8 bytes of little-endian length, then that much JSON."""
+    not_safetensors = AdapterUnfit("is not a safetensors file (only safetensors is read)")
+    if len(data) < 8:
+        raise not_safetensors
+    (size,) = struct.unpack("<Q", data[:8])
+    if size > min(len(data) - 8, MAX_HEADER_BYTES) or data[8:9] != b"{":
+        raise not_safetensors
+    try:
+        header = json.loads(data[8 : 8 + size])
+    except (UnicodeDecodeError, ValueError):
+        raise not_safetensors from None
+    if not isinstance(header, dict):
+        raise not_safetensors
+    header.pop("__metadata__", None)
+    if not header:
+        raise AdapterUnfit("holds no tensors")
+    return header
+
+
+def _targets(header: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Layer name -> {"down": key, "up": key}, refusing every key of another format."""
+    targets: dict[str, dict[str, str]] = {}
+    for key, info in header.items():
+        dtype = info.get("dtype") if isinstance(info, dict) else None
+        if dtype not in DTYPES:
+            raise AdapterUnfit(f"tensor {key!r} is {dtype}; adapters must be F16, BF16 or F32")
+        layer, role = _parsed_key(key)
+        if role in targets.setdefault(layer, {}):
+            raise AdapterUnfit(f"layer {layer!r} has two {role} weights ({key!r})")
+        targets[layer][role] = key
+    return targets
+
+
+def _parsed_key(key: str) -> tuple[str, str]:
+    if key.startswith(("lora_unet_", "lora_te", "lora_transformer_")) or key.endswith(".alpha"):
+        raise AdapterUnfit(
+            f"key {key!r} is in kohya's format; only diffusers/PEFT keys "
+            "(<layer>.lora_A.weight, <layer>.lora_B.weight) are read"
+        )
+    if key.startswith(("text_encoder", "te_", "te1", "te2")):
+        raise AdapterUnfit(f"key {key!r} is for a text encoder; adapters apply to the denoiser")
+    for suffix, role in _SUFFIXES.items():
+        if key.endswith(suffix):
+            layer = key.removesuffix(suffix)
+            for prefix in _PREFIXES:
+                layer = layer.removeprefix(prefix)
+            return layer, role
+    raise AdapterUnfit(
+        f"key {key!r} is not a LoRA weight this worker reads (<layer>.lora_A.weight, "
+        "<layer>.lora_B.weight, <layer>.lora.down.weight, <layer>.lora.up.weight)"
+    )
+
+
+def _check_fits(layer: str, update: LoraLayer, denoiser: Any) -> None:
+    try:
+        module = denoiser.get_submodule(layer)
+    except AttributeError:
+        raise AdapterUnfit(f"targets layer {layer!r}, which this model does not have") from None
+    if not isinstance(module, torch.nn.Linear):
+        raise AdapterUnfit(
+            f"targets layer {layer!r}, a {type(module).__name__}: only Linear layers take adapters"
+        )
+    down, up = update.down, update.up
+    rank = down.shape[0] if down.dim() == 2 else -1
+    if down.shape != (rank, module.in_features) or up.shape != (module.out_features, rank):
+        raise AdapterUnfit(
+            f"layer {layer!r} is Linear({module.in_features}, {module.out_features}) but the "
+            f"adapter's weights are {tuple(down.shape)} and {tuple(up.shape)} "
+            f"(expected (rank, {module.in_features}) and ({module.out_features}, rank))"
+        )

@@ -1,0 +1,46 @@
+"""Tiny random LoRA adapters in diffusers/PEFT's safetensors format, for the tiny models."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from safetensors.torch import save
+
+__all__ = ["attention_layers", "lora_bytes"]
+
+
+def attention_layers(denoiser: Any, *, limit: int | None = None) -> list[str]:
+    """The attention projections of ``denoiser`` (what LoRA trainers target), in order."""
+    ends = (".to_q", ".to_k", ".to_v", ".to_out.0")
+    names = [
+        name
+        for name, module in denoiser.named_modules()
+        if name.endswith(ends) and isinstance(module, torch.nn.Linear)
+    ]
+    return names[:limit]
+
+
+def lora_bytes(
+    denoiser: Any,
+    layers: Iterable[str],
+    *,
+    seed: int,
+    rank: int = 4,
+    prefix: str = "unet.",
+    names: tuple[str, str] = ("lora_A", "lora_B"),
+    magnitude: float = 0.2,
+) -> bytes:
+    """A safetensors file with a random update of rank ``rank`` for each of ``layers``, keyed
+    ``<prefix><layer>.<names[0]>.weight`` / ``.<names[1]>.weight``; large enough to change an
+    image of the tiny models visibly."""
+    generator = torch.Generator().manual_seed(seed)
+    tensors = {}
+    for layer in layers:
+        module = denoiser.get_submodule(layer)
+        down = torch.randn(rank, module.in_features, generator=generator) * magnitude
+        up = torch.randn(module.out_features, rank, generator=generator) * magnitude
+        tensors[f"{prefix}{layer}.{names[0]}.weight"] = down.contiguous()
+        tensors[f"{prefix}{layer}.{names[1]}.weight"] = up.contiguous()
+    return save(tensors)
