@@ -76,6 +76,14 @@ def test_init_image_prefixes_are_a_list_in_toml_and_comma_separated_text(tmp_pat
         ({"STREAMGEN_STORE_IMAGE_FORMAT": "gif"}, "store.image_format", "png|jpeg|webp"),
         ({"STREAMGEN_STORE_IMAGE_FORMAT": "jpg"}, "store.image_format", "png|jpeg|webp"),
         ({"STREAMGEN_WORKER_PROGRESS_INTERVAL_S": "-1"}, "worker.progress_interval_s", ">= 0"),
+        ({"STREAMGEN_STORE_ADAPTER_MAX_BYTES": "0"}, "store.adapter_max_bytes", "> 0"),
+        ({"STREAMGEN_ENGINE_ADAPTER_CACHE_BYTES": "-1"}, "engine.adapter_cache_bytes", "> 0"),
+        (
+            {"STREAMGEN_VALIDATION_MAX_ADAPTERS_PER_REQUEST": "-1"},
+            "validation.max_adapters_per_request",
+            ">= 0",
+        ),
+        ({"STREAMGEN_VALIDATION_MAX_ADAPTER_SCALE": "inf"}, "validation.max_adapter_scale", "finite"),
         (
             {"STREAMGEN_WORKER_PROGRESS": "true", "STREAMGEN_TOPICS_PROGRESS": ""},
             "topics.progress",
@@ -87,6 +95,16 @@ def test_an_invalid_setting_is_named(source: dict[str, str], name: str, message:
     with pytest.raises(ConfigError, match=message) as info:
         load_settings(env=source)
     assert info.value.setting == name
+
+
+def test_fuse_qkv_is_refused_while_requests_may_name_adapters() -> None:
+    # Fusing drops the to_q/to_k/to_v layers that adapters target (docs/decisions.md).
+    fused = {"STREAMGEN_ENGINE_FUSE_QKV": "true"}
+    with pytest.raises(ConfigError, match="validation.max_adapters_per_request=0") as info:
+        load_settings(env=fused)
+    assert info.value.setting == "engine.fuse_qkv"
+    no_adapters = {**fused, "STREAMGEN_VALIDATION_MAX_ADAPTERS_PER_REQUEST": "0"}
+    assert load_settings(env=no_adapters).engine.fuse_qkv
 
 
 def test_every_output_format_may_be_the_workers_default() -> None:
