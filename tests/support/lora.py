@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -31,16 +32,24 @@ def lora_bytes(
     prefix: str = "unet.",
     names: tuple[str, str] = ("lora_A", "lora_B"),
     magnitude: float = 0.2,
+    alpha: float | None = None,
 ) -> bytes:
     """A safetensors file with a random update of rank ``rank`` for each of ``layers``, keyed
     ``<prefix><layer>.<names[0]>.weight`` / ``.<names[1]>.weight``; large enough to change an
-    image of the tiny models visibly."""
+    image of the tiny models visibly. ``alpha``: PEFT's lora_alpha, in the
+    ``lora_adapter_metadata`` diffusers' ``save_lora_weights`` writes (scale alpha / rank)."""
     generator = torch.Generator().manual_seed(seed)
     tensors = {}
+    layers = list(layers)
     for layer in layers:
         module = denoiser.get_submodule(layer)
         down = torch.randn(rank, module.in_features, generator=generator) * magnitude
         up = torch.randn(module.out_features, rank, generator=generator) * magnitude
         tensors[f"{prefix}{layer}.{names[0]}.weight"] = down.contiguous()
         tensors[f"{prefix}{layer}.{names[1]}.weight"] = up.contiguous()
-    return save(tensors)
+    if alpha is None:
+        return save(tensors)
+    config = {"r": rank, "lora_alpha": alpha, "target_modules": layers}
+    owner = prefix.removesuffix(".")
+    packed = {f"{owner}.{key}" if owner else key: value for key, value in config.items()}
+    return save(tensors, metadata={"lora_adapter_metadata": json.dumps(packed)})

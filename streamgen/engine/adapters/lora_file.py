@@ -10,6 +10,11 @@ LoRA adapters"):
 - every ``<layer>`` a ``Linear`` of the denoiser, ``lora_A``/``down`` shaped (rank, in) and
   ``lora_B``/``up`` (out, rank).
 
+The update's scale is PEFT's ``lora_alpha / r`` (``/ sqrt(r)`` with rsLoRA) when the file
+carries diffusers' ``lora_adapter_metadata`` (what ``save_lora_weights`` writes with
+``unet_lora_adapter_metadata``), else 1 (diffusers' own default: alpha = rank); it is folded
+into ``up`` once, at load. Per-layer ``rank_pattern``/``alpha_pattern`` and DoRA are refused.
+
 Anything else (kohya's ``lora_unet_*``, text-encoder layers, ``alpha`` tensors, DoRA
 magnitudes, convolutions) is refused with :class:`AdapterUnfit` saying what was found.
 """
@@ -17,12 +22,14 @@ magnitudes, convolutions) is refused with :class:`AdapterUnfit` saying what was 
 from __future__ import annotations
 
 import json
+import math
 import struct
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from streamgen.engine.fp8 import Fp8Linear
 from streamgen.errors import GenerationFailed, InvalidRequest
 
 __all__ = ["AdapterUnfit", "LoraLayer", "lora_layers"]
@@ -31,6 +38,7 @@ __all__ = ["AdapterUnfit", "LoraLayer", "lora_layers"]
 # memory to parse.
 MAX_HEADER_BYTES = 16 * 1024 * 1024
 DTYPES = {"F16", "BF16", "F32"}
+METADATA_KEY = "lora_adapter_metadata"  # diffusers' LORA_ADAPTER_METADATA_KEY
 _PREFIXES = ("unet.", "transformer.")
 _SUFFIXES = {
     ".lora_A.weight": "down",
@@ -61,6 +69,7 @@ def lora_layers(data: bytes, denoiser: Any) -> dict[str, LoraLayer]:
     Raises :class:`AdapterUnfit` naming the first reason it cannot be applied to ``denoiser``.
     """
     header = _header(data)
+    scaling = _scaling(header.pop("__metadata__", None))
     targets = _targets(header)
     from safetensors.torch import load
 
@@ -75,8 +84,50 @@ def lora_layers(data: bytes, denoiser: Any) -> dict[str, LoraLayer]:
             raise AdapterUnfit(f"layer {layer!r} has no {missing} weight")
         update = LoraLayer(down=tensors[keys["down"]], up=tensors[keys["up"]])
         _check_fits(layer, update, denoiser)
+        if scaling.rank is not None and update.down.shape[0] != scaling.rank:
+            raise AdapterUnfit(
+                f"layer {layer!r} has rank {update.down.shape[0]} but the file's "
+                f"lora_adapter_metadata says r={scaling.rank}"
+            )
+        if scaling.factor != 1.0:
+            update = LoraLayer(down=update.down, up=update.up * scaling.factor)
         layers[layer] = update
     return layers
+
+
+@dataclass(frozen=True)
+class _Scaling:
+    factor: float = 1.0  # PEFT's ``scaling``: lora_alpha / r, or / sqrt(r) with rsLoRA
+    rank: int | None = None  # the r every layer must have, where the metadata names one
+
+
+def _scaling(metadata: Any) -> _Scaling:
+    """PEFT's scaling from diffusers' ``lora_adapter_metadata`` (a LoraConfig as JSON, its
+    keys prefixed ``unet.``/``transformer.`` by the pipelines' ``save_lora_weights``)."""
+    raw = metadata.get(METADATA_KEY) if isinstance(metadata, dict) else None
+    if raw is None:
+        return _Scaling()
+    try:
+        config = json.loads(raw)
+    except (TypeError, ValueError):
+        raise AdapterUnfit(f"has a {METADATA_KEY} that is not JSON") from None
+    if not isinstance(config, dict):
+        raise AdapterUnfit(f"has a {METADATA_KEY} that is not a JSON object")
+    for prefix in _PREFIXES:
+        if any(key.startswith(prefix) for key in config):
+            config = {k.removeprefix(prefix): v for k, v in config.items() if k.startswith(prefix)}
+    for key in ("rank_pattern", "alpha_pattern"):
+        if config.get(key):
+            raise AdapterUnfit(f"sets {key} in its {METADATA_KEY}; per-layer ranks are not read")
+    if config.get("use_dora"):
+        raise AdapterUnfit("is a DoRA adapter (use_dora); only plain LoRA is read")
+    rank, alpha = config.get("r"), config.get("lora_alpha")
+    if alpha is None:
+        return _Scaling()
+    if not isinstance(rank, int) or rank <= 0 or not isinstance(alpha, int | float):
+        raise AdapterUnfit(f"has lora_alpha={alpha!r} and r={rank!r}; need numbers, r > 0")
+    factor = alpha / (math.sqrt(rank) if config.get("use_rslora") else rank)
+    return _Scaling(float(factor), rank)
 
 
 def _header(data: bytes) -> dict[str, Any]:
@@ -93,8 +144,7 @@ def _header(data: bytes) -> dict[str, Any]:
         raise not_safetensors from None
     if not isinstance(header, dict):
         raise not_safetensors
-    header.pop("__metadata__", None)
-    if not header:
+    if not set(header) - {"__metadata__"}:
         raise AdapterUnfit("holds no tensors")
     return header
 
@@ -138,7 +188,7 @@ def _check_fits(layer: str, update: LoraLayer, denoiser: Any) -> None:
         module = denoiser.get_submodule(layer)
     except AttributeError:
         raise AdapterUnfit(f"targets layer {layer!r}, which this model does not have") from None
-    if not isinstance(module, torch.nn.Linear):
+    if not isinstance(module, torch.nn.Linear | Fp8Linear):
         raise AdapterUnfit(
             f"targets layer {layer!r}, a {type(module).__name__}: only Linear layers take adapters"
         )

@@ -65,17 +65,31 @@ def adapted(request_id: str, *adapters: tuple[str, float], **fields: Any) -> Gen
 
 
 @pytest.mark.parametrize(
-    ("model_dir", "pipeline_class"),
-    [("tiny_dir", "StableDiffusionPipeline"), ("tiny_sdxl_dir", "StableDiffusionXLPipeline")],
+    ("model_dir", "pipeline_class", "alpha"),
+    [
+        ("tiny_dir", "StableDiffusionPipeline", None),
+        # lora_alpha 8 over rank 4 in the file's metadata: diffusers scales the update by 2.
+        ("tiny_dir", "StableDiffusionPipeline", 8.0),
+        ("tiny_sdxl_dir", "StableDiffusionXLPipeline", None),
+    ],
 )
 def test_an_adapter_gives_stock_diffusers_image_with_load_lora_weights(
-    model_dir: str, pipeline_class: str, request: pytest.FixtureRequest, tmp_path: Path
+    model_dir: str,
+    pipeline_class: str,
+    alpha: float | None,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
 ) -> None:
     import diffusers
 
     directory = request.getfixturevalue(model_dir)
     store = MemoryStore({})
     engine = adapter_engine(directory, store)
+    if alpha is not None:
+        unet = engine.parts("tiny").denoiser
+        store.objects[f"{STORE}/a.safetensors"] = lora_bytes(
+            unet, attention_layers(unet), seed=1, alpha=alpha
+        )
     asked = adapted("r", ("a.safetensors", 0.7), seed=5)
     ours = pixels(engine.generate([asked])[0])[0]
     pipe = stock_pipeline(pipeline_class, directory)
