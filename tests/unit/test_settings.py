@@ -83,7 +83,11 @@ def test_init_image_prefixes_are_a_list_in_toml_and_comma_separated_text(tmp_pat
             "validation.max_adapters_per_request",
             ">= 0",
         ),
-        ({"STREAMGEN_VALIDATION_MAX_ADAPTER_SCALE": "inf"}, "validation.max_adapter_scale", "finite"),
+        (
+            {"STREAMGEN_VALIDATION_MAX_ADAPTER_SCALE": "inf"},
+            "validation.max_adapter_scale",
+            "finite",
+        ),
         (
             {"STREAMGEN_WORKER_PROGRESS": "true", "STREAMGEN_TOPICS_PROGRESS": ""},
             "topics.progress",
@@ -100,7 +104,7 @@ def test_an_invalid_setting_is_named(source: dict[str, str], name: str, message:
 def test_fuse_qkv_is_refused_while_requests_may_name_adapters() -> None:
     # Fusing drops the to_q/to_k/to_v layers that adapters target (docs/decisions.md).
     fused = {"STREAMGEN_ENGINE_FUSE_QKV": "true"}
-    with pytest.raises(ConfigError, match="validation.max_adapters_per_request=0") as info:
+    with pytest.raises(ConfigError, match=r"validation\.max_adapters_per_request=0") as info:
         load_settings(env=fused)
     assert info.value.setting == "engine.fuse_qkv"
     no_adapters = {**fused, "STREAMGEN_VALIDATION_MAX_ADAPTERS_PER_REQUEST": "0"}
