@@ -81,9 +81,6 @@ class DiffusionEngine:
                 adapter_files, cache_bytes=settings.adapter_cache_bytes, device=self.device
             )
         self._inputs = StoredInputs(init_images, loader)
-        # Batches with adapters that ran eagerly although a fast path (CUDA graphs, AOT, compile)
-        # is configured: the hooks that apply them must run as Python on every call.
-        self.adapter_eager_batches = 0
         self._clock = clock
         # Before any model is compiled: point torch at the persistent caches and load them.
         self._compile_cache: CompileCache | None = None
@@ -227,7 +224,7 @@ class DiffusionEngine:
 
     def adapter_stats(self) -> AdapterStats:
         """LoRA adapters loaded, cached and run without a fast path so far."""
-        return self._inputs.adapter_stats(self.adapter_eager_batches)
+        return self._inputs.adapter_stats()
 
     def model_rules(self) -> LoadedModelRules:
         """What each loaded model can honour: the worker's validate stage applies it."""
@@ -268,8 +265,12 @@ class DiffusionEngine:
         ``shape``. A batch with adapters runs eagerly: their hooks are Python."""
         parts = self._parts[shape.model]
         if any(row.adapters for row in batch):
-            if self.settings.compile or shape.model in self._graphs or shape.model in self._aot:
-                self.adapter_eager_batches += 1
+            fast = {
+                "engine.compile": self.settings.compile,
+                "engine.cuda_graphs": shape.model in self._graphs,
+                "engine.aot_compile": shape.model in self._aot,
+            }
+            self._inputs.ran_eagerly(shape.model, [name for name, on in fast.items() if on])
             return parts.family.noise_predictor(Uncompiled(parts.denoiser)), None
         rows = len(batch)
         graphs = self._graphs.get(shape.model)

@@ -32,6 +32,11 @@ class StoredInputs:
     ) -> None:
         self._init_images = init_images
         self.adapter_loader = adapters
+        # Batches with adapters run eagerly although a fast path is configured (their hooks
+        # are Python, called every step): counted for streamgen_adapter_eager_batches_total,
+        # and said once per model in the log.
+        self.eager_batches = 0
+        self._eager_models: set[str] = set()
 
     def adapters(
         self, request: GenerationRequest, parts: PipelineParts
@@ -44,12 +49,27 @@ class StoredInputs:
             raise not_retryable("adapters need an object store; none is set", InvalidRequest.code)
         return self.adapter_loader.resolve(request, parts.name, parts.denoiser, parts.dtype)
 
-    def adapter_stats(self, eager_batches: int) -> AdapterStats:
+    def ran_eagerly(self, model: str, fast_paths: list[str]) -> None:
+        """A batch with adapters ran eagerly; ``fast_paths``: the settings it did without."""
+        if not fast_paths:
+            return
+        self.eager_batches += 1
+        if model not in self._eager_models:
+            self._eager_models.add(model)
+            log.warning(
+                "model %s: batches with LoRA adapters run eagerly, without %s (the adapters' "
+                "per-row hooks are Python); batches without adapters keep them",
+                model,
+                ", ".join(fast_paths),
+            )
+
+    def adapter_stats(self) -> AdapterStats:
         cache = None if self.adapter_loader is None else self.adapter_loader.cache
+        eager = self.eager_batches
         if cache is None:
-            return AdapterStats(eager_batches, 0, 0, 0, 0, 0)
+            return AdapterStats(eager, 0, 0, 0, 0, 0)
         return AdapterStats(
-            eager_batches, cache.loads, cache.hits, cache.evictions, len(cache), cache.nbytes
+            eager, cache.loads, cache.hits, cache.evictions, len(cache), cache.nbytes
         )
 
     def init_image(self, request: GenerationRequest) -> torch.Tensor:

@@ -287,3 +287,36 @@ def test_the_adapter_limit_comes_from_settings() -> None:
     none_allowed = ValidationBounds(max_adapters_per_request=0)
     error = rejected(a_request(adapters=(Adapter("s3://images/in/a"),)), none_allowed)
     assert error.allowed == "at most 0 (validation.max_adapters_per_request)"
+
+
+URIS = st.sampled_from(
+    ["s3://images/in/a", "s3://images/in/b/c.safetensors", "s3://images/in-secret/a", ""]
+)
+SCALES = st.floats(min_value=-6, max_value=6) | st.sampled_from([math.nan, math.inf, -math.inf])
+
+
+@given(st.lists(st.builds(Adapter, uri=URIS, scale=SCALES), max_size=6))
+def test_any_adapter_list_is_refused_at_its_first_fault_or_passes(adapters: list[Adapter]) -> None:
+    bounds = ValidationBounds()
+    expected: tuple[str, str] | None = None
+    if len(adapters) > bounds.max_adapters_per_request:
+        expected = ("adapters", "validation.max_adapters_per_request")
+    for i, adapter in enumerate(adapters):
+        if expected is not None:
+            break
+        if adapter.uri == "":
+            expected = (f"adapters[{i}].uri", "non-empty")
+        elif not adapter.uri.startswith("s3://images/in/"):
+            expected = (f"adapters[{i}].uri", "allowed prefixes")
+        elif adapter.uri in {a.uri for a in adapters[:i]}:
+            expected = (f"adapters[{i}].uri", "named once")
+        elif not abs(adapter.scale) <= bounds.max_adapter_scale:  # NaN included
+            expected = (f"adapters[{i}].scale", "")
+    asked = a_request(adapters=tuple(adapters))
+    if expected is None:
+        assert check(asked, init_images=ADAPTERS) is asked
+        return
+    with pytest.raises(InvalidRequest) as caught:
+        check(asked, init_images=ADAPTERS)
+    assert caught.value.field == expected[0]
+    assert expected[1] in caught.value.allowed

@@ -7,6 +7,8 @@ import threading
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streamgen.engine.adapters import AdapterCache
 
@@ -70,3 +72,36 @@ def test_a_failed_load_is_not_kept() -> None:
         cache.get("a", broken)
     assert cache.get("a", lambda: Blob("a", 1)).name == "a"
     assert cache.loads == 2
+
+
+# Hypothesis: any sequence of asks against a plain list kept in recency order.
+KEYS = st.sampled_from("abcdef")
+SIZES = {"a": 1, "b": 3, "c": 5, "d": 8, "e": 13, "f": 21}  # f never fits a budget of 20
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(KEYS, max_size=40), st.integers(min_value=1, max_value=30))
+def test_any_sequence_keeps_the_most_recent_that_fit_and_loads_only_misses(
+    asks: list[str], budget: int
+) -> None:
+    cache: AdapterCache[Blob] = AdapterCache(budget_bytes=budget)
+    recent: list[str] = []  # what the cache should hold, least recent first
+    loaded: dict[str, Blob] = {}
+    misses = 0
+    for key in asks:
+        hit = key in recent
+        blob = cache.get(key, lambda key=key: Blob(key, SIZES[key]))  # type: ignore[misc]
+        assert blob.name == key
+        if hit:
+            assert blob is loaded[key]  # the kept object, not a new load
+            recent.remove(key)
+        else:
+            misses += 1
+            loaded[key] = blob
+        if SIZES[key] <= budget:
+            recent.append(key)
+        while sum(SIZES[k] for k in recent) > budget:
+            recent.pop(0)
+        assert cache.nbytes == sum(SIZES[k] for k in recent) <= budget
+        assert len(cache) == len(recent)
+    assert (cache.loads, cache.hits) == (misses, len(asks) - misses)

@@ -323,3 +323,19 @@ def test_each_adapter_is_read_once_and_the_least_recent_leaves_past_the_budget(
     }
     # No fast path is configured, so no batch with adapters gave one up.
     assert registry.get_sample_value("streamgen_adapter_eager_batches_total") == 0
+
+
+def test_a_batch_with_adapters_that_skips_a_fast_path_is_counted_and_said_once_per_model(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from streamgen.engine.inputs import StoredInputs
+
+    inputs = StoredInputs(None, None)
+    with caplog.at_level("WARNING", logger="streamgen.engine.inputs"):
+        inputs.ran_eagerly("tiny", [])  # nothing configured: nothing given up
+        for _ in range(3):
+            inputs.ran_eagerly("tiny", ["engine.cuda_graphs", "engine.aot_compile"])
+        inputs.ran_eagerly("other", ["engine.compile"])
+    assert inputs.adapter_stats().eager_batches == 4
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == ["model tiny", "model other"]
+    assert "without engine.cuda_graphs, engine.aot_compile" in caplog.records[0].getMessage()
