@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import IntEnum
 from pathlib import Path
@@ -14,15 +13,15 @@ import click
 
 from streamgen.cli.options import overrides_from_flags, settings_options
 from streamgen.cli.progress import progress
+from streamgen.cli.request_flags import FIELD_FLAGS, request_field_options
 from streamgen.configuration import load_settings
 from streamgen.contracts.codec import request_codec, result_codec
-from streamgen.contracts.formats import FORMATS, QUALITY_RANGE
 from streamgen.contracts.request import GenerationRequest
 from streamgen.contracts.result import GenerationResult
 from streamgen.errors import ConfigError, StreamgenError
 from streamgen.lanes import DEFAULT_LANE, lane_topic
 from streamgen.settings import Settings
-from streamgen.submit.fields import FIELDS, FieldError, parse_timestamp
+from streamgen.submit.fields import FieldError, parse_timestamp
 from streamgen.submit.follow import ResultFollower
 from streamgen.submit.progress_watch import ProgressWatch, describe
 from streamgen.submit.publish import Delivery, DeliveryFailed, RequestPublisher
@@ -58,62 +57,6 @@ SETTING_FLAGS = {
     "results_topic": "topics.results",
     "store": "store.url",
 }
-# created_at is stamped at submit time; metadata has its own repeatable flag.
-FIELD_FLAGS = [name for name in FIELDS if name not in {"created_at", "metadata"}]
-
-
-def _metadata_pairs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> Any:
-    pairs = {}
-    for value in values:
-        key, sep, item = value.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"expected KEY=VALUE, got {value!r}", ctx, param)
-        pairs[key] = item
-    return pairs
-
-
-def _options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """The request-field flags, one per field of the contract."""
-    fields = [
-        click.option("--request-id", help="Only with --count 1 (default: a new uuid4 hex)."),
-        click.option("--prompt"),
-        click.option("--negative-prompt"),
-        click.option("--model", help="Logical model name (worker's --model NAME=…)."),
-        click.option("--task", type=click.Choice(["txt2img", "img2img"])),
-        click.option("--init-image-uri", help="img2img: s3://bucket/key or file:///path."),
-        click.option("--strength", type=float, help="img2img: in (0, 1]."),
-        click.option("--width", type=int),
-        click.option("--height", type=int),
-        click.option("--steps", type=int),
-        click.option("--guidance-scale", type=float),
-        click.option("--seed", type=int, help="With --count N, request i gets seed+i*num_images."),
-        click.option("--num-images", type=int),
-        click.option("--scheduler", help="e.g. dpmpp_2m, euler_a, ddim, unipc."),
-        click.option("--deadline", help="ISO 8601 with timezone, or +30s / +5m / +2h."),
-        click.option("--priority", type=int),
-        click.option("--tenant", help="Who the request is for (its GPU share: worker.tenants)."),
-        click.option(
-            "--output-format",
-            type=click.Choice(list(FORMATS)),
-            help="What the images are stored as (default: the worker's store.image_format).",
-        ),
-        click.option(
-            "--output-quality",
-            type=int,
-            help=f"jpeg/webp quality in [{QUALITY_RANGE[0]}, {QUALITY_RANGE[1]}]; "
-            "webp without it is lossless, jpeg defaults to 90.",
-        ),
-        click.option(
-            "--metadata",
-            multiple=True,
-            callback=_metadata_pairs,
-            metavar="KEY=VALUE",
-            help="Repeatable; passed through to the result.",
-        ),
-    ]
-    for option in reversed(fields):
-        func = option(func)
-    return func
 
 
 @click.command()
@@ -129,7 +72,7 @@ def _options(func: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--jsonl", type=click.Path(exists=True, dir_okay=False), help="One request a line.")
 @click.option("--csv", "csv_file", type=click.Path(exists=True, dir_okay=False), help="Catalog.")
 @click.option("--template", help='Prompt from CSV columns, e.g. "Product photo, {name}".')
-@_options
+@request_field_options
 @click.option(
     "--no-validate", is_flag=True, help="Skip the worker's range checks (to test dead letters)."
 )
@@ -240,8 +183,9 @@ def _publish_and_follow(
 
 def _read_requests(opts: dict[str, Any], now: datetime) -> list[Located]:
     fields = {k: opts[k] for k in FIELD_FLAGS if opts[k] is not None}
-    if opts["metadata"]:
-        fields["metadata"] = dict(opts["metadata"])
+    for name in ("metadata", "adapters"):  # repeatable flags: empty is not given
+        if opts[name]:
+            fields[name] = opts[name]
     try:
         if "deadline" in fields:
             fields["deadline"] = parse_timestamp("deadline", fields["deadline"], now)

@@ -7,6 +7,8 @@ are :func:`streamgen.contracts.validate`'s job, so both sides give the same mess
 
 from __future__ import annotations
 
+import json
+import math
 import re
 import types
 import typing
@@ -14,9 +16,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from streamgen.contracts.request import GenerationRequest
+from streamgen.contracts.request import Adapter, GenerationRequest
 
-__all__ = ["FIELDS", "FieldError", "from_json", "from_text", "parse_timestamp"]
+__all__ = ["FIELDS", "FieldError", "adapter_flag", "from_json", "from_text", "parse_timestamp"]
 
 FIELDS: dict[str, Any] = typing.get_type_hints(GenerationRequest)
 _RELATIVE = re.compile(r"\+(\d+(?:\.\d+)?)([smhd])")
@@ -43,6 +45,8 @@ def _kind_name(kind: Any) -> str:
         return "one of " + ", ".join(map(str, typing.get_args(kind)))
     if typing.get_origin(kind) is dict:
         return "an object of string values"
+    if typing.get_origin(kind) is tuple:
+        return 'a list of {"uri": ..., "scale": ...} objects'
     return {
         str: "a string",
         int: "an integer",
@@ -90,10 +94,8 @@ def from_json(name: str, value: Any, now: datetime) -> Any:
         if value not in typing.get_args(kind):
             raise wrong
         return value
-    if typing.get_origin(kind) is dict:
-        if not isinstance(value, Mapping):
-            raise wrong
-        return _string_map(name, value)
+    if typing.get_origin(kind) in (dict, tuple):
+        return _collection(name, kind, value, wrong)
     if kind is datetime:
         if isinstance(value, bool) or not isinstance(value, str | int):
             raise wrong
@@ -106,6 +108,42 @@ def from_json(name: str, value: Any, now: datetime) -> Any:
     if isinstance(value, bool) or not isinstance(value, kind):
         raise wrong
     return value
+
+
+def _collection(name: str, kind: Any, value: Any, wrong: FieldError) -> Any:
+    """metadata (a map of strings) or adapters (the one list of records)."""
+    if typing.get_origin(kind) is dict:
+        if not isinstance(value, Mapping):
+            raise wrong
+        return _string_map(name, value)
+    if not isinstance(value, list | tuple):
+        raise wrong
+    return tuple(_adapter(f"{name}[{i}]", item) for i, item in enumerate(value))
+
+
+def _adapter(name: str, value: Any) -> Adapter:
+    if not isinstance(value, Mapping) or not set(value) <= {"uri", "scale"}:
+        raise FieldError(name, f'expected {{"uri": ..., "scale": ...}}, got {value!r}')
+    uri, scale = value.get("uri"), value.get("scale", 1.0)
+    if not isinstance(uri, str):
+        raise FieldError(f"{name}.uri", f"expected a string, got {uri!r}")
+    if isinstance(scale, bool) or not isinstance(scale, int | float):
+        raise FieldError(f"{name}.scale", f"expected a number, got {scale!r}")
+    return Adapter(uri, float(scale))
+
+
+def adapter_flag(text: str) -> Adapter:
+    """``--adapter URI[@SCALE]``: the scale follows the last ``@`` when that is a number."""
+    uri, at, scale = text.rpartition("@")
+    if at:
+        try:
+            value = float(scale)
+        except ValueError:
+            pass
+        else:
+            if math.isfinite(value):
+                return Adapter(uri, value)
+    return Adapter(text)
 
 
 def _string_map(name: str, value: Mapping[Any, Any]) -> dict[str, str]:
@@ -122,6 +160,15 @@ def from_text(name: str, text: str, now: datetime) -> Any:
     kind, optional = _unwrap_optional(_known(name))
     if typing.get_origin(kind) is dict:
         raise FieldError(name, "cannot be given as one text value")
+    if typing.get_origin(kind) is tuple:  # adapters, as JSON in a CSV cell
+        if not text.strip():
+            return ()
+        try:
+            return from_json(name, json.loads(text), now)
+        except ValueError as exc:
+            if isinstance(exc, FieldError):
+                raise
+            raise FieldError(name, f"expected a JSON list, got {text!r}") from None
     if text == "" and optional:
         return None
     if kind is str:

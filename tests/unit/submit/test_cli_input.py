@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import click
@@ -24,8 +25,8 @@ def run(*args: str) -> Result:
 def test_every_request_field_has_a_flag() -> None:
     flags = {p.name for p in submit.params}
     fields = {f.name for f in dataclasses.fields(GenerationRequest)}
-    assert set(FIELD_FLAGS) == fields - {"created_at", "metadata"}
-    assert set(FIELD_FLAGS) | {"metadata"} <= flags
+    assert set(FIELD_FLAGS) == fields - {"created_at", "metadata", "adapters"}
+    assert set(FIELD_FLAGS) | {"metadata", "adapters"} <= flags
 
 
 def test_bad_jsonl_line_is_named_and_nothing_is_published(tmp_path: Path) -> None:
@@ -150,3 +151,41 @@ def test_a_bad_tenant_is_refused_before_anything_is_published() -> None:
     result = CliRunner().invoke(main, ["submit", "--prompt", "p", "--tenant", "two words"])
     assert result.exit_code == 1, result.output
     assert "tenant='two words' is invalid" in result.output
+
+
+def test_adapters_from_flags_and_jsonl_are_checked_before_publishing(tmp_path: Path) -> None:
+    many = [arg for i in range(5) for arg in ("--adapter", f"s3://b/lora/{i}.safetensors@0.5")]
+    result = run("--prompt", "a mug", *many)
+    assert result.exit_code == 1
+    assert "adapters='5 adapters' is invalid: at most 4" in result.output
+    path = tmp_path / "batch.jsonl"
+    path.write_text(
+        '{"prompt": "ok", "adapters": [{"uri": "s3://b/a.safetensors", "scale": 9}]}\n'
+        '{"prompt": "x", "adapters": [{"uri": "s3://b/a.safetensors", "scale": "high"}]}\n'
+    )
+    result = run("--jsonl", str(path))
+    assert result.exit_code == 1
+    assert f"{path}:2: field 'adapters[0].scale': expected a number, got 'high'" in result.output
+
+
+def test_adapter_values_become_adapters() -> None:
+    from datetime import UTC, datetime
+
+    from streamgen.contracts.request import Adapter
+    from streamgen.submit.fields import adapter_flag, from_json, from_text
+
+    assert adapter_flag("s3://b/a.safetensors@0.5") == Adapter("s3://b/a.safetensors", 0.5)
+    assert adapter_flag("s3://b/a.safetensors") == Adapter("s3://b/a.safetensors", 1.0)
+    assert adapter_flag("s3://b/me@home.safetensors") == Adapter("s3://b/me@home.safetensors")
+    assert adapter_flag("s3://b/a@nan") == Adapter("s3://b/a@nan")
+    now = datetime.now(UTC)
+    listed = [{"uri": "s3://b/a"}, {"uri": "s3://b/c", "scale": -2}]
+    expected = (Adapter("s3://b/a"), Adapter("s3://b/c", -2.0))
+    assert from_json("adapters", listed, now) == expected
+    assert from_text(
+        "adapters", '[{"uri": "s3://b/a"}, {"uri": "s3://b/c", "scale": -2}]', now
+    ) == (expected)
+    assert from_text("adapters", "", now) == ()
+    for bad, field in (({"uri": "s3://b/a"}, "adapters"), ([{"url": "x"}], "adapters[0]")):
+        with pytest.raises(ValueError, match=f"field '{re.escape(field)}'"):
+            from_json("adapters", bad, now)
