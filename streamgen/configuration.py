@@ -304,14 +304,6 @@ def _check_adapters(s: Settings) -> None:
         raise ConfigError("validation.max_adapters_per_request", "must be >= 0 (0: no adapters)")
     if not 0 < s.validation.max_adapter_scale < math.inf:
         raise ConfigError("validation.max_adapter_scale", "must be a finite number > 0")
-    if s.engine.fuse_qkv and s.validation.max_adapters_per_request > 0:
-        # Fusing drops to_q/to_k/to_v, the layers LoRA adapters target most: every request
-        # with one would fail. Refused at start (docs/decisions.md, "Adapters").
-        raise ConfigError(
-            "engine.fuse_qkv",
-            "drops the to_q/to_k/to_v projections that LoRA adapters target; turn it off, "
-            "or set validation.max_adapters_per_request=0 to serve no adapters",
-        )
 
 
 # torch's names for the devices the engine runs on; "auto" picks CUDA where it is available.

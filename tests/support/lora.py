@@ -14,7 +14,7 @@ __all__ = ["attention_layers", "lora_bytes"]
 
 def attention_layers(denoiser: Any, *, limit: int | None = None) -> list[str]:
     """The attention projections of ``denoiser`` (what LoRA trainers target), in order."""
-    ends = (".to_q", ".to_k", ".to_v", ".to_out.0")
+    ends = (".to_q", ".to_k", ".to_v", ".to_out.0", ".add_q_proj", ".add_k_proj", ".add_v_proj")
     names = [
         name
         for name, module in denoiser.named_modules()

@@ -101,16 +101,6 @@ def test_an_invalid_setting_is_named(source: dict[str, str], name: str, message:
     assert info.value.setting == name
 
 
-def test_fuse_qkv_is_refused_while_requests_may_name_adapters() -> None:
-    # Fusing drops the to_q/to_k/to_v layers that adapters target (docs/decisions.md).
-    fused = {"STREAMGEN_ENGINE_FUSE_QKV": "true"}
-    with pytest.raises(ConfigError, match=r"validation\.max_adapters_per_request=0") as info:
-        load_settings(env=fused)
-    assert info.value.setting == "engine.fuse_qkv"
-    no_adapters = {**fused, "STREAMGEN_VALIDATION_MAX_ADAPTERS_PER_REQUEST": "0"}
-    assert load_settings(env=no_adapters).engine.fuse_qkv
-
-
 def test_every_output_format_may_be_the_workers_default() -> None:
     for name in ("png", "jpeg", "webp"):
         assert load_settings(env={"STREAMGEN_STORE_IMAGE_FORMAT": name}).store.image_format == name

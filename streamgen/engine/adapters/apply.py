@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from streamgen.engine.adapters.lora_file import LoraLayer
+from streamgen.engine.adapters.fit import LoraLayer
 
 __all__ = [
     "AdapterStats",
@@ -38,7 +38,15 @@ class LoadedAdapter:
 
     uri: str
     sha256: str
-    layers: dict[str, LoraLayer]
+    layers: dict[str, LoraLayer]  # by the adapter's layer name
+    # by the module each is added to: several in one where engine.fuse_qkv fused q, k and v
+    by_module: dict[str, list[LoraLayer]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        by_module: dict[str, list[LoraLayer]] = {}
+        for layer in self.layers.values():
+            by_module.setdefault(layer.module, []).append(layer)
+        object.__setattr__(self, "by_module", by_module)
 
     @property
     def nbytes(self) -> int:
@@ -60,6 +68,7 @@ class RowAdapters:
     def __init__(self, rows: Sequence[Sequence[ScaledAdapter]], device: torch.device) -> None:
         self._rows = [tuple(row) for row in rows]
         self._device = device
+        self._kept: list[int] | None = None
         self.keep(range(len(rows)))
 
     @classmethod
@@ -72,11 +81,14 @@ class RowAdapters:
     @property
     def layers(self) -> list[str]:
         """Every layer some row's adapter targets."""
-        return sorted({name for row in self._rows for used in row for name in used.adapter.layers})
+        return sorted({m for row in self._rows for used in row for m in used.adapter.by_module})
 
     def keep(self, alive: Sequence[int]) -> None:
         """The original rows still in the batch, in batch order."""
-        self.alive = list(alive)
+        rows = list(alive)
+        if rows == self._kept:
+            return  # asked before every step: the index tensors stay as they are
+        self._kept = self.alive = rows
         by_adapter: dict[int, tuple[LoadedAdapter, list[int], list[float]]] = {}
         for position, row in enumerate(self.alive):
             for used in self._rows[row]:
@@ -110,13 +122,17 @@ class RowAdapters:
             if left or not copies:
                 raise RuntimeError(f"layer {layer} saw {x.shape[0]} rows in a batch of {rows}")
             for group, (adapter, _, _) in enumerate(self._groups):
-                update = adapter.layers.get(layer)
-                if update is None:
+                updates = adapter.by_module.get(layer, ())
+                if not updates:
                     continue
                 index, scale = self._index(group, copies, output.dtype)
-                delta = (x[index] @ update.down.T) @ update.up.T
-                delta = delta * scale.view(-1, *([1] * (delta.dim() - 1)))
-                output.index_add_(0, index, delta.to(output.dtype))
+                rows = x[index]
+                for update in updates:
+                    delta = (rows @ update.down.T) @ update.up.T
+                    delta = delta * scale.view(-1, *([1] * (delta.dim() - 1)))
+                    # A slice of the last dimension is a view: index_add_ writes through it.
+                    part = output if update.out is None else output[..., slice(*update.out)]
+                    part.index_add_(0, index, delta.to(output.dtype))
             return output
 
         return add_updates

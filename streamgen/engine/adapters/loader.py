@@ -14,6 +14,7 @@ bytes its images were made with either way.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from functools import partial
@@ -25,7 +26,7 @@ from streamgen.contracts.request import GenerationRequest
 from streamgen.contracts.validation import clip
 from streamgen.engine.adapters.apply import LoadedAdapter, ScaledAdapter
 from streamgen.engine.adapters.cache import AdapterCache
-from streamgen.engine.adapters.lora_file import AdapterUnfit, LoraLayer, lora_layers
+from streamgen.engine.adapters.lora_file import AdapterUnfit, lora_layers
 from streamgen.engine.img2img import InitImageSource
 from streamgen.errors import InvalidRequest, StoreUnavailable
 from streamgen.store.base import ObjectTooLarge
@@ -63,8 +64,8 @@ class AdapterLoader:
         data = self._read(uri)
         layers = lora_layers(data, denoiser)
         on_device = {
-            name: LoraLayer(
-                down=layer.down.to(self._device, dtype), up=layer.up.to(self._device, dtype)
+            name: dataclasses.replace(
+                layer, down=layer.down.to(self._device, dtype), up=layer.up.to(self._device, dtype)
             )
             for name, layer in layers.items()
         }

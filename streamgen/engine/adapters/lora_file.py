@@ -7,8 +7,8 @@ LoRA adapters"):
 - ``[unet.|transformer.]<layer>.lora_A.weight`` and ``.lora_B.weight`` (PEFT, what diffusers'
   ``save_lora_weights`` writes), or ``.lora.down.weight`` and ``.lora.up.weight`` (diffusers'
   older ``LoRACompatibleLinear`` names);
-- every ``<layer>`` a ``Linear`` of the denoiser, ``lora_A``/``down`` shaped (rank, in) and
-  ``lora_B``/``up`` (out, rank).
+- every ``<layer>`` a ``Linear`` of the denoiser (or its part of a fused projection:
+  ``fit``), ``lora_A``/``down`` shaped (rank, in) and ``lora_B``/``up`` (out, rank).
 
 The update's scale is PEFT's ``lora_alpha / r`` (``/ sqrt(r)`` with rsLoRA) when the file
 carries diffusers' ``lora_adapter_metadata`` (what ``save_lora_weights`` writes with
@@ -21,16 +21,14 @@ magnitudes, convolutions) is refused with :class:`AdapterUnfit` saying what was 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import struct
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-
-from streamgen.engine.fp8 import Fp8Linear
-from streamgen.errors import GenerationFailed, InvalidRequest
+from streamgen.engine.adapters.fit import AdapterUnfit, LoraLayer, fitted
 
 __all__ = ["AdapterUnfit", "LoraLayer", "lora_layers"]
 
@@ -46,21 +44,6 @@ _SUFFIXES = {
     ".lora.down.weight": "down",
     ".lora.up.weight": "up",
 }
-
-
-class AdapterUnfit(GenerationFailed):
-    """The adapter cannot be used with this model; its request is invalid, not retried."""
-
-    code = InvalidRequest.code
-    retryable = False
-
-
-@dataclass(frozen=True)
-class LoraLayer:
-    """The low-rank update of one ``Linear``: ``x @ down.T @ up.T``."""
-
-    down: torch.Tensor  # (rank, in_features)
-    up: torch.Tensor  # (out_features, rank)
 
 
 def lora_layers(data: bytes, denoiser: Any) -> dict[str, LoraLayer]:
@@ -82,15 +65,14 @@ def lora_layers(data: bytes, denoiser: Any) -> dict[str, LoraLayer]:
         if set(keys) != {"down", "up"}:
             missing = "up (lora_B)" if "up" not in keys else "down (lora_A)"
             raise AdapterUnfit(f"layer {layer!r} has no {missing} weight")
-        update = LoraLayer(down=tensors[keys["down"]], up=tensors[keys["up"]])
-        _check_fits(layer, update, denoiser)
+        update = fitted(layer, tensors[keys["down"]], tensors[keys["up"]], denoiser)
         if scaling.rank is not None and update.down.shape[0] != scaling.rank:
             raise AdapterUnfit(
                 f"layer {layer!r} has rank {update.down.shape[0]} but the file's "
                 f"lora_adapter_metadata says r={scaling.rank}"
             )
         if scaling.factor != 1.0:
-            update = LoraLayer(down=update.down, up=update.up * scaling.factor)
+            update = dataclasses.replace(update, up=update.up * scaling.factor)
         layers[layer] = update
     return layers
 
@@ -181,22 +163,3 @@ def _parsed_key(key: str) -> tuple[str, str]:
         f"key {key!r} is not a LoRA weight this worker reads (<layer>.lora_A.weight, "
         "<layer>.lora_B.weight, <layer>.lora.down.weight, <layer>.lora.up.weight)"
     )
-
-
-def _check_fits(layer: str, update: LoraLayer, denoiser: Any) -> None:
-    try:
-        module = denoiser.get_submodule(layer)
-    except AttributeError:
-        raise AdapterUnfit(f"targets layer {layer!r}, which this model does not have") from None
-    if not isinstance(module, torch.nn.Linear | Fp8Linear):
-        raise AdapterUnfit(
-            f"targets layer {layer!r}, a {type(module).__name__}: only Linear layers take adapters"
-        )
-    down, up = update.down, update.up
-    rank = down.shape[0] if down.dim() == 2 else -1
-    if down.shape != (rank, module.in_features) or up.shape != (module.out_features, rank):
-        raise AdapterUnfit(
-            f"layer {layer!r} is Linear({module.in_features}, {module.out_features}) but the "
-            f"adapter's weights are {tuple(down.shape)} and {tuple(up.shape)} "
-            f"(expected (rank, {module.in_features}) and ({module.out_features}, rank))"
-        )

@@ -21,12 +21,6 @@ from streamgen.exit_codes import EXIT_CONFIG
         ([], {"STREAMGEN_WORKER_MAX_IN_FLIGHT": "x"}, "'worker.max_in_flight': expected int"),
         ([], {}, "setting 'engine.models': no model configured"),
         (["--model", "tiny"], {}, "setting 'engine.models' (--model)"),
-        (
-            ["--model", "tiny=/models/tiny", "--set", "engine.fuse_qkv=true"],
-            {},
-            "setting 'engine.fuse_qkv': drops the to_q/to_k/to_v projections that LoRA adapters "
-            "target; turn it off, or set validation.max_adapters_per_request=0",
-        ),
     ],
 )
 def test_a_worker_settings_mistake_exits_4_in_one_line(

@@ -23,6 +23,7 @@ from tests.support.lora import attention_layers, lora_bytes
 from tests.support.memory_store import MemoryStore
 from tests.unit.engine.conftest import (
     assert_batched_equals_alone,
+    assert_same_images,
     pixels,
     request,
     stock_pipeline,
@@ -339,3 +340,23 @@ def test_a_batch_with_adapters_that_skips_a_fast_path_is_counted_and_said_once_p
     assert inputs.adapter_stats().eager_batches == 4
     assert [r.getMessage().split(":")[0] for r in caplog.records] == ["model tiny", "model other"]
     assert "without engine.cuda_graphs, engine.aot_compile" in caplog.records[0].getMessage()
+
+
+def test_adapters_on_fused_qkv_projections_give_the_unfused_images(
+    tiny_dir: Path, sd15: DiffusionEngine, store: MemoryStore
+) -> None:
+    # engine.fuse_qkv drops to_q/to_k/to_v: each update lands in its slice of to_qkv (self-
+    # attention) or to_kv (cross-attention, whose to_q stays).
+    files = InitImageReader.from_settings(StoreSettings(url=STORE), store, max_bytes=1 << 24)
+    settings = EngineSettings(models={"tiny": str(tiny_dir)}, fuse_qkv=True)
+    fused = DiffusionEngine(settings, adapter_files=files)
+    names = [name for name, _ in fused.parts("tiny").denoiser.named_modules()]
+    assert any(n.endswith(".to_qkv") for n in names) and any(n.endswith(".to_kv") for n in names)
+    assert not any(n.endswith((".to_k", ".to_v")) for n in names)
+    mix = [
+        adapted("a", ("a.safetensors", 1.0), seed=1),
+        adapted("ab", ("a.safetensors", 0.5), ("b.safetensors", -1.0), seed=2),
+        adapted("none", seed=3),
+    ]
+    for ours, theirs in zip(fused.generate(mix), sd15.generate(mix), strict=True):
+        assert_same_images(ours, theirs)

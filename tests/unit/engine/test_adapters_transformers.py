@@ -19,6 +19,7 @@ from tests.support.memory_store import MemoryStore
 from tests.unit.engine.conftest import (
     MAX_LEVELS,
     assert_batched_equals_alone,
+    assert_same_images,
     pixels,
     request,
     stock_pipeline,
@@ -45,10 +46,18 @@ FAMILIES = {
 }
 
 
-def adapter_engine(directory: Path, model: str) -> tuple[DiffusionEngine, MemoryStore]:
-    store = MemoryStore({})
+def adapter_engine(
+    directory: Path, model: str, store: MemoryStore | None = None, **knobs: Any
+) -> tuple[DiffusionEngine, MemoryStore]:
+    """An engine reading adapters from ``store`` (a new one holding a.safetensors and
+    b.safetensors for ``model`` when None)."""
+    files_there = store is not None
+    store = store or MemoryStore({})
     files = InitImageReader.from_settings(StoreSettings(url=STORE), store, max_bytes=1 << 24)
-    engine = DiffusionEngine(EngineSettings(models={model: str(directory)}), adapter_files=files)
+    settings = EngineSettings(models={model: str(directory)}, **knobs)
+    engine = DiffusionEngine(settings, adapter_files=files)
+    if files_there:
+        return engine, store
     denoiser = engine.parts(model).denoiser
     layers = attention_layers(denoiser)
     assert layers, "no attention projections found: the adapters would change nothing"
@@ -106,3 +115,23 @@ def test_a_batch_mixing_adapters_equals_each_request_alone(
     same = {"seed": 1, "prompt": "a picture of a"}  # request a's, without a's adapter
     (plain,) = engine.generate([adapted(model, "x", **same)])
     assert np.abs(pixels(outcomes[0])[0] - pixels(plain)[0]).max() > 8
+
+
+@pytest.mark.parametrize("model", list(FAMILIES))
+def test_adapters_on_fused_qkv_projections_give_the_unfused_images(
+    model: str, request: pytest.FixtureRequest
+) -> None:
+    # FLUX: diffusers' to_qkv and to_added_qkv; SD3: streamgen's own fused joint attention.
+    directory = request.getfixturevalue(FAMILIES[model][0])
+    plain, store = adapter_engine(directory, model)
+    fused, _ = adapter_engine(directory, model, store, fuse_qkv=True)
+    names = [name for name, _ in fused.parts(model).denoiser.named_modules()]
+    assert any(n.endswith(".to_added_qkv") for n in names)
+    assert not any(n.endswith((".to_k", ".add_k_proj")) for n in names)
+    mix = [
+        adapted(model, "a", ("a.safetensors", 1.0), seed=1),
+        adapted(model, "ab", ("a.safetensors", 0.5), ("b.safetensors", -1.0), seed=2),
+        adapted(model, "none", seed=3),
+    ]
+    for ours, theirs in zip(fused.generate(mix), plain.generate(mix), strict=True):
+        assert_same_images(ours, theirs)
