@@ -1,8 +1,7 @@
 """A LoRA adapter file, read and checked against the denoiser it is for. Pure: bytes in.
 
 Only safetensors is read (never a pickle: loading one runs code), its header parsed here before
-any tensor is, and only the diffusers/PEFT key formats (see docs/decisions.md, "Per-request
-LoRA adapters"):
+any tensor is, and only the diffusers/PEFT key formats (docs/decisions.md, "Adapters"):
 
 - ``[unet.|transformer.]<layer>.lora_A.weight`` and ``.lora_B.weight`` (PEFT, what diffusers'
   ``save_lora_weights`` writes), or ``.lora.down.weight`` and ``.lora.up.weight`` (diffusers'
