@@ -1,11 +1,11 @@
 """Benchmark 2b — end to end through a real Kafka broker: the whole worker versus the engine.
 
 Unlike ``bench-e2e`` (records fed from memory), every request here travels through a real
-Kafka 4.1 broker, started by the local stack's own :class:`KafkaBroker` in a temp dir on free
-ports. On the GPU machine, which has no Java, that broker runs from the bundle that
-``scripts/broker-bundle`` builds (``STREAMGEN_JAVA`` and ``STREAMGEN_CACHE_DIR`` point at it;
-``scripts/bench-gpu-session e2e-broker`` unpacks it). Images go to the file store. In one
-process, on one loaded engine:
+Kafka broker (the version ``deploy/local/pom.xml`` pins), started by the local stack's own
+:class:`KafkaBroker` in a temp dir on free ports. On the GPU machine, which has no Java, that
+broker runs from the bundle that ``scripts/broker-bundle`` builds (``STREAMGEN_JAVA`` and
+``STREAMGEN_CACHE_DIR`` point at it; ``scripts/bench-gpu-session e2e-broker`` unpacks it).
+Images go to the file store. In one process, on one loaded engine:
 
 1. warm up as a worker does (``engine.warm_up``: compile, cuDNN, a CUDA graph per bucket);
 2. the engine alone at ``--batch-size`` and at 1 (median of ``--repeats`` calls);

@@ -77,8 +77,10 @@ _EXCLUDED_FILES = "glob:/java.desktop/**.so"
 
 # The artifacts (jar names without their version) that no class was loaded from while a broker
 # formatted its storage, created topics, took and served records in every compression codec,
-# and ran classic and KIP-848 consumer groups: tool-only or optional dependencies
-# (OAuth's jose4j, YAML and CSV formats, validators, tiered storage's API, Scala reflection).
+# and ran classic and KIP-848 consumer groups and a share group (Kafka 4.2.2): tool-only or
+# optional dependencies (OAuth's jose4j, YAML and CSV formats, validators, tiered storage's
+# API, Scala reflection) and Kafka's command-line tools (kafka-tools: the cache has them for
+# this machine; the GPU host runs only the broker).
 UNUSED_JARS = frozenset(
     {
         "caffeine",
@@ -91,6 +93,7 @@ UNUSED_JARS = frozenset(
         "jose4j",
         "jspecify",
         "kafka-storage-api",
+        "kafka-tools",
         "kafka-tools-api",
         "scala-reflect",
         "snakeyaml",
@@ -112,7 +115,7 @@ _JDK_HINT = "install a JDK 17+ (Debian/Ubuntu: apt-get install openjdk-17-jdk-he
 
 
 def artifact(jar_name: str) -> str:
-    """The jar's name without its version: ``kafka_2.13-4.1.1.jar`` → ``kafka_2.13``."""
+    """The jar's name without its version: ``kafka_2.13-4.2.2.jar`` → ``kafka_2.13``."""
     return _VERSION.sub("", jar_name)
 
 

@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import socket
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, ConfigResource  # type: ignore[attr-defined]
+from confluent_kafka import Producer, ShareConsumer
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    ResourceType,
+)
 from minio import Minio
 
 from streamgen.cli import main
 from streamgen.local.process import LocalStackError, free_ports
 from streamgen.local.stack import LocalStack
-from streamgen.ops.topics import PROGRESS_RETENTION_MS, create_topics, plan_topics
+from streamgen.ops.topics import PROGRESS_RETENTION_MS, TopicSpec, create_topics, plan_topics
 from streamgen.settings import Settings, TopicSettings
 from tests.support.kafka import consume_all
 
@@ -29,6 +36,45 @@ def produce(bootstrap_servers: str, topic: str, values: list[bytes]) -> None:
     for value in values:
         producer.produce(topic, key=value, value=value)
     assert producer.flush(30) == 0
+
+
+def test_the_broker_serves_share_groups(stack: LocalStack) -> None:
+    """Share groups (KIP-932) are on in the local broker (Kafka 4.2 has them by default; 4.1
+    had them off): a share consumer with explicit acknowledgement gets every record."""
+    topic, group = f"share-{uuid.uuid4().hex[:8]}", f"share-{uuid.uuid4().hex[:8]}"
+    create_topics(stack.bootstrap_servers, [TopicSpec(topic, 2, 1, 3_600_000)])
+    admin = AdminClient({"bootstrap.servers": stack.bootstrap_servers})
+    # A new share group starts at the end of the log (share.auto.offset.reset=latest).
+    reset = ConfigEntry(
+        "share.auto.offset.reset", "earliest", incremental_operation=AlterConfigOpType.SET
+    )
+    group_config = ConfigResource(ResourceType.GROUP, group, incremental_configs=[reset])
+    for future in admin.incremental_alter_configs([group_config]).values():
+        future.result(timeout=30)
+    sent = {f"r{i}".encode() for i in range(6)}
+    produce(stack.bootstrap_servers, topic, sorted(sent))
+    consumer = ShareConsumer(
+        {
+            "bootstrap.servers": stack.bootstrap_servers,
+            "group.id": group,
+            "share.acknowledgement.mode": "explicit",
+        }
+    )
+    consumer.subscribe([topic])
+    received: set[bytes] = set()
+    deadline = time.monotonic() + 60
+    try:
+        while received != sent and time.monotonic() < deadline:
+            messages = list(consumer.poll(0.5))
+            for message in messages:
+                assert message.error() is None, message.error()
+                received.add(message.value() or b"")
+                consumer.acknowledge(message)
+            if messages:
+                consumer.commit_sync()
+    finally:
+        consumer.close()
+    assert received == sent
 
 
 def test_up_again_is_a_no_op_that_keeps_the_same_processes(stack: LocalStack) -> None:

@@ -17,8 +17,8 @@ from streamgen.local.process import LocalStackError
 @pytest.mark.parametrize(
     ("jar", "name"),
     [
-        ("kafka-clients-4.1.1.jar", "kafka-clients"),
-        ("kafka_2.13-4.1.1.jar", "kafka_2.13"),
+        ("kafka-clients-4.2.2.jar", "kafka-clients"),
+        ("kafka_2.13-4.2.2.jar", "kafka_2.13"),
         ("zstd-jni-1.5.6-10.jar", "zstd-jni"),
         ("HdrHistogram-2.2.2.jar", "HdrHistogram"),
         ("scala-library-2.13.16.jar", "scala-library"),
