@@ -11,6 +11,8 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
+from streamgen.engine.adapters import AdapterStats
+from streamgen.telemetry.adapter_metrics import AdapterCollector
 from streamgen.telemetry.lane_metrics import LaneMetrics
 from streamgen.telemetry.metrics import Metrics
 from streamgen.telemetry.progress_metrics import ProgressMetrics
@@ -29,6 +31,8 @@ def exported() -> set[str]:
     LaneMetrics(metrics.registry)  # declared apart, on the same registry (worker_hooks.py)
     ProgressMetrics(metrics.registry)  # the same, by run.py with worker.progress on
     TenantMetrics(metrics.registry)  # the same, by worker_hooks.py
+    stats = AdapterStats(0, 0, 0, 0, 0, 0)
+    metrics.registry.register(AdapterCollector(lambda: stats))  # the same, by run.py
     return metrics.series_names()
 
 
