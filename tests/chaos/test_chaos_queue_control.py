@@ -33,7 +33,13 @@ from tests.chaos.harness.faults import kill_at_random
 from tests.chaos.harness.figures import record_verdict
 from tests.chaos.harness.groups import PROTOCOLS, with_protocol
 from tests.chaos.harness.load import Acked, LoadGenerator
-from tests.chaos.harness.mix import CancelStorm, cancel_outcomes, lane_view, request_maker
+from tests.chaos.harness.mix import (
+    CancelStorm,
+    cancel_outcomes,
+    lane_view,
+    per_tenant,
+    request_maker,
+)
 from tests.chaos.harness.oracle import CommitSampler, Verdict, judge, settle_each
 from tests.chaos.harness.workers import WorkerProcess
 from tests.chaos.test_chaos_crashes import LAG_ZERO_BOUND_S, wait_for_new_result
@@ -147,8 +153,10 @@ def kill_storm(
         for worker in fleet.values():
             worker.wait_assigned()
         made: list[str] = []
+        tenant_of: dict[str, str] = {}
         for name, load in loads.items():  # until the last restart is back
-            load.stream_until_stopped(request_maker(name, made, mix.tenants), rate=mix.rates[name])
+            make = request_maker(name, made, mix.tenants, tenant_of)
+            load.stream_until_stopped(make, rate=mix.rates[name])
         storm = stack.enter_context(
             CancelStorm(
                 settings,
@@ -164,7 +172,7 @@ def kill_storm(
             wait_for_new_result(outputs, chaos)
             if watch:
                 for lane, load in loads.items():
-                    flood = request_maker(lane, made, (FLOOD,))
+                    flood = request_maker(lane, made, (FLOOD,), tenant_of)
                     load.burst(flood, settings.topics.partitions, FLOOD_BURST)
                 watch.wait_deferring(name, LAG_ZERO_BOUND_S)
                 kill_at_random(fleet[name], chaos.rng, 0.0, 0.2)
@@ -198,6 +206,7 @@ def kill_storm(
             cancels=outcomes.figures(),
             # All lanes together, so on one lane's row only.
             deferred=(watch.most, sum(watch.at_kills)) if watch and name == "bulk" else (0, 0),
+            tenants=per_tenant(sorted(ids), verdict.lost, outputs, tenant_of),
         )
         assert verdict.requests == loads[name].sent and not loads[name].failed, name
         assert verdict.dead_letters == 0, f"{name}: {verdict.dead_letters} dead letters"

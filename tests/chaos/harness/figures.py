@@ -13,7 +13,7 @@ import json
 import os
 import platform
 import statistics
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -46,6 +46,8 @@ class RunFigures:
     # at the scrape just before its kill.
     deferred_most: int = 0
     deferred_at_kills: int = 0
+    # Per tenant the requests named (scenarios 15 and 16): [requests, lost, duplicates].
+    tenants: dict[str, list[int]] = field(default_factory=dict)
 
 
 def record(figures: RunFigures) -> None:
@@ -64,10 +66,12 @@ def record_verdict(
     dead_letters_expected: int = 0,
     cancels: tuple[int, int, int] = (0, 0, 0),
     deferred: tuple[int, int] = (0, 0),
+    tenants: dict[str, list[int]] | None = None,
 ) -> None:
     """Record one run before its assertions, so failed runs count in the figures too.
     ``cancels``: (requests cancelled, answered CANCELLED, finished first); ``deferred``: (most
-    set aside at once, set aside at the kills); as in RunFigures."""
+    set aside at once, set aside at the kills); ``tenants``: per tenant [requests, lost,
+    duplicates]; as in RunFigures."""
     print(f"{scenario}: {verdict}")
     record(
         RunFigures(
@@ -84,6 +88,7 @@ def record_verdict(
             finished_first=cancels[2],
             deferred_most=deferred[0],
             deferred_at_kills=deferred[1],
+            tenants=tenants or {},
         )
     )
 
@@ -101,14 +106,17 @@ def summarise(runs: list[RunFigures]) -> str:
     aside, when some run had any."""
     with_cancels = any(r.cancels for r in runs)
     with_deferred = any(r.deferred_most for r in runs)
+    with_tenants = any(r.tenants for r in runs)
     header = (
         "| scenario | runs | requests | lost | duplicates / 1,000 | dead letters (expected / "
         "actual) | recovery p50 (s) | recovery p95 (s) |"
         + (" cancelled (CANCELLED / finished first) |" if with_cancels else "")
         + (" set aside: at the kills (most at once) |" if with_deferred else "")
+        + (" per tenant: requests / lost / duplicates |" if with_tenants else "")
         + "\n|---|---:|---:|---:|---:|---:|---:|---:|"
         + ("---:|" if with_cancels else "")
         + ("---:|" if with_deferred else "")
+        + ("---|" if with_tenants else "")
     )
     rows = [header]
     for scenario in sorted({r.scenario for r in runs}):
@@ -124,6 +132,7 @@ def summarise(runs: list[RunFigures]) -> str:
             f"{_percentile(recovery, 95)} |"
             + (_cancel_cell(mine) if with_cancels else "")
             + (_deferred_cell(mine) if with_deferred else "")
+            + (_tenant_cell(mine) if with_tenants else "")
         )
     return "\n".join(rows)
 
@@ -139,6 +148,19 @@ def _deferred_cell(runs: list[RunFigures]) -> str:
         return " - |"
     at_kills = sum(r.deferred_at_kills for r in runs)
     return f" {at_kills} ({max(r.deferred_most for r in runs)}) |"
+
+
+def _tenant_cell(runs: list[RunFigures]) -> str:
+    totals: dict[str, list[int]] = {}
+    for run in runs:
+        for tenant, row in run.tenants.items():
+            total = totals.setdefault(tenant, [0, 0, 0])
+            for i, n in enumerate(row):
+                total[i] += n
+    if not totals:
+        return " - |"
+    cells = (f"{t} {r[0]} / {r[1]} / {r[2]}" for t, r in sorted(totals.items()))
+    return f" {', '.join(cells)} |"
 
 
 def versions() -> dict[str, str]:

@@ -13,6 +13,7 @@ import dataclasses
 import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -24,7 +25,14 @@ from streamgen.submit.cancel import cancel_requests
 from tests.chaos.harness.follow import FleetOutputs
 from tests.integration.worker.conftest import make_request
 
-__all__ = ["CancelOutcomes", "CancelStorm", "cancel_outcomes", "lane_view", "request_maker"]
+__all__ = [
+    "CancelOutcomes",
+    "CancelStorm",
+    "cancel_outcomes",
+    "lane_view",
+    "per_tenant",
+    "request_maker",
+]
 
 
 def lane_view(settings: Settings, lane: str) -> Settings:
@@ -39,17 +47,23 @@ def tenants_supported() -> bool:
 
 
 def request_maker(
-    lane: str, made: list[str], tenants: Sequence[str] = (), **fields: Any
+    lane: str,
+    made: list[str],
+    tenants: Sequence[str] = (),
+    tenant_of: dict[str, str] | None = None,
+    **fields: Any,
 ) -> Callable[[int], GenerationRequest]:
     """``make(i)`` for LoadGenerator.stream_until_stopped: the i-th request of ``lane`` (with
     ``fields``), its id appended to ``made`` (what CancelStorm may cancel), its tenant taken in
     turn from ``tenants`` when the request schema has a tenant field (until then the list is
-    not used: the mix runs with lanes and cancels alone)."""
+    not used: the mix runs with lanes and cancels alone) and kept in ``tenant_of`` by id."""
     use_tenants = bool(tenants) and tenants_supported()
 
     def make(i: int) -> GenerationRequest:
         tenant = {"tenant": tenants[i % len(tenants)]} if use_tenants else {}
         request = make_request(i, prompt=f"a {lane} request number {i}", **fields, **tenant)
+        if use_tenants and tenant_of is not None:
+            tenant_of[request.request_id] = tenant["tenant"]
         made.append(request.request_id)
         return request
 
@@ -162,3 +176,19 @@ def cancel_outcomes(
     succeeded = {rid for rid in mine - answered if "SUCCEEDED" in codes.get(rid, set())}
     wrong = sorted(rid for rid in ids - cancelled if "CANCELLED" in codes.get(rid, set()))
     return CancelOutcomes(len(mine), len(answered), len(succeeded), wrong)
+
+
+def per_tenant(
+    ids: Sequence[str], lost: Sequence[str], outputs: FleetOutputs, tenant_of: dict[str, str]
+) -> dict[str, list[int]]:
+    """Requests, lost and duplicate results per tenant, of the requests ``ids`` (a lane's
+    acknowledged requests; ``lost``: those the oracle found without an outcome)."""
+    results = Counter(r.request_id for r in outputs.results())
+    lost_ids = set(lost)
+    figures: dict[str, list[int]] = {}
+    for request_id in ids:
+        row = figures.setdefault(tenant_of.get(request_id, "-"), [0, 0, 0])
+        row[0] += 1
+        row[1] += request_id in lost_ids
+        row[2] += max(0, results[request_id] - 1)
+    return figures

@@ -1,0 +1,29 @@
+"""The chaos figures' table (tests/chaos/harness/figures.py): per-tenant counts add up across
+runs of a scenario, and the column appears only when some run named tenants."""
+
+from __future__ import annotations
+
+from tests.chaos.harness.figures import RunFigures, summarise
+
+
+def run(scenario: str, tenants: dict[str, list[int]]) -> RunFigures:
+    requests = sum(row[0] for row in tenants.values())
+    return RunFigures(scenario, requests, 0, 0, 0, 0, 2, [1.0], tenants=tenants)
+
+
+def test_per_tenant_counts_add_up_over_a_scenarios_runs() -> None:
+    table = summarise(
+        [
+            run("16 caps", {"flood": [30, 0, 2], "small": [10, 0, 0]}),
+            run("16 caps", {"flood": [25, 1, 3], "small": [9, 0, 1]}),
+            run("1 kill -9", {}),
+        ]
+    )
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in table.splitlines()}
+    assert "per tenant: requests / lost / duplicates" in rows["scenario"]
+    assert rows["16 caps"].endswith(" flood 55 / 1 / 5, small 19 / 0 / 1 |")
+    assert rows["1 kill -9"].endswith(" - |")
+
+
+def test_no_tenant_column_without_tenants() -> None:
+    assert "per tenant" not in summarise([run("1 kill -9", {})])
