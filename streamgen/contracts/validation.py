@@ -51,11 +51,19 @@ MAX_SEED = 2**63 - 1
 TASKS: tuple[str, ...] = get_args(Task)
 
 
+class Located(Protocol):
+    """A place once normalised (:class:`streamgen.store.prefixes.ObjectLocation`): its ``uri``
+    is one spelling for every way of writing the same object."""
+
+    @property
+    def uri(self) -> str: ...
+
+
 class InitImagePrefixes(Protocol):
     """Where an init image may be read from: :class:`streamgen.store.prefixes.AllowedPrefixes`
     (the contracts sit below the store and never import it)."""
 
-    def locate(self, uri: object) -> object:
+    def locate(self, uri: object) -> Located:
         """Raise :class:`InvalidRequest` unless ``uri`` lies under an allowed root."""
         ...
 
@@ -202,11 +210,9 @@ def _check_adapters(
         raise InvalidRequest("adapters", adapters, "a list of {uri, scale} records")
     limit = b.max_adapters_per_request
     if len(adapters) > limit:
-        raise InvalidRequest(
-            "adapters",
-            f"{len(adapters)} adapters",
-            f"at most {limit} (validation.max_adapters_per_request)",
-        )
+        count = f"{len(adapters)} adapter{'s' * (len(adapters) > 1)}"
+        why = f"at most {limit}" if limit else "none: this fleet serves no adapters"
+        raise InvalidRequest("adapters", count, f"{why} (validation.max_adapters_per_request)")
     seen: set[str] = set()
     for i, adapter in enumerate(adapters):
         name = f"adapters[{i}]"
@@ -214,14 +220,17 @@ def _check_adapters(
             raise InvalidRequest(name, adapter, "a {uri, scale} record")
         if not isinstance(adapter.uri, str) or not adapter.uri.strip():
             raise InvalidRequest(f"{name}.uri", adapter.uri, "a non-empty object URI")
+        place = adapter.uri
         if prefixes is not None:
             try:
-                prefixes.locate(adapter.uri)  # lexical, as for init images
+                # Lexical, as for init images; spellings of one object share its canonical URI.
+                place = prefixes.locate(adapter.uri).uri
             except InvalidRequest as exc:
                 raise InvalidRequest(f"{name}.uri", clip(adapter.uri), exc.allowed) from None
-        if adapter.uri in seen:
-            raise InvalidRequest(f"{name}.uri", clip(adapter.uri), "named once per request")
-        seen.add(adapter.uri)
+        if place in seen:
+            why = f"named once per request ({clip(place)})"
+            raise InvalidRequest(f"{name}.uri", clip(adapter.uri), why)
+        seen.add(place)
         scale = _number(f"{name}.scale", adapter.scale)
         if abs(scale) > b.max_adapter_scale:
             bound = b.max_adapter_scale

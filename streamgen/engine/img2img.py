@@ -49,6 +49,11 @@ class InitImageSource(Protocol):
         StoreUnavailable (transient)."""
         ...
 
+    def canonical(self, uri: str) -> str:
+        """One spelling of the object ``uri`` names (``uri`` itself where it is not allowed:
+        reading it then raises the refusal)."""
+        ...
+
 
 def decode_init_image(data: bytes, *, width: int, height: int) -> torch.Tensor:
     """Bytes of any PIL-readable image -> (3, height, width) float tensor in [-1, 1]."""

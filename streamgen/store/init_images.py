@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 
+from streamgen.errors import InvalidRequest
 from streamgen.settings import StoreSettings
 from streamgen.store.base import ObjectStore
 from streamgen.store.prefixes import AllowedPrefixes, ObjectLocation
@@ -48,6 +49,13 @@ class InitImageReader:
         if location.scheme == "file":
             location = self._resolved(uri, location)
         return self._store.get(location.uri, max_bytes=self.max_bytes)
+
+    def canonical(self, uri: str) -> str:
+        """The normalised URI of what ``uri`` names, lexically (``uri`` if not allowed)."""
+        try:
+            return self._prefixes.locate(uri).uri
+        except InvalidRequest:
+            return uri
 
     def _resolved(self, uri: str, location: ObjectLocation) -> ObjectLocation:
         # The roots are resolved too (a root may itself be a link, e.g. /data -> /mnt/data),

@@ -133,17 +133,24 @@ def _adapter(name: str, value: Any) -> Adapter:
 
 
 def adapter_flag(text: str) -> Adapter:
-    """``--adapter URI[@SCALE]``: the scale follows the last ``@`` when that is a number."""
+    """``--adapter URI[@SCALE]``: what follows the last ``@`` is the scale, a finite number,
+    unless the text ends in ``.safetensors`` or a ``/`` follows that ``@`` (an ``@`` inside
+    the URI). A URI ending otherwise in ``@…`` takes its scale written after it (``URI@1``):
+    a mistyped scale is refused, never read as part of the URI."""
     uri, at, scale = text.rpartition("@")
-    if at:
-        try:
-            value = float(scale)
-        except ValueError:
-            pass
-        else:
-            if math.isfinite(value):
-                return Adapter(uri, value)
-    return Adapter(text)
+    if not at or "/" in scale or text.lower().endswith(".safetensors"):
+        return Adapter(text)
+    try:
+        value = float(scale)
+    except ValueError:
+        value = math.nan
+    if not uri or not math.isfinite(value):
+        raise FieldError(
+            "adapters",
+            f"{text!r}: the scale after the last '@' must be a finite number, got {scale!r} "
+            f"(a URI that itself ends in '@...' takes its scale after it: '{text}@1')",
+        )
+    return Adapter(uri, value)
 
 
 def _string_map(name: str, value: Mapping[Any, Any]) -> dict[str, str]:

@@ -54,7 +54,8 @@ class AdapterLoader:
         for i, ref in enumerate(request.adapters):
             load = partial(self._load, ref.uri, denoiser, dtype)
             try:
-                adapter = self.cache.get((model, ref.uri), load)
+                # One entry per object, however the request spelled its URI.
+                adapter = self.cache.get((model, self._files.canonical(ref.uri)), load)
             except AdapterUnfit as exc:
                 raise AdapterUnfit(f"adapters[{i}] {clip(ref.uri)!r} {exc}") from None
             resolved.append(ScaledAdapter(adapter, float(ref.scale)))

@@ -65,6 +65,10 @@ def lora_layers(data: bytes, denoiser: Any) -> dict[str, LoraLayer]:
             missing = "up (lora_B)" if "up" not in keys else "down (lora_A)"
             raise AdapterUnfit(f"layer {layer!r} has no {missing} weight")
         update = fitted(layer, tensors[keys["down"]], tensors[keys["up"]], denoiser)
+        if not (update.down.isfinite().all() and update.up.isfinite().all()):
+            # Found here, it fails its own request naming the adapter; found in the latents,
+            # it would be retried and reported as the batch's NaN.
+            raise AdapterUnfit(f"layer {layer!r} holds NaN or inf weights")
         if scaling.rank is not None and update.down.shape[0] != scaling.rank:
             raise AdapterUnfit(
                 f"layer {layer!r} has rank {update.down.shape[0]} but the file's "

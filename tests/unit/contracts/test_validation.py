@@ -262,6 +262,20 @@ def test_adapters_under_the_allowed_prefixes_within_the_limits_pass() -> None:
         ((Adapter("s3://images/in/a", 4.5),), "adapters[0].scale", "in [-4.0, 4.0]"),
         ((Adapter("s3://images/in/a", "1"),), "adapters[0].scale", "a number"),  # type: ignore[arg-type]
         ((Adapter("s3://images/in/a"),) * 2, "adapters[1].uri", "named once per request"),
+        # Other spellings of one object are the same adapter (its scale would otherwise add up).
+        *(
+            (
+                (Adapter("s3://images/in/a", 4.0), Adapter(alias, 4.0)),
+                "adapters[1].uri",
+                "named once per request (s3://images/in/a)",
+            )
+            for alias in (
+                "s3://images//in/a",
+                "s3://images/in/./a",
+                "s3://images/x/../in/a",
+                "s3://images/%69n/a",
+            )
+        ),
         (("s3://images/in/a",), "adapters[0]", "a {uri, scale} record"),
     ],
 )
@@ -286,7 +300,16 @@ def test_adapter_records_from_json_or_avro_become_adapters() -> None:
 def test_the_adapter_limit_comes_from_settings() -> None:
     none_allowed = ValidationBounds(max_adapters_per_request=0)
     error = rejected(a_request(adapters=(Adapter("s3://images/in/a"),)), none_allowed)
-    assert error.allowed == "at most 0 (validation.max_adapters_per_request)"
+    assert (
+        error.allowed == "none: this fleet serves no adapters (validation.max_adapters_per_request)"
+    )
+    assert error.value == "1 adapter"
+    two = ValidationBounds(max_adapters_per_request=2)
+    error = rejected(a_request(adapters=tuple(Adapter(f"s3://images/in/{n}") for n in "abc")), two)
+    assert (error.value, error.allowed) == (
+        "3 adapters",
+        "at most 2 (validation.max_adapters_per_request)",
+    )
 
 
 URIS = st.sampled_from(

@@ -4,6 +4,7 @@ bad adapter its own request's INVALID_REQUEST naming it, and each file loaded on
 
 from __future__ import annotations
 
+import math
 import pickle
 from pathlib import Path
 from typing import Any
@@ -241,7 +242,17 @@ def _bad_adapters(unet: Any) -> dict[str, tuple[bytes | None, str]]:
             "is I32; adapters must be F16, BF16 or F32",
         ),
         "large.safetensors": (_safetensors_with(good) + b" " * 4096, "store.adapter_max_bytes="),
+        "nan.safetensors": (
+            _safetensors_with({**good, f"unet.{layer}.lora_B.weight": _with_nan(module)}),
+            f"layer {layer!r} holds NaN or inf weights",
+        ),
     }
+
+
+def _with_nan(module: Any) -> torch.Tensor:
+    up = torch.zeros(module.out_features, 2)
+    up[0, 1] = math.nan
+    return up
 
 
 def _torch_save(tensors: dict[str, torch.Tensor]) -> bytes:
@@ -283,6 +294,18 @@ def test_an_adapter_outside_the_allowed_prefixes_is_refused_unread(tiny_dir: Pat
     assert outcome.error is not None and outcome.error.code == "INVALID_REQUEST"
     assert "adapters[0] 's3://elsewhere/a.safetensors' is not allowed" in str(outcome.error)
     assert store.reads == []
+
+
+def test_one_object_spelled_two_ways_is_read_and_cached_once(tiny_dir: Path) -> None:
+    store = MemoryStore({})
+    engine = adapter_engine(tiny_dir, store)
+    loader = engine._inputs.adapter_loader
+    assert loader is not None
+    store.reads.clear()
+    spellings = ("a.safetensors", "./a.safetensors", "x/../a.safetensors", "%61.safetensors")
+    outcomes = engine.generate([adapted(str(i), (s, 1.0)) for i, s in enumerate(spellings)])
+    assert all(o.ok for o in outcomes)
+    assert store.reads == [f"{STORE}/a.safetensors"] and len(loader.cache) == 1
 
 
 def test_an_unreachable_store_is_transient(tiny_dir: Path) -> None:

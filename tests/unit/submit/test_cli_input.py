@@ -177,7 +177,8 @@ def test_adapter_values_become_adapters() -> None:
     assert adapter_flag("s3://b/a.safetensors@0.5") == Adapter("s3://b/a.safetensors", 0.5)
     assert adapter_flag("s3://b/a.safetensors") == Adapter("s3://b/a.safetensors", 1.0)
     assert adapter_flag("s3://b/me@home.safetensors") == Adapter("s3://b/me@home.safetensors")
-    assert adapter_flag("s3://b/a@nan") == Adapter("s3://b/a@nan")
+    assert adapter_flag("s3://b/x@y/a") == Adapter("s3://b/x@y/a")  # an @ inside the key
+    assert adapter_flag("s3://b/a@v2@0.25") == Adapter("s3://b/a@v2", 0.25)
     now = datetime.now(UTC)
     listed = [{"uri": "s3://b/a"}, {"uri": "s3://b/c", "scale": -2}]
     expected = (Adapter("s3://b/a"), Adapter("s3://b/c", -2.0))
@@ -189,3 +190,11 @@ def test_adapter_values_become_adapters() -> None:
     for bad, field in (({"uri": "s3://b/a"}, "adapters"), ([{"url": "x"}], "adapters[0]")):
         with pytest.raises(ValueError, match=f"field '{re.escape(field)}'"):
             from_json("adapters", bad, now)
+
+
+@pytest.mark.parametrize("scale", ["nan", "inf", "-inf", "abc", "", " 0.5x", "1e999"])
+def test_a_mistyped_adapter_scale_is_refused_not_read_as_the_uri(scale: str) -> None:
+    from streamgen.submit.fields import FieldError, adapter_flag
+
+    with pytest.raises(FieldError, match="the scale after the last '@' must be a finite number"):
+        adapter_flag(f"s3://b/a.safetensors@{scale}")
