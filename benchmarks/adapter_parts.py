@@ -74,12 +74,13 @@ def batch_part(
     progress(f"batch: warming up (loads the {len(uris)} adapters)")
     warm_up(engine, [runs["none"], runs["different"]], warm_up_steps)
     seconds: dict[str, list[float]] = {name: [] for name in runs}
-    loads_before = engine.adapter_stats().loads
+    before = engine.adapter_stats()
     for round_ in range(repeats):  # in turn: a drift of the machine hits every run alike
         for name, batch in runs.items():
             seconds[name].append(timed(lambda b=batch: generated(engine, b)))  # type: ignore[misc]
             progress(f"batch: round {round_ + 1}, {name}: {seconds[name][-1]:.3f} s")
-    if engine.adapter_stats().loads != loads_before:
+    after = engine.adapter_stats()
+    if after.loads != before.loads:
         raise RuntimeError("an adapter was loaded while timed: the cache holds fewer than 8")
     median = {name: statistics.median(taken) for name, taken in seconds.items()}
     rate = {name: len(requests) / taken for name, taken in median.items()}
@@ -91,6 +92,8 @@ def batch_part(
     return {
         "batch_size": len(requests),
         "runs": rows,
+        # Timed batches with adapters that did without a configured fast path (--knobs).
+        "eager_batches": after.eager_batches - before.eager_batches,
         "ratios": {
             "different_vs_one": ratio,
             "different_vs_none": rate["different"] / rate["none"],

@@ -55,6 +55,7 @@ def test_a_bad_option_is_named(
     assert not out.exists()
 
 
+@no_cuda  # on CUDA: tests/gpu/test_adapters_bench_gpu.py
 @pytest.mark.slow
 def test_tiny_run_measures_every_part_through_the_engine(tmp_path: Path) -> None:
     out, store = tmp_path / "report.json", tmp_path / "store"
@@ -76,6 +77,7 @@ def test_tiny_run_measures_every_part_through_the_engine(tmp_path: Path) -> None
     ratio = batch["ratios"]["different_vs_one"]
     assert ratio == pytest.approx(rate["different"] / rate["one"])
     assert batch["goal"]["met"] is (ratio >= 0.8)
+    assert batch["eager_batches"] == 0  # no fast path configured: nothing to do without
 
     first = parts["first-use"]
     for each in first["each"]:
