@@ -42,7 +42,7 @@ def test_the_gpu_wrapper_says_there_is_no_gpu() -> None:
         (["--batch", "0"], "--batch"),
         (["--zipf-requests", "12"], "--zipf-requests"),  # not a multiple of the batch of 8
         (["--cache-adapters", "4", "--parts", "batch"], "--cache-adapters"),  # fewer than 8
-        (["--zipf-adapters", "20"], "--cache-adapters"),  # the tiny budget holds 22: all of them
+        (["--zipf-adapters", "20"], "--cache-adapters"),  # the tiny budget holds 23: all of them
         (["--knobs", "compile,warp_speed"], "warp_speed"),
     ],
 )
