@@ -53,6 +53,16 @@ from streamgen.engine.families import FAMILIES
 from streamgen.engine.model_init import write_model
 from streamgen.errors import ConfigError
 
+__all__ = [
+    "family_requests",
+    "main",
+    "model_directory",
+    "progress",
+    "timed",
+    "versions",
+    "write_report",
+]
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
@@ -76,9 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"--best-knobs: {exc}", file=sys.stderr)
         return 2
     size, steps = (args.size or (64 if args.tiny else run.size)), (args.steps or run.steps)
-    directory = _model(run, args.tiny, cuda)
-    _progress(f"model at {directory}")
-    requests = _requests(run, size, steps, max(args.batch_sizes))
+    directory = model_directory(run, args.tiny, cuda)
+    progress(f"model at {directory}")
+    requests = family_requests(run, size, steps, max(args.batch_sizes))
     report: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "device": torch.cuda.get_device_name() if cuda else platform.processor() or "cpu",
@@ -86,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "architecture": run.tiny if args.tiny else run.arch,
         "settings": {"size": size, "steps": steps, "guidance": run.guidance,
                      "scheduler": run.scheduler, "best_knobs": args.best_knobs},
-        "versions": _versions(),
+        "versions": versions(),
         "runners": {},
     }  # fmt: skip
     runners = runners_for(run, directory, knob_sets, report, max(args.batch_sizes))
@@ -99,17 +109,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         runners = {name: runners[name] for name in args.runners}
     images: dict[str, list[Any]] = {}
     for name, make in runners.items():
-        _progress(f"runner {name}: loading")
+        progress(f"runner {name}: loading")
         compared = name.startswith(("diffusers", "streamgen")) and name != "diffusers+compile"
         report["runners"][name], images[name] = _time_runner(make, requests, run, args, compared)
-        _write(args.json, report)  # each runner's row kept, should a later one not finish
+        write_report(args.json, report)  # each runner's row kept, should a later one not finish
     _compare(report, images)
     flops = report.get("tflop_per_image", 0.0)
     for row in report["runners"].values():
         for point in row["batches"]:
             point["tflops"] = point["images_per_s"] * flops
     print(json.dumps(report, indent=2))
-    _write(args.json, report)
+    write_report(args.json, report)
     return 0
 
 
@@ -126,7 +136,8 @@ def _compare(report: dict[str, Any], images: dict[str, list[Any]]) -> None:
             report["runners"][name]["drift_vs_streamgen"] = pixel_drift(tuned, images["streamgen"])
 
 
-def _write(path: str | None, report: dict[str, Any]) -> None:
+def write_report(path: str | None, report: dict[str, Any]) -> None:
+    """The report as JSON at ``path`` (``--json``), if one was given."""
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(json.dumps(report, indent=2))
@@ -155,17 +166,20 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _model(run: FamilyRun, tiny: bool, cuda: bool) -> Path:
+def model_directory(run: FamilyRun, tiny: bool, cuda: bool) -> Path:
+    """The family's pipeline with random weights (published or tiny architecture), written
+    once into the temp dir in the dtype the engine runs it in."""
     arch = run.tiny if tiny else run.arch
     out = Path(tempfile.gettempdir()) / f"streamgen-bench-{arch}"
     if not (out / "model_index.json").exists():
         dtype = FAMILIES[run.family].cuda_dtype if cuda else torch.float32
-        _progress(f"writing {arch} ({dtype}) to {out}")
+        progress(f"writing {arch} ({dtype}) to {out}")
         write_model(arch, out, device="cuda" if cuda else "cpu", dtype=dtype)
     return out
 
 
-def _requests(run: FamilyRun, size: int, steps: int, n: int) -> list[GenerationRequest]:
+def family_requests(run: FamilyRun, size: int, steps: int, n: int) -> list[GenerationRequest]:
+    """``n`` requests at the family's usual guidance and scheduler, each its own seed."""
     return [
         GenerationRequest(
             request_id=f"bench-{i}",
@@ -195,23 +209,23 @@ def _time_runner(
         torch.cuda.empty_cache()
     start = time.perf_counter()
     call = make()
-    _progress(f"loaded in {time.perf_counter() - start:.1f} s; warming up")
+    progress(f"loaded in {time.perf_counter() - start:.1f} s; warming up")
     short = [r.replace(steps=min(r.steps, run.warm_up_steps)) for r in requests]
     for n in args.batch_sizes:
         call(short[:n])
     row: dict[str, Any] = {"load_and_warm_up_s": time.perf_counter() - start, "batches": []}
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
-    latency = float(np.median([_timed(lambda: call(requests[:1])) for _ in range(args.repeats)]))
+    latency = float(np.median([timed(lambda: call(requests[:1])) for _ in range(args.repeats)]))
     row["batch_1_latency_s"] = latency
     for n in args.batch_sizes:
-        seconds = latency if n == 1 else _timed(lambda n=n: call(requests[:n]))  # type: ignore[misc]
+        seconds = latency if n == 1 else timed(lambda n=n: call(requests[:n]))  # type: ignore[misc]
         row["batches"].append({"batch_size": n, "seconds": seconds, "images_per_s": n / seconds})
     row["best_images_per_s"] = max(b["images_per_s"] for b in row["batches"])
     row["peak_gib"] = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else 0
     images = call(requests[:2]) if compared else []
     if args.profile:  # after the timing, which the profiler would slow
-        _progress("profiling one batch-1 call")
+        progress("profiling one batch-1 call")
         row["profile"] = profile_call(lambda: call(requests[:1]))
     print(json.dumps(row), flush=True)
     return row, images
@@ -220,12 +234,13 @@ def _time_runner(
 _STARTED = time.perf_counter()
 
 
-def _progress(what: str) -> None:
+def progress(what: str) -> None:
     """A line on stderr with the seconds since start: where a device call's time went."""
     print(f"[{time.perf_counter() - _STARTED:7.1f} s] {what}", file=sys.stderr, flush=True)
 
 
-def _timed(fn: Callable[[], object]) -> float:
+def timed(fn: Callable[[], object]) -> float:
+    """Seconds ``fn`` took, the GPU's queued work included."""
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     start = time.perf_counter()
@@ -235,7 +250,8 @@ def _timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def _versions() -> dict[str, str]:
+def versions() -> dict[str, str]:
+    """The report's ``versions``: what the figures were measured with."""
     import diffusers
     import transformers
 

@@ -33,20 +33,24 @@ def lora_bytes(
     names: tuple[str, str] = ("lora_A", "lora_B"),
     magnitude: float = 0.2,
     alpha: float | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: str = "cpu",
 ) -> bytes:
     """A safetensors file with a random update of rank ``rank`` for each of ``layers``, keyed
     ``<prefix><layer>.<names[0]>.weight`` / ``.<names[1]>.weight``; large enough to change an
     image of the tiny models visibly. ``alpha``: PEFT's lora_alpha, in the
-    ``lora_adapter_metadata`` diffusers' ``save_lora_weights`` writes (scale alpha / rank)."""
-    generator = torch.Generator().manual_seed(seed)
+    ``lora_adapter_metadata`` diffusers' ``save_lora_weights`` writes (scale alpha / rank).
+    The weights are drawn on ``device`` (a GPU draws a large adapter in milliseconds) and stored
+    as ``dtype``."""
+    generator = torch.Generator(device).manual_seed(seed)
     tensors = {}
     layers = list(layers)
     for layer in layers:
         module = denoiser.get_submodule(layer)
-        down = torch.randn(rank, module.in_features, generator=generator) * magnitude
-        up = torch.randn(module.out_features, rank, generator=generator) * magnitude
-        tensors[f"{prefix}{layer}.{names[0]}.weight"] = down.contiguous()
-        tensors[f"{prefix}{layer}.{names[1]}.weight"] = up.contiguous()
+        shapes = {names[0]: (rank, module.in_features), names[1]: (module.out_features, rank)}
+        for name, shape in shapes.items():
+            weight = torch.randn(shape, generator=generator, device=device) * magnitude
+            tensors[f"{prefix}{layer}.{name}.weight"] = weight.to(dtype).cpu().contiguous()
     if alpha is None:
         return save(tensors)
     config = {"r": rank, "lora_alpha": alpha, "target_modules": layers}

@@ -3,6 +3,7 @@ cached (``cache``), loaded from the store (``loader``) and applied row by row in
 (``apply``)."""
 
 from streamgen.engine.adapters.apply import (
+    AdapterLoadTime,
     AdapterStats,
     LoadedAdapter,
     RowAdapters,
@@ -17,6 +18,7 @@ from streamgen.engine.adapters.lora_file import lora_layers
 
 __all__ = [
     "AdapterCache",
+    "AdapterLoadTime",
     "AdapterLoader",
     "AdapterStats",
     "AdapterUnfit",

@@ -23,6 +23,7 @@ import torch
 from streamgen.engine.adapters.fit import LoraLayer
 
 __all__ = [
+    "AdapterLoadTime",
     "AdapterStats",
     "LoadedAdapter",
     "RowAdapters",
@@ -32,6 +33,20 @@ __all__ = [
 ]
 
 
+@dataclass(frozen=True)
+class AdapterLoadTime:
+    """Where an adapter's first use went, in seconds: the store read, the parse (header,
+    tensors, the fit to the model, the sha256) and the copy to the device."""
+
+    fetch_s: float = 0.0
+    parse_s: float = 0.0
+    copy_s: float = 0.0
+
+    @property
+    def total_s(self) -> float:
+        return self.fetch_s + self.parse_s + self.copy_s
+
+
 @dataclass(frozen=True, eq=False)
 class LoadedAdapter:
     """One adapter file, checked against one model and moved to its device and dtype."""
@@ -39,6 +54,7 @@ class LoadedAdapter:
     uri: str
     sha256: str
     layers: dict[str, LoraLayer]  # by the adapter's layer name
+    load_time: AdapterLoadTime = AdapterLoadTime()
     # by the module each is added to: several in one where engine.fuse_qkv fused q, k and v
     by_module: dict[str, list[LoraLayer]] = field(init=False, repr=False)
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import time
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -24,7 +26,7 @@ import torch
 
 from streamgen.contracts.request import GenerationRequest
 from streamgen.contracts.validation import clip
-from streamgen.engine.adapters.apply import LoadedAdapter, ScaledAdapter
+from streamgen.engine.adapters.apply import AdapterLoadTime, LoadedAdapter, ScaledAdapter
 from streamgen.engine.adapters.cache import AdapterCache
 from streamgen.engine.adapters.lora_file import AdapterUnfit, lora_layers
 from streamgen.engine.img2img import InitImageSource
@@ -38,11 +40,19 @@ log = logging.getLogger(__name__)
 
 class AdapterLoader:
     """``files`` reads objects under the allowed prefixes (``InitImageReader`` with
-    ``max_bytes=store.adapter_max_bytes``)."""
+    ``max_bytes=store.adapter_max_bytes``); ``clock`` times each load's stages."""
 
-    def __init__(self, files: InitImageSource, *, cache_bytes: int, device: torch.device) -> None:
+    def __init__(
+        self,
+        files: InitImageSource,
+        *,
+        cache_bytes: int,
+        device: torch.device,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
         self._files = files
         self._device = device
+        self._clock = clock
         self.cache: AdapterCache[LoadedAdapter] = AdapterCache(cache_bytes)
 
     def resolve(
@@ -62,16 +72,27 @@ class AdapterLoader:
         return tuple(resolved)
 
     def _load(self, uri: str, denoiser: Any, dtype: torch.dtype) -> LoadedAdapter:
+        start = self._clock()
         data = self._read(uri)
+        fetched = self._clock()
         layers = lora_layers(data, denoiser)
+        sha256 = hashlib.sha256(data).hexdigest()
+        parsed = self._clock()
         on_device = {
             name: dataclasses.replace(
                 layer, down=layer.down.to(self._device, dtype), up=layer.up.to(self._device, dtype)
             )
             for name, layer in layers.items()
         }
-        adapter = LoadedAdapter(uri, hashlib.sha256(data).hexdigest(), on_device)
-        log.info("loaded adapter %s (%d layers, %d bytes)", uri, len(layers), adapter.nbytes)
+        if self._device.type == "cuda":  # once per load: the copy's own time, not a kernel's
+            torch.cuda.synchronize(self._device)
+        took = AdapterLoadTime(fetched - start, parsed - fetched, self._clock() - parsed)
+        adapter = LoadedAdapter(uri, sha256, on_device, took)
+        log.info(
+            "loaded adapter %s (%d layers, %d bytes) in %.3f s: read %.3f s, parsed %.3f s, "
+            "copied to the device %.3f s",
+            uri, len(layers), adapter.nbytes, took.total_s, took.fetch_s, took.parse_s, took.copy_s,
+        )  # fmt: skip
         return adapter
 
     def _read(self, uri: str) -> bytes:
