@@ -27,10 +27,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from confluent_kafka import IllegalStateException, KafkaException
+
 from streamgen.contracts.request import GenerationRequest
 from streamgen.errors import (
     CancelRequested,
     DeliveryLimitExceeded,
+    FatalError,
     InvalidRecord,
     TransientError,
 )
@@ -116,7 +119,7 @@ class ShareLoop:
 
     def step(self) -> None:
         # 1. Poll: allowed only now, with every record of the previous poll acknowledged.
-        records = [m for m in self.consumer.poll(POLL_TIMEOUT_S) if not _is_error(m)]
+        records = [m for m in self._poll() if not _is_error(m)]
         self.life.joined()  # a poll that answered: the worker is a member (READY)
         self.serve_outputs(0.0)
         if not records:
@@ -151,6 +154,17 @@ class ShareLoop:
         #    asked again at once, and a released record is not delivered again in a spin.
         if self._transient_failures:
             self.life.wait_closing(self.backoff.delay(self._transient_failures - 1))
+
+    def _poll(self) -> list[Any]:
+        try:
+            return list(self.consumer.poll(POLL_TIMEOUT_S))
+        except KafkaException as exc:
+            error = exc.args[0]
+            if error.fatal():  # e.g. share groups turned off under a running worker
+                self.life.fail(FatalError(f"share consumer: {error.str()}"))
+            else:
+                log.warning("share consumer poll failed: %s", error.str())
+            return []
 
     def serve_outputs(self, timeout: float) -> None:
         """Delivery reports become events; a durable one decides its record's ACCEPT, a fatal
@@ -253,7 +267,13 @@ class ShareLoop:
     # -- step 5 ----------------------------------------------------------------------------
     def _acknowledge(self) -> None:
         for (topic, partition, offset), ack in self.ledger.take_acks():
-            self.consumer.acknowledge_offset(topic, partition, offset, self.ack_types[ack])
+            try:
+                self.consumer.acknowledge_offset(topic, partition, offset, self.ack_types[ack])
+            except (IllegalStateException, KafkaException) as exc:
+                # No longer in flight (its lock ended): the broker lends it again; redone.
+                self.metrics.ack_failures.inc()
+                log.warning("%s of %s/%d@%d refused: %s", ack, topic, partition, offset, exc)
+                continue
             self.metrics.acknowledged(ack.value)
 
     def on_acknowledged(self, offsets: Any, error: Any) -> None:
