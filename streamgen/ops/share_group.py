@@ -9,6 +9,7 @@ for a group that does not exist yet too. The delivery count limit is not a group
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -48,12 +49,34 @@ def configure_share_group(
         ),
     ]
     resource = ConfigResource(ResourceType.GROUP, group_id, incremental_configs=entries)
+    wanted = {
+        "share.auto.offset.reset": offset_reset,
+        "share.record.lock.duration.ms": str(lock_ms),
+    }
     admin = AdminClient(dict(client_config))  # held until the answer: its end cancels the ask
+    deadline = time.monotonic() + timeout_s
     try:
         for future in admin.incremental_alter_configs([resource]).values():
             future.result(timeout=timeout_s)
+        # The answer comes before the broker serves the new values: on a broker just started,
+        # a describe at once still read `latest` (measured), and so would a worker's start-up.
+        while (found := _described(admin, group_id, timeout_s)) != wanted:
+            if time.monotonic() > deadline:
+                raise ConfigError(
+                    "worker.group_id",
+                    f"share group {group_id!r} still has {found} {timeout_s:.0f}s after "
+                    f"{wanted} was accepted",
+                )
+            time.sleep(0.1)
     except KafkaException as exc:
         raise ConfigError(
             "worker.group_id",
             f"the broker refused the share group {group_id!r}'s configs: {exc.args[0].str()}",
         ) from None
+
+
+def _described(admin: AdminClient, group_id: str, timeout_s: float) -> dict[str, str]:
+    (future,) = admin.describe_configs([ConfigResource(ResourceType.GROUP, group_id)]).values()
+    entries = future.result(timeout=timeout_s)
+    names = ("share.auto.offset.reset", "share.record.lock.duration.ms")
+    return {name: entries[name].value for name in names}
