@@ -1,22 +1,20 @@
 """The worker's share-group loop (``worker.mode=share``): short on purpose, each step numbered.
 
-A share group (KIP-932) lends each record to one member under a lock
-(``share.record.lock.duration.ms``) that the client cannot extend, and in explicit mode every
-record a poll returned must be acknowledged before the next poll. So this loop works in
-*rounds*: poll up to a round's records, admit them, wait until each one is durable or given
-back, acknowledge, poll again (``share_acks.py`` keeps the books of one round).
+A share group (KIP-932) lends each record to one member under a lock the client cannot extend
+(``share.record.lock.duration.ms``), and in explicit mode every record a poll returned must be
+acknowledged before the next poll. So the loop works in *rounds*: poll, admit, wait until each
+record is durable or given back, acknowledge, poll again (``share_acks.py`` keeps the books).
 
 THE RULE (DESIGN invariant 2, share-group form): a record is accepted only when its result or
-dead letter is durable (acknowledged by the broker). It is enforced in one place: a record's
-ACCEPT is decided (step 3) only from the broker's acknowledgement of its outputs, the same
-durable events the consumer-group loop completes its tickets with. A record the worker will not
-finish is released (handed out again), never rejected: a poison record is dead-lettered first.
+dead letter is durable. It is enforced in one place: a record's ACCEPT is decided (step 4) only
+from the broker's acknowledgement of its outputs, the same durable events the consumer-group
+loop completes its tickets with. A record the worker will not finish is released (handed out
+again), never rejected: a poison record is dead-lettered first.
 
-The lock is a deadline: a round whose records are not all durable by the lock less
-``worker.share_lock_margin_s`` has overrun. Its unfinished records are released and dropped
-here (the GPU thread leaves them at its next step), counted, and redone by whichever worker the
-broker hands them to next; a result already on its way may then be published twice (the same
-request id and object keys: DESIGN invariant 3).
+The lock is a deadline: a round not all durable by the lock less ``worker.share_lock_margin_s``
+has overrun. Its unfinished records are released (the GPU thread leaves them at its next step),
+counted, and redone by whichever worker gets them next; a result already on its way may be
+published twice (the same request id and object keys: DESIGN invariant 3).
 """
 
 from __future__ import annotations
@@ -109,7 +107,6 @@ class ShareLoop:
         self.hooks = hooks
         self.metrics = metrics
         self.progress = progress
-        self._transient_failures = 0  # rounds in a row with a transient intake failure
         self._unfinished = 0  # records the last round gave back unfinished
 
     def run(self) -> None:
@@ -130,19 +127,20 @@ class ShareLoop:
         #    max.poll.records and lends whole record batches. Released now, unstarted, they go
         #    to an idle worker at once; each release costs the record one delivery (the broker
         #    counts acquisitions), which worker.share_delivery_limit has room for.
-        records, excess = (
-            records[: self.limits.records_per_round],
-            records[self.limits.records_per_round :],
-        )
+        #    A record past the delivery limit is kept whatever its place: it costs no GPU time
+        #    (dead-lettered), and released once more the broker could drop it unseen.
+        cut = self.limits.records_per_round
+        excess = [m for i, m in enumerate(records) if i >= cut and not self._past_limit(m)]
+        records = [m for i, m in enumerate(records) if i < cut or self._past_limit(m)]
         for message in excess:
             self.ledger.hold(message.topic(), message.partition(), message.offset())
             self.ledger.release((message.topic(), message.partition(), message.offset()))
         self.metrics.excess.inc(len(excess))
-        # 3. Admit the rest: delivered too often or bad → dead letter; a transient failure
-        #    (registry away) → released; the rest go to the GPU together, batched at once (no
-        #    more records come this round, so waiting for a fuller batch gains nothing).
-        admitted = [item for m in records if (item := self._admit(m)) is not None]
-        self.work.put_all(admitted)
+        # 3. Admit the rest: delivered too often or bad → dead letter; the rest go to the GPU
+        #    together, batched at once (no more records come this round, so waiting for a
+        #    fuller batch gains nothing). A transient failure (registry away) is retried with
+        #    backoff until the deadline, then what is left is released.
+        self._admit_all(records, deadline)
         self.hooks.in_flight(self.ledger.held())
         # 4. Wait until every record is durable (→ ACCEPT) or the lock deadline passes.
         self._finish_round(deadline)
@@ -150,10 +148,6 @@ class ShareLoop:
         self._acknowledge()
         self.consumer.commit_async()
         self.hooks.in_flight(0)
-        # 6. After a transient intake failure, wait before the next poll: the registry is not
-        #    asked again at once, and a released record is not delivered again in a spin.
-        if self._transient_failures:
-            self.life.wait_closing(self.backoff.delay(self._transient_failures - 1))
 
     def _poll(self) -> list[Any]:
         try:
@@ -174,12 +168,51 @@ class ShareLoop:
                 self.hooks.durable(event.summary)
 
     # -- step 3 ----------------------------------------------------------------------------
-    def _admit(self, message: Any) -> WorkItem | None:
+    def _admit_all(self, records: list[Any], deadline: float) -> None:
+        """Admit the round's records in order. While intake fails transiently the record is
+        tried again with backoff, the work admitted so far already on the GPU: a delivery is
+        precious (the broker counts them), so the lock is spent before one is given back. At
+        the deadline, or a stop, what is left is released."""
+        waiting: list[WorkItem] = []
+        retry = 0
+        for i, message in enumerate(records):
+            ticket = self.ledger.hold(message.topic(), message.partition(), message.offset())
+            while True:
+                try:
+                    item = self._admit(message, ticket)
+                    break
+                except TransientError:
+                    delay = self.backoff.delay(retry)
+                    retry += 1
+                    self.work.put_all(waiting)
+                    waiting = []
+                    if time.monotonic() + delay >= deadline or not self.life.serving:
+                        self._release_from(ticket, records[i + 1 :])
+                        return
+                    self._wait(delay)
+            if item is not None:
+                waiting.append(item)
+        self.work.put_all(waiting)
+
+    def _release_from(self, ticket: Ticket, rest: list[Any]) -> None:
+        self.ledger.release((ticket.topic, ticket.partition, ticket.offset))
+        for message in rest:
+            self.ledger.hold(message.topic(), message.partition(), message.offset())
+            self.ledger.release((message.topic(), message.partition(), message.offset()))
+
+    def _wait(self, seconds: float) -> None:
+        """Serve outputs while waiting: what is on the GPU becomes durable meanwhile."""
+        until = time.monotonic() + seconds
+        while time.monotonic() < until and not self.life.forced:
+            self.serve_outputs(WAIT_TIMEOUT_S)
+
+    def _admit(self, message: Any, ticket: Ticket) -> WorkItem | None:
+        """The record's WorkItem, or None when it was dead-lettered (or cancelled) instead;
+        TransientError when intake cannot tell yet (the record stays held)."""
         record = SourceRecord.from_message(message)
-        ticket = self.ledger.hold(record.topic, record.partition, record.offset)
         span = self.hooks.received(record)
-        deliveries = int(message.delivery_count() or 1)
-        over_limit = deliveries > self.limits.delivery_limit
+        deliveries = _deliveries(message)
+        over_limit = self._past_limit(message)
         try:
             with self.hooks.stage("decode", span):
                 request = self.intake.admit(record)
@@ -188,18 +221,18 @@ class ShareLoop:
                 self._over_limit(ticket, record, None, deliveries, span)
                 return None
             self.hooks.abandoned(span, exc)
-            self.ledger.release((record.topic, record.partition, record.offset))
-            self._transient_failures += 1
-            log.warning("released %s/%d@%d: %s", record.topic, record.partition, record.offset, exc)
-            return None
+            log.warning("intake of %s@%d waits: %s", record.topic, record.offset, exc)
+            raise
         except Rejected as rejected:
             self._dead_letter(ticket, record, rejected.error, rejected.request, 1, span)
             return None
-        self._transient_failures = 0
         if over_limit:
             self._over_limit(ticket, record, request, deliveries, span)
             return None
         return self._item(ticket, record, request, span)
+
+    def _past_limit(self, message: Any) -> bool:
+        return _deliveries(message) > self.limits.delivery_limit
 
     def _over_limit(
         self,
@@ -306,9 +339,11 @@ class ShareLoop:
         self.consumer.commit_sync(ACK_COMMIT_TIMEOUT_S)
 
 
+def _deliveries(message: Any) -> int:  # the broker's count of hand-outs, this one included
+    return int(message.delivery_count() or 1)
+
+
 def _is_error(message: Any) -> bool:
-    error = message.error()
-    if error is not None:
+    if (error := message.error()) is not None:
         log.warning("share consumer error: %s", error)
-        return True
-    return False
+    return error is not None

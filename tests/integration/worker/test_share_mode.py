@@ -10,14 +10,17 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.request
 from collections import Counter
 from dataclasses import replace
 
 import pytest
 
+from streamgen.contracts.codec import request_codec
 from streamgen.engine import DiffusionEngine
 from streamgen.exit_codes import EXIT_CONFIG
 from streamgen.local.kafka import prepare_kafka
+from streamgen.local.process import free_ports
 from streamgen.local.stack import LocalStack
 from streamgen.ops.share_group import configure_share_group
 from streamgen.ops.topics import TopicSpec, create_topics
@@ -247,3 +250,44 @@ def test_dev_up_style_group_config_is_what_the_worker_reads(share_settings: Sett
     facts = check_share_group(share_settings)
     assert facts.lock_s == LOCK_MS / 1000
     assert facts.broker_delivery_limit == 5
+
+
+def test_a_transient_intake_failure_waits_within_the_lock_and_dead_letters_nothing(
+    stack: LocalStack,
+    share_settings: Settings,
+    schema_registry: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The registry away when records arrive: intake is retried with backoff inside the
+    round (never dead-lettered), and once the registry is back the records are served."""
+    settings = replace(
+        share_settings, kafka=replace(share_settings.kafka, schema_registry_url=schema_registry)
+    )
+    requests = [make_request(i) for i in range(3)]
+    codec = request_codec(settings.kafka, settings.topics.requests)
+    encoded = [(r.request_id.encode(), codec.encode(r)) for r in requests]  # registers it
+    port = free_ports(1)[0]
+    settings = with_worker(settings, metrics_port=port, metrics_address="127.0.0.1")
+    try:
+        with caplog.at_level(logging.WARNING), worker_thread(settings) as worker:
+            assert wait_until(lambda: _ready(port), 120)
+            stack.stop_registry()  # after the start-up check: the worker has not decoded yet
+            publish_raw(settings, encoded)
+            assert wait_until(lambda: "waits: " in caplog.text, 60), "intake never failed"
+            stack.start_registry()
+            results = read_results(settings, expected=len(requests), timeout=180)
+            assert worker.stop_and_wait() == 0
+    finally:
+        stack.start_registry()
+    assert sorted((r.request_id, r.status) for r in results) == sorted(
+        (r.request_id, "SUCCEEDED") for r in requests
+    )
+    assert read_dead_letters(settings, timeout=3) == []
+
+
+def _ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False
