@@ -143,7 +143,15 @@ def up(
             )
         if stack.secure:
             admin["bootstrap.servers"] = stack.bootstrap_servers
-            grant(admin, "worker", worker_acls(settings.topics, settings.worker.group_id))
+            grant(
+                admin,
+                "worker",
+                worker_acls(
+                    settings.topics,
+                    settings.worker.group_id,
+                    share=settings.worker.mode == "share",
+                ),
+            )
             grant(admin, "producer", producer_acls(settings.topics))
         MinioStore(
             endpoint=stack.minio_endpoint,

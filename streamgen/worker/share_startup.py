@@ -34,7 +34,7 @@ from streamgen import kafka_config
 from streamgen.errors import ConfigError
 from streamgen.settings import Settings
 
-__all__ = ["ShareGroupFacts", "check_share_group", "records_per_round"]
+__all__ = ["ShareGroupFacts", "check_share_group", "probe_group", "records_per_round"]
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def _describe(
         raise ConfigError(
             "worker.mode",
             f"share mode needs {config} of {kind.name.lower()} {name!r}, and the broker at "
-            f"{servers} would not describe it: {exc.args[0].str()}. Grant the "
+            f"{servers} would not describe it: {exc.args[0].str().rstrip('.')}. Grant the "
             "worker DESCRIBE_CONFIGS on it, or use worker.mode=group.",
         ) from None
     entry = entries.get(config)
@@ -115,12 +115,17 @@ def _describe(
     return int(entry.value)
 
 
+def probe_group(group_id: str) -> str:
+    """The share group the start-up probe joins: never the worker's (it would take records)."""
+    return f"{group_id}.share-probe"
+
+
 def _probe_share_groups(settings: Settings) -> None:
     """A share consumer of a probe group polls for PROBE_S: a fatal error means no share groups."""
     probe = ShareConsumer(
         kafka_config.consumer_config(
             settings.kafka,
-            f"{settings.worker.group_id}.share-probe",
+            probe_group(settings.worker.group_id),
             defaults={"share.acknowledgement.mode": "explicit", "max.poll.records": 1},
         )
     )
