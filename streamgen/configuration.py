@@ -247,6 +247,7 @@ def _validate(s: Settings) -> None:
     positive("worker.encode_threads", s.worker.encode_threads)
     positive("worker.cancels_max_ids", s.worker.cancels_max_ids)
     positive("worker.cancels_max_age_s", s.worker.cancels_max_age_s)
+    _check_share(s)
     if s.worker.progress_interval_s < 0:
         raise ConfigError(
             "worker.progress_interval_s",
@@ -290,6 +291,22 @@ def _validate(s: Settings) -> None:
 
 
 _MAX_PORT = 65535
+
+
+def _check_share(s: Settings) -> None:
+    w = s.worker  # share mode (README, "Queue mode"); the group's lock is checked at start
+    for name, ok, rule in (
+        ("share_delivery_limit", w.share_delivery_limit >= 1, ">= 1"),
+        ("share_batch_s", w.share_batch_s > 0, "> 0"),
+        ("share_lock_margin_s", w.share_lock_margin_s >= 0, ">= 0"),
+    ):
+        if not ok:
+            raise ConfigError(f"worker.{name}", f"must be {rule}, got {getattr(w, name)}")
+    if w.mode == "share" and (w.tenant_max_in_flight or w.tenant_default_max_in_flight):
+        raise ConfigError(  # a poll's records are all acknowledged before the next poll
+            "worker.tenant_max_in_flight",
+            "caps set records aside, which share mode cannot: unset them, or use worker.mode=group",
+        )
 
 
 def _check_adapters(s: Settings) -> None:

@@ -6,6 +6,7 @@
     ├── ConfigError                 a setting is invalid; start-up stops and names it
     ├── InvalidRecord               → dead letter at once (+ FAILED result if the id is known)
     │   ├── DecodeError             bytes are not a request we can read (stage "decode")
+    │   ├── DeliveryLimitExceeded   share mode: delivered past the limit (stage "consume")
     │   └── InvalidRequest          a field is out of range or inconsistent (stage "validate")
     │       └── DeadlineExpired ◀─┐ the request's deadline passed before it was generated
     ├── GenerationFailed          │ one request failed in the engine; retried, then dead letter
@@ -38,6 +39,7 @@ __all__ = [
     "ConfigError",
     "DeadlineExpired",
     "DecodeError",
+    "DeliveryLimitExceeded",
     "DeviceLost",
     "FatalError",
     "GenerationFailed",
@@ -93,6 +95,21 @@ class InvalidRequest(InvalidRecord):
         self.field = field
         self.value = value
         self.allowed = allowed
+
+
+class DeliveryLimitExceeded(InvalidRecord):
+    """Share mode: the broker delivered the record more times than ``worker.share_delivery_limit``
+    (workers died or overran their locks holding it): dead-lettered instead of tried again."""
+
+    code = "DELIVERY_LIMIT_EXCEEDED"
+    stage = "consume"
+
+    def __init__(self, delivery_count: int, limit: int) -> None:
+        super().__init__(
+            f"delivered {delivery_count} times, more than worker.share_delivery_limit={limit}"
+        )
+        self.delivery_count = delivery_count
+        self.limit = limit
 
 
 class GenerationFailed(StreamgenError):

@@ -27,6 +27,7 @@ __all__ = [
     "TopicSettings",
     "ValidationBounds",
     "WarmupShape",
+    "WorkerMode",
     "WorkerSettings",
     "split_preset",
 ]
@@ -39,6 +40,7 @@ Attention = Literal["sdpa", "xformers"]
 # launch parameters (mode "max-autotune-no-cudagraphs": streamgen's own graphs stay the graphs).
 CompileMode = Literal["default", "max-autotune"]
 GroupProtocol = Literal["classic", "consumer"]
+WorkerMode = Literal["group", "share"]  # how records are consumed (README, "Queue mode")
 ImageFormatName = Literal["png", "jpeg", "webp"]  # contracts.formats.FORMATS' names
 
 
@@ -229,6 +231,19 @@ class WorkerSettings:
     # classic: JoinGroup/SyncGroup with the cooperative-sticky assignor; consumer: KIP-848's
     # broker-driven protocol (Kafka 4.x), without stop-the-world rebalances.
     group_protocol: GroupProtocol = "classic"
+    # group: a consumer group (partitions owned, offsets committed behind durable work); share:
+    # a share group (KIP-932, Kafka 4.2+: records locked, each accepted once durable).
+    mode: WorkerMode = "group"
+    # Share mode: a record the broker delivered more than this many times is dead-lettered (its
+    # reason names the count) instead of tried again. Must stay below the group's
+    # share.delivery.count.limit (5 by default), past which the broker drops a record unseen.
+    share_delivery_limit: int = 4
+    # Share mode: a round of records must be durable this long before their locks end (the
+    # group's share.record.lock.duration.ms, 30 s by default); the client cannot extend a lock.
+    share_lock_margin_s: float = 5.0
+    # Share mode: the longest one engine batch is expected to take. A round takes as many
+    # batches' worth of records as fit in the lock less the margin; none fitting is exit 4.
+    share_batch_s: float = 5.0
     worker_id: str = ""  # default: host-pid
     max_wait_ms: int = 200
     max_in_flight: int = 64

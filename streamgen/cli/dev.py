@@ -61,6 +61,11 @@ def prepare() -> None:
     click.echo(f"stack components ready in {time.monotonic() - started:.1f}s")
 
 
+# The broker's longest lock (group.share.max.record.lock.duration.ms): a CPU demo's batch is
+# slow, and a batch that overruns its lock is redone.
+DEV_SHARE_LOCK_MS = 60_000
+
+
 @dev.command()
 @click.option("--kafka-port", type=int, default=None, help="Default 9092 (new state dir only).")
 @click.option("--controller-port", type=int, default=None, help="Default 9093.")
@@ -100,6 +105,7 @@ def up(
     """Start the stack (idempotent), create the topics and the bucket, print how to use them."""
     from streamgen.configuration import load_settings
     from streamgen.local.acls import grant, producer_acls, worker_acls
+    from streamgen.ops.share_group import configure_share_group
     from streamgen.ops.topics import create_topics, plan_topics
     from streamgen.store import MinioStore
 
@@ -125,9 +131,27 @@ def up(
         states = create_topics(
             stack.bootstrap_servers, plan_topics(settings.topics), client_config=admin
         )
+        if settings.worker.mode == "share":  # STREAMGEN_WORKER_MODE=share
+            configure_share_group(
+                {**admin, "bootstrap.servers": stack.bootstrap_servers},
+                settings.worker.group_id,
+                lock_ms=DEV_SHARE_LOCK_MS,
+            )
+            click.echo(
+                f"Share group {settings.worker.group_id}: from the earliest record, "
+                f"lock {DEV_SHARE_LOCK_MS // 1000} s"
+            )
         if stack.secure:
             admin["bootstrap.servers"] = stack.bootstrap_servers
-            grant(admin, "worker", worker_acls(settings.topics, settings.worker.group_id))
+            grant(
+                admin,
+                "worker",
+                worker_acls(
+                    settings.topics,
+                    settings.worker.group_id,
+                    share=settings.worker.mode == "share",
+                ),
+            )
             grant(admin, "producer", producer_acls(settings.topics))
         MinioStore(
             endpoint=stack.minio_endpoint,

@@ -68,6 +68,16 @@ def lag(
             "topics.results": results_topic,
         },
     )
+    if settings.worker.mode == "share":
+        # A share group commits no offsets: a report would show the whole log as lag.
+        raise click.ClickException(
+            f"group {settings.worker.group_id!r} is a share group (worker.mode=share): its "
+            "backlog is not in committed offsets, and the Python AdminClient cannot describe "
+            "share groups. Kafka's ShareGroupCommand can (README, Queue mode): java -cp "
+            "'<kafka>/libs/*' org.apache.kafka.tools.consumer.group.ShareGroupCommand "
+            f"--bootstrap-server {settings.kafka.bootstrap_servers} --describe "
+            f"--group {settings.worker.group_id}"
+        )
     # One report per priority lane, highest first (one lane, topics.requests, without lanes).
     lanes = [
         (lane.name, lane_topic(settings.topics, lane.name))

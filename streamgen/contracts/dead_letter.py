@@ -23,7 +23,7 @@ from streamgen.contracts.result import GenerationResult
 ERROR_PREFIX = "streamgen.error."
 REPLAY_PREFIX = "streamgen.replay."
 
-H_STAGE = "streamgen.error.stage"  # decode | validate | generate | store | publish
+H_STAGE = "streamgen.error.stage"  # consume | decode | validate | generate | store | publish
 H_CLASS = "streamgen.error.class"  # Python class name, e.g. InvalidRequest
 H_CODE = "streamgen.error.code"  # stable code, e.g. INVALID_REQUEST
 H_MESSAGE = "streamgen.error.message"

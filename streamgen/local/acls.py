@@ -35,6 +35,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 from streamgen.errors import BrokerUnavailable
 from streamgen.lanes import topic_ranks
 from streamgen.settings import TopicSettings
+from streamgen.worker.share_startup import probe_group
 
 __all__ = ["grant", "producer_acls", "worker_acls"]
 
@@ -42,8 +43,16 @@ _TIMEOUT_S = 30.0
 _Grant = tuple[ResourceType, str, AclOperation]
 
 
-def worker_acls(topics: TopicSettings, group_id: str) -> list[_Grant]:
+def worker_acls(topics: TopicSettings, group_id: str, *, share: bool = False) -> list[_Grant]:
+    """``share``: worker.mode=share, whose start-up also reads the group's record lock and the
+    broker's delivery limit, and joins a probe share group (worker/share_startup.py)."""
+    share_grants = [
+        (ResourceType.GROUP, probe_group(group_id), AclOperation.READ),
+        (ResourceType.GROUP, group_id, AclOperation.DESCRIBE_CONFIGS),
+        (ResourceType.BROKER, "kafka-cluster", AclOperation.DESCRIBE_CONFIGS),
+    ]
     return [
+        *(share_grants if share else []),
         *((ResourceType.TOPIC, topic, AclOperation.READ) for topic in topic_ranks(topics)),
         (ResourceType.GROUP, group_id, AclOperation.READ),
         *((ResourceType.TOPIC, topic, AclOperation.READ) for topic in _cancels(topics)),

@@ -3,54 +3,50 @@ made and moved by ``run_worker`` (``worker/lifecycle.py``), not here."""
 
 from __future__ import annotations
 
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from streamgen import kafka_config
-from streamgen.contracts.codec import AvroCodec, request_codec, result_codec
-from streamgen.contracts.result import GenerationResult, WorkerIdentity
-from streamgen.contracts.validation import LoadedModelRules
+from streamgen.contracts.codec import AvroCodec
+from streamgen.contracts.result import GenerationResult
 from streamgen.engine.types import Engine
 from streamgen.settings import GroupProtocol, Settings
 from streamgen.store.base import ObjectStore
-from streamgen.store.prefixes import AllowedPrefixes
 from streamgen.telemetry.worker_hooks import WorkerHooks
-from streamgen.tenants import tenant_caps, tenant_weight
-from streamgen.worker.backoff import Backoff
-from streamgen.worker.batcher import MicroBatcher
+from streamgen.tenants import tenant_caps
 from streamgen.worker.cancels import CancelSet
-from streamgen.worker.claim_check import ClaimChecker
 from streamgen.worker.clients import (
     PRODUCTION_SEAMS,
-    Clock,
-    OutputSender,
     RequestConsumer,
-    SenderFactory,
+    ShareRequestConsumer,
     WorkerSeams,
     message_offset,
     message_partition,
     message_size,
-    wall_clock,
 )
 from streamgen.worker.commits import Committer
-from streamgen.worker.events import LoopEvents
 from streamgen.worker.fetch_buffer import FetchBuffer
 from streamgen.worker.generation import GenerationStage
-from streamgen.worker.intake import Intake, RequestCheck
 from streamgen.worker.lifecycle import Lifecycle
 from streamgen.worker.loop import ConsumerLoop, LoopLimits
 from streamgen.worker.offsets import OffsetTracker
-from streamgen.worker.outputs import OutcomeSink
-from streamgen.worker.progress import NO_PROGRESS
 from streamgen.worker.progress_publisher import ProgressPublisher
 from streamgen.worker.rebalance import RebalanceHandler
-from streamgen.worker.request_lanes import WorkerLanes, gpu_cost, item_tenant
+from streamgen.worker.serving import (
+    RuledEngine,
+    Serving,
+    intake_for,
+    producer_config,
+    serving_path,
+)
+from streamgen.worker.share_acks import ShareLedger
+from streamgen.worker.share_assembly import share_loop
+from streamgen.worker.share_loop import ShareLoop
+from streamgen.worker.share_startup import ShareGroupFacts
 from streamgen.worker.stalls import StallWatchdog
-from streamgen.worker.storage import EncodeImage, ImageWriter, StoreRetry
-from streamgen.worker.tenant_share import TenantShare
-from streamgen.worker.work_queue import WorkQueue
+from streamgen.worker.storage import EncodeImage
 
 __all__ = [
     "RuledEngine",
@@ -104,94 +100,16 @@ def group_protocol_config(protocol: GroupProtocol, session_timeout_ms: int) -> d
     }
 
 
-def producer_config(settings: Settings, worker_id: str) -> dict[str, Any]:
-    return kafka_config.producer_config(
-        settings.kafka, defaults={"client.id": f"{worker_id}-out"}, route_logs=True
-    )
-
-
 @dataclass
 class WorkerParts:
     worker_id: str
-    consumer: RequestConsumer
-    loop: ConsumerLoop
+    consumer: RequestConsumer | ShareRequestConsumer
+    loop: ConsumerLoop | ShareLoop  # how records are consumed: worker.mode
     stage: GenerationStage
     output_pool: ThreadPoolExecutor
     hooks: WorkerHooks
     cancels: CancelSet
     progress: ProgressPublisher | None = None  # worker.progress on: closed after the drain
-
-
-def _outputs(
-    settings: Settings,
-    identity: WorkerIdentity,
-    hooks: WorkerHooks,
-    events: LoopEvents,
-    *,
-    store: ObjectStore,
-    store_retry: StoreRetry,
-    output_pool: Executor,
-    make_sender: SenderFactory,
-    results: AvroCodec[GenerationResult] | None,
-) -> tuple[OutputSender, OutcomeSink]:
-    w = settings.worker
-    publisher = make_sender(
-        producer_config(settings, identity.worker_id),
-        backoff=Backoff(w.retry_initial_ms / 1000, w.retry_max_ms / 1000),
-        retry_budget_s=w.retry_budget_s,
-        on_retry=hooks.produce_retry,
-    )
-    if results is None:  # not checked at start-up (tests, benchmarks): register it now
-        results = result_codec(settings.kafka, settings.topics.results)
-        results.prepare()
-    sink = OutcomeSink(
-        publisher,
-        results_topic=settings.topics.results,
-        dead_letter_topic=settings.topics.dead_letter,
-        group_id=w.group_id,
-        identity=identity,
-        encode_result=results.encode,
-        events=events,
-        tracer=hooks.tracer,
-        claims=ClaimChecker(
-            store=store,
-            retry=store_retry,
-            send=publisher.send,
-            encode_result=results.encode,
-            pool=output_pool,
-            events=events,
-        ),
-    )
-    return publisher, sink
-
-
-@runtime_checkable
-class RuledEngine(Protocol):
-    """An engine that knows what each of its loaded models can honour (DiffusionEngine)."""
-
-    def model_rules(self) -> LoadedModelRules: ...
-
-
-def intake_for(
-    settings: Settings, model_rules: LoadedModelRules | None = None, clock: Clock = wall_clock
-) -> Intake:
-    """Decode with the configured framing, validate against the configured bounds, models
-    and init-image prefixes, and against ``model_rules``: what the model a request names can
-    honour (its size multiple, steps, guidance, ...), so such a request is dead-lettered at
-    ``validate`` before it takes a place in a batch."""
-    from streamgen.engine.schedulers import SCHEDULERS
-
-    check = RequestCheck(
-        settings.validation,
-        models=frozenset(settings.engine.models) | {"default"},
-        schedulers=SCHEDULERS,
-        init_images=AllowedPrefixes.from_settings(settings.store),
-        model_rules=model_rules,
-        clock=clock,
-    )
-    return Intake(
-        decode=request_codec(settings.kafka, settings.topics.requests).decode, validate=check
-    )
 
 
 def assemble(
@@ -208,8 +126,12 @@ def assemble(
     lifecycle: Lifecycle | None = None,
     cancels: CancelSet | None = None,
     progress: ProgressPublisher | None = None,
+    share: ShareGroupFacts | None = None,
 ) -> WorkerParts:
     """Build the worker's parts and subscribe.
+
+    ``share``: what the start-up check found of the share group (worker.mode=share,
+    ``share_startup.check_share_group``); None: a consumer group (worker.mode=group).
 
     ``lifecycle`` is the worker's, in JOINING (``run_worker`` moved it through start-up); a
     caller that assembles without starting (tests, benchmarks) gets a fresh one in JOINING.
@@ -220,71 +142,58 @@ def assemble(
     ``cancels`` is what ``run_worker``'s cancel follower fills; by default an empty one that a
     test or a benchmark may fill. ``progress``: where progress events go (worker.progress).
     """
-    w = settings.worker
-    if cancels is None:
-        cancels = CancelSet(max_ids=w.cancels_max_ids, max_age_s=w.cancels_max_age_s)
-    lifecycle = lifecycle or Lifecycle.joining()
-    reporter = NO_PROGRESS if progress is None else progress.reporter(w.progress_interval_s)
-    events = LoopEvents()  # what the GPU and output threads tell the consumer loop
-    identity = WorkerIdentity(
-        worker_id=worker_id, host=host, device=hooks.device, group_id=w.group_id
-    )
-    # 1. Outputs: results and dead letters, durable when the broker acknowledges them; those
-    #    too large to publish go out claim-checked, their bytes stored by the output pool.
-    backoff = Backoff(w.retry_initial_ms / 1000, w.retry_max_ms / 1000)
-    # Once the worker is closing, a store retry gives up: its request is redone after restart.
-    closing = lambda: lifecycle.closing  # noqa: E731
-    store_retry = StoreRetry(backoff, w.retry_budget_s, hooks.store_retry, closing)
-    output_pool = ThreadPoolExecutor(w.encode_threads, "streamgen-out")
-    publisher, sink = _outputs(
+    # 1-3. Outputs, the micro-batcher and the GPU thread (serving.py), then 4. the loop that
+    #    consumes records for them: how records are consumed is one seam (DESIGN invariant 12).
+    serve = partial(
+        serving_path,
         settings,
-        identity,
-        hooks,
-        events,
-        store=store,
-        store_retry=store_retry,
-        output_pool=output_pool,
-        make_sender=seams.sender_factory,
-        results=results,
-    )
-    # 2. The hand-off between the consumer and the GPU: a micro-batcher per shape, choosing
-    #    by priority lane (one lane without topics.lanes), then by tenant within the lane.
-    lanes, weight = WorkerLanes.from_settings(settings), tenant_weight(w)
-    work = WorkQueue(
-        MicroBatcher(
-            max_wait_s=w.max_wait_ms / 1000,
-            max_batch_size=engine.max_batch_size,
-            fairness=w.priority_fairness,
-            lanes=lanes.scheduler(),
-            cost=gpu_cost,
-            tenants=None if weight is None else partial(TenantShare, weight),
-            tenant_of=item_tenant,
-        ),
-        engine.shape_of,
-        lane_of=lanes.of_item,
-    )
-    tracker = OffsetTracker()  # also the one owner of which partition generations are ours
-    # 3. The GPU thread, storing images on the output pool, off the GPU path.
-    stage = GenerationStage(
+        worker_id=worker_id,
+        host=host,
         engine=engine,
-        queue=work,
-        generations=tracker,
-        cancels=cancels,
-        sink=sink,
-        writer=ImageWriter(store, encode, settings.store.image_format, store_retry),
-        output_pool=output_pool,
-        max_attempts=w.max_attempts,
-        backoff=backoff,
-        retry_budget_s=w.retry_budget_s,
-        events=events,
-        lifecycle=lifecycle,
-        clock=seams.clock,
+        store=store,
+        encode=encode,
         hooks=hooks,
-        progress=reporter,
+        seams=seams,
+        results=results,
+        lifecycle=lifecycle,
+        cancels=cancels,
+        progress=progress,
     )
-    # 4. The consumer loop, subscribed with rebalance callbacks that keep commits safe.
+    consumer: RequestConsumer | ShareRequestConsumer
+    loop: ConsumerLoop | ShareLoop
+    if share is None:
+        tracker = OffsetTracker()  # also the one owner of which partition generations are ours
+        # Work of partitions that moved away is dropped (the tracker's generations).
+        serving = serve(generations=tracker, max_wait_s=settings.worker.max_wait_ms / 1000)
+        consumer, loop = _group_loop(serving, tracker)
+    else:
+        ledger = ShareLedger()  # the one owner of which lent records this worker holds
+        # No batch waits for more requests: a round's records are all there will be.
+        serving = serve(generations=ledger, max_wait_s=0.0)
+        consumer, loop = share_loop(serving, ledger, share)
+    return WorkerParts(
+        worker_id,
+        consumer,
+        loop,
+        serving.stage,
+        serving.output_pool,
+        hooks,
+        serving.cancels,
+        progress,
+    )
+
+
+def _group_loop(serving: Serving, tracker: OffsetTracker) -> tuple[RequestConsumer, ConsumerLoop]:
+    """The consumer-group loop, subscribed with rebalance callbacks that keep commits safe."""
+    settings, worker_id, hooks, lifecycle = (
+        serving.settings,
+        serving.worker_id,
+        serving.hooks,
+        serving.lifecycle,
+    )
+    w, lanes, output_pool = settings.worker, serving.lanes, serving.output_pool
     committer = Committer(tracker, on_committed=hooks.committed)
-    consumer = seams.consumer_factory(
+    consumer = serving.seams.consumer_factory(
         {**consumer_config(settings, worker_id), "on_commit": committer.on_commit}
     )
     buffer: FetchBuffer[Any] = FetchBuffer(
@@ -298,16 +207,12 @@ def assemble(
     )
     loop = ConsumerLoop(
         consumer=consumer,
-        publisher=publisher,
+        publisher=serving.publisher,
         tracker=tracker,
-        work=work,
-        cancels=cancels,
-        intake=intake_for(
-            settings,
-            engine.model_rules() if isinstance(engine, RuledEngine) else None,
-            seams.clock,
-        ),
-        sink=sink,
+        work=serving.work,
+        cancels=serving.cancels,
+        intake=serving.intake,
+        sink=serving.sink,
         limits=LoopLimits(
             max_in_flight=w.max_in_flight,
             commit_interval_s=w.commit_interval_ms / 1000,
@@ -315,9 +220,9 @@ def assemble(
             lane_reserve=lanes.reserve,
         ),
         outputs=output_pool,
-        events=events,
+        events=serving.events,
         lifecycle=lifecycle,
-        decode_backoff=backoff,
+        decode_backoff=serving.backoff,
         hooks=hooks,
         committer=committer,
         buffer=buffer,
@@ -327,13 +232,13 @@ def assemble(
             buffered=lambda tp: buffer.count(tp) + loop.deferrals.count(tp),
             on_stall=hooks.partition_stall,
         ),
-        progress=reporter,
+        progress=serving.reporter,
         tenant_caps=tenant_caps(w),
     )
     rebalance = RebalanceHandler(
         tracker=tracker,
         lifecycle=lifecycle,
-        queue=work,
+        queue=serving.work,
         commit=lambda tps: loop.commit_now(only=tps),
         serve_outputs=loop.serve_outputs,
         adopt=loop.pauses.adopt,
@@ -347,4 +252,4 @@ def assemble(
         on_revoke=rebalance.on_revoke,
         on_lost=rebalance.on_lost,
     )
-    return WorkerParts(worker_id, consumer, loop, stage, output_pool, hooks, cancels, progress)
+    return consumer, loop

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, overload
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer, ShareConsumer, TopicPartition
 
 from streamgen.errors import FatalError
 from streamgen.worker.backoff import Backoff
@@ -34,6 +34,8 @@ __all__ = [
     "RebalanceCallback",
     "RequestConsumer",
     "SenderFactory",
+    "ShareConsumerFactory",
+    "ShareRequestConsumer",
     "WorkerSeams",
     "consume_promptly",
     "message_offset",
@@ -96,6 +98,29 @@ class RequestConsumer(Protocol):
 ConsumerFactory = Callable[[dict[str, Any]], RequestConsumer]
 
 
+class ShareRequestConsumer(Protocol):
+    """What the share-group loop uses of confluent-kafka's ``ShareConsumer`` (worker.mode=share)."""
+
+    def subscribe(self, topics: list[str]) -> None: ...
+
+    def poll(self, timeout: float = -1) -> Any: ...
+
+    def acknowledge_offset(
+        self, topic: str, partition: int, offset: int, ack_type: Any
+    ) -> None: ...
+
+    def commit_async(self) -> None: ...
+
+    def commit_sync(self, timeout: float = 60) -> Any: ...
+
+    def set_acknowledgement_commit_callback(self, callback: Callable[[Any, Any], None]) -> None: ...
+
+    def close(self) -> object: ...
+
+
+ShareConsumerFactory = Callable[[dict[str, Any]], ShareRequestConsumer]
+
+
 class OutputSender(RecordSender, Protocol):
     """Where result events and dead letters go, and how the loop learns they are durable."""
 
@@ -140,6 +165,7 @@ class WorkerSeams:
     """
 
     consumer_factory: ConsumerFactory = Consumer
+    share_consumer_factory: ShareConsumerFactory = ShareConsumer
     cancel_consumer_factory: CancelConsumerFactory = Consumer
     progress_producer_factory: ProgressProducerFactory = Producer
     sender_factory: SenderFactory = Publisher

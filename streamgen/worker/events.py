@@ -12,11 +12,13 @@ from __future__ import annotations
 import queue
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
+from streamgen.errors import FatalError
+from streamgen.worker.lifecycle import Lifecycle
 from streamgen.worker.offsets import Ticket
 
-__all__ = ["Durable", "Fatal", "LoopEvents", "OutcomeSummary"]
+__all__ = ["Durable", "Fatal", "LoopEvents", "OutcomeSummary", "durable_outcomes"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,3 +70,25 @@ class LoopEvents:
                 yield self._queue.get_nowait()
             except queue.Empty:
                 return
+
+
+class _ServedSender(Protocol):
+    fatal: FatalError | None
+
+    def poll(self, timeout: float = 0.0) -> None: ...
+
+
+def durable_outcomes(
+    publisher: _ServedSender, events: LoopEvents, life: Lifecycle, timeout: float
+) -> Iterator[Durable]:
+    """Serve the producer (its delivery reports become events), then every durable event so
+    far; a fatal one, or the producer's, goes to ``life``: the one way a fatal error reaches
+    the worker's exit, whichever loop consumes."""
+    publisher.poll(timeout)
+    if publisher.fatal is not None:
+        life.fail(publisher.fatal)
+    for event in events.take():
+        if isinstance(event, Fatal):
+            life.fail(event.error)
+        else:
+            yield event

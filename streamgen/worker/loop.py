@@ -28,7 +28,7 @@ from streamgen.worker.cancels import CancelSet
 from streamgen.worker.clients import OutputSender, RequestConsumer, consume_promptly
 from streamgen.worker.commits import Committer
 from streamgen.worker.deferrals import CapOf, Deferrals
-from streamgen.worker.events import Fatal, LoopEvents
+from streamgen.worker.events import LoopEvents, durable_outcomes
 from streamgen.worker.fetch_buffer import FetchBuffer
 from streamgen.worker.intake import Intake, Rejected
 from streamgen.worker.lifecycle import Lifecycle, Phase
@@ -170,13 +170,7 @@ class ConsumerLoop:
     def serve_outputs(self, timeout: float) -> None:
         """Delivery reports become events; each event completes its ticket or, if fatal, goes
         to the lifecycle: the one way a fatal error reaches the worker's exit."""
-        self.publisher.poll(timeout)
-        if self.publisher.fatal is not None:
-            self.life.fail(self.publisher.fatal)
-        for event in self.events.take():
-            if isinstance(event, Fatal):
-                self.life.fail(event.error)
-                continue
+        for event in durable_outcomes(self.publisher, self.events, self.life, timeout):
             self.deferrals.finished(event.ticket)
             if self.tracker.complete(event.ticket):
                 self.hooks.durable(event.summary)
@@ -275,6 +269,10 @@ class ConsumerLoop:
             self.serve_outputs(0.0)
         self.close_out(flush_timeout_s=0.5 if self.life.forced else 10.0)
         return self.tracker.outstanding() == 0
+
+    def unfinished(self) -> int:
+        """Requests handed out and not yet durable: what a stop now leaves to be redone."""
+        return self.tracker.outstanding()
 
     def close_out(self, *, flush_timeout_s: float) -> None:
         """The one way the worker stops: commit what is durable and nothing else (THE RULE).

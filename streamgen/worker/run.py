@@ -36,6 +36,7 @@ from streamgen.worker.cancels import CancelSet
 from streamgen.worker.clients import PRODUCTION_SEAMS, WorkerSeams
 from streamgen.worker.lifecycle import Exit, Lifecycle, Phase
 from streamgen.worker.progress_publisher import ProgressPublisher, progress_producer_config
+from streamgen.worker.share_startup import check_share_group
 from streamgen.worker.size_limits import check_record_size_limits
 from streamgen.worker.startup import (
     check_broker,
@@ -130,12 +131,14 @@ def _run(
     if stop is not None:
         _stop_when_set(stop, life)
     parts.hooks.started()
+    share = settings.worker.mode == "share"
     log.info(
-        "worker %s consuming %s as group %s (%s protocol)",
+        "worker %s consuming %s as %s %s (%s)",
         worker_id,
         ", ".join(topic_ranks(settings.topics)),  # the lanes' topics, highest first
+        "share group" if share else "group",
         settings.worker.group_id,
-        settings.worker.group_protocol,
+        "share mode" if share else f"{settings.worker.group_protocol} protocol",
     )
     if settings.worker.tenants:
         weights = ", ".join(map(str, settings.worker.tenants))
@@ -173,6 +176,8 @@ def _start(
     #    minutes a model load takes, so a wrong address is reported at once. So does every
     #    check below up to 3: nothing that can be found before the model loads waits for it.
     check_broker(settings, producer_config(settings, worker_id))
+    # 1a. Share mode: the broker serves share groups and the group's lock fits a batch.
+    share = check_share_group(settings) if settings.worker.mode == "share" else None
     check_record_size_limits(settings)
     results = check_registry(settings)
     # 1b. Read the cancels topic from its beginning while the model loads (cancel_follower.py).
@@ -231,6 +236,7 @@ def _start(
         lifecycle=life,
         cancels=cancels,
         progress=progress,
+        share=share,
     )
 
 
@@ -308,7 +314,7 @@ def _shut_down(parts: WorkerParts, life: Lifecycle) -> bool:
     else:
         complete = loop.drain()
     # Counted before the close: its revoke forgets the partitions, and their count with them.
-    unfinished = loop.tracker.outstanding()
+    unfinished = loop.unfinished()
     parts.consumer.close()  # leaves the group at once so partitions move without a timeout
     # The GPU thread leaves its batch at the next denoising step once closing; waited for, so
     # that the interpreter never finalizes under a running torch call (which aborts the

@@ -31,15 +31,22 @@ class WorkQueue:
         self._cond = threading.Condition()
 
     def put(self, item: WorkItem) -> None:
-        shape = self._shape_of(item.request)
+        self.put_all([item])
+
+    def put_all(self, items: list[WorkItem]) -> None:
+        """Several items at once, under one lock: the GPU thread sees them together, so a batch
+        is never cut short by taking the first of them alone (share mode's rounds)."""
+        shaped = [(self._shape_of(item.request), item) for item in items]
         with self._cond:
-            self._batcher.add(
-                shape,
-                item,
-                now=time.monotonic(),
-                priority=item.request.priority,
-                lane=self._lane_of(item),
-            )
+            now = time.monotonic()
+            for shape, item in shaped:
+                self._batcher.add(
+                    shape,
+                    item,
+                    now=now,
+                    priority=item.request.priority,
+                    lane=self._lane_of(item),
+                )
             self._cond.notify()
 
     def take(self, timeout: float) -> Batch[Shape, WorkItem] | None:

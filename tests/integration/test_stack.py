@@ -295,3 +295,18 @@ def test_dev_up_starts_a_stack_with_topics_and_bucket_and_down_purges_it(
     assert down.exit_code == 0, down.output
     assert "stopped: kafka, minio, registry" in down.output
     assert not state_dir.exists()
+
+
+def test_dev_up_in_share_mode_configures_the_share_group(stack: LocalStack) -> None:
+    """STREAMGEN_WORKER_MODE=share: `dev up` (again, on the running stack) sets the group's
+    offset reset to earliest and its record lock, which a worker then reads at start-up."""
+    group = f"share-up-{uuid.uuid4().hex[:8]}"
+    env = {"STREAMGEN_WORKER_MODE": "share", "STREAMGEN_WORKER_GROUP_ID": group}
+    result = CliRunner().invoke(main, ["dev", "--state-dir", str(stack.state_dir), "up"], env=env)
+    assert result.exit_code == 0, result.output
+    assert f"Share group {group}: from the earliest record, lock 60 s" in result.output
+    admin = AdminClient({"bootstrap.servers": stack.bootstrap_servers})
+    (future,) = admin.describe_configs([ConfigResource(ResourceType.GROUP, group)]).values()
+    configs = future.result(timeout=30)
+    assert configs["share.auto.offset.reset"].value == "earliest"
+    assert configs["share.record.lock.duration.ms"].value == "60000"

@@ -68,6 +68,18 @@ def test_init_image_prefixes_are_a_list_in_toml_and_comma_separated_text(tmp_pat
         ({"STREAMGEN_STORE_INIT_IMAGE_PREFIXES": "ftp://x"}, "store.init_image_prefixes", "s3:"),
         ({"STREAMGEN_STORE_INIT_IMAGE_MAX_BYTES": "0"}, "store.init_image_max_bytes", "> 0"),
         ({"STREAMGEN_WORKER_GROUP_PROTOCOL": "eager"}, "worker.group_protocol", "classic"),
+        ({"STREAMGEN_WORKER_MODE": "queue"}, "worker.mode", "group"),
+        ({"STREAMGEN_WORKER_SHARE_DELIVERY_LIMIT": "0"}, "worker.share_delivery_limit", ">= 1"),
+        ({"STREAMGEN_WORKER_SHARE_BATCH_S": "0"}, "worker.share_batch_s", "> 0"),
+        ({"STREAMGEN_WORKER_SHARE_LOCK_MARGIN_S": "-1"}, "worker.share_lock_margin_s", ">= 0"),
+        (
+            {
+                "STREAMGEN_WORKER_MODE": "share",
+                "STREAMGEN_WORKER_TENANT_DEFAULT_MAX_IN_FLIGHT": "2",
+            },
+            "worker.tenant_max_in_flight",
+            "share mode",
+        ),
         ({"STREAMGEN_WORKER_FETCH_BUFFER_RECORDS": "0"}, "worker.fetch_buffer_records", "> 0"),
         ({"STREAMGEN_WORKER_FETCH_BUFFER_BYTES": "-1"}, "worker.fetch_buffer_bytes", "> 0"),
         ({"STREAMGEN_KAFKA_CONNECT_TIMEOUT_S": "0"}, "kafka.connect_timeout_s", "> 0"),

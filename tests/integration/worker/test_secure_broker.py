@@ -163,6 +163,19 @@ def submit(stack: LocalStack, settings: Settings, user: str) -> subprocess.Compl
     )
 
 
+def results_as_admin(stack: LocalStack, settings: Settings) -> list[GenerationResult]:
+    """The REQUESTS results, read as admin (waiting up to 240 s for them)."""
+    codec = result_codec(settings.kafka, settings.topics.results)
+    messages = consume_all(
+        stack.bootstrap_servers,
+        settings.topics.results,
+        expected=REQUESTS,
+        timeout=240,
+        client_config=stack.kafka_client_config("admin"),
+    )
+    return [codec.decode(m.value()) for m in messages]
+
+
 def committed_everything(stack: LocalStack, settings: Settings) -> bool:
     """Has the worker's group committed each requests partition to its end? (asked as admin)"""
     config = {**admin_config(stack), "group.id": settings.worker.group_id}
@@ -246,15 +259,7 @@ def test_the_worker_works_with_only_its_acls_and_never_prints_a_secret(
     sent = submit(secure_stack, secure_settings, "producer")
     assert sent.returncode == 0, sent.stdout + sent.stderr
     # 2. SUCCEEDED results come out (read as admin), and the group commits behind them.
-    codec = result_codec(secure_settings.kafka, secure_settings.topics.results)
-    messages = consume_all(
-        secure_stack.bootstrap_servers,
-        secure_settings.topics.results,
-        expected=REQUESTS,
-        timeout=240,
-        client_config=secure_stack.kafka_client_config("admin"),
-    )
-    results: list[GenerationResult] = [codec.decode(m.value()) for m in messages]
+    results = results_as_admin(secure_stack, secure_settings)
     assert [r.status for r in results] == ["SUCCEEDED"] * REQUESTS, log_file.read_text()[-3000:]
     assert wait_until(lambda: committed_everything(secure_stack, secure_settings), timeout=30)
     # 3. The metrics page and the whole log (DEBUG) hold no secret.
@@ -381,3 +386,26 @@ def test_only_the_producer_may_follow_results(
         assert read == b"probe", read
     else:
         assert isinstance(read, KafkaError), read
+
+
+def test_share_mode_serves_with_the_readme_acls(
+    secure_stack: LocalStack, secure_settings: Settings
+) -> None:
+    """worker.mode=share as the `worker` user with worker_acls(share=True) and nothing more:
+    the start-up checks (group lock, broker delivery limit, probe group) and the share group
+    itself are allowed, and every request is served."""
+    from streamgen.ops.share_group import configure_share_group
+    from tests.integration.worker.conftest import with_worker, worker_thread
+
+    settings = with_worker(
+        secure_settings, mode="share", share_lock_margin_s=3.0, share_batch_s=2.0
+    )
+    admin = admin_config(secure_stack)
+    grant(admin, "worker", worker_acls(settings.topics, settings.worker.group_id, share=True))
+    configure_share_group(admin, settings.worker.group_id, lock_ms=15_000)
+    submitted = submit(secure_stack, settings, "producer")
+    assert submitted.returncode == 0, submitted.stderr
+    with worker_thread(settings) as worker:
+        results = results_as_admin(secure_stack, settings)
+        assert worker.stop_and_wait() == 0
+    assert [r.status for r in results] == ["SUCCEEDED"] * REQUESTS

@@ -16,6 +16,7 @@ from streamgen.telemetry.adapter_metrics import AdapterCollector
 from streamgen.telemetry.lane_metrics import LaneMetrics
 from streamgen.telemetry.metrics import Metrics
 from streamgen.telemetry.progress_metrics import ProgressMetrics
+from streamgen.telemetry.share_metrics import ShareMetrics
 from streamgen.telemetry.tenant_metrics import TenantMetrics
 
 DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
@@ -31,6 +32,7 @@ def exported() -> set[str]:
     LaneMetrics(metrics.registry)  # declared apart, on the same registry (worker_hooks.py)
     ProgressMetrics(metrics.registry)  # the same, by run.py with worker.progress on
     TenantMetrics(metrics.registry)  # the same, by worker_hooks.py
+    ShareMetrics(metrics.registry)  # the same, by share_assembly.py with worker.mode=share
     stats = AdapterStats(0, 0, 0, 0, 0, 0)
     metrics.registry.register(AdapterCollector(lambda: stats))  # the same, by run.py
     return metrics.series_names()

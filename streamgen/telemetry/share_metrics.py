@@ -1,0 +1,64 @@
+"""Share mode (``worker.mode=share``): what happened to the records the share group lent.
+
+- ``streamgen_share_records_total{ack}``: records acknowledged, by acknowledgement: ``accept``
+  (durable: result or dead letter acknowledged by the broker) or ``release`` (handed back:
+  a stop, a transient intake failure, a round that overran its lock);
+- ``streamgen_share_delivery_limit_total``: records dead-lettered because the broker had
+  delivered them more than ``worker.share_delivery_limit`` times;
+- ``streamgen_share_excess_released_total``: records released unstarted because a poll lent
+  more than a round can finish within the lock (librdkafka 2.16 ignores ``max.poll.records``;
+  the broker lends whole record batches); each such release costs the record one delivery;
+- ``streamgen_share_lock_overruns_total``: rounds still unfinished when the lock deadline came
+  (the lock less ``worker.share_lock_margin_s``); their unfinished records were released and
+  will be redone, here or on another worker;
+- ``streamgen_share_ack_failures_total``: acknowledgements the broker refused (a lock already
+  expired: the record was handed to another worker, and is redone there).
+
+Declared apart from :class:`~streamgen.telemetry.metrics.Metrics` (at its size bound) on the
+same registry, and only by a worker in share mode.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from prometheus_client import CollectorRegistry, Counter
+
+__all__ = ["ShareMetrics"]
+
+AckName = Literal["accept", "release"]  # worker.share_acks.Ack's values
+
+
+class ShareMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        records = Counter(
+            "streamgen_share_records",
+            "Share-group records acknowledged, by acknowledgement (accept | release)",
+            ("ack",),
+            registry=registry,
+        )
+        # Present at 0 so an alert on rate() sees the first one.
+        self._acks = {ack: records.labels(ack) for ack in ("accept", "release")}
+        self.delivery_limit = Counter(
+            "streamgen_share_delivery_limit",
+            "Records dead-lettered for being delivered more than worker.share_delivery_limit",
+            registry=registry,
+        )
+        self.excess = Counter(
+            "streamgen_share_excess_released",
+            "Records released unstarted: a poll lent more than a round can finish in the lock",
+            registry=registry,
+        )
+        self.overruns = Counter(
+            "streamgen_share_lock_overruns",
+            "Rounds unfinished at their lock deadline: their unfinished records are redone",
+            registry=registry,
+        )
+        self.ack_failures = Counter(
+            "streamgen_share_ack_failures",
+            "Acknowledgements the broker refused (lock expired: the record is redone elsewhere)",
+            registry=registry,
+        )
+
+    def acknowledged(self, ack: AckName, count: int = 1) -> None:
+        self._acks[ack].inc(count)

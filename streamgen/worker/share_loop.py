@@ -1,0 +1,349 @@
+"""The worker's share-group loop (``worker.mode=share``): short on purpose, each step numbered.
+
+A share group (KIP-932) lends each record to one member under a lock the client cannot extend
+(``share.record.lock.duration.ms``), and in explicit mode every record a poll returned must be
+acknowledged before the next poll. So the loop works in *rounds*: poll, admit, wait until each
+record is durable or given back, acknowledge, poll again (``share_acks.py`` keeps the books).
+
+THE RULE (DESIGN invariant 2, share-group form): a record is accepted only when its result or
+dead letter is durable. It is enforced in one place: a record's ACCEPT is decided (step 4) only
+from the broker's acknowledgement of its outputs, the same durable events the consumer-group
+loop completes its tickets with. A record the worker will not finish is released (handed out
+again), never rejected: a poison record is dead-lettered first.
+
+The lock is a deadline: a round not all durable by the lock less ``worker.share_lock_margin_s``
+has overrun. Its unfinished records are released (the GPU thread leaves them at its next step),
+counted, and redone by whichever worker gets them next; a result already on its way may be
+published twice (the same request id and object keys: DESIGN invariant 3).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import IllegalStateException, KafkaException
+
+from streamgen.contracts.request import GenerationRequest
+from streamgen.errors import (
+    CancelRequested,
+    DeliveryLimitExceeded,
+    FatalError,
+    InvalidRecord,
+    TransientError,
+)
+from streamgen.telemetry.share_metrics import ShareMetrics
+from streamgen.telemetry.worker_hooks import WorkerHooks
+from streamgen.worker.backoff import Backoff
+from streamgen.worker.cancels import CancelSet
+from streamgen.worker.clients import OutputSender, ShareRequestConsumer
+from streamgen.worker.events import LoopEvents, durable_outcomes
+from streamgen.worker.intake import Intake, Rejected
+from streamgen.worker.lifecycle import Lifecycle, Phase
+from streamgen.worker.offsets import Ticket
+from streamgen.worker.outputs import OutcomeSink
+from streamgen.worker.progress import NO_PROGRESS, ProgressReporter
+from streamgen.worker.share_acks import Ack, ShareLedger
+from streamgen.worker.work_item import SourceRecord, WorkItem
+from streamgen.worker.work_queue import WorkQueue
+
+__all__ = ["ShareLimits", "ShareLoop"]
+
+log = logging.getLogger(__name__)
+
+POLL_TIMEOUT_S = 0.1  # short: an idle loop must also notice a stop
+# While a round waits for its outputs, the producer's acknowledgements are what it waits for.
+WAIT_TIMEOUT_S = 0.005
+# Closing: the broker's answer to the last acknowledgements is needed before the consumer goes.
+ACK_COMMIT_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class ShareLimits:
+    records_per_round: int  # batches that fit in round_s, no more than worker.max_in_flight
+    round_s: float  # the lock less worker.share_lock_margin_s: a round's deadline
+    delivery_limit: int  # worker.share_delivery_limit
+
+
+class ShareLoop:
+    """Runs on the main thread; owns the share consumer and the ledger of the current round."""
+
+    def __init__(
+        self,
+        *,
+        consumer: ShareRequestConsumer,
+        ack_types: dict[Ack, Any],
+        publisher: OutputSender,
+        ledger: ShareLedger,
+        work: WorkQueue,
+        intake: Intake,
+        cancels: CancelSet,
+        sink: OutcomeSink,
+        outputs: ThreadPoolExecutor,
+        limits: ShareLimits,
+        events: LoopEvents,
+        lifecycle: Lifecycle,
+        decode_backoff: Backoff,
+        hooks: WorkerHooks,
+        metrics: ShareMetrics,
+        progress: ProgressReporter = NO_PROGRESS,
+    ) -> None:
+        self.consumer = consumer
+        self.ack_types = ack_types  # Ack -> the client's AcknowledgeType
+        self.publisher = publisher
+        self.ledger = ledger
+        self.work = work
+        self.intake = intake
+        self.cancels = cancels
+        self.sink = sink
+        self.outputs = outputs
+        self.limits = limits
+        self.events = events
+        self.life = lifecycle
+        self.backoff = decode_backoff
+        self.hooks = hooks
+        self.metrics = metrics
+        self.progress = progress
+        self._unfinished = 0  # records the last round gave back unfinished
+
+    def run(self) -> None:
+        """Until a stop is asked for or a fatal error arrives; a round always ends first."""
+        while self.life.serving:
+            self.step()
+
+    def step(self) -> None:
+        # 1. Poll: allowed only now, with every record of the previous poll acknowledged.
+        records = [m for m in self._poll() if not _is_error(m)]
+        self.life.joined()  # a poll that answered: the worker is a member (READY)
+        self.serve_outputs(0.0)
+        if not records:
+            return
+        self.ledger.new_round()
+        deadline = time.monotonic() + self.limits.round_s
+        # 2. Give back at once what the round has no time for: librdkafka 2.16 ignores
+        #    max.poll.records and lends whole record batches. Released now, unstarted, they go
+        #    to an idle worker at once; each release costs the record one delivery (the broker
+        #    counts acquisitions), which worker.share_delivery_limit has room for.
+        #    A record past the delivery limit is kept whatever its place: it costs no GPU time
+        #    (dead-lettered), and released once more the broker could drop it unseen.
+        cut = self.limits.records_per_round
+        excess = [m for i, m in enumerate(records) if i >= cut and not self._past_limit(m)]
+        records = [m for i, m in enumerate(records) if i < cut or self._past_limit(m)]
+        for message in excess:
+            self.ledger.hold(message.topic(), message.partition(), message.offset())
+            self.ledger.release((message.topic(), message.partition(), message.offset()))
+        self.metrics.excess.inc(len(excess))
+        # 3. Admit the rest: delivered too often or bad → dead letter; the rest go to the GPU
+        #    together, batched at once (no more records come this round, so waiting for a
+        #    fuller batch gains nothing). A transient failure (registry away) is retried with
+        #    backoff until the deadline, then what is left is released.
+        self._admit_all(records, deadline)
+        self.hooks.in_flight(self.ledger.held())
+        # 4. Wait until every record is durable (→ ACCEPT) or the lock deadline passes.
+        self._finish_round(deadline)
+        # 5. Send the acknowledgements; the next poll is allowed now.
+        self._acknowledge()
+        self.consumer.commit_async()
+        self.hooks.in_flight(0)
+
+    def _poll(self) -> list[Any]:
+        try:
+            return list(self.consumer.poll(POLL_TIMEOUT_S))
+        except KafkaException as exc:
+            error = exc.args[0]
+            if error.fatal():  # e.g. share groups turned off under a running worker
+                self.life.fail(FatalError(f"share consumer: {error.str()}"))
+            else:
+                log.warning("share consumer poll failed: %s", error.str())
+            return []
+
+    def serve_outputs(self, timeout: float) -> None:
+        """Delivery reports become events; a durable one decides its record's ACCEPT, a fatal
+        one goes to the lifecycle."""
+        for event in durable_outcomes(self.publisher, self.events, self.life, timeout):
+            if self.ledger.complete(event.ticket):
+                self.hooks.durable(event.summary)
+
+    # -- step 3 ----------------------------------------------------------------------------
+    def _admit_all(self, records: list[Any], deadline: float) -> None:
+        """Admit the round's records in order. While intake fails transiently the record is
+        tried again with backoff, the work admitted so far already on the GPU: a delivery is
+        precious (the broker counts them), so the lock is spent before one is given back. At
+        the deadline, or a stop, what is left is released."""
+        waiting: list[WorkItem] = []
+        retry = 0
+        for i, message in enumerate(records):
+            ticket = self.ledger.hold(message.topic(), message.partition(), message.offset())
+            while True:
+                try:
+                    item = self._admit(message, ticket)
+                    break
+                except TransientError:
+                    delay = self.backoff.delay(retry)
+                    retry += 1
+                    self.work.put_all(waiting)
+                    waiting = []
+                    if time.monotonic() + delay >= deadline or not self.life.serving:
+                        self._release_from(ticket, records[i + 1 :])
+                        return
+                    self._wait(delay)
+            if item is not None:
+                waiting.append(item)
+        self.work.put_all(waiting)
+
+    def _release_from(self, ticket: Ticket, rest: list[Any]) -> None:
+        self.ledger.release((ticket.topic, ticket.partition, ticket.offset))
+        for message in rest:
+            self.ledger.hold(message.topic(), message.partition(), message.offset())
+            self.ledger.release((message.topic(), message.partition(), message.offset()))
+
+    def _wait(self, seconds: float) -> None:
+        """Serve outputs while waiting: what is on the GPU becomes durable meanwhile."""
+        until = time.monotonic() + seconds
+        while time.monotonic() < until and not self.life.forced:
+            self.serve_outputs(WAIT_TIMEOUT_S)
+
+    def _admit(self, message: Any, ticket: Ticket) -> WorkItem | None:
+        """The record's WorkItem, or None when it was dead-lettered (or cancelled) instead;
+        TransientError when intake cannot tell yet (the record stays held)."""
+        record = SourceRecord.from_message(message)
+        span = self.hooks.received(record)
+        deliveries = _deliveries(message)
+        over_limit = self._past_limit(message)
+        try:
+            with self.hooks.stage("decode", span):
+                request = self.intake.admit(record)
+        except TransientError as exc:
+            if over_limit:  # released again, the broker would drop it unseen at its own limit
+                self._over_limit(ticket, record, None, deliveries, span)
+                return None
+            self.hooks.abandoned(span, exc)
+            log.warning("intake of %s@%d waits: %s", record.topic, record.offset, exc)
+            raise
+        except Rejected as rejected:
+            self._dead_letter(ticket, record, rejected.error, rejected.request, 1, span)
+            return None
+        if over_limit:
+            self._over_limit(ticket, record, request, deliveries, span)
+            return None
+        return self._item(ticket, record, request, span)
+
+    def _past_limit(self, message: Any) -> bool:
+        return _deliveries(message) > self.limits.delivery_limit
+
+    def _over_limit(
+        self,
+        ticket: Ticket,
+        record: SourceRecord,
+        request: GenerationRequest | None,
+        deliveries: int,
+        span: Any,
+    ) -> None:
+        """Workers died or overran their locks holding it this often: stop trying."""
+        error = DeliveryLimitExceeded(deliveries, self.limits.delivery_limit)
+        self._dead_letter(ticket, record, error, request, deliveries, span)
+        self.metrics.delivery_limit.inc()
+
+    def _dead_letter(
+        self,
+        ticket: Ticket,
+        record: SourceRecord,
+        error: InvalidRecord,
+        request: GenerationRequest | None,
+        attempt: int,
+        span: Any,
+    ) -> None:
+        """Accepted once durable, like any other outcome: nothing is rejected silently."""
+        self.sink.failed(
+            ticket,
+            record,
+            error,
+            request=request,
+            attempt=attempt,
+            received_at=time.time(),
+            span=span,
+        )
+        self.hooks.rejected(request, error, topic=record.topic)
+
+    def _item(
+        self, ticket: Ticket, record: SourceRecord, request: GenerationRequest, span: Any
+    ) -> WorkItem | None:
+        item = WorkItem(ticket, record, request, received_at=time.time(), span=span)
+        if self.cancels.cancelled(request.request_id):
+            # Cancelled before it arrived: never batched, its result says CANCELLED.
+            self.sink.cancelled(item, CancelRequested(request.request_id, stage="intake"))
+            return None
+        self.hooks.admitted(item)
+        self.progress.picked_up(request.request_id)
+        return item
+
+    # -- step 4 ----------------------------------------------------------------------------
+    def _finish_round(self, deadline: float) -> None:
+        while self.ledger.held() and not self.life.forced and self.life.fatal is None:
+            if time.monotonic() >= deadline:
+                released = self.ledger.release_all()
+                self.metrics.overruns.inc()
+                log.warning(
+                    "a round overran its lock deadline (%.1f s): %d records released, to be "
+                    "redone (worker.share_batch_s may be too small for this model)",
+                    self.limits.round_s,
+                    released,
+                )
+                break
+            self.serve_outputs(WAIT_TIMEOUT_S)
+        # A second stop or a fatal error: what is not durable now is given back at once.
+        self._unfinished = self.ledger.release_all()
+
+    # -- step 5 ----------------------------------------------------------------------------
+    def _acknowledge(self) -> None:
+        for (topic, partition, offset), ack in self.ledger.take_acks():
+            try:
+                self.consumer.acknowledge_offset(topic, partition, offset, self.ack_types[ack])
+            except (IllegalStateException, KafkaException) as exc:
+                # No longer in flight (its lock ended): the broker lends it again; redone.
+                self.metrics.ack_failures.inc()
+                log.warning("%s of %s/%d@%d refused: %s", ack, topic, partition, offset, exc)
+                continue
+            self.metrics.acknowledged(ack.value)
+
+    def on_acknowledged(self, offsets: Any, error: Any) -> None:
+        """The broker's answer to sent acknowledgements (the client's commit callback)."""
+        if error is not None:
+            self.metrics.ack_failures.inc()
+            log.warning("acknowledgements refused (lock expired?): %s", error)
+
+    # -- shutdown --------------------------------------------------------------------------
+    def drain(self) -> bool:
+        """The last round ended before ``run`` returned; True if it left nothing unfinished."""
+        self.life.advance(Phase.DRAINING)
+        self.close_out(flush_timeout_s=0.5 if self.life.forced else 10.0)
+        return self._unfinished == 0
+
+    def unfinished(self) -> int:
+        return self._unfinished
+
+    def close_out(self, *, flush_timeout_s: float) -> None:
+        """The one way the share worker stops: accept what is durable, release the rest."""
+        # 1. Stop generation and the output threads' retries (both read the lifecycle).
+        self.life.advance(Phase.CLOSING)
+        self.outputs.shutdown(wait=False, cancel_futures=True)
+        # 2. Flush the producer, and 3. turn its acknowledgements into ACCEPTs (THE RULE).
+        self.publisher.flush(flush_timeout_s)
+        self.serve_outputs(0.0)
+        # 4. Give back the rest and wait for the broker's answer before the consumer closes.
+        self._unfinished += self.ledger.release_all()
+        self._acknowledge()
+        self.consumer.commit_sync(ACK_COMMIT_TIMEOUT_S)
+
+
+def _deliveries(message: Any) -> int:  # the broker's count of hand-outs, this one included
+    return int(message.delivery_count() or 1)
+
+
+def _is_error(message: Any) -> bool:
+    if (error := message.error()) is not None:
+        log.warning("share consumer error: %s", error)
+    return error is not None
