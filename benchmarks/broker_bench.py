@@ -27,7 +27,7 @@ from streamgen.settings import (
     WorkerSettings,
 )
 
-__all__ = ["fresh_settings", "loaded_engine", "new_report", "read_results"]
+__all__ = ["fresh_settings", "loaded_engine", "new_report", "read_results", "results_consumer"]
 
 
 def new_report(benchmark: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -91,6 +91,18 @@ def fresh_settings(
 def read_results(settings: Settings, read: dict[str, float], stop: threading.Event) -> None:
     """The stopwatch: each result's request id and the wall clock it was read at."""
     codec = result_codec(settings.kafka, settings.topics.results)
+    consumer = results_consumer(settings)
+    try:
+        while not stop.is_set():
+            for message in consumer.consume(500, 0.05):
+                if message.error() is None:
+                    read[codec.decode(message.value()).request_id] = time.time()
+    finally:
+        consumer.close()
+
+
+def results_consumer(settings: Settings) -> Consumer:
+    """A consumer of the results topic (one partition) from its start, fetching promptly."""
     consumer = Consumer(
         {
             "bootstrap.servers": settings.kafka.bootstrap_servers,
@@ -99,10 +111,4 @@ def read_results(settings: Settings, read: dict[str, float], stop: threading.Eve
         }
     )
     consumer.assign([TopicPartition(settings.topics.results, 0, 0)])
-    try:
-        while not stop.is_set():
-            for message in consumer.consume(500, 0.05):
-                if message.error() is None:
-                    read[codec.decode(message.value()).request_id] = time.time()
-    finally:
-        consumer.close()
+    return consumer

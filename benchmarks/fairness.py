@@ -28,35 +28,16 @@ from typing import Any
 from confluent_kafka import Producer
 
 from benchmarks.e2e_broker import running_broker
+from benchmarks.fixed_cost import FixedCostEngine
 from benchmarks.latency import percentile
-from benchmarks.noop_engine import NoopEngine
 from benchmarks.stack import fresh_topics
 from benchmarks.worker_run import ProgressHooks, run_until_committed
 from streamgen.contracts.codec import request_codec
 from streamgen.contracts.request import GenerationRequest
-from streamgen.engine.types import CancelCheck, GenerationOutcome, StepObserver
 from streamgen.settings import KafkaSettings, Settings, StoreSettings, WorkerSettings
 from streamgen.telemetry.worker_hooks import OutcomeSummary
 
 __all__ = ["main"]
-
-
-class PacedEngine(NoopEngine):
-    """A no-op engine that takes a fixed time per batch, as a GPU would."""
-
-    def __init__(self, batch_s: float, max_batch_size: int) -> None:
-        super().__init__(max_batch_size=max_batch_size)
-        self._batch_s = batch_s
-
-    def generate(
-        self,
-        requests: Sequence[GenerationRequest],
-        *,
-        cancelled: CancelCheck | None = None,
-        on_step: StepObserver | None = None,
-    ) -> list[GenerationOutcome]:
-        time.sleep(self._batch_s)
-        return super().generate(requests, cancelled=cancelled, on_step=on_step)
 
 
 class DurableTimes(ProgressHooks):
@@ -93,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings,
             label="fairness",
             expected=len(partition_of),
-            engine=PacedEngine(args.batch_ms / 1000, args.batch_size),
+            engine=FixedCostEngine(batch_s=args.batch_ms / 1000, max_batch_size=args.batch_size),
             hooks=hooks,
         )
     _report(hooks.at, partition_of, args)
