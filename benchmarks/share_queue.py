@@ -6,18 +6,20 @@ requests topic and group for every run, and N real workers (``benchmarks.share_f
 (``benchmarks.fixed_cost``: the GPU's place, without using this machine's two cores). Each
 scenario runs in ``worker.mode=group`` and ``worker.mode=share`` side by side:
 
-1. *scaling*: ``--per-worker`` x N requests published at once, once the N workers are in the
-   group; throughput from the moment publishing began to the last result read, for each N of
-   ``--workers``, and each mode's speed-up over its smallest N. A consumer group cannot use
-   more workers than partitions; a share group lends one partition's records to several
-   members.
+1. *scaling*: ``--per-worker`` x N requests published at once (or, ``--paced-per-worker R``,
+   at R x N per second in turn to the partitions), once the N workers are in the group;
+   throughput of the requests generated (SUCCEEDED), from the moment publishing began to the
+   last result read, for each N of ``--workers``, and each mode's speed-up over its smallest
+   N. A consumer group cannot use more workers than partitions; a share group lends one
+   partition's records to several members.
 2. *head of line*: ``--hol-workers`` workers, ``--hol-requests`` requests sent at ``--rate``
    per second in turn to the two partitions, one of them (the ``--slow-at``-th, partition 0)
    ``--slow-factor`` times slower; each request timed from its send to the moment its result
    is read; p50/p95 of the others in each mode.
 
-Every run checks that every request sent has its result read back (``lost``), and notes
-results read twice (``duplicated``: a redo) and the share loop's counters.
+Every run checks that every request sent has its result read back (``lost``), and counts
+results that are not SUCCEEDED (``failed``: dead-lettered), results read twice
+(``duplicated``: a redo) and the share loop's counters.
 
     python -m benchmarks.share_queue [--workers 1 2 4 6] [--json PATH]
 """
@@ -97,6 +99,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4, 6])
     p.add_argument("--partitions", type=int, default=2, help="of each run's requests topic")
     p.add_argument("--per-worker", type=int, default=80, help="requests per worker (scaling)")
+    p.add_argument(
+        "--paced-per-worker",
+        type=float,
+        default=0.0,
+        help="scaling: publish at this many requests/s per worker instead of all at once",
+    )
     p.add_argument("--batch-size", type=int, default=4, help="engine.max_batch_size")
     p.add_argument("--batch-s", type=float, default=0.5, help="the engine's time per batch")
     p.add_argument("--max-in-flight", type=int, default=12, help="worker.max_in_flight")
@@ -166,7 +174,10 @@ def _scaling_run(
         running_fleet(settings, workers, partial(_engine, args)) as fleet,
     ):
         published_at = time.time()
-        prefill(settings, requests)
+        if args.paced_per_worker:  # offered load in proportion to the fleet, not a backlog
+            _send_paced(settings, requests, args, rate=args.paced_per_worker * workers)
+        else:
+            prefill(settings, requests)
         complete = reader.wait_for(ids, args.timeout_s)
     read = reader.snapshot()
     run: dict[str, Any] = {
@@ -200,7 +211,7 @@ def _hol_run(
         ResultReader(settings) as reader,
         running_fleet(settings, args.hol_workers, partial(_engine, args)) as fleet,
     ):
-        sent = _send_paced(settings, requests, args)
+        sent = _send_paced(settings, requests, args, rate=args.rate)
         complete = reader.wait_for(ids, args.timeout_s)
     read = reader.snapshot()
     latency = {i: read[i][0] - at for i, at in sent.items() if i in read}
@@ -223,16 +234,16 @@ def _hol_run(
 
 
 def _send_paced(
-    settings: Settings, requests: list[GenerationRequest], args: argparse.Namespace
+    settings: Settings, requests: list[GenerationRequest], args: argparse.Namespace, rate: float
 ) -> dict[str, float]:
-    """Request i to partition i mod the partitions, at ``--rate`` per second; the send times."""
+    """Request i to partition i mod the partitions, ``rate`` per second; the send times."""
     topic = settings.topics.requests
     codec = request_codec(settings.kafka, topic)
     producer = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers, "acks": "all"})
     sent: dict[str, float] = {}
     start = time.monotonic()
     for i, request in enumerate(requests):
-        time.sleep(max(0.0, start + i / args.rate - time.monotonic()))
+        time.sleep(max(0.0, start + i / rate - time.monotonic()))
         sent[request.request_id] = time.time()
         producer.produce(
             topic,
