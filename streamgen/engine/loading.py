@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import threading
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -27,6 +28,14 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 # engine.dtype's names (settings.Dtype, checked by the loader) as torch dtypes.
+# One load at a time in a process. With accelerate installed, diffusers builds the modules
+# inside accelerate's init_empty_weights, which patches torch.nn.Module.register_parameter for
+# the whole process, not the thread: two loads that overlap (workers run as threads by a test,
+# a benchmark or a library user) can restore each other's patch, and every module built after
+# that is left on the meta device ("Cannot copy out of meta tensor"). A worker process loads
+# its models one after another anyway, so the lock costs it nothing.
+_LOADING = threading.Lock()
+
 _DTYPES: dict[Dtype, torch.dtype] = {
     "float16": torch.float16,
     "bfloat16": torch.bfloat16,
@@ -92,14 +101,15 @@ def load_pipeline(name: str, source: str, setting: Dtype, device: torch.device) 
         # The family is known before the weights load, so that they load in its dtype.
         family = _family(loader, name, path, local)
         dtype = resolve_dtype(setting, device, family.cuda_dtype)
-        pipeline = loader.from_pretrained(
-            path,
-            dtype=dtype,
-            local_files_only=local,
-            # Said explicitly: left to its default, diffusers warns (and asks to install
-            # accelerate) on every load where accelerate is absent, as on the CPU demo.
-            low_cpu_mem_usage=importlib.util.find_spec("accelerate") is not None,
-        )
+        with _LOADING:
+            pipeline = loader.from_pretrained(
+                path,
+                dtype=dtype,
+                local_files_only=local,
+                # Said explicitly: left to its default, diffusers warns (and asks to install
+                # accelerate) on every load where accelerate is absent, as on the CPU demo.
+                low_cpu_mem_usage=importlib.util.find_spec("accelerate") is not None,
+            )
     except (OSError, ValueError) as exc:
         raise _unloadable(name, source, local, exc) from exc
     parts = family.parts(name, pipeline, dtype)
