@@ -1,11 +1,12 @@
-"""Each row of a batch gets its own adapters: a per-sample low-rank update, grouped by adapter.
+"""Each row of a batch gets its own adapters: a per-sample low-rank update in one batch.
 
 Every ``Linear`` that some adapter of the batch targets gets, while the batch runs, a forward
-hook that adds ``scale_i * (x_i @ down.T) @ up.T`` to the rows ``i`` of that adapter (the
-layout multi-adapter LLM servers use): the base weights are never changed, so rows without an
-adapter, or with another, are untouched, and an image does not depend on its batch companions.
-The sum is the one PEFT's ``lora.Linear`` computes (base output, plus the update times its
-scale), so an image equals stock diffusers with the adapter loaded by ``load_lora_weights``.
+hook that adds ``scale_i * (x_i @ down_i.T) @ up_i.T`` to each row ``i`` (the layout
+multi-adapter LLM servers use), as two batched matrix products over all rows whatever their
+adapters: the base weights are never changed, so rows without an adapter, or with another, are
+untouched, and an image does not depend on its batch companions. The sum is the one PEFT's
+``lora.Linear`` computes (base output, plus the update times its scale), so an image equals
+stock diffusers with the adapter loaded by ``load_lora_weights``.
 
 The denoiser sees the batch's rows once per copy of the conditioning (CFG: the negative
 copy, then the positive), so row ``r`` of copy ``k`` is input row ``k * rows + r``.
@@ -79,7 +80,7 @@ class ScaledAdapter:
 
 
 class RowAdapters:
-    """Which rows of a running batch use which adapter, as rows leave between steps."""
+    """Which rows of a running batch use which adapters, as rows leave between steps."""
 
     def __init__(self, rows: Sequence[Sequence[ScaledAdapter]], device: torch.device) -> None:
         self._rows = [tuple(row) for row in rows]
@@ -103,31 +104,33 @@ class RowAdapters:
         """The original rows still in the batch, in batch order."""
         rows = list(alive)
         if rows == self._kept:
-            return  # asked before every step: the index tensors stay as they are
+            return  # asked before every step: the layouts stay as they are
         self._kept = self.alive = rows
-        by_adapter: dict[int, tuple[LoadedAdapter, list[int], list[float]]] = {}
-        for position, row in enumerate(self.alive):
-            for used in self._rows[row]:
-                entry = by_adapter.setdefault(id(used.adapter), (used.adapter, [], []))
-                entry[1].append(position)
-                entry[2].append(used.scale)
-        self._groups = list(by_adapter.values())
-        self._indices: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._layouts: dict[tuple[str, int], list[_Stacked]] = {}
 
-    def _index(
-        self, group: int, copies: int, dtype: torch.dtype
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Input rows of group ``group`` over ``copies`` copies, and each one's scale."""
-        found = self._indices.get((group, copies))
+    def _layout(self, layer: str, copies: int, like: torch.Tensor) -> list[_Stacked]:
+        """What ``layer`` adds to each input row, by output slice: built once per batch."""
+        found = self._layouts.get((layer, copies))
         if found is None:
-            _, positions, scales = self._groups[group]
-            rows = len(self.alive)
-            index = [k * rows + p for k in range(copies) for p in positions]
-            found = (
-                torch.tensor(index, device=self._device),
-                torch.tensor(scales * copies, device=self._device, dtype=dtype),
-            )
-            self._indices[(group, copies)] = found
+            per_row = [
+                [
+                    (update, used.scale)
+                    for used in self._rows[row]
+                    for update in used.adapter.by_module.get(layer, ())
+                ]
+                for row in self.alive
+            ]
+            slices = sorted({u.out or (0, 0) for row in per_row for u, _ in row})
+            found = [
+                _Stacked(
+                    [[(u, s) for u, s in row if (u.out or (0, 0)) == out] for row in per_row]
+                    * copies,
+                    None if out == (0, 0) else out,
+                    like,
+                )
+                for out in slices
+            ]
+            self._layouts[(layer, copies)] = found
         return found
 
     def hook(self, layer: str) -> Any:
@@ -137,21 +140,62 @@ class RowAdapters:
             copies, left = divmod(x.shape[0], rows)
             if left or not copies:
                 raise RuntimeError(f"layer {layer} saw {x.shape[0]} rows in a batch of {rows}")
-            for group, (adapter, _, _) in enumerate(self._groups):
-                updates = adapter.by_module.get(layer, ())
-                if not updates:
-                    continue
-                index, scale = self._index(group, copies, output.dtype)
-                rows = x[index]
-                for update in updates:
-                    delta = (rows @ update.down.T) @ update.up.T
-                    delta = delta * scale.view(-1, *([1] * (delta.dim() - 1)))
-                    # A slice of the last dimension is a view: index_add_ writes through it.
-                    part = output if update.out is None else output[..., slice(*update.out)]
-                    part.index_add_(0, index, delta.to(output.dtype))
+            for stacked in self._layout(layer, copies, output):
+                stacked.add_to(x, output)
             return output
 
         return add_updates
+
+
+class _Stacked:
+    """One output slice's updates for every input row as two batched matrix products:
+    ``h = x_i @ downs_i.T`` scaled per rank column, then ``out_i += h @ ups_i.T``. A row's
+    adapters are concatenated along the rank and padded with zeros to the batch's widest, so
+    rows with other adapters, or none, share the same two kernels and add exactly zero. The
+    per-row matrices are stacked at every call, not kept: they would cost a copy of every
+    adapter per row for as long as the batch runs."""
+
+    def __init__(
+        self,
+        rows: list[list[tuple[LoraLayer, float]]],
+        out: tuple[int, int] | None,
+        like: torch.Tensor,
+    ) -> None:
+        self.out = out
+        ranks = [sum(u.down.shape[0] for u, _ in row) for row in rows]
+        rank = max(ranks)
+        first = next(u for row in rows for u, _ in row)
+        width, inputs = first.up.shape[0], first.down.shape[1]
+        zeros: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        for used in set(ranks) - {rank}:
+            pad = rank - used
+            zeros[used] = (like.new_zeros(pad, inputs), like.new_zeros(width, pad))
+        self._downs = [
+            [u.down for u, _ in row] + ([zeros[used][0]] if used < rank else [])
+            for row, used in zip(rows, ranks, strict=True)
+        ]
+        self._ups = [
+            [u.up for u, _ in row] + ([zeros[used][1]] if used < rank else [])
+            for row, used in zip(rows, ranks, strict=True)
+        ]
+        scales = [
+            [s for u, s in row for _ in range(u.down.shape[0])] + [0.0] * (rank - used)
+            for row, used in zip(rows, ranks, strict=True)
+        ]
+        self._scales = torch.tensor(scales, dtype=like.dtype, device=like.device).unsqueeze(1)
+
+    def add_to(self, x: torch.Tensor, output: torch.Tensor) -> None:
+        """``output`` (the layer's, for input ``x``) plus every row's update, in place."""
+        downs = torch.stack([d[0] if len(d) == 1 else torch.cat(d) for d in self._downs])
+        ups = torch.stack([u[0] if len(u) == 1 else torch.cat(u, dim=1) for u in self._ups])
+        rows = x.shape[0]
+        h = torch.bmm(x.reshape(rows, -1, x.shape[-1]), downs.transpose(1, 2))
+        h.mul_(self._scales)
+        if self.out is None and output.is_contiguous():
+            output.view(rows, -1, output.shape[-1]).baddbmm_(h, ups.transpose(1, 2))
+            return
+        part = output if self.out is None else output[..., slice(*self.out)]
+        part.add_(torch.bmm(h, ups.transpose(1, 2)).view(part.shape))
 
 
 @contextmanager
