@@ -57,7 +57,8 @@ def lag(
 ) -> None:
     """Per-partition lag of a consumer group (committed offset, log end, lag, age of the
     oldest unprocessed request, owner) with totals, the backlog in GPU-seconds and the time
-    to drain it."""
+    to drain it. With worker.mode=share, of the share group: its start offset stands for the
+    committed one, and no partition has an owner."""
     settings = load_from_flags(
         config_file,
         bootstrap_servers,
@@ -68,16 +69,6 @@ def lag(
             "topics.results": results_topic,
         },
     )
-    if settings.worker.mode == "share":
-        # A share group commits no offsets: a report would show the whole log as lag.
-        raise click.ClickException(
-            f"group {settings.worker.group_id!r} is a share group (worker.mode=share): its "
-            "backlog is not in committed offsets, and the Python AdminClient cannot describe "
-            "share groups. Kafka's ShareGroupCommand can (README, Queue mode): java -cp "
-            "'<kafka>/libs/*' org.apache.kafka.tools.consumer.group.ShareGroupCommand "
-            f"--bootstrap-server {settings.kafka.bootstrap_servers} --describe "
-            f"--group {settings.worker.group_id}"
-        )
     # One report per priority lane, highest first (one lane, topics.requests, without lanes).
     lanes = [
         (lane.name, lane_topic(settings.topics, lane.name))

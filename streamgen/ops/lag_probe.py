@@ -1,9 +1,10 @@
 """Read a consumer group's position off the broker for ``streamgen lag``.
 
 Everything comes from the broker itself: topic metadata, earliest/latest offsets, the group's
-committed offsets and members (Admin API), and a bounded read of the records around the
-committed offsets. The probe never joins the group and never commits, so running it cannot
-disturb the fleet it measures.
+committed offsets and members (Admin API; for a share group, its start offsets, asked with
+``DescribeShareGroupOffsets``), and a bounded read of the records around those offsets. The
+probe never joins the group and never commits, so running it cannot disturb the fleet it
+measures.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from streamgen.contracts.codec import request_codec, result_codec
 from streamgen.errors import DecodeError, StreamgenError
 from streamgen.kafka_config import admin_config, consumer_config
 from streamgen.kafka_metadata import MetadataProbe, coordinator_not_ready
+from streamgen.ops.kafka_link import LinkError
 from streamgen.ops.lag_report import GroupLag, PartitionLag, results_rate
+from streamgen.ops.share_offsets import ShareOffsetsError, share_offsets
 from streamgen.settings import Settings
 from streamgen.telemetry.backlog import pixel_steps
 from streamgen.worker.clients import consume_promptly
@@ -145,6 +148,21 @@ class LagProbe:
             out[(tp.topic, tp.partition)] = tp.offset if tp.offset >= 0 else None
         return out
 
+    def share_positions(
+        self, group: str, tps: list[TPKey], marks: Mapping[TPKey, tuple[int, int]]
+    ) -> dict[TPKey, int | None]:
+        """A share group's position per partition: the log end less the broker's lag where it
+        gives one (its start offset can stand still while later records are accepted), else
+        the start offset (``streamgen.ops.share_offsets``)."""
+        try:
+            found = share_offsets(self._settings.kafka, group, tps, timeout_s=ADMIN_TIMEOUT_S)
+        except (ShareOffsetsError, LinkError) as exc:
+            raise LagError(f"reading share group {group!r}: {exc}") from exc
+        return {
+            tp: at.start if at.lag is None else max(marks[tp][1] - at.lag, at.start or 0)
+            for tp, at in found.items()
+        }
+
     def owners(self, group: str) -> dict[TPKey, str]:
         description = _group_result(
             lambda: self._admin.describe_consumer_groups([group])[group],
@@ -200,8 +218,11 @@ class LagProbe:
             raise LagError(f"sample must be >= 0, got {sample}")
         tps = [(topic, p) for p in self.partitions(topic)]
         marks = self.watermarks(tps)
-        committed = self.committed(group, tps)
-        owners = self.owners(group)
+        if self._settings.worker.mode == "share":
+            # Every member reads every partition: no owner; the share position plays the commit.
+            committed, owners = self.share_positions(group, tps, marks), {}
+        else:
+            committed, owners = self.committed(group, tps), self.owners(group)
         now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
         rows = [
             PartitionLag(
