@@ -50,10 +50,11 @@ class ShareOffsetsError(RuntimeError):
 
 
 def share_offsets(
-    kafka: KafkaSettings, group: str, tps: Sequence[TPKey], *, timeout_s: float = 15.0
+    kafka: KafkaSettings, group: str, tps: Sequence[TPKey] | None, *, timeout_s: float = 15.0
 ) -> dict[TPKey, ShareOffset]:
     """Each partition's start offset and lag in share group ``group`` (both None where no
-    member has read it yet, and everywhere for a group the broker does not know)."""
+    member has read it yet, and everywhere for a group the broker does not know); with
+    ``tps`` None, every partition the group has read."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
@@ -71,7 +72,7 @@ class _Retry(Exception):
 
 
 def _ask(
-    kafka: KafkaSettings, group: str, tps: Sequence[TPKey], timeout_s: float
+    kafka: KafkaSettings, group: str, tps: Sequence[TPKey] | None, timeout_s: float
 ) -> dict[TPKey, ShareOffset]:
     host, port = _coordinator(kafka, group, timeout_s)
     with KafkaLink(host, port, kafka.client_config, timeout_s) as link:
@@ -81,12 +82,16 @@ def _ask(
                 f"the broker at {host}:{port} cannot describe share groups "
                 "(DescribeShareGroupOffsets, Kafka 4.1 and later with share groups enabled)"
             )
-        topics: dict[str, list[int]] = {}
-        for topic, partition in tps:
-            topics.setdefault(topic, []).append(partition)
-        body = Writer().uvarint(2).compact_string(group).uvarint(len(topics) + 1)  # one group
-        for topic, partitions in sorted(topics.items()):
-            body.compact_string(topic).compact_array(partitions, Writer.int32).no_tags()
+        body = Writer().uvarint(2).compact_string(group)  # one group
+        if tps is None:
+            body.uvarint(0)  # null: every partition the group has read
+        else:
+            topics: dict[str, list[int]] = {}
+            for topic, partition in tps:
+                topics.setdefault(topic, []).append(partition)
+            body.uvarint(len(topics) + 1)
+            for topic, partitions in sorted(topics.items()):
+                body.compact_string(topic).compact_array(partitions, Writer.int32).no_tags()
         request = body.no_tags().no_tags().build()
         try:
             return _offsets(
@@ -100,9 +105,9 @@ def _ask(
 
 
 def _offsets(
-    reader: Reader, group: str, tps: Sequence[TPKey], version: int
+    reader: Reader, group: str, tps: Sequence[TPKey] | None, version: int
 ) -> dict[TPKey, ShareOffset]:
-    out = dict.fromkeys(tps, ShareOffset())
+    out = dict.fromkeys(tps or (), ShareOffset())
     reader.int32()  # throttle
     for _ in range(reader.uvarint() - 1):
         reader.compact_string()
@@ -116,7 +121,7 @@ def _offsets(
                 error, message = reader.int16(), reader.compact_string()
                 reader.tags()
                 _check(error, message, f"{topic}[{partition}]")
-                if (topic, partition) in out:
+                if tps is None or (topic, partition) in out:
                     out[(topic, partition)] = (
                         ShareOffset(start, lag if lag is not None and lag >= 0 else None)
                         if start >= 0
@@ -126,7 +131,7 @@ def _offsets(
         error, message = reader.int16(), reader.compact_string()
         reader.tags()
         if error == GROUP_ID_NOT_FOUND:
-            return dict.fromkeys(tps, ShareOffset())
+            return dict.fromkeys(tps or (), ShareOffset())
         _check(error, message, f"group {group!r}")
     return out
 

@@ -12,7 +12,9 @@
   (the lock less ``worker.share_lock_margin_s``); their unfinished records were released and
   will be redone, here or on another worker;
 - ``streamgen_share_ack_failures_total``: acknowledgements the broker refused (a lock already
-  expired: the record was handed to another worker, and is redone there).
+  expired: the record was handed to another worker, and is redone there);
+- ``streamgen_share_backlog_messages{topic,partition}``: the group's records not yet accepted,
+  as the broker counts them (``worker/share_backlog.py``); the same on every worker: take the max.
 
 Declared apart from :class:`~streamgen.telemetry.metrics.Metrics` (at its size bound) on the
 same registry, and only by a worker in share mode.
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 __all__ = ["ShareMetrics"]
 
@@ -59,6 +61,16 @@ class ShareMetrics:
             "Acknowledgements the broker refused (lock expired: the record is redone elsewhere)",
             registry=registry,
         )
+        self.backlog = Gauge(
+            "streamgen_share_backlog_messages",
+            "The share group's records not yet accepted, per partition, as the broker counts "
+            "them (every worker reports the same: take the max)",
+            ("topic", "partition"),
+            registry=registry,
+        )
 
     def acknowledged(self, ack: AckName, count: int = 1) -> None:
         self._acks[ack].inc(count)
+
+    def set_backlog(self, topic: str, partition: int, records: int) -> None:
+        self.backlog.labels(topic, str(partition)).set(records)

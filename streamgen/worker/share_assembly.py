@@ -17,6 +17,7 @@ from streamgen.telemetry.share_metrics import ShareMetrics
 from streamgen.worker.clients import ShareRequestConsumer
 from streamgen.worker.serving import Serving
 from streamgen.worker.share_acks import Ack, ShareLedger
+from streamgen.worker.share_backlog import watch_share_backlog
 from streamgen.worker.share_loop import ShareLimits, ShareLoop
 from streamgen.worker.share_startup import ShareGroupFacts, records_per_round, round_budget_s
 
@@ -51,6 +52,8 @@ def share_loop(
     group's lock (``facts``, found at start-up) leaves time to generate."""
     settings, w = serving.settings, serving.settings.worker
     per_round = records_per_round(settings, facts, settings.engine.max_batch_size)
+    metrics = ShareMetrics(serving.hooks.metrics.registry)
+    watch_share_backlog(settings.kafka, w.group_id, metrics, serving.lifecycle)
     consumer = serving.seams.share_consumer_factory(
         share_consumer_config(settings, serving.worker_id, per_round)
     )
@@ -73,7 +76,7 @@ def share_loop(
         lifecycle=serving.lifecycle,
         decode_backoff=serving.backoff,
         hooks=serving.hooks,
-        metrics=ShareMetrics(serving.hooks.metrics.registry),
+        metrics=metrics,
         progress=serving.reporter,
     )
     consumer.set_acknowledgement_commit_callback(loop.on_acknowledged)

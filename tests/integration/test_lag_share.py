@@ -129,3 +129,29 @@ def test_streamgen_lag_reports_a_share_group(stack_settings: Settings) -> None:
     report = json.loads(result.output.splitlines()[0])
     by_partition = {p["partition"]: p for p in report["partitions"]}
     assert by_partition[2]["committed"] == 1 and by_partition[2]["lag"] == 3
+
+
+def test_a_share_worker_exports_the_brokers_backlog(stack_settings: Settings) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from streamgen.telemetry.share_metrics import ShareMetrics
+    from streamgen.worker.lifecycle import Lifecycle, Phase
+    from streamgen.worker.share_backlog import watch_share_backlog
+
+    settings = share_settings(stack_settings)
+    produce(settings, {1: 6})
+    accept_first(settings, {1: 2}, seen=6)
+    registry = CollectorRegistry()
+    lifecycle = Lifecycle.joining()
+    thread = watch_share_backlog(
+        settings.kafka, settings.worker.group_id, ShareMetrics(registry), lifecycle, 0.2
+    )
+    labels = {"topic": settings.topics.requests, "partition": "1"}
+    deadline = time.monotonic() + 30
+    while registry.get_sample_value("streamgen_share_backlog_messages", labels) is None:
+        assert time.monotonic() < deadline, "no backlog exported in 30 s"
+        time.sleep(0.1)
+    assert registry.get_sample_value("streamgen_share_backlog_messages", labels) == 4
+    lifecycle.advance(Phase.CLOSING)
+    thread.join(5)
+    assert not thread.is_alive()
