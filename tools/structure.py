@@ -37,7 +37,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("exit_codes", "errors", "credentials", "log_routing"),  # failures, exits, third-party logs
     # the typed settings, their defaults; Kafka clients' config and their first metadata request;
     # what answers at a broker's or a registry's address (start-up's first questions)
-    # and the priority lanes (one request topic each)
+    # and the priority lanes (one request topic each); the Kafka protocol spoken directly
+    # where librdkafka has no call (a share group's offsets)
     (
         "settings",
         "setting_pairs",
@@ -46,6 +47,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "kafka_metadata",
         "listener_probe",
         "registry_probe",
+        "kafka_protocol",
     ),
     # requests and results, their wire formats, request validation; tenants (named by requests)
     ("contracts", "tenants"),

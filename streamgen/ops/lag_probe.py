@@ -25,9 +25,9 @@ from streamgen.contracts.codec import request_codec, result_codec
 from streamgen.errors import DecodeError, StreamgenError
 from streamgen.kafka_config import admin_config, consumer_config
 from streamgen.kafka_metadata import MetadataProbe, coordinator_not_ready
-from streamgen.ops.kafka_link import LinkError
+from streamgen.kafka_protocol.link import LinkError
+from streamgen.kafka_protocol.share_offsets import ShareOffsetsError, share_offsets
 from streamgen.ops.lag_report import GroupLag, PartitionLag, results_rate
-from streamgen.ops.share_offsets import ShareOffsetsError, share_offsets
 from streamgen.settings import Settings
 from streamgen.telemetry.backlog import pixel_steps
 from streamgen.worker.clients import consume_promptly
@@ -153,7 +153,7 @@ class LagProbe:
     ) -> dict[TPKey, int | None]:
         """A share group's position per partition: the log end less the broker's lag where it
         gives one (its start offset can stand still while later records are accepted), else
-        the start offset (``streamgen.ops.share_offsets``)."""
+        the start offset (``streamgen.kafka_protocol.share_offsets``)."""
         try:
             found = share_offsets(self._settings.kafka, group, tps, timeout_s=ADMIN_TIMEOUT_S)
         except (ShareOffsetsError, LinkError) as exc:

@@ -5,9 +5,10 @@
   a stop, a transient intake failure, a round that overran its lock);
 - ``streamgen_share_delivery_limit_total``: records dead-lettered because the broker had
   delivered them more than ``worker.share_delivery_limit`` times;
-- ``streamgen_share_excess_released_total``: records released unstarted because a poll lent
-  more than a round can finish within the lock (librdkafka 2.16 ignores ``max.poll.records``;
-  the broker lends whole record batches); each such release costs the record one delivery;
+- ``streamgen_share_excess_released_total``: records released unstarted: a round keeps all
+  its poll lent (the broker lends whole record batches) and starts them as the lock allows,
+  so these are records the lock left no time for (or a stop, or intake failing until the
+  deadline); each costs the record one delivery, and a steady rate means the fleet is behind;
 - ``streamgen_share_lock_overruns_total``: rounds still unfinished when the lock deadline came
   (the lock less ``worker.share_lock_margin_s``); their unfinished records were released and
   will be redone, here or on another worker;
@@ -48,7 +49,7 @@ class ShareMetrics:
         )
         self.excess = Counter(
             "streamgen_share_excess_released",
-            "Records released unstarted: a poll lent more than a round can finish in the lock",
+            "Records released unstarted: the lock left no time to start them (fleet behind?)",
             registry=registry,
         )
         self.overruns = Counter(

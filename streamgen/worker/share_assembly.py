@@ -18,6 +18,7 @@ from streamgen.worker.clients import ShareRequestConsumer
 from streamgen.worker.serving import Serving
 from streamgen.worker.share_acks import Ack, ShareLedger
 from streamgen.worker.share_backlog import watch_share_backlog
+from streamgen.worker.share_feed import FeedLimits
 from streamgen.worker.share_loop import ShareLimits, ShareLoop
 from streamgen.worker.share_startup import ShareGroupFacts, records_per_round, round_budget_s
 
@@ -32,9 +33,9 @@ ACK_TYPES: dict[Ack, Any] = {
 
 
 def share_consumer_config(settings: Settings, worker_id: str, per_round: int) -> dict[str, Any]:
-    """Explicit acknowledgement (a record is accepted only once durable). ``max.poll.records``
-    says what a round can finish, though librdkafka 2.16 lends whole record batches whatever
-    it says (the loop releases the excess at once)."""
+    """Explicit acknowledgement (a record is accepted only once durable). librdkafka sends
+    ``max.poll.records`` as the ShareFetch's MaxRecords, which the broker honours only at record
+    batch boundaries (it lends whole batches): the round keeps and feeds all it lent."""
     defaults: dict[str, Any] = {
         "client.id": worker_id,
         "share.acknowledgement.mode": "explicit",
@@ -68,7 +69,11 @@ def share_loop(
         sink=serving.sink,
         outputs=serving.output_pool,
         limits=ShareLimits(
-            records_per_round=per_round,
+            feed=FeedLimits(
+                window=per_round,
+                batch_size=max(1, settings.engine.max_batch_size),
+                batch_s=w.share_batch_s,
+            ),
             round_s=round_budget_s(settings, facts),
             delivery_limit=w.share_delivery_limit,
         ),

@@ -1,6 +1,6 @@
 """A share-mode worker's view of its group's backlog, for the metrics and the dashboard: every
 ``BACKLOG_INTERVAL_S`` it asks the group's coordinator for each partition's lag
-(``streamgen.ops.share_offsets``: the records not yet accepted, held and released ones
+(``streamgen.kafka_protocol.share_offsets``: the records not yet accepted, held and released ones
 included) and sets ``streamgen_share_backlog_messages{topic,partition}``.
 
 Every worker of the group reports the same figures, so a dashboard takes their ``max``, never
@@ -14,8 +14,8 @@ import logging
 import threading
 
 from streamgen.errors import ConfigError
-from streamgen.ops.kafka_link import LinkError
-from streamgen.ops.share_offsets import ShareOffsetsError, share_offsets
+from streamgen.kafka_protocol.link import LinkError
+from streamgen.kafka_protocol.share_offsets import ShareOffsetsError, share_offsets
 from streamgen.settings import KafkaSettings
 from streamgen.telemetry.share_metrics import ShareMetrics
 from streamgen.worker.lifecycle import Lifecycle

@@ -2,8 +2,9 @@
 
 A share group (KIP-932) lends each record to one member under a lock the client cannot extend
 (``share.record.lock.duration.ms``), and in explicit mode every record a poll returned must be
-acknowledged before the next poll. So the loop works in *rounds*: poll, admit, wait until each
-record is durable or given back, acknowledge, poll again (``share_acks.py`` keeps the books).
+acknowledged before the next poll. So the loop works in *rounds*: poll, start what the poll
+lent as the lock allows (``share_feed.py``), wait until each record is durable or given back,
+acknowledge, poll again (``share_acks.py`` keeps the books).
 
 THE RULE (DESIGN invariant 2, share-group form): a record is accepted only when its result or
 dead letter is durable. It is enforced in one place: a record's ACCEPT is decided (step 4) only
@@ -47,6 +48,7 @@ from streamgen.worker.offsets import Ticket
 from streamgen.worker.outputs import OutcomeSink
 from streamgen.worker.progress import NO_PROGRESS, ProgressReporter
 from streamgen.worker.share_acks import Ack, ShareLedger
+from streamgen.worker.share_feed import FeedLimits, RoundFeed, deliveries
 from streamgen.worker.work_item import SourceRecord, WorkItem
 from streamgen.worker.work_queue import WorkQueue
 
@@ -63,7 +65,7 @@ ACK_COMMIT_TIMEOUT_S = 10.0
 
 @dataclass(frozen=True)
 class ShareLimits:
-    records_per_round: int  # batches that fit in round_s, no more than worker.max_in_flight
+    feed: FeedLimits  # how many records a round has started at once, and its batches' time
     round_s: float  # the lock less worker.share_lock_margin_s: a round's deadline
     delivery_limit: int  # worker.share_delivery_limit
 
@@ -123,33 +125,27 @@ class ShareLoop:
             return
         self.ledger.new_round()
         deadline = time.monotonic() + self.limits.round_s
-        # 2. Give back at once what the round has no time for: librdkafka 2.16 ignores
-        #    max.poll.records and lends whole record batches. Released now, unstarted, they go
-        #    to an idle worker at once; each release costs the record one delivery (the broker
-        #    counts acquisitions), which worker.share_delivery_limit has room for.
-        #    A record past the delivery limit is kept whatever its place: it costs no GPU time
-        #    (dead-lettered), and released once more the broker could drop it unseen.
-        cut = self.limits.records_per_round
-        excess = [m for i, m in enumerate(records) if i >= cut and not self._past_limit(m)]
-        records = [m for i, m in enumerate(records) if i < cut or self._past_limit(m)]
-        for message in excess:
-            self.ledger.hold(message.topic(), message.partition(), message.offset())
-            self.ledger.release((message.topic(), message.partition(), message.offset()))
-        self.metrics.excess.inc(len(excess))
-        # 3. Admit the rest: delivered too often or bad → dead letter; the rest go to the GPU
-        #    together, batched at once (no more records come this round, so waiting for a
-        #    fuller batch gains nothing). A transient failure (registry away) is retried with
-        #    backoff until the deadline, then what is left is released.
-        self._admit_all(records, deadline)
-        self.hooks.in_flight(self.ledger.held())
-        # 4. Wait until every record is durable (→ ACCEPT) or the lock deadline passes.
-        self._finish_round(deadline)
+        # 2. Keep all the poll lent (the broker lends whole record batches, max.poll.records
+        #    notwithstanding, and each lent record has already cost a delivery): what is past
+        #    the delivery limit is dead-lettered at once (no GPU time; released again, the
+        #    broker could drop it unseen), the rest waits in the feed, nearest the limit first.
+        past = [m for m in records if self._past_limit(m)]
+        feed = RoundFeed(
+            [m for m in records if not self._past_limit(m)], deliveries, self.limits.feed, deadline
+        )
+        # 3. Admit what the lock leaves time for: bad → dead letter; the rest go to the GPU
+        #    together, batched at once (waiting for a fuller batch gains nothing). A transient
+        #    failure (registry away) is retried with backoff until the deadline.
+        self._start(past + feed.take(len(past), time.monotonic()), feed, deadline)
+        # 4. As records become durable (→ ACCEPT), start more from the feed while a batch
+        #    still fits before the deadline; what never could is released, unstarted.
+        self._finish_round(deadline, feed)
         # 5. Send the acknowledgements; the next poll is allowed now.
         self._acknowledge()
         self.consumer.commit_async()
         self.hooks.in_flight(0)
 
-    def _poll(self) -> list[Any]:
+    def _poll(self) -> list[Any]:  # the records it lent; a fatal error fails the lifecycle
         try:
             return list(self.consumer.poll(POLL_TIMEOUT_S))
         except KafkaException as exc:
@@ -161,18 +157,28 @@ class ShareLoop:
             return []
 
     def serve_outputs(self, timeout: float) -> None:
-        """Delivery reports become events; a durable one decides its record's ACCEPT, a fatal
-        one goes to the lifecycle."""
+        """Delivery reports: a durable one decides its record's ACCEPT, a fatal one fails."""
         for event in durable_outcomes(self.publisher, self.events, self.life, timeout):
             if self.ledger.complete(event.ticket):
                 self.hooks.durable(event.summary)
 
     # -- step 3 ----------------------------------------------------------------------------
-    def _admit_all(self, records: list[Any], deadline: float) -> None:
-        """Admit the round's records in order. While intake fails transiently the record is
-        tried again with backoff, the work admitted so far already on the GPU: a delivery is
-        precious (the broker counts them), so the lock is spent before one is given back. At
-        the deadline, or a stop, what is left is released."""
+    def _start(self, records: list[Any], feed: RoundFeed[Any], deadline: float) -> None:
+        """Admit ``records``; if intake gave up (deadline, stop), the feed's rest goes too."""
+        if records and not self._admit_all(records, deadline):
+            self._give_back(feed.rest())
+        self.hooks.in_flight(self.ledger.held())
+
+    def _give_back(self, unstarted: list[Any]) -> None:
+        """Release records never started: each release costs one delivery (counted)."""
+        for message in unstarted:
+            self.ledger.hold(message.topic(), message.partition(), message.offset())
+            self.ledger.release((message.topic(), message.partition(), message.offset()))
+        self.metrics.excess.inc(len(unstarted))
+
+    def _admit_all(self, records: list[Any], deadline: float) -> bool:
+        """Admit in order; a transient failure is retried with backoff (a delivery is precious),
+        the work admitted so far already on the GPU. At the deadline or a stop: False."""
         waiting: list[WorkItem] = []
         retry = 0
         for i, message in enumerate(records):
@@ -187,21 +193,16 @@ class ShareLoop:
                     self.work.put_all(waiting)
                     waiting = []
                     if time.monotonic() + delay >= deadline or not self.life.serving:
-                        self._release_from(ticket, records[i + 1 :])
-                        return
+                        self.ledger.release((ticket.topic, ticket.partition, ticket.offset))
+                        self._give_back(records[i + 1 :])
+                        return False
                     self._wait(delay)
             if item is not None:
                 waiting.append(item)
         self.work.put_all(waiting)
+        return True
 
-    def _release_from(self, ticket: Ticket, rest: list[Any]) -> None:
-        self.ledger.release((ticket.topic, ticket.partition, ticket.offset))
-        for message in rest:
-            self.ledger.hold(message.topic(), message.partition(), message.offset())
-            self.ledger.release((message.topic(), message.partition(), message.offset()))
-
-    def _wait(self, seconds: float) -> None:
-        """Serve outputs while waiting: what is on the GPU becomes durable meanwhile."""
+    def _wait(self, seconds: float) -> None:  # serving outputs: what is on the GPU goes on
         until = time.monotonic() + seconds
         while time.monotonic() < until and not self.life.forced:
             self.serve_outputs(WAIT_TIMEOUT_S)
@@ -211,14 +212,14 @@ class ShareLoop:
         TransientError when intake cannot tell yet (the record stays held)."""
         record = SourceRecord.from_message(message)
         span = self.hooks.received(record)
-        deliveries = _deliveries(message)
+        count = deliveries(message)
         over_limit = self._past_limit(message)
         try:
             with self.hooks.stage("decode", span):
                 request = self.intake.admit(record)
         except TransientError as exc:
             if over_limit:  # released again, the broker would drop it unseen at its own limit
-                self._over_limit(ticket, record, None, deliveries, span)
+                self._over_limit(ticket, record, None, count, span)
                 return None
             self.hooks.abandoned(span, exc)
             log.warning("intake of %s@%d waits: %s", record.topic, record.offset, exc)
@@ -227,24 +228,24 @@ class ShareLoop:
             self._dead_letter(ticket, record, rejected.error, rejected.request, 1, span)
             return None
         if over_limit:
-            self._over_limit(ticket, record, request, deliveries, span)
+            self._over_limit(ticket, record, request, count, span)
             return None
         return self._item(ticket, record, request, span)
 
     def _past_limit(self, message: Any) -> bool:
-        return _deliveries(message) > self.limits.delivery_limit
+        return deliveries(message) > self.limits.delivery_limit
 
     def _over_limit(
         self,
         ticket: Ticket,
         record: SourceRecord,
         request: GenerationRequest | None,
-        deliveries: int,
+        n: int,
         span: Any,
     ) -> None:
         """Workers died or overran their locks holding it this often: stop trying."""
-        error = DeliveryLimitExceeded(deliveries, self.limits.delivery_limit)
-        self._dead_letter(ticket, record, error, request, deliveries, span)
+        error = DeliveryLimitExceeded(n, self.limits.delivery_limit)
+        self._dead_letter(ticket, record, error, request, n, span)
         self.metrics.delivery_limit.inc()
 
     def _dead_letter(
@@ -257,14 +258,9 @@ class ShareLoop:
         span: Any,
     ) -> None:
         """Accepted once durable, like any other outcome: nothing is rejected silently."""
+        now = time.time()
         self.sink.failed(
-            ticket,
-            record,
-            error,
-            request=request,
-            attempt=attempt,
-            received_at=time.time(),
-            span=span,
+            ticket, record, error, request=request, attempt=attempt, received_at=now, span=span
         )
         self.hooks.rejected(request, error, topic=record.topic)
 
@@ -281,9 +277,14 @@ class ShareLoop:
         return item
 
     # -- step 4 ----------------------------------------------------------------------------
-    def _finish_round(self, deadline: float) -> None:
-        while self.ledger.held() and not self.life.forced and self.life.fatal is None:
-            if time.monotonic() >= deadline:
+    def _finish_round(self, deadline: float, feed: RoundFeed[Any]) -> None:
+        while (self.ledger.held() or feed) and not self.life.forced and self.life.fatal is None:
+            now = time.monotonic()
+            if feed and (not self.life.serving or feed.too_late(now)):
+                self._give_back(feed.rest())  # a stop, or no batch fits: never started here
+            elif feed:
+                self._start(feed.take(self.ledger.held(), now), feed, deadline)
+            if now >= deadline and self.ledger.held():
                 released = self.ledger.release_all()
                 self.metrics.overruns.inc()
                 log.warning(
@@ -294,6 +295,7 @@ class ShareLoop:
                 )
                 break
             self.serve_outputs(WAIT_TIMEOUT_S)
+        self._give_back(feed.rest())
         # A second stop or a fatal error: what is not durable now is given back at once.
         self._unfinished = self.ledger.release_all()
 
@@ -337,10 +339,6 @@ class ShareLoop:
         self._unfinished += self.ledger.release_all()
         self._acknowledge()
         self.consumer.commit_sync(ACK_COMMIT_TIMEOUT_S)
-
-
-def _deliveries(message: Any) -> int:  # the broker's count of hand-outs, this one included
-    return int(message.delivery_count() or 1)
 
 
 def _is_error(message: Any) -> bool:

@@ -15,9 +15,9 @@ from confluent_kafka import AcknowledgeType, Producer, ShareConsumer
 from streamgen.cli import main
 from streamgen.contracts.codec import request_codec
 from streamgen.contracts.request import GenerationRequest
+from streamgen.kafka_protocol.share_offsets import ShareOffset, share_offsets
 from streamgen.ops.lag_probe import LagProbe
 from streamgen.ops.share_group import configure_share_group
-from streamgen.ops.share_offsets import ShareOffset, share_offsets
 from streamgen.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -11,10 +11,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from streamgen.errors import ConfigError
+from streamgen.kafka_protocol.share_offsets import share_offsets
 from streamgen.local.stack import LocalStack
 from streamgen.local.tls import new_ca
 from streamgen.ops.lag_probe import LagProbe
-from streamgen.ops.share_offsets import share_offsets
 from streamgen.settings import Settings
 from tests.integration.test_lag_share import accept_first, produce, share_settings
 from tests.integration.worker.test_secure_broker import secure_settings

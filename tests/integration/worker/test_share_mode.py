@@ -15,8 +15,10 @@ from collections import Counter
 from dataclasses import replace
 
 import pytest
+from confluent_kafka import Producer
 
 from streamgen.contracts.codec import request_codec
+from streamgen.contracts.request import GenerationRequest
 from streamgen.engine import DiffusionEngine
 from streamgen.exit_codes import EXIT_CONFIG
 from streamgen.local.kafka import prepare_kafka
@@ -91,25 +93,73 @@ def test_one_worker_serves_every_request_and_accepts_each_once(share_settings: S
         assert worker.stop_and_wait() == 0
     assert sorted(r.request_id for r in results) == sorted(r.request_id for r in requests)
     assert all(r.status == "SUCCEEDED" for r in results)
-    # The six came in one record batch and a round takes 2: the rest was released unstarted
-    # (and lent again), never in the middle of its work.
-    excess = _sample(hooks, "streamgen_share_excess_released_total")
-    assert excess > 0
-    assert _sample(hooks, "streamgen_share_records_total", ack="release") == excess
+    # The six came in one record batch (the broker lends it whole) and 2 are started at a
+    # time: the round kept the other four and started them as the first became durable,
+    # rather than release them (each release costs a delivery: issue 27's defect).
+    assert _sample(hooks, "streamgen_share_excess_released_total") == 0
+    assert _sample(hooks, "streamgen_share_records_total", ack="release") == 0
     assert _sample(hooks, "streamgen_share_lock_overruns_total") == 0
 
 
-def test_three_workers_share_one_partition(share_settings: Settings) -> None:
-    """24 requests in one record batch, rounds of 8: a poll lends the whole batch (librdkafka
-    2.16 ignores max.poll.records), a worker keeps 8 and releases the rest to the others."""
-    requests = [make_request(i, steps=4) for i in range(24)]
-    settings = with_worker(share_settings, max_in_flight=8)
+def test_a_backlog_many_rounds_deep_is_served_not_dead_lettered(share_settings: Settings) -> None:
+    """Issue 27's defect. 40 requests in ONE record batch, 2 started at a time, two workers.
+    The broker lends a poll the whole batch; the round used to keep 2 and release the rest,
+    and every poll lent that rest again, one more delivery each time, until the worker's limit
+    dead-lettered most of it DELIVERY_LIMIT_EXCEEDED, unstarted. Now a round keeps what it was
+    lent and starts it as the lock allows: in a clean run nothing is started twice, so no
+    record may end past the delivery limit, and every one is generated once."""
+    requests = [make_request(i) for i in range(40)]
+    _publish_one_batch(share_settings, requests)
+    hooks = [_hooks(share_settings, w) for w in ("b1", "b2")]
     with (
-        worker_thread(with_worker(settings, worker_id="w1")) as w1,
-        worker_thread(with_worker(settings, worker_id="w2")) as w2,
-        worker_thread(with_worker(settings, worker_id="w3")) as w3,
+        worker_thread(with_worker(share_settings, worker_id="b1"), hooks=hooks[0]) as b1,
+        worker_thread(with_worker(share_settings, worker_id="b2"), hooks=hooks[1]) as b2,
     ):
-        publish(share_settings, requests)
+        results = read_results(share_settings, expected=len(requests), timeout=240)
+        assert [b1.stop_and_wait(), b2.stop_and_wait()] == [0, 0]
+    failed = [(r.request_id, r.error) for r in results if r.status != "SUCCEEDED"]
+    assert failed == [], f"{len(failed)} of 40 not generated: {failed[:3]}"
+    assert sorted(r.request_id for r in results) == sorted(r.request_id for r in requests)
+    assert read_dead_letters(share_settings, timeout=3) == []
+    assert sum(_sample(h, "streamgen_share_delivery_limit_total") for h in hooks) == 0
+    assert sum(_sample(h, "streamgen_share_lock_overruns_total") for h in hooks) == 0
+
+
+def _publish_one_batch(settings: Settings, requests: list[GenerationRequest]) -> None:
+    """All in one record batch: nothing leaves the producer before the flush."""
+    codec = request_codec(settings.kafka, settings.topics.requests)
+    producer = Producer(
+        {"bootstrap.servers": settings.kafka.bootstrap_servers, "linger.ms": 60_000}
+    )
+    for request in requests:
+        key = request.request_id.encode()
+        producer.produce(settings.topics.requests, key=key, value=codec.encode(request))
+    assert producer.flush(30) == 0
+
+
+def test_three_workers_share_one_partition(share_settings: Settings) -> None:
+    """24 requests in three record batches of 8, rounds of 8: a poll asks for 8 and the broker
+    lends whole record batches, so each idle member takes a batch of the one partition."""
+    requests = [make_request(i, steps=4) for i in range(24)]
+    ports = free_ports(3)
+    settings = [
+        with_worker(
+            share_settings,
+            max_in_flight=8,
+            worker_id=f"w{i}",
+            metrics_port=port,
+            metrics_address="127.0.0.1",
+        )
+        for i, port in enumerate(ports, 1)
+    ]
+    with (
+        worker_thread(settings[0]) as w1,
+        worker_thread(settings[1]) as w2,
+        worker_thread(settings[2]) as w3,
+    ):
+        assert wait_until(lambda: all(_ready(port) for port in ports), 180)
+        for first in (0, 8, 16):
+            _publish_one_batch(share_settings, requests[first : first + 8])
         results = read_results(share_settings, expected=len(requests), timeout=240)
         assert [w.stop_and_wait() for w in (w1, w2, w3)] == [0, 0, 0]
     per_id = Counter(r.request_id for r in results)

@@ -1,5 +1,5 @@
 """Where a share group stands on each partition, asked of the group's coordinator with
-``DescribeShareGroupOffsets`` (KIP-932) over ``streamgen.ops.kafka_link``, since librdkafka's
+``DescribeShareGroupOffsets`` (KIP-932) over ``streamgen.kafka_protocol.link``, since librdkafka's
 AdminClient has no call for it.
 
 Two figures per partition: the share-partition start offset, before which every record is
@@ -17,8 +17,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from streamgen.ops.kafka_link import KafkaLink, LinkError
-from streamgen.ops.kafka_wire import Reader, WireError, Writer
+from streamgen.kafka_protocol.link import KafkaLink, LinkError
+from streamgen.kafka_protocol.wire import Reader, WireError, Writer
 from streamgen.settings import KafkaSettings
 
 __all__ = ["ShareOffset", "ShareOffsetsError", "share_offsets"]

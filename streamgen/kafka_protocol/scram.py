@@ -1,5 +1,5 @@
 """The client side of SCRAM (RFC 5802, with SHA-256 or SHA-512 as RFC 7677 and Kafka use it),
-for the requests ``streamgen.ops.kafka_link`` sends itself. Pure: messages in, messages out."""
+for the requests ``streamgen.kafka_protocol.link`` sends itself. Pure: messages in, messages out."""
 
 from __future__ import annotations
 

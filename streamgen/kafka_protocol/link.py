@@ -1,5 +1,5 @@
 """One blocking connection to one Kafka broker, logged in as ``kafka.client_config`` says, for
-the requests librdkafka does not offer (``streamgen.ops.share_offsets``).
+the requests librdkafka does not offer (``streamgen.kafka_protocol.share_offsets``).
 
 It reads the same librdkafka properties every other client of streamgen gets:
 ``security.protocol`` (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL), ``sasl.mechanism(s)``
@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from streamgen.errors import ConfigError
-from streamgen.ops.kafka_wire import Reader, Writer, request_frame
-from streamgen.ops.scram import ScramClient, ScramError
+from streamgen.kafka_protocol.scram import ScramClient, ScramError
+from streamgen.kafka_protocol.wire import Reader, Writer, request_frame
 
 __all__ = ["KafkaLink", "LinkError"]
 

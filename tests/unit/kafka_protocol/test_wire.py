@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streamgen.ops.kafka_wire import Reader, WireError, Writer, request_frame
-from streamgen.ops.scram import ScramClient, ScramError
+from streamgen.kafka_protocol.scram import ScramClient, ScramError
+from streamgen.kafka_protocol.wire import Reader, WireError, Writer, request_frame
 
 
 @given(st.integers(min_value=0, max_value=2**63 - 1))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from streamgen.ops.kafka_wire import Reader, Writer
-from streamgen.ops.share_offsets import ShareOffset, ShareOffsetsError, _offsets, _Retry
+from streamgen.kafka_protocol.share_offsets import ShareOffset, ShareOffsetsError, _offsets, _Retry
+from streamgen.kafka_protocol.wire import Reader, Writer
 
 T = "streamgen.requests"
 

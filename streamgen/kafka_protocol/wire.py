@@ -5,7 +5,7 @@ librdkafka's AdminClient (confluent-kafka 2.16) can neither list nor describe sh
 (``DescribeShareGroupOffsets``, KIP-932). This module is the pure half: building request
 frames and reading responses, in the protocol's primitive types (big-endian integers, strings
 with an int16 length, the flexible versions' unsigned varints, compact strings and arrays, and
-tagged fields, which are skipped). ``streamgen.ops.kafka_link`` sends them.
+tagged fields, which are skipped). ``streamgen.kafka_protocol.link`` sends them.
 """
 
 from __future__ import annotations
