@@ -244,6 +244,10 @@ class WorkerSettings:
     # Share mode: the longest one engine batch is expected to take. A round takes as many
     # batches' worth of records as fit in the lock less the margin; none fitting is exit 4.
     share_batch_s: float = 5.0
+    # Share mode: a record the lock leaves no time to start (or a stop) is requeued (a copy
+    # produced to its topic, the original accepted once the copy is durable) instead of
+    # released, which would cost it a delivery; needs Write on the requests topics.
+    share_requeue: bool = True
     worker_id: str = ""  # default: host-pid
     max_wait_ms: int = 200
     max_in_flight: int = 64

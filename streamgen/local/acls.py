@@ -45,11 +45,14 @@ _Grant = tuple[ResourceType, str, AclOperation]
 
 def worker_acls(topics: TopicSettings, group_id: str, *, share: bool = False) -> list[_Grant]:
     """``share``: worker.mode=share, whose start-up also reads the group's record lock and the
-    broker's delivery limit, and joins a probe share group (worker/share_startup.py)."""
+    broker's delivery limit, and joins a probe share group (worker/share_startup.py), and
+    which requeues what a round will not start to its requests topic (worker.share_requeue,
+    worker/share_requeue.py)."""
     share_grants = [
         (ResourceType.GROUP, probe_group(group_id), AclOperation.READ),
         (ResourceType.GROUP, group_id, AclOperation.DESCRIBE_CONFIGS),
         (ResourceType.BROKER, "kafka-cluster", AclOperation.DESCRIBE_CONFIGS),
+        *((ResourceType.TOPIC, topic, AclOperation.WRITE) for topic in topic_ranks(topics)),
     ]
     return [
         *(share_grants if share else []),

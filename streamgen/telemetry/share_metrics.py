@@ -8,7 +8,11 @@
 - ``streamgen_share_excess_released_total``: records released unstarted: a round keeps all
   its poll lent (the broker lends whole record batches) and starts them as the lock allows,
   so these are records the lock left no time for (or a stop, or intake failing until the
-  deadline); each costs the record one delivery, and a steady rate means the fleet is behind;
+  deadline, or a requeue not durable in time); each costs the record one delivery, and a
+  steady rate means the fleet is behind;
+- ``streamgen_share_requeued_total``: records the lock left no time to start (or a stop) that
+  were *requeued* instead (``worker.share_requeue``): a copy produced to their topic, the
+  original accepted once the copy was durable (``worker/share_requeue.py``); no delivery spent;
 - ``streamgen_share_lock_overruns_total``: rounds still unfinished when the lock deadline came
   (the lock less ``worker.share_lock_margin_s``); their unfinished records were released and
   will be redone, here or on another worker;
@@ -50,6 +54,11 @@ class ShareMetrics:
         self.excess = Counter(
             "streamgen_share_excess_released",
             "Records released unstarted: the lock left no time to start them (fleet behind?)",
+            registry=registry,
+        )
+        self.requeued = Counter(
+            "streamgen_share_requeued",
+            "Unstarted records requeued: copied to their topic, accepted once the copy is durable",
             registry=registry,
         )
         self.overruns = Counter(

@@ -20,6 +20,7 @@ from streamgen.worker.share_acks import Ack, ShareLedger
 from streamgen.worker.share_backlog import watch_share_backlog
 from streamgen.worker.share_feed import FeedLimits
 from streamgen.worker.share_loop import ShareLimits, ShareLoop
+from streamgen.worker.share_requeue import Unstarted
 from streamgen.worker.share_startup import ShareGroupFacts, records_per_round, round_budget_s
 
 __all__ = ["ACK_TYPES", "share_consumer_config", "share_loop"]
@@ -82,17 +83,25 @@ def share_loop(
         decode_backoff=serving.backoff,
         hooks=serving.hooks,
         metrics=metrics,
+        unstarted=Unstarted(
+            ledger=ledger,
+            sender=serving.publisher,
+            metrics=metrics,
+            chunk=per_round,
+            requeue=w.share_requeue,
+        ),
         progress=serving.reporter,
     )
     consumer.set_acknowledgement_commit_callback(loop.on_acknowledged)
     consumer.subscribe(list(serving.lanes.topics))
     log.info(
         "share group %s: lock %.0f s, rounds of at most %d records within %.0f s, "
-        "dead letter past %d deliveries",
+        "dead letter past %d deliveries, %s what the lock leaves no time to start",
         w.group_id,
         facts.lock_s,
         per_round,
         round_budget_s(settings, facts),
         w.share_delivery_limit,
+        "requeue" if w.share_requeue else "release",
     )
     return consumer, loop

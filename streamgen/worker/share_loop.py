@@ -10,7 +10,8 @@ THE RULE (DESIGN invariant 2, share-group form): a record is accepted only when 
 dead letter is durable. It is enforced in one place: a record's ACCEPT is decided (step 4) only
 from the broker's acknowledgement of its outputs, the same durable events the consumer-group
 loop completes its tickets with. A record the worker will not finish is released (handed out
-again), never rejected: a poison record is dead-lettered first.
+again), never rejected: a poison record is dead-lettered first. One it never started is
+requeued instead (``share_requeue.py``): accepted once a copy of it is durable.
 
 The lock is a deadline: a round not all durable by the lock less ``worker.share_lock_margin_s``
 has overrun. Its unfinished records are released (the GPU thread leaves them at its next step),
@@ -49,6 +50,7 @@ from streamgen.worker.outputs import OutcomeSink
 from streamgen.worker.progress import NO_PROGRESS, ProgressReporter
 from streamgen.worker.share_acks import Ack, ShareLedger
 from streamgen.worker.share_feed import FeedLimits, RoundFeed, deliveries
+from streamgen.worker.share_requeue import Unstarted
 from streamgen.worker.work_item import SourceRecord, WorkItem
 from streamgen.worker.work_queue import WorkQueue
 
@@ -91,6 +93,7 @@ class ShareLoop:
         decode_backoff: Backoff,
         hooks: WorkerHooks,
         metrics: ShareMetrics,
+        unstarted: Unstarted,
         progress: ProgressReporter = NO_PROGRESS,
     ) -> None:
         self.consumer = consumer
@@ -108,6 +111,7 @@ class ShareLoop:
         self.backoff = decode_backoff
         self.hooks = hooks
         self.metrics = metrics
+        self.unstarted = unstarted  # requeued (worker.share_requeue) or released
         self.progress = progress
         self._unfinished = 0  # records the last round gave back unfinished
 
@@ -161,20 +165,14 @@ class ShareLoop:
         for event in durable_outcomes(self.publisher, self.events, self.life, timeout):
             if self.ledger.complete(event.ticket):
                 self.hooks.durable(event.summary)
+        self.unstarted.pump()  # copies of requeued records acknowledged → their ACCEPTs
 
     # -- step 3 ----------------------------------------------------------------------------
     def _start(self, records: list[Any], feed: RoundFeed[Any], deadline: float) -> None:
         """Admit ``records``; if intake gave up (deadline, stop), the feed's rest goes too."""
         if records and not self._admit_all(records, deadline):
-            self._give_back(feed.rest())
+            self.unstarted.give_back(feed.rest())
         self.hooks.in_flight(self.ledger.held())
-
-    def _give_back(self, unstarted: list[Any]) -> None:
-        """Release records never started: each release costs one delivery (counted)."""
-        for message in unstarted:
-            self.ledger.hold(message.topic(), message.partition(), message.offset())
-            self.ledger.release((message.topic(), message.partition(), message.offset()))
-        self.metrics.excess.inc(len(unstarted))
 
     def _admit_all(self, records: list[Any], deadline: float) -> bool:
         """Admit in order; a transient failure is retried with backoff (a delivery is precious),
@@ -194,7 +192,7 @@ class ShareLoop:
                     waiting = []
                     if time.monotonic() + delay >= deadline or not self.life.serving:
                         self.ledger.release((ticket.topic, ticket.partition, ticket.offset))
-                        self._give_back(records[i + 1 :])
+                        self.unstarted.give_back(records[i + 1 :])
                         return False
                     self._wait(delay)
             if item is not None:
@@ -281,9 +279,11 @@ class ShareLoop:
         while (self.ledger.held() or feed) and not self.life.forced and self.life.fatal is None:
             now = time.monotonic()
             if feed and (not self.life.serving or feed.too_late(now)):
-                self._give_back(feed.rest())  # a stop, or no batch fits: never started here
+                self.unstarted.give_back(feed.rest())  # a stop, or no batch fits: unstarted
             elif feed:
                 self._start(feed.take(self.ledger.held(), now), feed, deadline)
+            if now >= deadline:
+                self.unstarted.abandon()  # copies not durable in time: released instead
             if now >= deadline and self.ledger.held():
                 released = self.ledger.release_all()
                 self.metrics.overruns.inc()
@@ -295,8 +295,9 @@ class ShareLoop:
                 )
                 break
             self.serve_outputs(WAIT_TIMEOUT_S)
-        self._give_back(feed.rest())
         # A second stop or a fatal error: what is not durable now is given back at once.
+        self.unstarted.release(feed.rest())
+        self.unstarted.abandon()
         self._unfinished = self.ledger.release_all()
 
     # -- step 5 ----------------------------------------------------------------------------

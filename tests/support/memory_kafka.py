@@ -42,6 +42,7 @@ class MemoryMessage:
     _key: bytes | None
     _value: bytes | None
     due: float = 0.0  # monotonic seconds before which the record is not yet "produced"
+    _headers: tuple[tuple[str, bytes], ...] = ()
 
     def error(self) -> None:
         return None
@@ -62,7 +63,7 @@ class MemoryMessage:
         return self._value
 
     def headers(self) -> list[tuple[str, bytes]]:
-        return []
+        return list(self._headers)
 
     def timestamp(self) -> tuple[int, int]:
         return (1, int(time.time() * 1000))

@@ -98,6 +98,10 @@ def test_topics_create_and_the_acls_cover_every_lane() -> None:
     assert all(plan[topic] == 4 for topic in lanes)
     assert [t for _, t, op in worker_acls(topics, "g") if t in lanes] == lanes
     assert [t for _, t, op in producer_acls(topics) if t in lanes] == lanes
+    # A share-mode worker requeues what it will not start to the record's own lane's topic.
+    writes = [t for _, t, op in worker_acls(topics, "g", share=True) if op.name == "WRITE"]
+    assert [t for t in writes if t in lanes] == lanes
+    assert not {t for _, t, op in worker_acls(topics, "g") if op.name == "WRITE"} & set(lanes)
 
 
 def test_submit_to_an_unknown_lane_names_the_known_lanes_and_publishes_nothing() -> None:

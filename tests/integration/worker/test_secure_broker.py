@@ -392,20 +392,46 @@ def test_share_mode_serves_with_the_readme_acls(
     secure_stack: LocalStack, secure_settings: Settings
 ) -> None:
     """worker.mode=share as the `worker` user with worker_acls(share=True) and nothing more:
-    the start-up checks (group lock, broker delivery limit, probe group) and the share group
-    itself are allowed, and every request is served."""
+    the start-up checks (group lock, broker delivery limit, probe group), the share group
+    itself and the requeue (worker.share_requeue: Write on the requests topic) are allowed, and
+    every request is served. The REQUESTS come in one record batch and a batch takes 3 s, one
+    at a time: the lock (15 s less 3, less a 5-s batch) leaves no time for the last, which is
+    requeued, as the worker."""
+    from streamgen.contracts.codec import request_codec
+    from streamgen.engine import DiffusionEngine
     from streamgen.ops.share_group import configure_share_group
-    from tests.integration.worker.conftest import with_worker, worker_thread
+    from streamgen.telemetry.metrics import Metrics
+    from streamgen.telemetry.worker_hooks import WorkerHooks
+    from tests.integration.worker.conftest import make_request, with_worker, worker_thread
+    from tests.integration.worker.engines import SlowEngine
 
     settings = with_worker(
-        secure_settings, mode="share", share_lock_margin_s=3.0, share_batch_s=2.0
+        secure_settings,
+        mode="share",
+        share_lock_margin_s=3.0,
+        share_batch_s=5.0,
+        max_in_flight=1,
     )
     admin = admin_config(secure_stack)
     grant(admin, "worker", worker_acls(settings.topics, settings.worker.group_id, share=True))
     configure_share_group(admin, settings.worker.group_id, lock_ms=15_000)
-    submitted = submit(secure_stack, settings, "producer")
-    assert submitted.returncode == 0, submitted.stderr
-    with worker_thread(settings) as worker:
+    codec = request_codec(settings.kafka, settings.topics.requests)
+    producer = Producer(
+        {
+            **secure_stack.kafka_client_config("producer"),
+            "bootstrap.servers": secure_stack.bootstrap_servers,
+            "linger.ms": 60_000,  # one record batch: nothing leaves before the flush
+        }
+    )
+    for i in range(REQUESTS):
+        request = make_request(i)
+        producer.produce(settings.topics.requests, codec.encode(request), partition=0)
+    assert producer.flush(30) == 0
+    hooks = WorkerHooks(Metrics(), worker_id="w", host="h", group_id=settings.worker.group_id)
+    engine = SlowEngine(DiffusionEngine(settings.engine), sleep_s=3.0)
+    with worker_thread(settings, engine=engine, hooks=hooks) as worker:
         results = results_as_admin(secure_stack, settings)
         assert worker.stop_and_wait() == 0
     assert [r.status for r in results] == ["SUCCEEDED"] * REQUESTS
+    requeued = hooks.metrics.registry.get_sample_value("streamgen_share_requeued_total")
+    assert requeued is not None and requeued >= 1, "the last request of the batch is requeued"

@@ -41,7 +41,7 @@ from tests.integration.worker.conftest import (
     with_worker,
     worker_thread,
 )
-from tests.integration.worker.engines import GatedEngine
+from tests.integration.worker.engines import GatedEngine, SlowEngine
 
 pytestmark = pytest.mark.integration
 
@@ -123,6 +123,40 @@ def test_a_backlog_many_rounds_deep_is_served_not_dead_lettered(share_settings: 
     assert read_dead_letters(share_settings, timeout=3) == []
     assert sum(_sample(h, "streamgen_share_delivery_limit_total") for h in hooks) == 0
     assert sum(_sample(h, "streamgen_share_lock_overruns_total") for h in hooks) == 0
+
+
+def test_a_record_batch_too_large_for_one_worker_is_requeued_and_shared(
+    share_settings: Settings,
+) -> None:
+    """What remained of issue 27. 100 requests in ONE record batch; each worker starts 2 at a
+    time and a batch takes 1 s, so one worker starts about 20 in a lock (15 s less the margin
+    and a batch's time), about 80 in the delivery limit's 4 locks. Releasing what its lock left
+    no time for (worker.share_requeue=false, main before it) hands the whole rest back with one
+    delivery more, to one member at a time, until its tail is dead-lettered
+    DELIVERY_LIMIT_EXCEEDED (25 of 100, measured). Requeued, the rest comes back as copies in
+    batches of 2, which both workers take: every request generated once, none dead-lettered."""
+    requests = [make_request(i) for i in range(100)]
+    _publish_one_batch(share_settings, requests)
+    hooks = [_hooks(share_settings, w) for w in ("r1", "r2")]
+    engines = [SlowEngine(DiffusionEngine(share_settings.engine), sleep_s=1.0) for _ in hooks]
+    settings = [with_worker(share_settings, worker_id=w) for w in ("r1", "r2")]
+    with (
+        worker_thread(settings[0], engine=engines[0], hooks=hooks[0]) as r1,
+        worker_thread(settings[1], engine=engines[1], hooks=hooks[1]) as r2,
+    ):
+        results = read_results(share_settings, expected=len(requests), timeout=240)
+        assert [r1.stop_and_wait(), r2.stop_and_wait()] == [0, 0]
+    failed = Counter(r.error.code for r in results if r.status != "SUCCEEDED" and r.error)
+    assert not failed, f"not generated: {failed}"
+    per_id = Counter(r.request_id for r in results)
+    assert set(per_id) == {r.request_id for r in requests}
+    assert max(per_id.values()) == 1, "a clean run serves each request once"
+    assert read_dead_letters(share_settings, timeout=3) == []
+    takers = Counter(r.worker.worker_id for r in results)
+    assert len(takers) == 2, f"one worker served the whole batch: {takers}"
+    assert sum(_sample(h, "streamgen_share_requeued_total") for h in hooks) > 0
+    for name in ("delivery_limit", "excess_released", "lock_overruns"):
+        assert sum(_sample(h, f"streamgen_share_{name}_total") for h in hooks) == 0, name
 
 
 def _publish_one_batch(settings: Settings, requests: list[GenerationRequest]) -> None:
