@@ -1,6 +1,7 @@
 """What a worker in share mode (``worker.mode=share``) checks before its model loads: the broker
 serves share groups, the group's record lock leaves time for at least one batch, and the
-worker's delivery limit is below the broker's (DESIGN invariant 10: fail fast at start).
+worker's delivery limit is below the broker's, and with ``worker.share_requeue`` the worker may
+write to its requests topics (DESIGN invariant 10: fail fast at start).
 
 Kafka 4.2.2, as found against the real broker:
 
@@ -23,8 +24,9 @@ import math
 import time
 from dataclasses import dataclass
 
-from confluent_kafka import KafkaError, KafkaException, ShareConsumer
+from confluent_kafka import KafkaError, KafkaException, ShareConsumer, TopicCollection
 from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AclOperation,
     AdminClient,
     ConfigResource,
     ResourceType,
@@ -32,6 +34,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 
 from streamgen import kafka_config
 from streamgen.errors import ConfigError
+from streamgen.lanes import topic_ranks
 from streamgen.settings import Settings
 
 __all__ = ["ShareGroupFacts", "check_share_group", "probe_group", "records_per_round"]
@@ -76,8 +79,31 @@ def check_share_group(settings: Settings) -> ShareGroupFacts:
             f"the group's {LOCK_CONFIG} (`streamgen dev up` sets it on the local stack), or "
             "lower worker.share_lock_margin_s or worker.share_batch_s.",
         )
+    if w.share_requeue:
+        _check_requeue_write(admin, settings)
     _probe_share_groups(settings)
     return facts
+
+
+def _check_requeue_write(admin: AdminClient, settings: Settings) -> None:
+    """A requeue produces to the record's own topic: without Write there, each copy would be
+    retried for ever while its original waits out the round (then released). The broker says
+    what this principal may do to a topic (authorized operations); no answer: not refused."""
+    topics = list(topic_ranks(settings.topics))
+    timeout = settings.kafka.connect_timeout_s
+    found = admin.describe_topics(TopicCollection(topics), include_authorized_operations=True)
+    for topic, future in found.items():
+        try:
+            allowed = future.result(timeout=timeout).authorized_operations
+        except KafkaException:
+            continue  # check_broker has said what is wrong with the topic itself
+        if allowed is not None and not {AclOperation.WRITE, AclOperation.ALL} & set(allowed):
+            raise ConfigError(
+                "worker.share_requeue",
+                f"share mode requeues what a round will not start to its own topic, and this "
+                f"principal may not write to {topic!r}. Grant the worker Write on it (README: "
+                "Security), or set worker.share_requeue=false (unstarted records released).",
+            )
 
 
 def round_budget_s(settings: Settings, facts: ShareGroupFacts) -> float:

@@ -435,3 +435,22 @@ def test_share_mode_serves_with_the_readme_acls(
     assert [r.status for r in results] == ["SUCCEEDED"] * REQUESTS
     requeued = hooks.metrics.registry.get_sample_value("streamgen_share_requeued_total")
     assert requeued is not None and requeued >= 1, "the last request of the batch is requeued"
+
+
+def test_share_mode_without_write_on_the_requests_topic_stops_start_up(
+    secure_stack: LocalStack, secure_settings: Settings
+) -> None:
+    """worker.share_requeue (on by default) produces copies to the requests topic: a worker
+    granted everything share mode needs but that is refused at start, naming the setting,
+    rather than retry each copy for ever after a good start."""
+    from confluent_kafka.admin import AclOperation
+
+    from streamgen.ops.share_group import configure_share_group
+    from tests.integration.worker.conftest import with_worker
+
+    settings = with_worker(secure_settings, mode="share", share_lock_margin_s=3.0)
+    admin = admin_config(secure_stack)
+    share = worker_acls(settings.topics, settings.worker.group_id, share=True)
+    grant(admin, "worker", [g for g in share if g[2] is not AclOperation.WRITE])
+    configure_share_group(admin, settings.worker.group_id, lock_ms=15_000)
+    assert_refused(settings, "worker.share_requeue", settings.topics.requests, "Write")
