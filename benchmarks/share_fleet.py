@@ -38,6 +38,7 @@ SHARE_COUNTERS = {  # the share loop's counters (streamgen/telemetry/share_metri
     "accepted": ("streamgen_share_records_total", {"ack": "accept"}),
     "released": ("streamgen_share_records_total", {"ack": "release"}),
     "excess_released": ("streamgen_share_excess_released_total", {}),
+    "requeued": ("streamgen_share_requeued_total", {}),
     "lock_overruns": ("streamgen_share_lock_overruns_total", {}),
     "ack_failures": ("streamgen_share_ack_failures_total", {}),
     "delivery_limit": ("streamgen_share_delivery_limit_total", {}),

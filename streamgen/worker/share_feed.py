@@ -63,17 +63,27 @@ class RoundFeed(Generic[Record]):
     def room(self, unfinished: int, now: float) -> int:
         """How many more may start now: the window's free places, and no more than the
         batches that still fit before the deadline (``unfinished`` records are ahead)."""
-        batches = math.floor(max(0.0, self._deadline - now) / self._limits.batch_s)
-        by_time = batches * self._limits.batch_size - unfinished
+        by_time = self._batches(now) * self._limits.batch_size - unfinished
         return max(0, min(self._limits.window - unfinished, by_time, len(self._waiting)))
 
     def take(self, unfinished: int, now: float) -> list[Record]:
         """The next records to start, as many as :meth:`room` allows."""
         return [self._waiting.popleft() for _ in range(self.room(unfinished, now))]
 
+    def beyond(self, now: float) -> list[Record]:
+        """What this round cannot count on starting, taken out of the feed (the newest-counted
+        last): past the window and past the batches that fit before the deadline at
+        ``batch_s`` each. A worker that requeues it at once lets idle members serve it."""
+        keep = max(self._limits.window, self._batches(now) * self._limits.batch_size)
+        excess = [self._waiting.pop() for _ in range(max(0, len(self._waiting) - keep))]
+        return excess[::-1]
+
     def too_late(self, now: float) -> bool:
         """No batch fits before the deadline any more: what waits will not be started."""
         return self._deadline - now < self._limits.batch_s
+
+    def _batches(self, now: float) -> int:  # whole batches that fit before the deadline
+        return math.floor(max(0.0, self._deadline - now) / self._limits.batch_s)
 
     def rest(self) -> list[Record]:
         """Everything still waiting (to be released), and the feed is empty."""

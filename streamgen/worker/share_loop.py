@@ -10,13 +10,12 @@ THE RULE (DESIGN invariant 2, share-group form): a record is accepted only when 
 dead letter is durable. It is enforced in one place: a record's ACCEPT is decided (step 4) only
 from the broker's acknowledgement of its outputs, the same durable events the consumer-group
 loop completes its tickets with. A record the worker will not finish is released (handed out
-again), never rejected: a poison record is dead-lettered first. One it never started is
-requeued instead (``share_requeue.py``): accepted once a copy of it is durable.
+again), never rejected: a poison record is dead-lettered first; one never started is requeued
+instead (``share_requeue.py``: accepted once a copy of it is durable).
 
 The lock is a deadline: a round not all durable by the lock less ``worker.share_lock_margin_s``
-has overrun. Its unfinished records are released (the GPU thread leaves them at its next step),
-counted, and redone by whichever worker gets them next; a result already on its way may be
-published twice (the same request id and object keys: DESIGN invariant 3).
+has overrun; its unfinished records are released (the GPU thread leaves them), counted, redone
+by whichever worker gets them next; a result on its way may be published twice (invariant 3).
 """
 
 from __future__ import annotations
@@ -129,14 +128,16 @@ class ShareLoop:
             return
         self.ledger.new_round()
         deadline = time.monotonic() + self.limits.round_s
-        # 2. Keep all the poll lent (the broker lends whole record batches, max.poll.records
-        #    notwithstanding, and each lent record has already cost a delivery): what is past
-        #    the delivery limit is dead-lettered at once (no GPU time; released again, the
-        #    broker could drop it unseen), the rest waits in the feed, nearest the limit first.
+        # 2. Keep the poll's records (whole record batches, each lending a delivery): past the
+        #    delivery limit → dead-lettered at once (no GPU time; released, the broker could
+        #    drop it unseen); the rest wait in the feed, nearest the limit first, but what the
+        #    round cannot count on starting is requeued at once (share_requeue.py), for others.
         past = [m for m in records if self._past_limit(m)]
         feed = RoundFeed(
             [m for m in records if not self._past_limit(m)], deliveries, self.limits.feed, deadline
         )
+        if self.unstarted.requeue:
+            self.unstarted.give_back(feed.beyond(time.monotonic()))
         # 3. Admit what the lock leaves time for: bad → dead letter; the rest go to the GPU
         #    together, batched at once (waiting for a fuller batch gains nothing). A transient
         #    failure (registry away) is retried with backoff until the deadline.
@@ -165,7 +166,9 @@ class ShareLoop:
         for event in durable_outcomes(self.publisher, self.events, self.life, timeout):
             if self.ledger.complete(event.ticket):
                 self.hooks.durable(event.summary)
-        self.unstarted.pump()  # copies of requeued records acknowledged → their ACCEPTs
+        if self.unstarted.pump():  # requeued originals' copies durable: ACCEPT them now
+            self._acknowledge()
+            self.consumer.commit_async()
 
     # -- step 3 ----------------------------------------------------------------------------
     def _start(self, records: list[Any], feed: RoundFeed[Any], deadline: float) -> None:
@@ -296,8 +299,7 @@ class ShareLoop:
                 break
             self.serve_outputs(WAIT_TIMEOUT_S)
         # A second stop or a fatal error: what is not durable now is given back at once.
-        self.unstarted.release(feed.rest())
-        self.unstarted.abandon()
+        self.unstarted.abandon(feed.rest())
         self._unfinished = self.ledger.release_all()
 
     # -- step 5 ----------------------------------------------------------------------------

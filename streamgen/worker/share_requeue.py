@@ -1,21 +1,26 @@
-"""Share mode: what a round does with records it will not start (the lock leaves no time, a
-stop, intake failing until the deadline): *requeue* them, or release them.
+"""Share mode: what a round does with records it will not start: *requeue* them, or release
+them (``worker.share_requeue``).
 
-A release costs the record a delivery and hands it back to the broker, which lends it again
-with the rest of its record batch: a backlog published in large producer batches stays with
-one member at a time, and a batch larger than a member can start in
-``worker.share_delivery_limit`` locks reaches the limit on its tail, unstarted (issue 27).
+The broker lends whole record batches, and a release costs the record a delivery and hands the
+rest of its batch back to one member again: a backlog published in large producer batches
+stayed with one member at a time, and a batch larger than a member can start in
+``worker.share_delivery_limit`` locks reached the limit on its tail, unstarted (issue 27).
+
 A requeue instead produces a copy of the record (same key, value and headers, plus the
-``streamgen.requeue.*`` headers below) to the record's own topic, a few records per producer
-batch (``chunk``, one round's window: each chunk is sent once the previous one is
-acknowledged), so any member can take them; the original is accepted only once the broker has
-acknowledged its copy, in the same round. What is not durable by the round's deadline (or at
-a second stop) is released instead: nothing is lost. A copy starts again at delivery 1.
+``streamgen.requeue.*`` headers below) to the record's own topic (its lane), a round's window
+per producer batch (``chunk``: the next chunk is sent once the previous one is acknowledged),
+so that any member can take them, and ACCEPTs the original only once the broker has
+acknowledged its copy; the loop sends those ACCEPTs at once, not at the end of the round. A
+copy starts again at delivery 1. A round requeues, at its start, what it cannot count on
+starting (``RoundFeed.beyond``: past the window and the batches that fit in the lock), and
+later what the lock left no time for, or a stop. What is not durable by the round's deadline
+(or at a second stop) is released instead: nothing is lost.
 
-At least once: a crash between a copy's acknowledgement and the original's ACCEPT leaves
-both, one request served twice (the same request id and object keys: DESIGN invariant 3), at
-most the records requeued in that round; so does a copy acknowledged after its original was
-released at the deadline (at most one chunk).
+At least once: a crash between a copy's acknowledgement and the broker's receipt of its
+original's ACCEPT leaves both, one request served twice (the same request id and object keys:
+DESIGN invariant 3); at most the chunks whose ACCEPTs were still on their way (one window, two
+when the next chunk's copies land before the previous ACCEPTs reach the broker). So does a copy
+acknowledged after its original was released at the deadline (at most one chunk).
 
 Records already started are never requeued: they keep the release path and its delivery
 count, so a record that kills workers is still dead-lettered ``DELIVERY_LIMIT_EXCEEDED``.
@@ -109,17 +114,20 @@ class Unstarted:
             n += 1
         self.metrics.excess.inc(n)
 
-    def pump(self) -> None:
-        """ACCEPT the originals whose copies are durable; send the next chunk when the last
-        one is all acknowledged (a chunk is its own producer batch)."""
+    def pump(self) -> int:
+        """ACCEPT the originals whose copies are durable (how many: the loop sends these at
+        once, so that a crash duplicates few); send the next chunk when the last one is all
+        acknowledged (a chunk is its own producer batch)."""
         with self._lock:
             durable, self._durable = list(self._durable), deque()
+        accepted = 0
         for ticket in durable:
             self._sent.discard(ticket)
             if self.ledger.complete(ticket):
                 self.metrics.requeued.inc()
+                accepted += 1
         if self._sent or not self._waiting:
-            return
+            return accepted
         for _ in range(min(self.chunk, len(self._waiting))):
             message, ticket = self._waiting.popleft()
             self._sent.add(ticket)
@@ -130,6 +138,7 @@ class Unstarted:
                 requeue_headers(message),
                 on_ack=functools.partial(self._acknowledged, ticket),
             )
+        return accepted
 
     def _acknowledged(self, ticket: Ticket) -> None:
         with self._lock:
@@ -139,9 +148,11 @@ class Unstarted:
         """Records held for a requeue whose copy is not durable yet."""
         return len(self._waiting) + len(self._sent)
 
-    def abandon(self) -> int:
+    def abandon(self, unsent: Iterable[Any] = ()) -> int:
         """The deadline or a second stop: RELEASE what is not durable yet (a copy on its way
-        may still land: that request is then served twice). How many were released."""
+        may still land: that request is then served twice), and ``unsent`` records too. How
+        many were released."""
+        self.release(unsent)
         tickets = [ticket for _, ticket in self._waiting] + list(self._sent)
         self._waiting.clear()
         self._sent.clear()

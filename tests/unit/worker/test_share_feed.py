@@ -38,6 +38,17 @@ def test_only_the_batches_that_fit_before_the_deadline_start() -> None:
     assert not f.too_late(20.0) and f.take(0, now=20.0) == [0, 1, 2, 3]
 
 
+def test_beyond_is_what_the_round_cannot_count_on_starting_the_lowest_counts_last() -> None:
+    f = feed([1] * 30 + [2])
+    # 25 s: 5 batches of 4 fit, more than the window: 20 kept, the record delivered twice first
+    assert f.beyond(now=0.0) == list(range(19, 30))
+    assert len(f) == 20 and f.take(0, now=0.0)[0] == 30
+    # 7 s left: one batch of 4 fits, but the window (8) is always kept
+    g = feed([1] * 12)
+    assert g.beyond(now=18.0) == [8, 9, 10, 11] and len(g) == 8
+    assert feed([1] * 5).beyond(now=0.0) == []
+
+
 def test_rest_empties_the_feed() -> None:
     f = feed([1, 2, 1])
     assert f.rest() == [1, 0, 2]

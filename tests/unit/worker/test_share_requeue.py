@@ -52,12 +52,12 @@ def test_an_original_is_accepted_only_once_its_copy_is_durable_a_chunk_at_a_time
     give.give_back(records(5))
     assert len(sender.sent) == 2, "one chunk (its own producer batch) at a time"
     assert ledger.held() == 5 and ledger.take_acks() == [], "nothing accepted before durable"
-    give.pump()
+    assert give.pump() == 0
     assert len(sender.sent) == 2, "the next chunk waits for this one's acknowledgements"
     accepted: list[int] = []
     while sender.unacknowledged():
-        sender.acknowledge()
-        give.pump()
+        n = sender.acknowledge()
+        assert give.pump() == n, "each durable copy's original is accepted (to be sent now)"
         accepted += [offset for (_, _, offset), ack in ledger.take_acks() if ack is Ack.ACCEPT]
     assert sorted(accepted) == [100, 101, 102, 103, 104]
     assert [len(sender.sent), ledger.held(), give.pending()] == [5, 0, 0]
