@@ -3,15 +3,14 @@
 A share group (KIP-932) lends each record to one member under a lock the client cannot extend
 (``share.record.lock.duration.ms``), and in explicit mode every record a poll returned must be
 acknowledged before the next poll. So the loop works in *rounds*: poll, start what the poll
-lent as the lock allows (``share_feed.py``), wait until each record is durable or given back,
+lent as the lock allows (``share_feed.py``), wait until each is durable or given back,
 acknowledge, poll again (``share_acks.py`` keeps the books).
 
 THE RULE (DESIGN invariant 2, share-group form): a record is accepted only when its result or
-dead letter is durable. It is enforced in one place: a record's ACCEPT is decided (step 4) only
-from the broker's acknowledgement of its outputs, the same durable events the consumer-group
-loop completes its tickets with. A record the worker will not finish is released (handed out
-again), never rejected: a poison record is dead-lettered first; one never started is requeued
-instead (``share_requeue.py``: accepted once a copy of it is durable).
+dead letter (or, requeued unstarted, its copy: ``share_requeue.py``) is durable: its ACCEPT is
+decided only from the broker's acknowledgement of those, the same durable events the
+consumer-group loop completes its tickets with. A record the worker will not finish is
+released (handed out again), never rejected: a poison record is dead-lettered first.
 
 The lock is a deadline: a round not all durable by the lock less ``worker.share_lock_margin_s``
 has overrun; its unfinished records are released (the GPU thread leaves them), counted, redone
@@ -283,8 +282,9 @@ class ShareLoop:
             now = time.monotonic()
             if feed and (not self.life.serving or feed.too_late(now)):
                 self.unstarted.give_back(feed.rest())  # a stop, or no batch fits: unstarted
-            elif feed:
-                self._start(feed.take(self.ledger.held(), now), feed, deadline)
+            elif feed:  # started and unfinished: held, less the requeued awaiting their copies
+                started = self.ledger.held() - self.unstarted.pending()
+                self._start(feed.take(started, now), feed, deadline)
             if now >= deadline:
                 self.unstarted.abandon()  # copies not durable in time: released instead
             if now >= deadline and self.ledger.held():
