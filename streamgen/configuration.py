@@ -307,6 +307,13 @@ def _check_share(s: Settings) -> None:
             "worker.tenant_max_in_flight",
             "caps set records aside, which share mode cannot: unset them, or use worker.mode=group",
         )
+    if w.mode == "share" and w.share_requeue and w.max_in_flight < 3:
+        raise ConfigError(
+            "worker.max_in_flight",
+            f"share mode with worker.share_requeue needs at least 3, got {w.max_in_flight}: a "
+            "round's window and two requeue chunks share it (the bound on redo after a crash); "
+            "raise it, or set worker.share_requeue=false",
+        )
 
 
 def _check_adapters(s: Settings) -> None:

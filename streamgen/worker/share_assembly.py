@@ -21,7 +21,12 @@ from streamgen.worker.share_backlog import watch_share_backlog
 from streamgen.worker.share_feed import FeedLimits
 from streamgen.worker.share_loop import ShareLimits, ShareLoop
 from streamgen.worker.share_requeue import Unstarted
-from streamgen.worker.share_startup import ShareGroupFacts, records_per_round, round_budget_s
+from streamgen.worker.share_startup import (
+    ShareGroupFacts,
+    records_per_round,
+    requeue_chunk,
+    round_budget_s,
+)
 
 __all__ = ["ACK_TYPES", "share_consumer_config", "share_loop"]
 
@@ -87,7 +92,7 @@ def share_loop(
             ledger=ledger,
             sender=serving.publisher,
             metrics=metrics,
-            chunk=per_round,
+            chunk=max(1, requeue_chunk(settings)),
             requeue=w.share_requeue,
         ),
         progress=serving.reporter,

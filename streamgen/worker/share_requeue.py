@@ -7,8 +7,9 @@ stayed with one member at a time, and a batch larger than a member can start in
 ``worker.share_delivery_limit`` locks reached the limit on its tail, unstarted (issue 27).
 
 A requeue instead produces a copy of the record (same key, value and headers, plus the
-``streamgen.requeue.*`` headers below) to the record's own topic (its lane), a round's window
-per producer batch (``chunk``: the next chunk is sent once the previous one is acknowledged),
+``streamgen.requeue.*`` headers below) to the record's own topic (its lane), ``chunk`` copies
+per producer batch (``share_startup.requeue_chunk``; the next chunk is sent once the previous
+one is acknowledged),
 so that any member can take them, and ACCEPTs the original only once the broker has
 acknowledged its copy; the loop sends those ACCEPTs at once, not at the end of the round. A
 copy starts again at delivery 1. A round requeues, at its start, what it cannot count on
@@ -18,9 +19,11 @@ later what the lock left no time for, or a stop. What is not durable by the roun
 
 At least once: a crash between a copy's acknowledgement and the broker's receipt of its
 original's ACCEPT leaves both, one request served twice (the same request id and object keys:
-DESIGN invariant 3); at most the chunks whose ACCEPTs were still on their way (one window, two
+DESIGN invariant 3); at most the chunks whose ACCEPTs were still on their way (one chunk, two
 when the next chunk's copies land before the previous ACCEPTs reach the broker). So does a copy
-acknowledged after its original was released at the deadline (at most one chunk).
+acknowledged after its original was released at the deadline (at most the chunk in flight).
+A round's window is ``worker.max_in_flight`` less two chunks, so that this and the redo of
+started work together stay within ``worker.max_in_flight`` (DESIGN invariant 8).
 
 Records already started are never requeued: they keep the release path and its delivery
 count, so a record that kills workers is still dead-lettered ``DELIVERY_LIMIT_EXCEEDED``.

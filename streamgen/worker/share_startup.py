@@ -37,7 +37,13 @@ from streamgen.errors import ConfigError
 from streamgen.lanes import topic_ranks
 from streamgen.settings import Settings
 
-__all__ = ["ShareGroupFacts", "check_share_group", "probe_group", "records_per_round"]
+__all__ = [
+    "ShareGroupFacts",
+    "check_share_group",
+    "probe_group",
+    "records_per_round",
+    "requeue_chunk",
+]
 
 log = logging.getLogger(__name__)
 
@@ -112,9 +118,20 @@ def round_budget_s(settings: Settings, facts: ShareGroupFacts) -> float:
 
 
 def records_per_round(settings: Settings, facts: ShareGroupFacts, max_batch_size: int) -> int:
-    """As many batches' worth of records as fit in a round, no more than the window."""
+    """As many batches' worth of records as fit in a round, no more than the window less what
+    requeues may leave in flight (``requeue_chunk``: two chunks)."""
     batches = math.floor(round_budget_s(settings, facts) / settings.worker.share_batch_s)
-    return max(1, min(settings.worker.max_in_flight, batches * max(1, max_batch_size)))
+    window = settings.worker.max_in_flight - 2 * requeue_chunk(settings)
+    return max(1, min(window, batches * max(1, max_batch_size)))
+
+
+def requeue_chunk(settings: Settings) -> int:
+    """Copies a share round requeues per producer batch (0: no requeue). A crash may serve
+    twice the requests of at most two chunks (the copies durable, their originals' ACCEPTs on
+    their way), beside a window of started work: a round's window and two chunks together stay
+    within ``worker.max_in_flight``, DESIGN invariant 8's bound on redo."""
+    w = settings.worker
+    return max(1, w.max_in_flight // 8) if w.share_requeue else 0
 
 
 def _describe(

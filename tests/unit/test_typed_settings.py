@@ -132,3 +132,13 @@ def test_any_number_text_is_a_finite_number_or_a_config_error(text: str) -> None
         assert exc.setting == "worker.stall_timeout_s"
     else:
         assert math.isfinite(s.worker.stall_timeout_s) and s.worker.stall_timeout_s > 0
+
+
+def test_share_requeue_needs_room_for_a_window_and_two_chunks() -> None:
+    share = {"STREAMGEN_WORKER_MODE": "share", "STREAMGEN_WORKER_MAX_IN_FLIGHT": "2"}
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env=share)
+    assert caught.value.setting == "worker.max_in_flight"
+    assert "worker.share_requeue=false" in str(caught.value)
+    assert load_settings(env={**share, "STREAMGEN_WORKER_SHARE_REQUEUE": "false"}).worker.mode
+    assert load_settings(env={**share, "STREAMGEN_WORKER_MAX_IN_FLIGHT": "3"}).worker.mode
