@@ -15,7 +15,7 @@ from tests.chaos.harness.faults import kill_at_random
 from tests.chaos.harness.figures import record_verdict
 from tests.chaos.harness.load import LoadGenerator
 from tests.chaos.harness.oracle import judge
-from tests.chaos.harness.share import all_served, share_mode
+from tests.chaos.harness.share import all_served, dead_letter_reasons, share_mode
 from tests.integration.worker.conftest import wait_until
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]
@@ -53,7 +53,8 @@ def test_share_mode_kill9_storm_loses_nothing(chaos: ChaosRun) -> None:
     letters = outputs.dead_letters()
     record_verdict(
         "share kill -9 storm", verdict, faults=KILLS, recovery_s=[recovery],
-        dead_letters_expected=0,
+        duplicate_bound=KILLS * settings.worker.max_in_flight,
+        dead_letter_reasons=dead_letter_reasons(outputs, settings.topics.requests, load.acked),
     )  # fmt: skip
     assert codes == [0] * len(names), chaos.logs()
     assert verdict.requests == REQUESTS and not load.failed

@@ -52,3 +52,9 @@ def test_share_columns_show_the_worst_run_against_its_bound_and_reasons_add_up()
         " 3, 2 / 3 | 9 (5) | DELIVERY_LIMIT_EXCEEDED 3, VALIDATION 1 |"
     )
     assert rows["1 kill -9"].endswith(" - | - | - |")
+
+
+def test_share_rows_show_their_dead_letter_reasons_even_when_there_were_none() -> None:
+    table = summarise([bounded(0, 1, [1], {})])
+    assert "dead letters by reason" in table.splitlines()[0]
+    assert table.splitlines()[2].endswith(" 0, 0 / 1 | 1 (1) | - |")

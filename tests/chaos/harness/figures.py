@@ -120,7 +120,8 @@ def summarise(runs: list[RunFigures]) -> str:
     with_deferred = any(r.deferred_most for r in runs)
     with_tenants = any(r.tenants for r in runs)
     with_bound = any(r.duplicate_bound is not None for r in runs)
-    with_reasons = any(r.dead_letter_reasons for r in runs)
+    # Share mode states a bound per run; its dead letters by reason are shown even when none.
+    with_reasons = with_bound or any(r.dead_letter_reasons for r in runs)
     header = (
         "| scenario | runs | requests | lost | duplicates / 1,000 | dead letters (expected / "
         "actual) | recovery p50 (s) | recovery p95 (s) |"
