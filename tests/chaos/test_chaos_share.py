@@ -10,18 +10,16 @@ import time
 
 import pytest
 
-from streamgen.ops.share_group import configure_share_group
 from tests.chaos.conftest import ChaosRun
 from tests.chaos.harness.faults import kill_at_random
 from tests.chaos.harness.figures import record_verdict
-from tests.chaos.harness.follow import FleetOutputs
-from tests.chaos.harness.load import Acked, LoadGenerator
-from tests.chaos.harness.oracle import judge, outcome_of
-from tests.integration.worker.conftest import wait_until, with_worker
+from tests.chaos.harness.load import LoadGenerator
+from tests.chaos.harness.oracle import judge
+from tests.chaos.harness.share import all_served, dead_letter_reasons, share_mode
+from tests.integration.worker.conftest import wait_until
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]
 
-LOCK_MS = 15_000  # the broker's shortest: a killed worker's records come back soonest
 REQUESTS = 60  # streamed over ~20 s: the load outlasts the storm
 KILLS = 3
 # Every acknowledged request has an outcome within this long of the last restart: the locks
@@ -29,25 +27,8 @@ KILLS = 3
 SETTLE_BOUND_S = 240.0
 
 
-def _all_served(topic: str, acked: list[Acked], outputs: FleetOutputs) -> bool:
-    """Liveness without committed offsets: every acknowledged record has its outcome."""
-    outputs.refresh(timeout=5)
-    statuses: dict[str, set[str]] = {}
-    for result in outputs.results():
-        statuses.setdefault(result.request_id, set()).add(result.status)
-    dead_at = {p for p in (d.position(topic) for d in outputs.dead_letters()) if p is not None}
-    return all(outcome_of(a, statuses, dead_at) for a in acked)
-
-
 def test_share_mode_kill9_storm_loses_nothing(chaos: ChaosRun) -> None:
-    settings = chaos.settings = with_worker(
-        chaos.settings, mode="share", share_lock_margin_s=3.0, share_batch_s=2.0
-    )
-    configure_share_group(
-        {"bootstrap.servers": settings.kafka.bootstrap_servers},
-        settings.worker.group_id,
-        lock_ms=LOCK_MS,
-    )
+    settings = chaos.settings = share_mode(chaos.settings)
     outputs = chaos.fleet_outputs()
     names = ["w1", "w2", "w3", "w4"]  # more workers than the topic's three partitions
     workers = {name: chaos.spawn(name) for name in names}
@@ -64,7 +45,7 @@ def test_share_mode_kill9_storm_loses_nothing(chaos: ChaosRun) -> None:
         healed = time.monotonic()
         load.wait()
         assert wait_until(
-            lambda: _all_served(settings.topics.requests, load.acked, outputs), SETTLE_BOUND_S, 1.0
+            lambda: all_served(settings.topics.requests, load.acked, outputs), SETTLE_BOUND_S, 1.0
         ), chaos.logs()
         recovery = time.monotonic() - healed
         codes = [w.terminate() for w in workers.values()]
@@ -72,7 +53,8 @@ def test_share_mode_kill9_storm_loses_nothing(chaos: ChaosRun) -> None:
     letters = outputs.dead_letters()
     record_verdict(
         "share kill -9 storm", verdict, faults=KILLS, recovery_s=[recovery],
-        dead_letters_expected=0,
+        duplicate_bound=KILLS * settings.worker.max_in_flight,
+        dead_letter_reasons=dead_letter_reasons(outputs, settings.topics.requests, load.acked),
     )  # fmt: skip
     assert codes == [0] * len(names), chaos.logs()
     assert verdict.requests == REQUESTS and not load.failed

@@ -27,3 +27,34 @@ def test_per_tenant_counts_add_up_over_a_scenarios_runs() -> None:
 
 def test_no_tenant_column_without_tenants() -> None:
     assert "per tenant" not in summarise([run("1 kill -9", {})])
+
+
+def bounded(duplicates: int, bound: int, held: list[int], reasons: dict[str, int]) -> RunFigures:
+    return RunFigures(
+        "share hang", 40, 0, duplicates, 0, sum(reasons.values()), 1, [20.0],
+        duplicate_bound=bound, held_at_faults=held, dead_letter_reasons=reasons,
+    )  # fmt: skip
+
+
+def test_share_columns_show_the_worst_run_against_its_bound_and_reasons_add_up() -> None:
+    table = summarise(
+        [
+            bounded(2, 3, [3], {}),
+            bounded(1, 5, [5], {"DELIVERY_LIMIT_EXCEEDED": 1}),
+            bounded(0, 1, [1], {"DELIVERY_LIMIT_EXCEEDED": 2, "VALIDATION": 1}),
+            run("1 kill -9", {}),
+        ]
+    )
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in table.splitlines()}
+    assert "duplicates: all, most in a run / its bound" in rows["scenario"]
+    assert "dead letters by reason" in rows["scenario"]
+    assert rows["share hang"].endswith(
+        " 3, 2 / 3 | 9 (5) | DELIVERY_LIMIT_EXCEEDED 3, VALIDATION 1 |"
+    )
+    assert rows["1 kill -9"].endswith(" - | - | - |")
+
+
+def test_share_rows_show_their_dead_letter_reasons_even_when_there_were_none() -> None:
+    table = summarise([bounded(0, 1, [1], {})])
+    assert "dead letters by reason" in table.splitlines()[0]
+    assert table.splitlines()[2].endswith(" 0, 0 / 1 | 1 (1) | - |")

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import threading
 import time
-import urllib.request
 from dataclasses import replace
-
-from prometheus_client.parser import text_string_to_metric_families
 
 from streamgen.local.process import free_ports
 from streamgen.settings import Settings
+from tests.chaos.harness.scrape import scrape, total
 
 __all__ = ["DeferralWatch", "set_aside"]
 
@@ -27,17 +25,10 @@ GAUGE = "streamgen_tenant_deferred"
 def set_aside(port: int, timeout: float = 2.0) -> int | None:
     """Records the worker on ``port`` holds aside, all tenants together; None: no answer (not
     serving yet, or dead)."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=timeout) as r:
-            text = r.read().decode()
-    except OSError:
+    samples = scrape(port, timeout)
+    if samples is None:
         return None
-    return sum(
-        int(sample.value)
-        for family in text_string_to_metric_families(text)
-        if family.name == GAUGE
-        for sample in family.samples
-    )
+    return int(total(samples, GAUGE))
 
 
 class DeferralWatch:

@@ -48,6 +48,12 @@ class RunFigures:
     deferred_at_kills: int = 0
     # Per tenant the requests named (scenarios 15 and 16): [requests, lost, duplicates].
     tenants: dict[str, list[int]] = field(default_factory=dict)
+    # The run's bound on duplicates, where a scenario states one per run (share mode), and the
+    # records the faulted workers held when each fault struck (their round, from /metrics).
+    duplicate_bound: int | None = None
+    held_at_faults: list[int] = field(default_factory=list)
+    # Dead letters of the run's requests by error code (streamgen.error.code).
+    dead_letter_reasons: dict[str, int] = field(default_factory=dict)
 
 
 def record(figures: RunFigures) -> None:
@@ -67,6 +73,9 @@ def record_verdict(
     cancels: tuple[int, int, int] = (0, 0, 0),
     deferred: tuple[int, int] = (0, 0),
     tenants: dict[str, list[int]] | None = None,
+    duplicate_bound: int | None = None,
+    held_at_faults: list[int] | None = None,
+    dead_letter_reasons: dict[str, int] | None = None,
 ) -> None:
     """Record one run before its assertions, so failed runs count in the figures too.
     ``cancels``: (requests cancelled, answered CANCELLED, finished first); ``deferred``: (most
@@ -89,6 +98,9 @@ def record_verdict(
             deferred_most=deferred[0],
             deferred_at_kills=deferred[1],
             tenants=tenants or {},
+            duplicate_bound=duplicate_bound,
+            held_at_faults=held_at_faults or [],
+            dead_letter_reasons=dead_letter_reasons or {},
         )
     )
 
@@ -107,16 +119,27 @@ def summarise(runs: list[RunFigures]) -> str:
     with_cancels = any(r.cancels for r in runs)
     with_deferred = any(r.deferred_most for r in runs)
     with_tenants = any(r.tenants for r in runs)
+    with_bound = any(r.duplicate_bound is not None for r in runs)
+    # Share mode states a bound per run; its dead letters by reason are shown even when none.
+    with_reasons = with_bound or any(r.dead_letter_reasons for r in runs)
     header = (
         "| scenario | runs | requests | lost | duplicates / 1,000 | dead letters (expected / "
         "actual) | recovery p50 (s) | recovery p95 (s) |"
         + (" cancelled (CANCELLED / finished first) |" if with_cancels else "")
         + (" set aside: at the kills (most at once) |" if with_deferred else "")
         + (" per tenant: requests / lost / duplicates |" if with_tenants else "")
+        + (
+            " duplicates: all, most in a run / its bound | held at the faults: all (most) |"
+            if with_bound
+            else ""
+        )
+        + (" dead letters by reason |" if with_reasons else "")
         + "\n|---|---:|---:|---:|---:|---:|---:|---:|"
         + ("---:|" if with_cancels else "")
         + ("---:|" if with_deferred else "")
         + ("---|" if with_tenants else "")
+        + ("---:|---:|" if with_bound else "")
+        + ("---|" if with_reasons else "")
     )
     rows = [header]
     for scenario in sorted({r.scenario for r in runs}):
@@ -133,6 +156,8 @@ def summarise(runs: list[RunFigures]) -> str:
             + (_cancel_cell(mine) if with_cancels else "")
             + (_deferred_cell(mine) if with_deferred else "")
             + (_tenant_cell(mine) if with_tenants else "")
+            + (_bound_cells(mine) if with_bound else "")
+            + (_reason_cell(mine) if with_reasons else "")
         )
     return "\n".join(rows)
 
@@ -161,6 +186,27 @@ def _tenant_cell(runs: list[RunFigures]) -> str:
         return " - |"
     cells = (f"{t} {r[0]} / {r[1]} / {r[2]}" for t, r in sorted(totals.items()))
     return f" {', '.join(cells)} |"
+
+
+def _bound_cells(runs: list[RunFigures]) -> str:
+    bounded = [r for r in runs if r.duplicate_bound is not None]
+    if not bounded:
+        return " - | - |"
+    worst = max(bounded, key=lambda r: (r.duplicates, -(r.duplicate_bound or 0)))
+    held = [n for r in runs for n in r.held_at_faults]
+    most = f" ({max(held)})" if held else ""
+    return (
+        f" {sum(r.duplicates for r in bounded)}, {worst.duplicates} / {worst.duplicate_bound} |"
+        f" {sum(held)}{most} |"
+    )
+
+
+def _reason_cell(runs: list[RunFigures]) -> str:
+    totals: dict[str, int] = {}
+    for run in runs:
+        for reason, n in run.dead_letter_reasons.items():
+            totals[reason] = totals.get(reason, 0) + n
+    return f" {', '.join(f'{k} {v}' for k, v in sorted(totals.items())) or '-'} |"
 
 
 def versions() -> dict[str, str]:
