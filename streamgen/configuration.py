@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from streamgen.credentials import SECRET_SETTINGS, read_properties_file, read_secret_file
 from streamgen.errors import ConfigError
 from streamgen.lanes import parse_lanes
+from streamgen.setting_checks import check_adapters, check_share
 from streamgen.settings import Lane, Settings, StoreSettings, Tenant, TenantCap, WarmupShape
 from streamgen.tenants import check_cap, check_weight, parse_tenant_caps, parse_tenants
 
@@ -247,7 +248,7 @@ def _validate(s: Settings) -> None:
     positive("worker.encode_threads", s.worker.encode_threads)
     positive("worker.cancels_max_ids", s.worker.cancels_max_ids)
     positive("worker.cancels_max_age_s", s.worker.cancels_max_age_s)
-    _check_share(s)
+    check_share(s)
     if s.worker.progress_interval_s < 0:
         raise ConfigError(
             "worker.progress_interval_s",
@@ -279,7 +280,7 @@ def _validate(s: Settings) -> None:
         raise ConfigError("validation.min_size", "need 8 <= min_size <= max_size")
     if b.min_steps < 1 or b.max_steps < b.min_steps:
         raise ConfigError("validation.max_steps", "need 1 <= min_steps <= max_steps")
-    _check_adapters(s)
+    check_adapters(s)
     if b.max_guidance < b.min_guidance:
         raise ConfigError("validation.max_guidance", "must be >= validation.min_guidance")
     if s.worker.drain_timeout_s <= 0:
@@ -291,43 +292,6 @@ def _validate(s: Settings) -> None:
 
 
 _MAX_PORT = 65535
-
-
-def _check_share(s: Settings) -> None:
-    w = s.worker  # share mode (README, "Queue mode"); the group's lock is checked at start
-    for name, ok, rule in (
-        ("share_delivery_limit", w.share_delivery_limit >= 1, ">= 1"),
-        ("share_batch_s", w.share_batch_s > 0, "> 0"),
-        ("share_lock_margin_s", w.share_lock_margin_s >= 0, ">= 0"),
-    ):
-        if not ok:
-            raise ConfigError(f"worker.{name}", f"must be {rule}, got {getattr(w, name)}")
-    if w.mode == "share" and (w.tenant_max_in_flight or w.tenant_default_max_in_flight):
-        raise ConfigError(  # a poll's records are all acknowledged before the next poll
-            "worker.tenant_max_in_flight",
-            "caps set records aside, which share mode cannot: unset them, or use worker.mode=group",
-        )
-    if w.mode == "share" and w.share_requeue and w.max_in_flight < 3:
-        raise ConfigError(
-            "worker.max_in_flight",
-            f"share mode with worker.share_requeue needs at least 3, got {w.max_in_flight}: a "
-            "round's window and two requeue chunks share it (the bound on redo after a crash); "
-            "raise it, or set worker.share_requeue=false",
-        )
-
-
-def _check_adapters(s: Settings) -> None:
-    """The LoRA adapter limits (README, "Per-request LoRA adapters")."""
-    for name, size in (
-        ("store.adapter_max_bytes", s.store.adapter_max_bytes),
-        ("engine.adapter_cache_bytes", s.engine.adapter_cache_bytes),
-    ):
-        if size <= 0:
-            raise ConfigError(name, f"must be > 0, got {size}")
-    if s.validation.max_adapters_per_request < 0:
-        raise ConfigError("validation.max_adapters_per_request", "must be >= 0 (0: no adapters)")
-    if not 0 < s.validation.max_adapter_scale < math.inf:
-        raise ConfigError("validation.max_adapter_scale", "must be a finite number > 0")
 
 
 # torch's names for the devices the engine runs on; "auto" picks CUDA where it is available.

@@ -42,6 +42,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     (
         "settings",
         "setting_pairs",
+        "setting_checks",
         "lanes",
         "kafka_config",
         "kafka_metadata",

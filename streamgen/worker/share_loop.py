@@ -47,6 +47,7 @@ from streamgen.worker.offsets import Ticket
 from streamgen.worker.outputs import OutcomeSink
 from streamgen.worker.progress import NO_PROGRESS, ProgressReporter
 from streamgen.worker.share_acks import Ack, ShareLedger
+from streamgen.worker.share_close import refused_at_close
 from streamgen.worker.share_feed import FeedLimits, RoundFeed, deliveries
 from streamgen.worker.share_requeue import Unstarted
 from streamgen.worker.work_item import SourceRecord, WorkItem
@@ -332,16 +333,15 @@ class ShareLoop:
 
     def close_out(self, *, flush_timeout_s: float) -> None:
         """The one way the share worker stops: accept what is durable, release the rest."""
-        # 1. Stop generation and the output threads' retries (both read the lifecycle).
-        self.life.advance(Phase.CLOSING)
+        self.life.advance(Phase.CLOSING)  # 1. stops generation and the outputs' retries
         self.outputs.shutdown(wait=False, cancel_futures=True)
-        # 2. Flush the producer, and 3. turn its acknowledgements into ACCEPTs (THE RULE).
-        self.publisher.flush(flush_timeout_s)
+        self.publisher.flush(flush_timeout_s)  # 2., and 3.: its acks → ACCEPTs (THE RULE)
         self.serve_outputs(0.0)
-        # 4. Give back the rest and wait for the broker's answer before the consumer closes.
+        # 4. Give back the rest; wait for the broker's answer (share_close.py: a refusal is
+        #    durable work redone elsewhere, not a clean stop) before the consumer closes.
         self._unfinished += self.ledger.release_all()
         self._acknowledge()
-        self.consumer.commit_sync(ACK_COMMIT_TIMEOUT_S)
+        self._unfinished += refused_at_close(self.consumer, self.metrics, ACK_COMMIT_TIMEOUT_S)
 
 
 def _is_error(message: Any) -> bool:
