@@ -155,3 +155,17 @@ def test_a_share_worker_exports_the_brokers_backlog(stack_settings: Settings) ->
     lifecycle.advance(Phase.CLOSING)
     thread.join(5)
     assert not thread.is_alive()
+
+
+def test_a_sasl_mechanism_it_does_not_speak_is_refused_naming_it(stack_settings: Settings) -> None:
+    from streamgen.errors import ConfigError
+    from streamgen.kafka_protocol.link import KafkaLink
+
+    host, _, port = stack_settings.kafka.bootstrap_servers.rpartition(":")
+    login = {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "GSSAPI"}
+    with pytest.raises(ConfigError, match=r"sasl\.mechanism GSSAPI is not one") as caught:
+        KafkaLink(host, int(port), login, 10.0)
+    assert caught.value.setting == "kafka.client_config"
+    no_password = {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "SCRAM-SHA-512"}
+    with pytest.raises(ConfigError, match=r"needs sasl\.username and sasl\.password"):
+        KafkaLink(host, int(port), no_password, 10.0)
